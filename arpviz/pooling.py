@@ -1,0 +1,433 @@
+"""Region Pooling (RP) and Adaptive Region Pooling (ARP).
+
+The operator follows ``SPEC.md`` (steps 1 to 9) and the paper's Eq. 1 to 9:
+
+1. each channel is standardised over its own ``H x W`` (InstanceNorm, no affine, eps 1e-5);
+2. the significance of a location is the channel mean of the standardised feature;
+3. the keypoint confidence map is ``C = sigmoid(significance)``;
+4. the marginals ``D_v`` (rows) and ``D_h`` (columns) of ``C`` are normalised to sum to 1;
+5. ARP's adaptive rate is ``clamp(k * sqrt(12) * std(D) / size, dsr, 1)`` per axis, RP's is ``dsr``;
+6. a window of ``round(size * rate)`` cells is placed at the position with the highest
+   Gaussian-weighted (or box-weighted) sum of ``C`` (first in row-major order on ties);
+7. a continuous box of ``size * rate`` cells is centred on that window and shifted inside the map;
+8. the box is resampled bilinearly (cell-centre aligned) to ``round(size * dsr)``.
+
+Steps 1 to 7 run without autograd; gradients reach the input through the resampling
+(``F.affine_grid`` + ``F.grid_sample``: one bilinear sample at each output cell's centre, the
+same as ``torchvision.ops.roi_align(aligned=True, sampling_ratio=1)``, which a test checks).
+
+Everything is batched: no Python loop over samples and no host-device synchronisation, so a
+CUDA forward never blocks and ``torch.compile(..., fullgraph=True)`` traces it whole.
+
+Box convention: ``(x1, y1, x2, y2)`` in pixel-edge coordinates of the map, cell ``(j, k)`` covers
+``[k, k + 1] x [j, j + 1]``, so ``0 <= x1 < x2 <= W`` and ``0 <= y1 < y2 <= H``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from arpviz.validation import check_k, check_kernel, check_rate_pair
+
+__all__ = [
+    "AdaptiveRegionPool",
+    "Kernel",
+    "RegionPool",
+    "RegionPoolResult",
+    "adaptive_rates",
+    "adaptive_region_pool",
+    "keypoint_confidence",
+    "marginals",
+    "output_size",
+    "region_pool",
+    "select_boxes",
+]
+
+Kernel = Literal["gaussian", "box"]
+_EPS = 1e-5
+_SQRT12 = math.sqrt(12.0)
+
+
+@dataclass(frozen=True)
+class RegionPoolResult:
+    """What one RP/ARP call produced.
+
+    Attributes:
+        features: ``Tensor[B, C, round(H * dsr_h), round(W * dsr_w)]``, the resampled crop.
+        confidence: ``Tensor[B, H, W]``, the keypoint confidence map (float32).
+        boxes: ``Tensor[B, 4]``, the crop boxes ``(x1, y1, x2, y2)`` in the input map's
+            pixel-edge coordinates (float32).
+        rates: ``Tensor[B, 2]``, the downsampling rates ``(rate_h, rate_w)`` actually used.
+    """
+
+    features: Tensor
+    confidence: Tensor
+    boxes: Tensor
+    rates: Tensor
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_input(x: object) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"x must be 4-D [B, C, H, W], got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    if x.shape[1] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"x must have non-empty C, H and W, got shape {tuple(x.shape)}")
+    return x
+
+
+def _check_suppress(suppress: object, batch: int) -> Tensor | None:
+    if suppress is None:
+        return None
+    if not isinstance(suppress, Tensor):
+        kind = type(suppress).__name__
+        raise TypeError(f"suppress must be a Tensor[B, N, 4] or None, got {kind}")
+    if suppress.dim() != 3 or suppress.shape[0] != batch or suppress.shape[2] != 4:
+        raise ValueError(
+            f"suppress must have shape [B={batch}, N, 4], got {tuple(suppress.shape)}"
+        )
+    return suppress
+
+
+def output_size(height: int, width: int, dsr: tuple[float, float]) -> tuple[int, int]:
+    """The resampled size ``(round(H * dsr_h), round(W * dsr_w))``, at least 1 x 1."""
+    return max(1, round(height * dsr[0])), max(1, round(width * dsr[1]))
+
+
+# ----------------------------------------------------------------------------- steps 1 to 8
+
+
+def keypoint_confidence(x: Tensor) -> Tensor:
+    """Keypoint confidence map of Eq. 1 to 3.
+
+    Args:
+        x: ``Tensor[B, C, H, W]``, any floating dtype.
+
+    Returns:
+        ``Tensor[B, H, W]`` in float32: ``sigmoid`` of the channel mean of the per-channel
+        standardised feature (biased variance, eps 1e-5). A constant channel standardises to 0,
+        so a constant or all-zero input gives ``C = 0.5`` everywhere, never NaN.
+    """
+    x = _check_input(x)
+    with torch.no_grad():
+        xf = x.detach().float()
+        var, mean = torch.var_mean(xf, dim=(2, 3), correction=0, keepdim=True)
+        inv_std = torch.rsqrt(var + _EPS)  # [B, C, 1, 1]
+        # mean_c((x - mu_c) / sigma_c) without materialising the standardised tensor
+        weights = inv_std.flatten(1) / x.shape[1]  # [B, C]
+        significance = torch.einsum("bchw,bc->bhw", xf, weights)
+        significance = significance - (mean.flatten(1) * weights).sum(1)[:, None, None]
+        return torch.sigmoid(significance)
+
+
+def marginals(confidence: Tensor) -> tuple[Tensor, Tensor]:
+    """Normalised marginals of Eq. 5.
+
+    Args:
+        confidence: ``Tensor[B, H, W]``, non-negative.
+
+    Returns:
+        ``(D_v: Tensor[B, H], D_h: Tensor[B, W])``, each summing to 1 (uniform where the map
+        sums to 0).
+    """
+    total = confidence.sum(dim=(1, 2), keepdim=True)
+    uniform = torch.full_like(confidence, 1.0 / (confidence.shape[1] * confidence.shape[2]))
+    dist = torch.where(total > 0, confidence / total.clamp_min(1e-30), uniform)
+    return dist.sum(2), dist.sum(1)
+
+
+def _std_over_index(dist: Tensor) -> Tensor:
+    """Standard deviation of distributions ``Tensor[B, N]`` over the index 0..N-1."""
+    idx = torch.arange(dist.shape[-1], device=dist.device, dtype=dist.dtype)
+    mean = (dist * idx).sum(-1, keepdim=True)
+    var = (dist * (idx - mean) ** 2).sum(-1)
+    return var.clamp_min(0).sqrt()
+
+
+def adaptive_rates(confidence: Tensor, dsr: tuple[float, float], k: float) -> Tensor:
+    """Adaptive downsampling rates of Eq. 9.
+
+    Args:
+        confidence: ``Tensor[B, H, W]``.
+        dsr: ``(dsr_h, dsr_w)``, the lower bounds.
+        k: the trade-off coefficient, ``> 0``.
+
+    Returns:
+        ``Tensor[B, 2]`` as ``(rate_h, rate_w)``: ``min(max(k * sqrt(12) * std / size, dsr), 1)``.
+    """
+    d_v, d_h = marginals(confidence.float())
+    height, width = confidence.shape[1], confidence.shape[2]
+    rate_h = (k * _SQRT12 / height) * _std_over_index(d_v)
+    rate_w = (k * _SQRT12 / width) * _std_over_index(d_h)
+    rates = torch.stack([rate_h, rate_w], dim=1)
+    lower = torch.tensor(dsr, dtype=rates.dtype, device=rates.device)
+    return torch.minimum(torch.maximum(rates, lower), torch.ones_like(rates))
+
+
+def _window_matrix(size: int, window: Tensor, kernel: Kernel, sigma: float) -> Tensor:
+    """``Tensor[B, size, size]``: row ``p`` holds the weights of the window starting at ``p``.
+
+    ``window`` is ``Tensor[B]`` (float, integral values in ``[1, size]``). The kernel is a 1-D
+    Gaussian of standard deviation ``window * sigma`` centred on the window, or ones (box).
+    """
+    pos = torch.arange(size, device=window.device, dtype=window.dtype)
+    offset = pos[None, None, :] - pos[None, :, None]  # [1, start, cell]: cell - start
+    length = window[:, None, None]
+    inside = (offset >= 0) & (offset < length)
+    if kernel == "gaussian":
+        centre = (length - 1) / 2
+        spread = length * sigma
+        weights = torch.exp(-0.5 * ((offset - centre) / spread) ** 2)
+    else:
+        weights = torch.ones_like(offset.expand_as(inside), dtype=window.dtype)
+    return torch.where(inside, weights, torch.zeros((), dtype=window.dtype, device=window.device))
+
+
+def _suppression_mask(suppress: Tensor, height: int, width: int) -> Tensor:
+    """``Tensor[B, H, W]`` bool: cells whose centre lies inside any of the boxes ``[B, N, 4]``."""
+    ys = torch.arange(height, device=suppress.device, dtype=torch.float32) + 0.5
+    xs = torch.arange(width, device=suppress.device, dtype=torch.float32) + 0.5
+    boxes = suppress.float()
+    x1, y1, x2, y2 = (boxes[..., i, None, None] for i in range(4))  # [B, N, 1, 1]
+    in_x = (xs[None, None, None, :] >= x1) & (xs[None, None, None, :] < x2)
+    in_y = (ys[None, None, :, None] >= y1) & (ys[None, None, :, None] < y2)
+    return (in_x & in_y).any(dim=1)
+
+
+def select_boxes(
+    confidence: Tensor,
+    rates: Tensor,
+    *,
+    kernel: Kernel = "gaussian",
+    sigma: float = 0.25,
+    suppress: Tensor | None = None,
+) -> Tensor:
+    """Choose the crop box of Eq. 4 for given rates.
+
+    Args:
+        confidence: ``Tensor[B, H, W]``.
+        rates: ``Tensor[B, 2]`` as ``(rate_h, rate_w)`` in ``(0, 1]``.
+        kernel: ``"gaussian"`` (default) or ``"box"`` weighting inside the window.
+        sigma: the Gaussian's standard deviation as a fraction of the window side.
+        suppress: optional ``Tensor[B, N, 4]`` boxes (pixel-edge ``x1, y1, x2, y2``); cells whose
+            centre lies inside one count as zero confidence in the window search only.
+
+    Returns:
+        ``Tensor[B, 4]`` float32 boxes ``(x1, y1, x2, y2)`` in pixel-edge coordinates: a box of
+        ``H * rate_h x W * rate_w`` centred on the best window of ``round(H * rate_h) x
+        round(W * rate_w)`` cells, shifted to lie inside the map.
+    """
+    conf = confidence.detach().float()
+    batch, height, width = conf.shape
+    rates = rates.detach().float()
+    if suppress is not None:
+        conf = conf.masked_fill(_suppression_mask(suppress, height, width), 0.0)
+    extent = rates * torch.tensor([height, width], dtype=torch.float32, device=rates.device)
+    win_h = extent[:, 0].round().clamp(1, height)
+    win_w = extent[:, 1].round().clamp(1, width)
+    rows = _window_matrix(height, win_h, kernel, sigma)  # [B, y0, y]
+    cols = _window_matrix(width, win_w, kernel, sigma)  # [B, x0, x]
+    scores = rows @ conf @ cols.transpose(1, 2)  # [B, y0, x0]
+    y0 = torch.arange(height, device=conf.device, dtype=torch.float32)
+    x0 = torch.arange(width, device=conf.device, dtype=torch.float32)
+    valid = ((y0[None, :, None] + win_h[:, None, None]) <= height) & (
+        (x0[None, None, :] + win_w[:, None, None]) <= width
+    )
+    scores = scores.masked_fill(~valid, float("-inf"))
+    best = scores.flatten(1).argmax(dim=1)  # first maximum in row-major order
+    best_y = torch.div(best, width, rounding_mode="floor").float()
+    best_x = (best % width).float()
+    centre = torch.stack([best_y + win_h / 2, best_x + win_w / 2], dim=1)  # (cy, cx)
+    limit = torch.tensor([height, width], dtype=torch.float32, device=conf.device)
+    start = (centre - extent / 2).clamp_min(0)
+    start = torch.minimum(start, limit - extent)
+    end = start + extent
+    return torch.stack([start[:, 1], start[:, 0], end[:, 1], end[:, 0]], dim=1)
+
+
+def _resample(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear, cell-centre aligned resampling of ``boxes`` ``[B, 4]`` of ``x`` to ``size``.
+
+    Output cell ``(i, j)`` samples the box at its own centre, ``x1 + (j + 0.5) * (x2 - x1) / w``
+    (likewise in y), positions clamped to the map's outer cell centres; as ``roi_align`` with
+    ``aligned=True, sampling_ratio=1``, through ``affine_grid`` + ``grid_sample``.
+    """
+    height, width = x.shape[2], x.shape[3]
+    x1, y1, x2, y2 = boxes.unbind(1)
+    zero = torch.zeros_like(x1)
+    theta = torch.stack(
+        [
+            torch.stack([(x2 - x1) / width, zero, (x1 + x2) / width - 1], dim=1),
+            torch.stack([zero, (y2 - y1) / height, (y1 + y2) / height - 1], dim=1),
+        ],
+        dim=1,
+    )  # [B, 2, 3]
+    work = x
+    if x.device.type == "cpu" and x.dtype not in (torch.float32, torch.float64):
+        work = x.float()  # CPU grid_sample has no half kernels
+    grid = F.affine_grid(theta.to(work.dtype), [x.shape[0], x.shape[1], *size],
+                         align_corners=False)
+    out = F.grid_sample(work, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.to(x.dtype)
+
+
+def _pool(
+    x: Tensor,
+    dsr: object,
+    k: float | None,
+    kernel: object,
+    sigma: object,
+    suppress: object,
+) -> RegionPoolResult:
+    x = _check_input(x)
+    dsr_pair = check_rate_pair(dsr, "dsr")
+    sigma_f = check_kernel(kernel, sigma)
+    boxes_to_suppress = _check_suppress(suppress, x.shape[0])
+    height, width = x.shape[2], x.shape[3]
+    out_size = output_size(height, width, dsr_pair)
+    # an axis that keeps its size (a 1-cell map, say) is not cropped: its rate is 1
+    sizes = zip(out_size, (height, width), dsr_pair, strict=True)
+    lower = tuple(1.0 if out == size else d for out, size, d in sizes)
+    confidence = keypoint_confidence(x)
+    with torch.no_grad():
+        if k is None:
+            rates = torch.tensor(lower, device=x.device).expand(x.shape[0], 2).contiguous()
+        else:
+            rates = adaptive_rates(confidence, lower, k)
+        boxes = select_boxes(confidence, rates, kernel=kernel, sigma=sigma_f,
+                             suppress=boxes_to_suppress)
+    features = _resample(x, boxes, out_size)
+    return RegionPoolResult(features=features, confidence=confidence, boxes=boxes, rates=rates)
+
+
+def region_pool(
+    x: Tensor,
+    dsr: tuple[float, float] | float = (0.5, 0.5),
+    *,
+    kernel: Kernel = "gaussian",
+    sigma: float = 0.25,
+    suppress: Tensor | None = None,
+) -> RegionPoolResult:
+    """Region Pooling: crop the most significant ``dsr``-sized region and resample it.
+
+    Args:
+        x: ``Tensor[B, C, H, W]`` feature map (float32, float16 or bfloat16; CPU or CUDA).
+        dsr: target downsampling rate ``(dsr_h, dsr_w)`` (or one number for both) in ``(0, 1]``.
+        kernel: window weighting for the region search, ``"gaussian"`` or ``"box"``.
+        sigma: Gaussian standard deviation as a fraction of the window side (default 1/4).
+        suppress: optional ``Tensor[B, N, 4]`` boxes excluded from the window search.
+
+    Returns:
+        :class:`RegionPoolResult` with ``features`` of shape
+        ``[B, C, round(H * dsr_h), round(W * dsr_w)]`` and ``rates`` equal to ``dsr``.
+
+    Raises:
+        TypeError, ValueError: naming the argument that is wrong.
+    """
+    return _pool(x, dsr, None, kernel, sigma, suppress)
+
+
+def adaptive_region_pool(
+    x: Tensor,
+    dsr: tuple[float, float] | float = (0.5, 0.5),
+    k: float = 1.0,
+    *,
+    kernel: Kernel = "gaussian",
+    sigma: float = 0.25,
+    suppress: Tensor | None = None,
+) -> RegionPoolResult:
+    """Adaptive Region Pooling (Eq. 9): like :func:`region_pool` with a per-sample crop size.
+
+    The crop of each sample is ``H * rate_h x W * rate_w`` cells with
+    ``rate = min(max(k * sqrt(12) * std(D) / size, dsr), 1)`` per axis, and is resampled to
+    ``round(H * dsr_h) x round(W * dsr_w)``.
+
+    Args:
+        x: ``Tensor[B, C, H, W]`` feature map.
+        dsr: target downsampling rate in ``(0, 1]``; also the lower bound of the adaptive rate.
+        k: trade-off coefficient ``> 0`` (1: the crop covers about the whole object).
+        kernel, sigma, suppress: as in :func:`region_pool`.
+
+    Returns:
+        :class:`RegionPoolResult`.
+
+    Raises:
+        TypeError, ValueError: naming the argument that is wrong.
+    """
+    return _pool(x, dsr, check_k(k), kernel, sigma, suppress)
+
+
+class RegionPool(nn.Module):
+    """Module form of :func:`region_pool`; no parameters, no buffers, an empty ``state_dict``.
+
+    ``forward`` returns the resampled features; ``forward_result`` the whole
+    :class:`RegionPoolResult`.
+    """
+
+    def __init__(
+        self,
+        dsr: tuple[float, float] | float = (0.5, 0.5),
+        *,
+        kernel: Kernel = "gaussian",
+        sigma: float = 0.25,
+    ) -> None:
+        super().__init__()
+        self.dsr = check_rate_pair(dsr, "dsr")
+        self.sigma = check_kernel(kernel, sigma)
+        self.kernel: Kernel = kernel
+
+    def forward_result(self, x: Tensor, suppress: Tensor | None = None) -> RegionPoolResult:
+        """Run RP and return everything it computed."""
+        return region_pool(x, self.dsr, kernel=self.kernel, sigma=self.sigma, suppress=suppress)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_result(x).features
+
+    def extra_repr(self) -> str:
+        return f"dsr={self.dsr}, kernel={self.kernel!r}, sigma={self.sigma}"
+
+
+class AdaptiveRegionPool(nn.Module):
+    """Module form of :func:`adaptive_region_pool`; no parameters, an empty ``state_dict``.
+
+    ``forward`` returns the resampled features; ``forward_result`` the whole
+    :class:`RegionPoolResult`.
+    """
+
+    def __init__(
+        self,
+        dsr: tuple[float, float] | float = (0.5, 0.5),
+        k: float = 1.0,
+        *,
+        kernel: Kernel = "gaussian",
+        sigma: float = 0.25,
+    ) -> None:
+        super().__init__()
+        self.dsr = check_rate_pair(dsr, "dsr")
+        self.k = check_k(k)
+        self.sigma = check_kernel(kernel, sigma)
+        self.kernel: Kernel = kernel
+
+    def forward_result(self, x: Tensor, suppress: Tensor | None = None) -> RegionPoolResult:
+        """Run ARP and return everything it computed."""
+        return adaptive_region_pool(
+            x, self.dsr, self.k, kernel=self.kernel, sigma=self.sigma, suppress=suppress
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_result(x).features
+
+    def extra_repr(self) -> str:
+        return f"dsr={self.dsr}, k={self.k}, kernel={self.kernel!r}, sigma={self.sigma}"
+

@@ -1,0 +1,46 @@
+"""Argument checks shared by the operator, the models and the simulator.
+
+Each raises ``TypeError`` (wrong type) or ``ValueError`` (wrong value) naming the argument.
+"""
+
+from __future__ import annotations
+
+import math
+
+KERNELS = ("gaussian", "box")
+
+
+def check_rate_pair(value: object, name: str) -> tuple[float, float]:
+    """A rate or pair of rates in (0, 1] as ``(h, w)``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        pair = (float(value), float(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise TypeError(f"{name} must hold two numbers, got {value!r}")
+        pair = (float(value[0]), float(value[1]))
+    else:
+        raise TypeError(f"{name} must be a number or a pair of numbers, got {value!r}")
+    for v in pair:
+        if not (0.0 < v <= 1.0) or math.isnan(v):
+            raise ValueError(f"{name} must lie in (0, 1], got {value!r}")
+    return pair
+
+
+def check_k(k: object) -> float:
+    """The trade-off coefficient: a finite number > 0."""
+    if not isinstance(k, (int, float)) or isinstance(k, bool):
+        raise TypeError(f"k must be a number, got {k!r}")
+    if not (k > 0) or not math.isfinite(k):
+        raise ValueError(f"k must be a finite number > 0, got {k!r}")
+    return float(k)
+
+
+def check_kernel(kernel: object, sigma: object) -> float:
+    """A known window kernel and a finite sigma > 0; returns sigma as a float."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if not isinstance(sigma, (int, float)) or isinstance(sigma, bool):
+        raise TypeError(f"sigma must be a number, got {sigma!r}")
+    if not (sigma > 0) or not math.isfinite(sigma):
+        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
+    return float(sigma)

@@ -1,0 +1,83 @@
+"""Forward + backward time of ARP and RP against common downsampling ops, as ratios.
+
+Run: ``.venv/bin/python -m benchmarks.bench_pooling`` (add ``--repeats N``). Every op is timed in
+the same run, interleaved, and reported as the median time divided by ``avg_pool2d(2)``'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from arpviz import adaptive_region_pool, region_pool
+
+SHAPES = [(32, 256, 56, 56), (32, 512, 28, 28)]
+
+
+def _ops(channels: int, device: torch.device) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    conv = torch.nn.Conv2d(channels, channels, 3, stride=2, padding=1, bias=False).to(device)
+    theta = torch.tensor([[[0.5, 0.0, 0.1], [0.0, 0.5, -0.1]]], device=device)
+
+    def affine(x: torch.Tensor) -> torch.Tensor:
+        size = (x.shape[0], x.shape[1], x.shape[2] // 2, x.shape[3] // 2)
+        grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(size), align_corners=False)
+        return F.grid_sample(x, grid, align_corners=False)
+
+    return {
+        "avg_pool2d(2)": lambda x: F.avg_pool2d(x, 2),
+        "ARP (k=1)": lambda x: adaptive_region_pool(x, 0.5, 1.0).features,
+        "RP": lambda x: region_pool(x, 0.5).features,
+        "conv3x3 stride 2": conv,
+        "affine_grid+grid_sample": affine,
+    }
+
+
+def _step(op: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> float:
+    x = x.detach().requires_grad_(True)
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    op(x).float().sum().backward()
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def run(device: torch.device, repeats: int) -> None:
+    """Print median times and ratios to avg_pool2d for every shape on ``device``."""
+    for shape in SHAPES:
+        x = torch.randn(*shape, device=device)
+        ops = _ops(shape[1], device)
+        times: dict[str, list[float]] = {name: [] for name in ops}
+        for op in ops.values():  # warm-up
+            _step(op, x)
+        for _ in range(repeats):
+            for name, op in ops.items():
+                times[name].append(_step(op, x))
+        base = statistics.median(times["avg_pool2d(2)"])
+        print(f"\n{device.type} {tuple(shape)}  (median of {repeats}, forward + backward)")
+        print(f"{'op':<26}{'ms':>10}{'x avg_pool2d':>15}")
+        for name, values in times.items():
+            med = statistics.median(values)
+            print(f"{name:<26}{med * 1e3:>10.1f}{med / base:>15.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    if args.device in ("cpu", "all"):
+        run(torch.device("cpu"), args.repeats)
+    if args.device in ("cuda", "all") and torch.cuda.is_available():
+        run(torch.device("cuda"), args.repeats)
+
+
+if __name__ == "__main__":
+    main()

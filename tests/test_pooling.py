@@ -1,0 +1,266 @@
+"""RP/ARP against the loop reference, properties, validation, compile and gradients."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import reference as ref
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from arpviz import (
+    AdaptiveRegionPool,
+    RegionPool,
+    RegionPoolResult,
+    adaptive_region_pool,
+    keypoint_confidence,
+    region_pool,
+)
+from arpviz.pooling import adaptive_rates, output_size, select_boxes
+
+SETTINGS = settings(max_examples=40, deadline=None)
+
+
+def _structured(batch: int, height: int, width: int, seed: int) -> torch.Tensor:
+    """Noise plus one bright rectangle per sample."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 6, height, width, generator=gen) * 0.3
+    for b in range(batch):
+        h = int(torch.randint(1, height + 1, (1,), generator=gen))
+        w = int(torch.randint(1, width + 1, (1,), generator=gen))
+        y = int(torch.randint(0, height - h + 1, (1,), generator=gen))
+        xx = int(torch.randint(0, width - w + 1, (1,), generator=gen))
+        x[b, :, y : y + h, xx : xx + w] += 2.0
+    return x
+
+
+def _check_against_reference(x: torch.Tensor, dsr, k, kernel="gaussian") -> None:
+    fast = (
+        region_pool(x, dsr, kernel=kernel)
+        if k is None
+        else adaptive_region_pool(x, dsr, k, kernel=kernel)
+    )
+    out_h, out_w = fast.features.shape[2:]
+    assert (out_h, out_w) == output_size(x.shape[2], x.shape[3], dsr)
+    for b in range(x.shape[0]):
+        conf = ref.confidence(x[b])
+        torch.testing.assert_close(fast.confidence[b].double(), conf, atol=1e-5, rtol=1e-5)
+        rate = ref.rates(conf, dsr, k)
+        torch.testing.assert_close(fast.rates[b].double(), torch.tensor(rate, dtype=torch.float64),
+                                   atol=1e-5, rtol=1e-5)
+        ref_box, scores, (win_h, win_w) = ref.box(conf, rate, kernel)
+        # the fast window scores the reference maximum (exact ties may resolve to either)
+        fx1, fy1, fx2, fy2 = fast.boxes[b].double().tolist()
+        ext_h, ext_w = x.shape[2] * rate[0], x.shape[3] * rate[1]
+        assert fy2 - fy1 == pytest.approx(ext_h, abs=1e-4)
+        assert fx2 - fx1 == pytest.approx(ext_w, abs=1e-4)
+        if max(scores.values()) - sorted(scores.values())[-2 if len(scores) > 1 else -1] > 1e-4:
+            assert (fx1, fy1, fx2, fy2) == pytest.approx(ref_box, abs=1e-4)
+        expected = ref.bilinear(x[b], (fx1, fy1, fx2, fy2), out_h, out_w)
+        torch.testing.assert_close(fast.features[b].double(), expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("k", [None, 0.5, 1.0, 1.5])
+@pytest.mark.parametrize("shape", [(7, 7), (9, 12), (14, 14)])
+def test_matches_reference_structured(shape, k):
+    x = _structured(3, *shape, seed=hash((shape, k)) % 1000)
+    _check_against_reference(x, (0.5, 0.5), k)
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "box"])
+def test_matches_reference_random(kernel):
+    x = torch.randn(4, 5, 10, 8, generator=torch.Generator().manual_seed(3))
+    _check_against_reference(x, (0.4, 0.6), 0.8, kernel)
+    _check_against_reference(x, (0.3, 0.7), None, kernel)
+
+
+@SETTINGS
+@given(
+    height=st.integers(1, 16),
+    width=st.integers(1, 16),
+    dsr_h=st.floats(0.05, 1.0),
+    dsr_w=st.floats(0.05, 1.0),
+    k=st.floats(0.05, 3.0),
+    seed=st.integers(0, 10_000),
+)
+def test_box_inside_map_and_sized_by_rate(height, width, dsr_h, dsr_w, k, seed):
+    x = _structured(2, height, width, seed)
+    result = adaptive_region_pool(x, (dsr_h, dsr_w), k)
+    x1, y1, x2, y2 = result.boxes.unbind(1)
+    assert (x1 >= -1e-5).all() and (y1 >= -1e-5).all()
+    assert (x2 <= width + 1e-4).all() and (y2 <= height + 1e-4).all()
+    assert (x1 < x2).all() and (y1 < y2).all()
+    torch.testing.assert_close(y2 - y1, result.rates[:, 0] * height, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(x2 - x1, result.rates[:, 1] * width, atol=1e-4, rtol=1e-5)
+    assert (result.rates[:, 0] >= dsr_h - 1e-6).all() and (result.rates <= 1).all()
+    assert (result.rates[:, 1] >= dsr_w - 1e-6).all()
+    assert result.features.shape[2:] == output_size(height, width, (dsr_h, dsr_w))
+
+
+@SETTINGS
+@given(k1=st.floats(0.05, 3.0), k2=st.floats(0.05, 3.0), seed=st.integers(0, 10_000))
+def test_rate_non_decreasing_in_k(k1, k2, seed):
+    x = _structured(3, 12, 10, seed)
+    lo, hi = sorted((k1, k2))
+    assert (adaptive_region_pool(x, 0.25, lo).rates <= adaptive_region_pool(x, 0.25, hi).rates
+            + 1e-6).all()
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), k=st.floats(0.1, 2.0))
+def test_batch_equals_one_by_one(seed, k):
+    x = _structured(4, 11, 13, seed)
+    batched = adaptive_region_pool(x, (0.5, 0.5), k)
+    for b in range(4):
+        single = adaptive_region_pool(x[b : b + 1], (0.5, 0.5), k)
+        torch.testing.assert_close(single.boxes[0], batched.boxes[b])
+        torch.testing.assert_close(single.rates[0], batched.rates[b])
+        torch.testing.assert_close(single.features[0], batched.features[b], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fill", [0.0, 3.5])
+@pytest.mark.parametrize("op", ["rp", "arp"])
+def test_constant_input_is_uniform_and_finite(fill, op):
+    x = torch.full((2, 4, 9, 9), fill)
+    result = adaptive_region_pool(x, 0.5, 1.0) if op == "arp" else region_pool(x, 0.5)
+    assert torch.isfinite(result.features).all() and torch.isfinite(result.boxes).all()
+    torch.testing.assert_close(result.confidence, torch.full((2, 9, 9), 0.5))
+    if op == "arp":  # uniform distribution: rate = sqrt(H^2 - 1) / H, close to k
+        torch.testing.assert_close(result.rates, torch.full((2, 2), math.sqrt(80) / 9))
+    torch.testing.assert_close(result.features, torch.full_like(result.features, fill))
+
+
+def test_one_by_one_map_returns_itself():
+    x = torch.randn(3, 5, 1, 1)
+    result = adaptive_region_pool(x, 0.5, 1.0)
+    torch.testing.assert_close(result.features, x)
+    torch.testing.assert_close(result.boxes, torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 3))
+
+
+@SETTINGS
+@given(
+    top=st.integers(0, 20),
+    left=st.integers(0, 20),
+    size=st.integers(2, 6),
+    k=st.floats(0.3, 2.0),
+)
+def test_hot_region_inside_box(top, left, size, k):
+    height = width = 28
+    top, left = min(top, height - size), min(left, width - size)
+    x = torch.randn(1, 8, height, width, generator=torch.Generator().manual_seed(top * 31 + left))
+    x = x * 0.05
+    x[:, :, top : top + size, left : left + size] += 5.0
+    # a window at least as large as the region, so it must fit inside
+    result = adaptive_region_pool(x, (size + 1) / height, k)
+    x1, y1, x2, y2 = result.boxes[0].tolist()
+    assert x1 <= left + 1e-4 and x2 >= left + size - 1e-4
+    assert y1 <= top + 1e-4 and y2 >= top + size - 1e-4
+
+
+def test_suppress_moves_the_window():
+    x = torch.zeros(1, 4, 16, 16)
+    x[:, :, 2:5, 2:5] = 4.0
+    x[:, :, 10:13, 10:13] = 3.0
+    first = region_pool(x, 0.25)
+    second = region_pool(x, 0.25, suppress=first.boxes[:, None, :])
+    assert first.boxes[0, 0] < 5 and second.boxes[0, 0] >= 8
+    # suppression touches the search only: confidence and rates are unchanged
+    torch.testing.assert_close(first.confidence, second.confidence)
+    third = adaptive_region_pool(x, 0.25, 1.0, suppress=first.boxes[:, None, :])
+    torch.testing.assert_close(third.rates, adaptive_region_pool(x, 0.25, 1.0).rates)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_dtypes(dtype):
+    x = _structured(2, 14, 14, 5)
+    out = adaptive_region_pool(x.to(dtype), 0.5, 0.7)
+    ref32 = adaptive_region_pool(x, 0.5, 0.7)
+    assert out.features.dtype == dtype and out.confidence.dtype == torch.float32
+    tol = 0.05 if dtype != torch.float32 else 1e-6
+    torch.testing.assert_close(out.features.float(), ref32.features, atol=tol, rtol=tol)
+
+
+def test_gradient_flows_inside_crop_only():
+    x = torch.randn(1, 4, 24, 24) * 0.05
+    x[:, :, 2:7, 3:8] += 4.0
+    x.requires_grad_(True)
+    result = adaptive_region_pool(x, 0.25, 0.5)
+    result.features.sum().backward()
+    x1, y1, x2, y2 = result.boxes[0].tolist()
+    grad = x.grad.abs().sum(1)[0]
+    inside = grad[math.ceil(y1) : math.floor(y2), math.ceil(x1) : math.floor(x2)]
+    assert (inside.sum() > 0) and grad.sum() > 0
+    far = grad.clone()
+    rows = slice(max(0, math.floor(y1) - 1), math.ceil(y2) + 1)
+    cols = slice(max(0, math.floor(x1) - 1), math.ceil(x2) + 1)
+    far[rows, cols] = 0
+    assert far.abs().max() == 0
+
+
+def test_modules_have_no_state_and_match_functions():
+    x = _structured(2, 12, 12, 1)
+    arp, rp = AdaptiveRegionPool((0.5, 0.5), k=0.7), RegionPool(0.5, kernel="box")
+    assert dict(arp.state_dict()) == {} and list(arp.parameters()) == []
+    assert dict(rp.state_dict()) == {} and list(rp.buffers()) == []
+    torch.testing.assert_close(arp(x), adaptive_region_pool(x, 0.5, 0.7).features)
+    result = rp.forward_result(x)
+    assert isinstance(result, RegionPoolResult)
+    torch.testing.assert_close(rp(x), region_pool(x, 0.5, kernel="box").features)
+    assert "k=0.7" in repr(arp)
+    with pytest.raises(AttributeError):
+        result.boxes = result.boxes  # frozen
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "name"),
+    [
+        (lambda x: adaptive_region_pool(x, 0.5, k=0.0), ValueError, "k"),
+        (lambda x: adaptive_region_pool(x, 0.5, k=-1.0), ValueError, "k"),
+        (lambda x: adaptive_region_pool(x, 0.5, k=float("nan")), ValueError, "k"),
+        (lambda x: adaptive_region_pool(x, 0.5, k="1"), TypeError, "k"),
+        (lambda x: adaptive_region_pool(x, 1.5), ValueError, "dsr"),
+        (lambda x: region_pool(x, (0.5, 0.0)), ValueError, "dsr"),
+        (lambda x: region_pool(x, (0.5,)), TypeError, "dsr"),
+        (lambda x: region_pool(x[0]), ValueError, "x"),
+        (lambda x: region_pool(x.long()), TypeError, "x"),
+        (lambda x: region_pool(x.numpy()), TypeError, "x"),
+        (lambda x: region_pool(x, kernel="triangle"), ValueError, "kernel"),
+        (lambda x: region_pool(x, sigma=0), ValueError, "sigma"),
+        (lambda x: region_pool(x, suppress=torch.zeros(2, 4)), ValueError, "suppress"),
+        (lambda x: keypoint_confidence(x[:, :, :0]), ValueError, "x"),
+        (lambda x: AdaptiveRegionPool(k=0), ValueError, "k"),
+    ],
+)
+def test_invalid_arguments_name_the_argument(call, error, name):
+    x = torch.randn(2, 3, 8, 8)
+    with pytest.raises(error, match=rf"\b{name}\b"):
+        call(x)
+
+
+def test_rates_and_boxes_are_reusable_building_blocks():
+    x = _structured(2, 10, 10, 9)
+    conf = keypoint_confidence(x)
+    rates = adaptive_rates(conf, (0.5, 0.5), 1.0)
+    boxes = select_boxes(conf, rates)
+    result = adaptive_region_pool(x, 0.5, 1.0)
+    torch.testing.assert_close(rates, result.rates)
+    torch.testing.assert_close(boxes, result.boxes)
+
+
+def test_torch_compile_fullgraph():
+    x = _structured(2, 12, 12, 4)
+    compiled = torch.compile(lambda t: adaptive_region_pool(t, 0.5, 0.7).features, fullgraph=True)
+    torch.testing.assert_close(compiled(x), adaptive_region_pool(x, 0.5, 0.7).features,
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_resampling_equals_torchvision_roi_align():
+    from torchvision.ops import roi_align
+
+    x = _structured(3, 13, 11, 2)
+    result = adaptive_region_pool(x, (0.45, 0.6), 0.6)
+    rois = torch.cat([torch.arange(3.0)[:, None], result.boxes], dim=1)
+    expected = roi_align(x, rois, tuple(result.features.shape[2:]), 1.0, 1, True)
+    torch.testing.assert_close(result.features, expected, atol=1e-5, rtol=1e-5)
