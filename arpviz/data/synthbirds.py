@@ -1,0 +1,688 @@
+"""SynthBirds: a procedural fine-grained bird data set that needs no download.
+
+Every image shows one bird-like object (body, head, beak, eye, wing, tail, crown) at a random
+position, scale, rotation and facing, on a cluttered background. The classes differ only in
+small parts (beak colour and shape, eye ring, wing bars, crown stripe); everything else (body
+colour, pose, size, background, distractors, lighting) is drawn at random independently of the
+label. Image ``i`` of split ``s`` is rendered from its own generator seeded by
+``SeedSequence([seed, split_id, i])``, so any image can be rendered on its own, in any order,
+in any worker, and always comes out the same.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import dataclasses
+import functools
+import hashlib
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+__all__ = [
+    "PART_NAMES",
+    "SPLITS",
+    "ClassCues",
+    "SynthBirds",
+    "SynthBirdsConfig",
+    "SynthSample",
+    "benchmark",
+    "class_cues",
+    "class_names",
+    "image_rng",
+    "render_bird",
+]
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+PART_NAMES: tuple[str, ...] = ("body", "head", "beak", "eye", "wing", "tail", "crown")
+
+BEAK_COLOURS: tuple[str, ...] = ("yellow", "red", "black", "blue")
+BEAK_SHAPES: tuple[str, ...] = ("conical", "slender", "hooked")
+WING_BARS: tuple[int, ...] = (0, 1, 2)
+CROWNS: tuple[str, ...] = ("plain", "pale", "dark")
+
+# Beak colours at subtlety 0 (far apart) and at subtlety 1 (close together), RGB.
+_BEAK_DISTINCT = np.array(
+    [[240, 200, 30], [205, 35, 35], [30, 30, 30], [70, 110, 200]], dtype=np.float64
+)
+_BEAK_SUBTLE = np.array(
+    [[212, 162, 66], [204, 130, 66], [176, 128, 80], [190, 150, 104]], dtype=np.float64
+)
+# (length, half-width, hook) in head radii, at subtlety 0.
+_BEAK_GEOMETRY = np.array([[0.85, 0.45, 0.0], [1.55, 0.22, 0.0], [1.05, 0.38, 0.4]])
+_BEAK_MEAN = _BEAK_GEOMETRY.mean(axis=0)
+_PALE = np.array([245.0, 240.0, 225.0])
+_DARK = np.array([22.0, 20.0, 20.0])
+_CROWN_COLOURS = {"pale": np.array([250.0, 236.0, 150.0]), "dark": np.array([25.0, 22.0, 22.0])}
+
+_NUISANCE_DRAWS = 40  # uniform draws reserved for the per-image bird nuisance
+_CROWN_ANGLE = math.radians(-100.0)  # where the crown keypoint and stripe sit on the head
+_N_CIRCLE = 28
+_ANGLES = np.linspace(0.0, 2.0 * math.pi, _N_CIRCLE, endpoint=False)
+_CIRCLE = np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1)
+_SHIFT = 4  # sub-pixel bits for cv2.fillPoly
+_SHIFT_SCALE = float(1 << _SHIFT)
+
+Box = tuple[float, float, float, float]
+Colour = tuple[int, int, int]
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return int(value)
+
+
+def _check_float(name: str, value: object, low: float, high: float) -> float:
+    if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or not (low <= value <= high):
+        raise ValueError(f"{name} must lie in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class SynthBirdsConfig:
+    """Everything that defines a SynthBirds data set; round-trips through a plain dict.
+
+    ``scale_min``/``scale_max`` bound the bird's longer box side as a fraction of the image
+    side; ``clutter`` is the mean number of distractor shapes; ``subtlety`` in [0, 1] pulls the
+    class cues (beak colours and shapes, contrast of ring, bars and crown) towards each other;
+    ``part_size`` multiplies the size of the cue parts; ``margin`` is the fraction of the side
+    kept free on every border (1/16 keeps the bird inside the 7/8 centre crop).
+    """
+
+    num_classes: int = 24
+    image_size: int = 128
+    train_size: int = 6000
+    val_size: int = 1500
+    test_size: int = 1500
+    scale_min: float = 0.25
+    scale_max: float = 0.55
+    clutter: int = 12
+    subtlety: float = 0.5
+    part_size: float = 1.0
+    max_rotation: float = 15.0
+    noise_std: float = 4.0
+    margin: float = 0.0625
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_int("num_classes", self.num_classes, 2, _N_COMBOS)
+        _check_int("image_size", self.image_size, 16, 4096)
+        for name in ("train_size", "val_size", "test_size"):
+            _check_int(name, getattr(self, name), 0)
+        _check_float("margin", self.margin, 0.0, 0.25)
+        room = 1.0 - 2.0 * self.margin
+        _check_float("scale_min", self.scale_min, 0.05, room)
+        _check_float("scale_max", self.scale_max, 0.05, room)
+        if self.scale_min > self.scale_max:
+            raise ValueError(
+                f"scale_min must be <= scale_max, got {self.scale_min!r} > {self.scale_max!r}"
+            )
+        _check_int("clutter", self.clutter, 0, 1000)
+        _check_float("subtlety", self.subtlety, 0.0, 1.0)
+        _check_float("part_size", self.part_size, 0.25, 3.0)
+        _check_float("max_rotation", self.max_rotation, 0.0, 180.0)
+        _check_float("noise_std", self.noise_std, 0.0, 100.0)
+        _check_int("seed", self.seed, 0)
+
+    def split_size(self, split: str) -> int:
+        """Number of images in ``split`` ("train", "val" or "test")."""
+        _split_id(split)
+        return int(getattr(self, f"{split}_size"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, JSON-serialisable dict of all fields."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SynthBirdsConfig:
+        """Build a config from a dict (missing keys take defaults; unknown keys are an error)."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"data must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"data has unknown SynthBirdsConfig keys: {unknown}")
+        return cls(**dict(data))
+
+    def replace(self, **changes: Any) -> SynthBirdsConfig:
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _split_id(split: object) -> int:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return SPLITS.index(split)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- classes
+
+
+@dataclass(frozen=True)
+class ClassCues:
+    """The part attributes that define one class."""
+
+    beak_colour: str
+    beak_shape: str
+    eye_ring: bool
+    wing_bars: int
+    crown: str
+
+    @property
+    def name(self) -> str:
+        """A descriptive name, e.g. "red slender beak, eye ring, 2 wing bars, dark crown"."""
+        ring = "eye ring" if self.eye_ring else "bare eye"
+        if self.wing_bars == 0:
+            bars = "plain wing"
+        else:
+            bars = f"{self.wing_bars} wing bar" + ("s" if self.wing_bars > 1 else "")
+        crown = "plain crown" if self.crown == "plain" else f"{self.crown} crown stripe"
+        return f"{self.beak_colour} {self.beak_shape} beak, {ring}, {bars}, {crown}"
+
+
+def _all_combos() -> tuple[ClassCues, ...]:
+    combos = [
+        ClassCues(c, s, r, b, k)
+        for c, s, r, b, k in itertools.product(
+            BEAK_COLOURS, BEAK_SHAPES, (False, True), WING_BARS, CROWNS
+        )
+    ]
+    # A fixed, version-proof order: sort by a hash of the name, so the first K are a spread-out
+    # subset and a larger num_classes extends a smaller one.
+    return tuple(sorted(combos, key=lambda c: hashlib.blake2b(c.name.encode()).hexdigest()))
+
+
+_COMBOS = _all_combos()
+_N_COMBOS = len(_COMBOS)
+
+
+def class_cues(num_classes: int) -> tuple[ClassCues, ...]:
+    """The part attributes of each of the first ``num_classes`` classes (at most 216)."""
+    _check_int("num_classes", num_classes, 2, _N_COMBOS)
+    return _COMBOS[:num_classes]
+
+
+def class_names(num_classes: int) -> tuple[str, ...]:
+    """Descriptive class names, index = label."""
+    return tuple(c.name for c in class_cues(num_classes))
+
+
+# --------------------------------------------------------------------------- samples
+
+
+@dataclass(frozen=True, eq=False)
+class SynthSample:
+    """One rendered image with its ground truth.
+
+    ``image`` is HxWx3 uint8 RGB; ``box`` is (x1, y1, x2, y2) in pixels with pixel-edge
+    coordinates (pixel ``j`` spans [j, j + 1)), whole numbers enclosing the bird's polygons
+    plus one pixel for the anti-aliased fringe, clipped to the image;
+    ``keypoints`` maps each name of ``PART_NAMES`` to an (x, y) point in the same coordinates.
+    """
+
+    image: np.ndarray
+    label: int
+    box: Box
+    keypoints: dict[str, tuple[float, float]]
+
+
+def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """The generator that renders image ``index`` of ``split`` for ``seed``."""
+    _check_int("seed", seed, 0)
+    _check_int("index", index, 0)
+    return np.random.default_rng(np.random.SeedSequence([seed, _split_id(split), index]))
+
+
+# --------------------------------------------------------------------------- drawing helpers
+
+
+def _hsv(h: float, s: float, v: float) -> np.ndarray:
+    return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v)) * 255.0
+
+
+def _mix(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    return a * (1.0 - t) + b * t
+
+
+def _colour(c: Sequence[float] | np.ndarray, gain: float = 1.0) -> Colour:
+    r, g, b = (min(255, max(0, round(v * gain))) for v in c)
+    return (r, g, b)
+
+
+def _ellipse(cx: float, cy: float, a: float, b: float, angle: float = 0.0) -> np.ndarray:
+    ca, sa = math.cos(angle), math.sin(angle)
+    rot = np.array([[ca, -sa], [sa, ca]])
+    return (_CIRCLE * (a, b)) @ rot.T + (cx, cy)
+
+
+def _segment(p: np.ndarray, q: np.ndarray, half_width: float) -> np.ndarray:
+    d = q - p
+    n = np.array([-d[1], d[0]]) / max(float(np.hypot(*d)), 1e-9) * half_width
+    return np.stack([p + n, q + n, q - n, p - n])
+
+
+def _fill(img: np.ndarray, pts: np.ndarray, colour: Colour) -> None:
+    # Our points use pixel-edge coordinates; cv2 puts integer coordinates on pixel centres.
+    fixed = np.rint((pts - 0.5) * _SHIFT_SCALE).astype(np.int32)
+    cv2.fillPoly(img, [fixed], colour, lineType=cv2.LINE_AA, shift=_SHIFT)
+
+
+def _beak_palette(subtlety: float) -> np.ndarray:
+    return _mix(_BEAK_DISTINCT, _BEAK_SUBTLE, subtlety)
+
+
+@functools.lru_cache(maxsize=16)
+def _cue_colour_pool(subtlety: float) -> list[list[float]]:
+    """Beak palette, pale and dark, as RGB in [0, 1]."""
+    pool = np.concatenate([_beak_palette(subtlety), [_PALE, _DARK]], axis=0) / 255.0
+    return pool.tolist()
+
+
+def _noise_side(size: int) -> int:
+    return max(256, 2 * size)
+
+
+@functools.lru_cache(maxsize=8)
+def _noise_tile(side: int, std: float) -> np.ndarray:
+    """A fixed tile of Gaussian pixel noise (int16); images use random crops of it."""
+    tile = np.random.default_rng(0x5EED).standard_normal((side, side, 3)) * std
+    tile = np.rint(tile).astype(np.int16)
+    tile.setflags(write=False)
+    return tile
+
+
+# --------------------------------------------------------------------------- background
+
+
+def _background(rng: np.random.Generator, size: int, gain: float) -> np.ndarray:
+    """A gradient with blotches and sometimes stripes or fine texture, uint8 HxWx3."""
+    c1 = _hsv(rng.random(), rng.uniform(0.05, 0.6), rng.uniform(0.3, 0.9))
+    c2 = _hsv(rng.random(), rng.uniform(0.05, 0.6), rng.uniform(0.3, 0.9))
+    angle = rng.uniform(0.0, 2.0 * math.pi)
+    cells = int(rng.integers(3, 9))
+    ramp = np.linspace(0.0, 1.0, cells)
+    t = ramp[None, :] * math.cos(angle) + ramp[:, None] * math.sin(angle)
+    t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
+    grid = c1 + t[..., None] * (c2 - c1)
+    grid += (rng.random((cells, cells, 3)) - 0.5) * rng.uniform(20.0, 70.0)
+    # two-stage upsampling: smooth (cubic) on a small grid, then cheap bilinear
+    mid = min(size, 32)
+    grid = cv2.resize(grid.astype(np.float32), (mid, mid), interpolation=cv2.INTER_CUBIC)
+    img = cv2.resize(grid, (size, size), interpolation=cv2.INTER_LINEAR)
+    kind = int(rng.integers(0, 3))
+    texture = None
+    if kind == 1:  # stripes
+        period = rng.uniform(0.03, 0.15) * size
+        b = rng.uniform(0.0, 2.0 * math.pi)
+        axis = np.arange(size, dtype=np.float32) * np.float32(2.0 * math.pi / period)
+        phase = np.add.outer(axis * np.float32(math.sin(b)), axis * np.float32(math.cos(b)))
+        texture = np.sin(phase) * np.float32(rng.uniform(6.0, 22.0))
+    elif kind == 2:  # fine texture
+        cells = int(rng.integers(20, 44))  # a fixed number of draws at every image size
+        fine = (rng.random((cells, cells), dtype=np.float32) - 0.5) * rng.uniform(15.0, 45.0)
+        texture = cv2.resize(fine.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    if texture is not None:
+        img = cv2.add(img, cv2.cvtColor(texture, cv2.COLOR_GRAY2RGB))
+    return cv2.convertScaleAbs(cv2.max(img, 0.0), alpha=gain)
+
+
+def _distractor_colours(
+    rng: np.random.Generator, n: int, subtlety: float, gain: float
+) -> list[Colour]:
+    """Colours drawn independently of the label, cue colours included on purpose."""
+    pool = _cue_colour_pool(subtlety)
+    rgb = []
+    for kind, h, s, v, pick, j1, j2, j3 in rng.random((n, 8)).tolist():
+        if kind < 0.55:  # any colour
+            rgb.append(colorsys.hsv_to_rgb(h, 0.1 + 0.8 * s, 0.15 + 0.8 * v))
+        elif kind < 0.8:  # a cue colour (beak palette, pale, dark) with jitter
+            r, g, b = pool[min(int(pick * len(pool)), len(pool) - 1)]
+            rgb.append((r + 0.12 * (j1 - 0.5), g + 0.12 * (j2 - 0.5), b + 0.12 * (j3 - 0.5)))
+        else:  # a body-like colour
+            rgb.append(colorsys.hsv_to_rgb(h, 0.15 + 0.6 * s, 0.35 + 0.45 * v))
+    return np.clip(np.rint(np.array(rgb) * (255.0 * gain)), 0, 255).astype(int).tolist()
+
+
+def _distractors(
+    rng: np.random.Generator, img: np.ndarray, cfg: SynthBirdsConfig, gain: float
+) -> None:
+    """Draw ellipses, rectangles, polygons, branches and rings under the bird."""
+    if cfg.clutter == 0:
+        return
+    size = img.shape[0]
+    n = int(rng.integers(cfg.clutter // 2, cfg.clutter + (cfg.clutter + 1) // 2 + 1))
+    colours = _distractor_colours(rng, 2 * n, cfg.subtlety, gain)  # outer, then ring centres
+    kinds = rng.integers(0, 5, n).tolist()
+    geo = rng.random((n, 6)).tolist()
+    polys = rng.random((n, 2, 6))
+    sc = _SHIFT_SCALE
+    for i, (kind, (gx, gy, gr, ga, shape, gk)) in enumerate(zip(kinds, geo, strict=True)):
+        colour = colours[i]
+        cx, cy = (-0.05 + 1.1 * gx) * size, (-0.05 + 1.1 * gy) * size
+        r = (0.03 + 0.17 * gr) * size
+        angle = ga * 180.0
+        centre = (round((cx - 0.5) * sc), round((cy - 0.5) * sc))
+        if kind == 0:  # ellipse / leaf
+            axes = (round(r * sc), round(r * (0.2 + 0.8 * shape) * sc))
+            cv2.ellipse(img, centre, axes, angle, 0, 360, colour, -1, cv2.LINE_AA, _SHIFT)
+        elif kind == 1:  # rotated rectangle
+            w, h = 2.0 * r, 2.0 * r * (0.15 + 0.85 * shape)
+            _fill(img, cv2.boxPoints(((cx, cy), (w, h), angle)), colour)
+        elif kind == 2:  # irregular polygon
+            k = 3 + int(gk * 4)
+            ang = np.sort(polys[i, 0, :k]) * (2.0 * math.pi)
+            rad = r * (0.4 + 0.6 * polys[i, 1, :k])
+            _fill(img, np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], 1), colour)
+        elif kind == 3:  # branch: a long thin bar
+            a = math.radians(angle)
+            p = np.array([cx, cy])
+            q = p + 2.5 * r * np.array([math.cos(a), math.sin(a)])
+            _fill(img, _segment(p, q, max(0.6, r * (0.04 + 0.11 * shape))), colour)
+        else:  # ring
+            outer, inner = round(0.6 * r * sc), round(0.6 * r * (0.5 + 0.35 * shape) * sc)
+            cv2.circle(img, centre, outer, colour, -1, cv2.LINE_AA, _SHIFT)
+            cv2.circle(img, centre, inner, colours[n + i], -1, cv2.LINE_AA, _SHIFT)
+
+
+# --------------------------------------------------------------------------- the bird
+
+
+def _bird_parts(
+    rng: np.random.Generator, cues: ClassCues, cfg: SynthBirdsConfig
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
+    """Polygons of one bird in its own frame (facing +x, y down, about 2 units long).
+
+    Returns the parts in drawing order as (points, colour), the class-independent points
+    that define the bird's nominal extent, and the keypoints (rows in ``PART_NAMES`` order).
+    Every nuisance draw happens before the first class-dependent draw, so the label changes
+    nothing but the cue parts.
+    """
+    # ---- nuisance: shape and colours, independent of the label (one block of draws)
+    draws = iter(rng.random(_NUISANCE_DRAWS).tolist())
+
+    def u(lo: float = 0.0, hi: float = 1.0) -> float:
+        return lo + (hi - lo) * next(draws)
+
+    def body_like() -> np.ndarray:
+        return _hsv(u(), u(0.15, 0.75), u(0.35, 0.8))
+
+    body_a, body_b = 0.55 * u(0.9, 1.1), 0.33 * u(0.88, 1.12)
+    hx, hy, rh = 0.5 + u(-0.05, 0.05), -0.3 + u(-0.06, 0.06), 0.21 * u(0.9, 1.1)
+    tail_len, tail_y, tail_w = u(0.35, 0.55), u(-0.15, 0.15), u(0.05, 0.14)
+    wx, wy = -0.1 + u(-0.04, 0.04), -0.02 + u(-0.04, 0.04)
+    wa, wb, wang = 0.38 * u(0.92, 1.08), 0.16 * u(0.9, 1.1), math.radians(u(-14.0, -2.0))
+    beak_angle = math.radians(u(-12.0, 8.0))
+    has_belly, has_legs, leg_len = u() < 0.5, u() < 0.7, u(0.18, 0.3)
+    body = body_like()
+    head = body * u(0.9, 1.1) if u() < 0.7 else body_like()
+    wing = body * u(0.6, 0.9) if u() < 0.75 else body_like()
+    tail = wing * u(0.8, 1.0)
+    belly = _mix(body, np.full(3, 245.0), u(0.3, 0.6))
+    legs = _hsv(u(0.0, 0.12), u(0.1, 0.5), u(0.2, 0.5))
+
+    # ---- class cues (plus a little per-image jitter)
+    sub, ps = cfg.subtlety, cfg.part_size
+    jitter = rng.random(4).tolist()
+    beak_colour = _beak_palette(sub)[BEAK_COLOURS.index(cues.beak_colour)]
+    beak_colour = beak_colour + (np.array(jitter[:3]) - 0.5) * (14.0 + 14.0 * sub)
+    geom = _mix(_BEAK_GEOMETRY[BEAK_SHAPES.index(cues.beak_shape)], _BEAK_MEAN, 0.6 * sub)
+    beak_len, beak_w, hook = (geom * (ps * rh * (0.93 + 0.14 * jitter[3]))).tolist()
+
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    tip_x = -0.4 - tail_len
+    tail_pts = np.array(
+        [[-0.42, -0.08], [tip_x, tail_y - tail_w], [tip_x, tail_y + tail_w], [-0.42, 0.1]]
+    )
+    parts.append((tail_pts, tail))
+    leg_pts = []
+    if has_legs:
+        for lx in (0.08, -0.1):
+            seg = _segment(np.array([lx, 0.2]), np.array([lx - 0.04, 0.28 + leg_len]), 0.022)
+            leg_pts.append(seg)
+            parts.append((seg, legs))
+    body_pts = _ellipse(0.0, 0.0, body_a, body_b)
+    parts.append((body_pts, body))
+    if has_belly:
+        parts.append((_ellipse(0.12, 0.14, 0.3, 0.12, math.radians(-8.0)), belly))
+    wing_pts = _ellipse(wx, wy, wa, wb, wang)
+    parts.append((wing_pts, wing))
+    # wing bars: thin ellipses across the wing
+    cw, sw = math.cos(wang), math.sin(wang)
+    bar_colour = _mix(_PALE, wing, 0.55 * sub)
+    for t in {0: (), 1: (0.15,), 2: (0.35, -0.05)}[cues.wing_bars]:
+        half_len = 0.85 * wb * math.sqrt(1.0 - t * t)
+        bar = _ellipse(wx + cw * t * wa, wy + sw * t * wa, 0.03 * ps, half_len, wang)
+        parts.append((bar, bar_colour))
+    # beak (drawn before the head, which hides its base)
+    d = np.array([math.cos(beak_angle), math.sin(beak_angle)])
+    n = np.array([-d[1], d[0]])
+    base = np.array([hx, hy]) + 0.8 * rh * d
+    tip = base + beak_len * d + hook * n
+    beak_pts = np.stack(
+        [
+            base - beak_w * n,
+            base + 0.65 * beak_len * d + (0.3 * hook - 0.45 * beak_w) * n,
+            tip,
+            base + 0.55 * beak_len * d + (0.5 * hook + 0.35 * beak_w) * n,
+            base + beak_w * n,
+        ]
+    )
+    parts.append((beak_pts, beak_colour))
+    head_pts = _ellipse(hx, hy, rh, rh)
+    parts.append((head_pts, head))
+    # crown stripe along the top of the head
+    cphi, sphi = math.cos(_CROWN_ANGLE), math.sin(_CROWN_ANGLE)
+    if cues.crown != "plain":
+        colour = _mix(_CROWN_COLOURS[cues.crown], head, 0.5 * sub)
+        cx, cy = hx + 0.74 * rh * cphi, hy + 0.74 * rh * sphi
+        stripe = _ellipse(cx, cy, 0.62 * rh, 0.2 * rh * ps, _CROWN_ANGLE + math.pi / 2)
+        parts.append((stripe, colour))
+    # eye with optional ring
+    ex, ey = hx + 0.38 * rh, hy - 0.18 * rh
+    eye_r = 0.24 * rh
+    if cues.eye_ring:
+        ring_r = eye_r * (1.0 + 0.75 * ps)
+        parts.append((_ellipse(ex, ey, ring_r, ring_r), _mix(_PALE, head, 0.55 * sub)))
+    parts.append((_ellipse(ex, ey, eye_r, eye_r), _DARK))
+
+    # nominal extent: every nuisance part plus the longest beak this config can draw
+    longest = float(_mix(_BEAK_GEOMETRY[:, 0], _BEAK_MEAN[0], 0.6 * sub).max()) * ps * rh * 1.07
+    nominal_tip = base + longest * d
+    extent = np.concatenate(
+        [tail_pts, body_pts, wing_pts, head_pts, nominal_tip[None], *leg_pts], axis=0
+    )
+    keypoints = np.array(  # PART_NAMES order: body, head, beak, eye, wing, tail, crown
+        [
+            [0.0, 0.0],
+            [hx, hy],
+            tip,
+            [ex, ey],
+            [wx, wy],
+            [tip_x, tail_y],
+            [hx + rh * cphi, hy + rh * sphi],
+        ]
+    )
+    return parts, extent, keypoints
+
+
+def render_bird(config: SynthBirdsConfig, label: int, rng: np.random.Generator) -> SynthSample:
+    """Render one image of class ``label`` with the random draws of ``rng``.
+
+    The same generator state with another label gives the same image except for the class
+    cue parts. ``SynthBirds.render`` calls this with ``image_rng(seed, split, index)``.
+    """
+    if not isinstance(config, SynthBirdsConfig):
+        raise TypeError(f"config must be a SynthBirdsConfig, got {type(config).__name__}")
+    label = _check_int("label", label, 0, config.num_classes - 1)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator, got {type(rng).__name__}")
+    size = config.image_size
+    gain = rng.uniform(0.85, 1.15)  # global lighting, applied to every colour drawn
+    img = _background(rng, size, gain)
+    _distractors(rng, img, config, gain)
+    # pose and noise, drawn before the parts so they are independent of the label too
+    scale_frac, rot, flip, place_x, place_y, noise_x, noise_y = rng.random(7).tolist()
+    scale_frac = config.scale_min + (config.scale_max - config.scale_min) * scale_frac
+    theta = math.radians((2.0 * rot - 1.0) * config.max_rotation)
+    mirror = -1.0 if flip < 0.5 else 1.0
+    parts, extent, keypoints = _bird_parts(rng, _COMBOS[label], config)
+
+    ct, st = math.cos(theta), math.sin(theta)
+    linear = np.array([[mirror * ct, -st], [mirror * st, ct]])  # rotation @ diag(mirror, 1)
+    ext = extent @ linear.T
+    lo, hi = ext.min(axis=0), ext.max(axis=0)
+    s = scale_frac * size / float((hi - lo).max())
+    t_lo = config.margin * size - s * lo
+    t_hi = (1.0 - config.margin) * size - s * hi
+    offset = t_lo + np.array([place_x, place_y]) * np.maximum(t_hi - t_lo, 0.0)
+    mat = (s * linear).T
+
+    # transform every polygon and keypoint at once, then draw slice by slice
+    counts = [len(p) for p, _ in parts]
+    pts = np.concatenate([p for p, _ in parts] + [keypoints], axis=0) @ mat + offset
+    n_drawn = sum(counts)
+    fixed = np.rint((pts[:n_drawn] - 0.5) * _SHIFT_SCALE).astype(np.int32)
+    colours = np.clip(np.rint(np.stack([c for _, c in parts]) * gain), 0, 255).astype(int)
+    start = 0
+    for count, colour in zip(counts, colours.tolist(), strict=True):
+        cv2.fillPoly(img, [fixed[start : start + count]], colour, cv2.LINE_AA, _SHIFT)
+        start += count
+    # whole pixels around the polygons, plus one for cv2's anti-aliased fringe
+    x1, y1 = (np.floor(pts[:n_drawn].min(axis=0)) - 1).tolist()
+    x2, y2 = (np.ceil(pts[:n_drawn].max(axis=0)) + 1).tolist()
+    box = (float(max(x1, 0)), float(max(y1, 0)), float(min(x2, size)), float(min(y2, size)))
+    kp_list = pts[n_drawn:].tolist()
+    kps = {name: (float(x), float(y)) for name, (x, y) in zip(PART_NAMES, kp_list, strict=True)}
+
+    if config.noise_std > 0:
+        side = _noise_side(size)
+        x0, y0 = int(noise_x * (side - size + 1)), int(noise_y * (side - size + 1))
+        noise = _noise_tile(side, float(config.noise_std))[y0 : y0 + size, x0 : x0 + size]
+        img = cv2.add(img, noise, dtype=cv2.CV_8U)
+    return SynthSample(image=img, label=label, box=box, keypoints=kps)
+
+
+# --------------------------------------------------------------------------- the data set
+
+
+class SynthBirds(Dataset):
+    """A split of SynthBirds as a map-style data set of ``(image, label)``.
+
+    Without a transform the image is a float32 tensor [3, H, W] in [0, 1]; with one, the
+    transform receives a PIL RGB image. Labels are ``index % num_classes`` (balanced).
+    """
+
+    def __init__(
+        self,
+        config: SynthBirdsConfig | None = None,
+        split: str = "train",
+        transform: Callable[[Image.Image], Any] | None = None,
+    ) -> None:
+        if config is None:
+            config = SynthBirdsConfig()
+        if not isinstance(config, SynthBirdsConfig):
+            raise TypeError(f"config must be a SynthBirdsConfig, got {type(config).__name__}")
+        _split_id(split)
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be callable or None, got {transform!r}")
+        self.config = config
+        self.split = split
+        self.transform = transform
+        self._len = config.split_size(split)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def _index(self, index: int) -> int:
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+            raise TypeError(f"index must be an int, got {index!r}")
+        i = int(index)
+        if i < 0:
+            i += self._len
+        if not 0 <= i < self._len:
+            raise IndexError(f"index {index} out of range for {self._len} images")
+        return i
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return self.config.num_classes
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Descriptive class names, index = label."""
+        return class_names(self.config.num_classes)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Alias of ``class_names`` (torchvision naming)."""
+        return self.class_names
+
+    @property
+    def targets(self) -> list[int]:
+        """The label of every image, in order."""
+        return [i % self.config.num_classes for i in range(self._len)]
+
+    def label(self, index: int) -> int:
+        """The label of image ``index`` without rendering it."""
+        return self._index(index) % self.config.num_classes
+
+    def render(self, index: int) -> SynthSample:
+        """Render image ``index`` with its ground truth (box and keypoints)."""
+        i = self._index(index)
+        rng = image_rng(self.config.seed, self.split, i)
+        return render_bird(self.config, i % self.config.num_classes, rng)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        sample = self.render(index)
+        if self.transform is None:
+            x = torch.from_numpy(sample.image).permute(2, 0, 1).float().div_(255.0)
+            return x.contiguous(), sample.label
+        return self.transform(Image.fromarray(sample.image)), sample.label
+
+    def __repr__(self) -> str:
+        return (
+            f"SynthBirds(split={self.split!r}, size={self._len}, "
+            f"num_classes={self.num_classes}, image_size={self.config.image_size})"
+        )
+
+
+def benchmark(n: int = 1000, image_size: int = 128, repeats: int = 3) -> float:
+    """Single-threaded rendering speed in images per second (best of ``repeats`` runs).
+
+    Timed with the process CPU clock, so other work on a shared machine does not skew it.
+    """
+    _check_int("n", n, 1)
+    _check_int("repeats", repeats, 1)
+    import time
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        ds = SynthBirds(SynthBirdsConfig(image_size=image_size, train_size=n), "train")
+        best = math.inf
+        for _ in range(repeats):
+            start = time.process_time()
+            for i in range(n):
+                ds.render(i)
+            best = min(best, time.process_time() - start)
+    finally:
+        cv2.setNumThreads(threads)
+    return n / best

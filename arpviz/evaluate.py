@@ -1,0 +1,154 @@
+"""Evaluate a checkpoint: ``python -m arpviz.evaluate CKPT [--split val|test]``.
+
+Reports top-1 and top-5 accuracy on a split, and on SynthBirds the crop quality: the share of
+ground-truth part keypoints inside the Conv4 local crops (their union when there are several
+local branches) and the IoU of the Conv3 crop with the object box. A strided stage crops
+nothing, so its "crop" is the whole image; the figures then say how much a crop would have to
+beat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from arpviz import checkpoint as ckpt
+from arpviz.data.synthbirds import SynthBirds
+from arpviz.data.transforms import default_resize
+from arpviz.datasources import build, synth_config
+
+__all__ = ["EvalResult", "box_iou", "crop_quality", "evaluate", "main"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Accuracy (in %) on ``count`` images of ``split``, and crop quality where measurable."""
+
+    split: str
+    count: int
+    top1: float
+    top5: float
+    keypoints_in_conv4: float | None = None
+    conv3_iou: float | None = None
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of boxes ``a[i]`` and ``b[i]`` (``[N, 4]`` as x1, y1, x2, y2)."""
+    x1 = np.maximum(a[:, 0], b[:, 0])
+    y1 = np.maximum(a[:, 1], b[:, 1])
+    x2 = np.minimum(a[:, 2], b[:, 2])
+    y2 = np.minimum(a[:, 3], b[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a + area_b - inter, 1e-12)
+
+
+def _inside(points: np.ndarray, box: np.ndarray) -> np.ndarray:
+    return (
+        (points[:, 0] >= box[0]) & (points[:, 0] <= box[2])
+        & (points[:, 1] >= box[1]) & (points[:, 1] <= box[3])
+    )
+
+
+@torch.no_grad()
+def crop_quality(
+    checkpoint: ckpt.Checkpoint, split: str = "val", limit: int | None = None,
+    batch_size: int = 64,
+) -> tuple[float, float]:
+    """(share of keypoints inside the Conv4 local crops, mean IoU of Conv3 crop and object box).
+
+    SynthBirds only: images are rendered at the eval transform's resize and centre-cropped, and
+    the ground truth is shifted by the same offset.
+    """
+    meta = checkpoint.meta
+    if meta.dataset.get("name") != "synthbirds":
+        raise ValueError("crop quality needs SynthBirds ground truth")
+    size = meta.input_size
+    offset = (default_resize(size) - size) // 2
+    source = SynthBirds(synth_config(meta.dataset, size), split)
+    count = len(source) if limit is None else min(limit, len(source))
+    mean = torch.tensor(meta.mean)[:, None, None]
+    std = torch.tensor(meta.std)[:, None, None]
+    model = checkpoint.model
+    device = next(model.parameters()).device
+    inside = total = 0
+    ious: list[np.ndarray] = []
+    for start in tqdm(range(0, count, batch_size), desc=f"crops {split}", leave=False):
+        samples = [source.render(i) for i in range(start, min(start + batch_size, count))]
+        crops = np.stack([s.image[offset:offset + size, offset:offset + size] for s in samples])
+        images = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255)
+        explanation = model.explain(((images - mean) / std).to(device))
+        whole = np.tile([0.0, 0.0, size, size], (len(samples), 1))
+        conv3 = explanation.image_boxes.get("conv3")
+        conv3 = whole if conv3 is None else conv3.cpu().numpy()
+        objects = np.array([s.box for s in samples], dtype=np.float64) - offset
+        ious.append(box_iou(conv3, objects))
+        local = [v.cpu().numpy() for k, v in explanation.image_boxes.items()
+                 if k.startswith("conv4.local") or k == "conv4.main"] or [whole]
+        for i, sample in enumerate(samples):
+            points = np.array(list(sample.keypoints.values()), dtype=np.float64) - offset
+            hit = np.zeros(len(points), dtype=bool)
+            for boxes in local:
+                hit |= _inside(points, boxes[i])
+            inside += int(hit.sum())
+            total += len(points)
+    return 100 * inside / max(total, 1), 100 * float(np.concatenate(ious).mean())
+
+
+@torch.no_grad()
+def evaluate(
+    path: str | Path, split: str = "val", *, device: str = "cpu", limit: int | None = None,
+    batch_size: int = 64, crops: bool = True,
+) -> EvalResult:
+    """Top-1/top-5 of checkpoint ``path`` on ``split`` (and crop quality on SynthBirds)."""
+    from arpviz.train import evaluate_top
+
+    checkpoint = ckpt.load(path, device=device)
+    meta = checkpoint.meta
+    if limit is None and split == meta.dataset.get("eval_split", "val"):
+        limit = meta.dataset.get("limit_val")
+    sources = build(meta.dataset, meta.input_size, eval_split=split)
+    data = sources.val if limit is None else Subset(sources.val, range(min(limit,
+                                                                              len(sources.val))))
+    loader = DataLoader(data, batch_size=batch_size)
+    top1, top5, count = evaluate_top(checkpoint.model, loader, torch.device(device))
+    keypoints = iou = None
+    if crops and meta.dataset.get("name") == "synthbirds":
+        keypoints, iou = crop_quality(checkpoint, split, limit, batch_size)
+    return EvalResult(split, count, top1, top5, keypoints, iou)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: prints the result as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m arpviz.evaluate", description=__doc__)
+    parser.add_argument("checkpoint")
+    parser.add_argument("--split", default="val", choices=["val", "test"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--no-crops", dest="crops", action="store_false")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        result = evaluate(args.checkpoint, args.split, device=args.device, limit=args.limit,
+                          batch_size=args.batch_size, crops=args.crops)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    print(json.dumps(asdict(result), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,406 @@
+"""Train MSGN with the paper's recipe; ``python -m arpviz.train --help``.
+
+Recipe (SPEC, Section 4.1 / Appendix C): SGD, momentum 0.9, weight decay 5e-4; the learning rate
+warms up linearly from 0.001 to 0.01 over the first 10% of the epochs (per iteration), then is
+multiplied by 0.1 at 40% and 70% of the epochs; cross-entropy. After every epoch the probe images
+(the first ``probes`` images of the evaluation split) are explained and their boxes, rates,
+confidence maps and top-5 predictions are stored in the checkpoint (:mod:`arpviz.checkpoint`).
+
+Several GPUs (or CPU processes): ``torchrun --nproc_per_node N -m arpviz.train ...`` (DDP; NCCL
+on CUDA, gloo on CPU). Resume: ``--resume CKPT`` continues the schedule from the next epoch,
+reading the optimizer state beside the checkpoint (``CKPT`` with ``.state.safetensors``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
+from tqdm.auto import tqdm
+
+from arpviz import checkpoint as ckpt
+from arpviz.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from arpviz.datasources import DataSources, build, probe_batch
+from arpviz.models import MSGN, MSGNConfig, from_torchvision
+
+__all__ = ["TrainConfig", "learning_rate", "main", "snapshot", "state_path", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run is made of; round-trips through JSON (``--config FILE``).
+
+    ``limit_train``/``limit_val`` cut the splits (smoke tests); ``threads`` sets torch's CPU
+    threads; ``cache`` renders SynthBirds once into memory; ``stop_after`` ends the run after
+    that epoch (the schedule stays that of ``epochs``; ``--resume`` goes on); ``device`` is
+    ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    """
+
+    out: str = "runs/msgn.safetensors"
+    model: dict[str, Any] = field(default_factory=lambda: {"backbone": "tiny", "num_classes": 24})
+    dataset: dict[str, Any] = field(default_factory=lambda: {"name": "synthbirds"})
+    image_size: int = 128
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 0.01
+    warmup_lr: float = 0.001
+    warmup_fraction: float = 0.1
+    milestones: tuple[float, ...] = (0.4, 0.7)
+    gamma: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+    workers: int = 0
+    probes: int = 16
+    device: str = "auto"
+    amp: bool = True
+    threads: int | None = None
+    pretrained: str | None = None
+    limit_train: int | None = None
+    limit_val: int | None = None
+    progress: bool = True
+    cache: bool = True
+    stop_after: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "image_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        for name in ("lr", "warmup_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if not isinstance(self.probes, int) or self.probes < 0:
+            raise ValueError(f"probes must be an int >= 0, got {self.probes!r}")
+        object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
+        MSGNConfig.from_dict(self.model)  # validates the model part early
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types."""
+        out = dataclasses.asdict(self)
+        out["milestones"] = list(self.milestones)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are a ``ValueError``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys {unknown}")
+        return cls(**data)
+
+
+def learning_rate(config: TrainConfig, progress: float) -> float:
+    """The learning rate at ``progress`` epochs (fractional) into training."""
+    warm = config.warmup_fraction * config.epochs
+    if progress < warm:
+        return config.warmup_lr + (config.lr - config.warmup_lr) * progress / warm
+    passed = sum(progress >= m * config.epochs for m in config.milestones)
+    return config.lr * config.gamma**passed
+
+
+def state_path(path: str | os.PathLike) -> Path:
+    """Where the optimizer state of checkpoint ``path`` lives."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".safetensors") + ".state.safetensors")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but CUDA is not available")
+    return torch.device(name)
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    if world > 1:
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_sum(values: Sequence[float], device: torch.device) -> list[float]:
+    tensor = torch.tensor(list(values), dtype=torch.float64, device=device)
+    if dist.is_initialized():
+        dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if device.type == "cuda" and enabled:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, enabled=False)
+
+
+@torch.no_grad()
+def snapshot(model: MSGN, images: Tensor, epoch: int) -> ckpt.EpochSnapshot:
+    """Explain ``images`` ``[P, 3, H, W]`` and keep what the training page shows."""
+    was_training = model.training
+    model.eval()
+    explanation = model.explain(images)
+    model.train(was_training)
+    stages = {
+        name: {
+            "boxes": result.boxes.float().cpu(),
+            "image_boxes": explanation.image_boxes[name].float().cpu(),
+            "rates": result.rates.float().cpu(),
+            "confidence": result.confidence.float().cpu(),
+        }
+        for name, result in explanation.stages.items()
+    }
+    probs = explanation.logits.float().softmax(dim=1)
+    top = probs.topk(min(5, probs.shape[1]), dim=1)
+    return ckpt.EpochSnapshot(epoch, stages, (top.indices.cpu(), top.values.cpu()))
+
+
+@torch.no_grad()
+def evaluate_top(model: nn.Module, loader: DataLoader, device: torch.device,
+                 amp: bool = True) -> tuple[float, float, int]:
+    """Top-1 and top-5 accuracy (in %) and the count, summed over all processes."""
+    model.eval()
+    correct1 = correct5 = count = 0.0
+    for images, labels in loader:
+        images, labels = images.to(device), labels.to(device)
+        with _autocast(device, amp):
+            logits = model(images)
+        top = logits.float().topk(min(5, logits.shape[1]), dim=1).indices
+        correct1 += (top[:, 0] == labels).sum().item()
+        correct5 += (top == labels[:, None]).any(dim=1).sum().item()
+        count += labels.numel()
+    correct1, correct5, count = _all_sum([correct1, correct5, count], device)
+    return 100 * correct1 / max(count, 1), 100 * correct5 / max(count, 1), int(count)
+
+
+def _limit(dataset, limit: int | None):
+    return dataset if limit is None or limit >= len(dataset) else Subset(dataset, range(limit))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
+    """Run the recipe and write the checkpoint ``config.out`` after every epoch.
+
+    Returns:
+        The checkpoint path (on every process; only rank 0 writes it).
+    """
+    rank, world = _distributed()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = _device(config.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    torch.manual_seed(config.seed)
+    sources: DataSources = build(config.dataset, config.image_size, cache=config.cache)
+    model_config = MSGNConfig.from_dict(
+        {**config.model, "num_classes": len(sources.class_names)}
+    )
+    if config.pretrained:
+        model = from_torchvision(model_config, config.pretrained)
+    else:
+        model = MSGN(model_config)
+    model.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.warmup_lr,
+                                momentum=config.momentum, weight_decay=config.weight_decay)
+    history: list[dict[str, Any]] = []
+    snapshots: list[ckpt.EpochSnapshot] = []
+    start_epoch = 0
+    if resume is not None:
+        previous = ckpt.load(resume, device="cpu")
+        if previous.config != model_config:
+            raise ValueError("resume: the checkpoint's model config differs from this run's")
+        model.load_state_dict(previous.model.state_dict())
+        history = [dict(h) for h in previous.meta.history]
+        snapshots = list(previous.snapshots)
+        info = ckpt.load_training_state(state_path(resume), optimizer, model)
+        start_epoch = int(info["epoch"])
+        logger.info("resuming after epoch %d", start_epoch)
+
+    train_set = _limit(sources.train, config.limit_train)
+    val_set = _limit(sources.val, config.limit_val)
+    val_indices = list(range(rank, len(val_set), world))
+    val_loader = DataLoader(Subset(val_set, val_indices), batch_size=config.batch_size,
+                            num_workers=config.workers)
+    probe_indices = list(range(min(config.probes, len(val_set))))
+    probes = probe_batch(val_set, probe_indices) if probe_indices and rank == 0 else None
+
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    scaler = torch.amp.GradScaler(
+        "cuda", enabled=device.type == "cuda" and config.amp
+        and not torch.cuda.is_bf16_supported()
+    )
+    steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * world))
+    meta = ckpt.CheckpointMeta(
+        config=model_config,
+        class_names=sources.class_names,
+        input_size=config.image_size,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        recipe=config.to_dict(),
+        dataset={**sources.record, "eval_split": "val", "probe_indices": probe_indices,
+                 "limit_val": config.limit_val},
+    )
+    out = Path(config.out)
+    last = config.epochs if config.stop_after is None else min(config.stop_after, config.epochs)
+    for epoch in range(start_epoch, last):
+        started = time.perf_counter()
+        generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        if world > 1:
+            sampler = DistributedSampler(train_set, num_replicas=world, rank=rank,
+                                         shuffle=True, seed=config.seed)
+            sampler.set_epoch(epoch)
+        else:
+            sampler = RandomSampler(train_set, generator=generator)
+        torch.manual_seed(config.seed * 1000 + epoch + rank)
+        loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler,
+                            num_workers=config.workers, drop_last=False)
+        net.train()
+        loss_sum = correct = seen = 0.0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+                   disable=rank != 0 or not config.progress)
+        for step, (images, labels) in enumerate(bar):
+            lr = learning_rate(config, epoch + step / steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            images, labels = images.to(device, non_blocking=True), labels.to(device)
+            with _autocast(device, config.amp):
+                logits = net(images)
+                loss = F.cross_entropy(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += loss.item() * labels.numel()
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += labels.numel()
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{lr:.4f}")
+        loss_sum, correct, seen = _all_sum([loss_sum, correct, seen], device)
+        val_top1, val_top5, _ = evaluate_top(net, val_loader, device, config.amp)
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(seen, 1),
+            "train_top1": 100 * correct / max(seen, 1),
+            "val_top1": val_top1,
+            "val_top5": val_top5,
+            "lr": learning_rate(config, epoch + 1 - 1e-9),
+            "seconds": time.perf_counter() - started,
+        }
+        history.append(record)
+        if rank == 0:
+            if probes is not None:
+                snapshots.append(snapshot(model, probes[0].to(device), epoch + 1))
+            final = dataclasses.replace(meta, history=tuple(history))
+            ckpt.save(out, model, final, tuple(snapshots),
+                      probes[1] if probes is not None else None)
+            ckpt.save_training_state(state_path(out), optimizer, model,
+                                     {"epoch": epoch + 1, "train_config": config.to_dict()})
+            logger.info(
+                "epoch %d/%d  loss %.4f  train %.1f%%  val top-1 %.2f%%  top-5 %.2f%%  "
+                "lr %.5f  %.0fs", epoch + 1, config.epochs, record["train_loss"],
+                record["train_top1"], val_top1, val_top5, record["lr"], record["seconds"],
+            )
+        if world > 1:
+            dist.barrier()
+    if world > 1:
+        dist.destroy_process_group()
+    return out
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m arpviz.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="a JSON file of TrainConfig fields (flags override it)")
+    parser.add_argument("--out", help="checkpoint path (.safetensors)")
+    parser.add_argument("--resume", help="continue from this checkpoint")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int, dest="batch_size")
+    parser.add_argument("--image-size", type=int, dest="image_size")
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--probes", type=int)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--no-amp", dest="amp", action="store_false", default=None)
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    parser.add_argument("--pretrained", help="torchvision weights name or a state-dict file")
+    parser.add_argument("--limit-train", type=int, dest="limit_train")
+    parser.add_argument("--limit-val", type=int, dest="limit_val")
+    parser.add_argument("--stop-after", type=int, dest="stop_after")
+    parser.add_argument("--model", type=json.loads, default=None,
+                        help='MSGNConfig fields as JSON, e.g. \'{"backbone": "tiny"}\'')
+    parser.add_argument("--dataset", type=json.loads, default=None,
+                        help='data set as JSON, e.g. \'{"name": "cub", "root": "CUB_200_2011"}\'')
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Merge ``--config FILE`` with the flags that were given."""
+    data: dict[str, Any] = {}
+    if args.config:
+        data.update(json.loads(Path(args.config).read_text()))
+    for key in ("out", "epochs", "batch_size", "image_size", "lr", "seed", "workers", "threads",
+                "probes", "device", "amp", "progress", "pretrained", "limit_train",
+                "limit_val", "stop_after"):
+        value = getattr(args, key)
+        if value is not None:
+            data[key] = value
+    if args.model is not None:
+        data["model"] = {**data.get("model", {}), **args.model}
+    if args.dataset is not None:
+        data["dataset"] = args.dataset
+    return TrainConfig.from_dict(data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        config = config_from_args(args)
+    except (ValueError, TypeError, OSError, json.JSONDecodeError) as exc:
+        _parser().error(str(exc))
+    path = train(config, resume=args.resume)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

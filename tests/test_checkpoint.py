@@ -1,0 +1,197 @@
+"""Safe checkpoints: round trips, and every kind of bad file refused without unpickling."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from safetensors.torch import save_file
+
+from arpviz import checkpoint as ckpt
+from arpviz.models import MSGN, MSGNConfig
+
+CONFIG = MSGNConfig(backbone="tiny", num_classes=5)
+
+
+def _meta(config: MSGNConfig = CONFIG) -> ckpt.CheckpointMeta:
+    return ckpt.CheckpointMeta(
+        config=config,
+        class_names=tuple(f"class {i}" for i in range(config.num_classes)),
+        input_size=64,
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        recipe={"epochs": 2},
+        history=({"epoch": 1, "val_top1": 20.0}, {"epoch": 2, "val_top1": 40.0}),
+        dataset={"name": "synthbirds", "config": {"num_classes": 5}},
+    )
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    torch.manual_seed(0)
+    model = MSGN(CONFIG).eval()
+    images = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        explanation = model.explain(images)
+    stages = {
+        name: {
+            "boxes": r.boxes,
+            "image_boxes": explanation.image_boxes[name],
+            "rates": r.rates,
+            "confidence": r.confidence,
+        }
+        for name, r in explanation.stages.items()
+    }
+    probs = explanation.logits.softmax(1).topk(5, dim=1)
+    snaps = tuple(
+        ckpt.EpochSnapshot(e, stages, (probs.indices, probs.values)) for e in (1, 2)
+    )
+    path = tmp_path_factory.mktemp("ckpt") / "model.safetensors"
+    ckpt.save(path, model, _meta(), snaps, torch.tensor([0, 1, 2]))
+    return path, model, images, explanation
+
+
+def test_round_trip(saved):
+    path, model, images, explanation = saved
+    loaded = ckpt.load(path)
+    assert not loaded.model.training
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(images), model(images))
+    assert loaded.meta.config == CONFIG
+    assert loaded.meta.class_names == _meta().class_names
+    assert loaded.meta.history == _meta().history
+    assert loaded.meta.created  # stamped on save
+    assert [s.epoch for s in loaded.snapshots] == [1, 2]
+    stage = next(iter(explanation.stages))
+    torch.testing.assert_close(loaded.snapshots[1].stages[stage]["boxes"],
+                               explanation.stages[stage].boxes)
+    torch.testing.assert_close(loaded.snapshots[0].stages[stage]["confidence"],
+                               explanation.stages[stage].confidence, atol=1e-3, rtol=1e-3)
+    assert loaded.probe_labels.tolist() == [0, 1, 2]
+    # from bytes (an upload) too, and metadata alone
+    assert ckpt.load(path.read_bytes()).meta.config == CONFIG
+    assert ckpt.read_meta(path).input_size == 64
+
+
+def _expect_error(data_or_path, match: str) -> None:
+    with pytest.raises(ckpt.CheckpointError, match=match):
+        ckpt.load(data_or_path)
+
+
+def test_empty_and_truncated(saved, tmp_path):
+    path = saved[0]
+    data = path.read_bytes()
+    _expect_error(b"", "empty")
+    _expect_error(data[:5], "truncated")
+    _expect_error(data[:200], "truncated")
+    _expect_error(data[: len(data) // 2], "truncated")
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(data[:-10])
+    _expect_error(cut, "truncated")
+
+
+def test_random_bytes_are_not_a_checkpoint():
+    _expect_error(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!" + b"\x00" * 64, "not a")
+    _expect_error(b"GIF89a" + b"\x00" * 100, "not a safetensors")
+
+
+def test_foreign_safetensors_refused(tmp_path):
+    path = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(3)}, str(path), metadata={"format": "pt"})
+    _expect_error(path, "not an arpviz checkpoint")
+    other = st_save({"w": torch.zeros(1)},
+                    metadata={"arpviz": json.dumps({"format": "something-else"})})
+    _expect_error(other, "not an arpviz checkpoint")
+
+
+class _Exploit:
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.target}",))
+
+
+def test_pickles_are_refused_without_running_them(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps(_Exploit(str(marker)), protocol=2))
+    _expect_error(evil, "pickle")
+    assert not marker.exists()
+    saved_with_torch = tmp_path / "model.pt"
+    torch.save(MSGN(CONFIG).state_dict(), saved_with_torch)
+    _expect_error(saved_with_torch, "pickle")
+    with pytest.raises(ckpt.CheckpointError, match="pickle"):
+        ckpt.read_meta(saved_with_torch)
+
+
+def _rewrite(path, tensors_change=None, meta_change=None) -> bytes:
+    data = path.read_bytes()
+    tensors = dict(st_load(data))
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    meta = json.loads(header["__metadata__"]["arpviz"])
+    if tensors_change:
+        tensors_change(tensors)
+    if meta_change:
+        meta_change(meta)
+    return st_save(tensors, metadata={"arpviz": json.dumps(meta)})
+
+
+def test_missing_keys_and_shapes_and_versions(saved):
+    path = saved[0]
+    key = "model.classifier.weight"
+    _expect_error(_rewrite(path, lambda t: t.pop(key)), "missing")
+    _expect_error(_rewrite(path, lambda t: t.update({"model.extra": torch.zeros(1)})),
+                  "unexpected")
+    _expect_error(_rewrite(path, lambda t: t.update({key: torch.zeros(2, 2)})), "mismatched")
+    _expect_error(_rewrite(path, lambda t: t.update({key: t[key] * float("nan")})),
+                  "non-finite")
+    _expect_error(_rewrite(path, meta_change=lambda m: m.update(version=99)), "version 99")
+
+    def more_classes(meta):
+        meta["config"]["num_classes"] = 7
+        meta["class_names"] = [str(i) for i in range(7)]
+
+    _expect_error(_rewrite(path, meta_change=more_classes), "mismatched")
+    _expect_error(_rewrite(path, meta_change=lambda m: m["config"].update(backbone="vgg")),
+                  "backbone")
+    _expect_error(_rewrite(path, meta_change=lambda m: m.update(class_names=["a"])),
+                  "class names")
+
+
+def test_missing_file_and_wrong_types(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        ckpt.load(tmp_path / "nope.safetensors")
+    with pytest.raises(TypeError, match="path"):
+        ckpt.load(123)
+    with pytest.raises(TypeError, match="model"):
+        ckpt.save(tmp_path / "x.safetensors", torch.nn.Linear(2, 2), _meta())
+    with pytest.raises(ValueError, match="config"):
+        ckpt.save(tmp_path / "x.safetensors", MSGN(CONFIG),
+                  replace(_meta(), config=replace(CONFIG, num_classes=6),
+                          class_names=tuple("abcdef")))
+
+
+def test_training_state_round_trip(tmp_path):
+    model = MSGN(CONFIG)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    loss = model(torch.randn(2, 3, 64, 64)).sum()
+    loss.backward()
+    opt.step()
+    path = ckpt.save_training_state(tmp_path / "s.safetensors", opt, model, {"epoch": 3})
+    fresh_opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    assert ckpt.load_training_state(path, fresh_opt, model) == {"epoch": 3}
+    for p in model.parameters():
+        torch.testing.assert_close(fresh_opt.state[p]["momentum_buffer"],
+                                   opt.state[p]["momentum_buffer"])
+    pickled = tmp_path / "p.safetensors"
+    pickled.write_bytes(pickle.dumps({"epoch": 1}))
+    with pytest.raises(ckpt.CheckpointError, match="pickle"):
+        ckpt.load_training_state(pickled, fresh_opt, model)

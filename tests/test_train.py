@@ -1,0 +1,125 @@
+"""Training CLI smoke runs: snapshots, resume, DDP on two CPU processes, evaluation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from arpviz import checkpoint as ckpt
+from arpviz.evaluate import box_iou, evaluate
+from arpviz.evaluate import main as evaluate_main
+from arpviz.train import TrainConfig, learning_rate, state_path
+from arpviz.train import main as train_main
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = [
+    "--epochs", "2", "--batch-size", "8", "--image-size", "64", "--limit-train", "24",
+    "--limit-val", "12", "--probes", "3", "--threads", "1", "--no-progress",
+    "--model", '{"backbone": "tiny", "num_classes": 6}',
+    "--dataset", '{"name": "synthbirds", "config": {"num_classes": 6, "train_size": 24, '
+    '"val_size": 12, "test_size": 12}}',
+]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("train") / "smoke.safetensors"
+    assert train_main([*SMALL, "--out", str(out)]) == 0
+    return out
+
+
+def test_cli_smoke_run_writes_a_loadable_checkpoint_with_snapshots(smoke):
+    loaded = ckpt.load(smoke)
+    assert [h["epoch"] for h in loaded.meta.history] == [1, 2]
+    assert all(set(h) >= {"train_loss", "val_top1", "val_top5", "lr", "seconds"}
+               for h in loaded.meta.history)
+    assert [s.epoch for s in loaded.snapshots] == [1, 2]
+    snap = loaded.snapshots[-1]
+    assert set(snap.stages) == {"conv3", "conv4.local0"}
+    assert snap.stages["conv3"]["confidence"].shape[0] == 3
+    assert snap.top5[0].shape == (3, 5)
+    assert loaded.meta.dataset["probe_indices"] == [0, 1, 2]
+    assert loaded.meta.class_names and len(loaded.meta.class_names) == 6
+    assert loaded.meta.recipe["epochs"] == 2
+    assert state_path(smoke).exists()
+
+
+def test_resume_continues_the_schedule(tmp_path):
+    full = tmp_path / "full.safetensors"
+    part = tmp_path / "part.safetensors"
+    args = [a if a != "2" else "3" for a in SMALL]  # 3 epochs
+    assert train_main([*args, "--out", str(full)]) == 0
+    assert train_main([*args, "--out", str(part), "--stop-after", "2"]) == 0
+    assert [h["epoch"] for h in ckpt.load(part).meta.history] == [1, 2]
+    assert train_main([*args, "--out", str(part), "--resume", str(part)]) == 0
+    a, b = ckpt.load(full), ckpt.load(part)
+    assert [h["epoch"] for h in b.meta.history] == [1, 2, 3]
+    assert [h["lr"] for h in b.meta.history] == [h["lr"] for h in a.meta.history]
+    assert [s.epoch for s in b.snapshots] == [1, 2, 3]
+    for key, value in a.model.state_dict().items():
+        torch.testing.assert_close(b.model.state_dict()[key], value, msg=key)
+
+
+def test_learning_rate_schedule():
+    config = TrainConfig(epochs=100)
+    assert learning_rate(config, 0) == pytest.approx(0.001)
+    assert learning_rate(config, 5) == pytest.approx(0.0055)
+    assert learning_rate(config, 10) == pytest.approx(0.01)
+    assert learning_rate(config, 39.9) == pytest.approx(0.01)
+    assert learning_rate(config, 40) == pytest.approx(0.001)
+    assert learning_rate(config, 70) == pytest.approx(0.0001)
+
+
+def test_config_round_trip_and_validation(tmp_path):
+    config = TrainConfig(epochs=3, model={"backbone": "tiny", "num_classes": 4})
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="unknown"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(ValueError, match="backbone"):
+        TrainConfig(model={"backbone": "vgg"})
+    with pytest.raises(SystemExit):
+        train_main(["--epochs", "-1", "--out", str(tmp_path / "x.safetensors")])
+
+
+def test_evaluate_reports_accuracy_and_crop_quality(smoke, capsys):
+    result = evaluate(smoke)
+    history = ckpt.load(smoke).meta.history[-1]
+    assert result.count == 12
+    assert result.top1 == pytest.approx(history["val_top1"])
+    assert result.top5 == pytest.approx(history["val_top5"])
+    assert 0 <= result.keypoints_in_conv4 <= 100 and 0 <= result.conv3_iou <= 100
+    assert evaluate_main([str(smoke), "--no-crops"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["top1"] == pytest.approx(result.top1) and printed["conv3_iou"] is None
+
+
+def test_box_iou():
+    import numpy as np
+
+    a = np.array([[0, 0, 2, 2], [0, 0, 1, 1]], dtype=float)
+    b = np.array([[1, 1, 3, 3], [0, 0, 1, 1]], dtype=float)
+    np.testing.assert_allclose(box_iou(a, b), [1 / 7, 1.0])
+
+
+def test_ddp_two_cpu_processes(tmp_path):
+    out = tmp_path / "ddp.safetensors"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "arpviz.train", *SMALL, "--epochs", "1",
+        "--device", "cpu", "--out", str(out),
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = ckpt.load(out)
+    assert [h["epoch"] for h in loaded.meta.history] == [1]
+    assert loaded.meta.history[0]["train_top1"] >= 0
+    assert len(loaded.snapshots) == 1
