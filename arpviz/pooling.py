@@ -25,9 +25,11 @@ Box convention: ``(x1, y1, x2, y2)`` in pixel-edge coordinates of the map, cell 
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, ParamSpec, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +52,8 @@ __all__ = [
 ]
 
 Kernel = Literal["gaussian", "box"]
+P = ParamSpec("P")
+R = TypeVar("R")
 _EPS = 1e-5
 _SQRT12 = math.sqrt(12.0)
 
@@ -108,6 +112,23 @@ def output_size(height: int, width: int, dsr: tuple[float, float]) -> tuple[int,
 # ----------------------------------------------------------------------------- steps 1 to 8
 
 
+def _no_autocast(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` with autocast off: its sums and matrix products stay in float32.
+
+    Under bfloat16/float16 autocast the window scores would round into ties (and the first,
+    top-left window would win), so the search must not follow the caller's autocast.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with torch.autocast("cuda", enabled=False), torch.autocast("cpu", enabled=False):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+
+@_no_autocast
 def keypoint_confidence(x: Tensor) -> Tensor:
     """Keypoint confidence map of Eq. 1 to 3.
 
@@ -155,6 +176,7 @@ def _std_over_index(dist: Tensor) -> Tensor:
     return var.clamp_min(0).sqrt()
 
 
+@_no_autocast
 def adaptive_rates(confidence: Tensor, dsr: tuple[float, float], k: float) -> Tensor:
     """Adaptive downsampling rates of Eq. 9.
 
@@ -205,6 +227,7 @@ def _suppression_mask(suppress: Tensor, height: int, width: int) -> Tensor:
     return (in_x & in_y).any(dim=1)
 
 
+@_no_autocast
 def select_boxes(
     confidence: Tensor,
     rates: Tensor,
@@ -256,6 +279,7 @@ def select_boxes(
     return torch.stack([start[:, 1], start[:, 0], end[:, 1], end[:, 0]], dim=1)
 
 
+@_no_autocast
 def _resample(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
     """Bilinear, cell-centre aligned resampling of ``boxes`` ``[B, 4]`` of ``x`` to ``size``.
 

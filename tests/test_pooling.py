@@ -264,3 +264,13 @@ def test_resampling_equals_torchvision_roi_align():
     rois = torch.cat([torch.arange(3.0)[:, None], result.boxes], dim=1)
     expected = roi_align(x, rois, tuple(result.features.shape[2:]), 1.0, 1, True)
     torch.testing.assert_close(result.features, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_autocast_keeps_the_search_in_float32():
+    x = _structured(3, 20, 20, 11)
+    plain = adaptive_region_pool(x, 0.5, 0.7)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = adaptive_region_pool(x, 0.5, 0.7)
+    torch.testing.assert_close(mixed.confidence, plain.confidence)
+    torch.testing.assert_close(mixed.boxes, plain.boxes)
+    torch.testing.assert_close(mixed.features, plain.features)

@@ -1,0 +1,52 @@
+"""MSGN models built on RP/ARP: configuration, network, spatial transformer, weights, FLOPs."""
+
+from arpviz.models.backbones import TinyResNet, build_backbone, remove_stride
+from arpviz.models.config import (
+    BACKBONES,
+    CONV3_MODES,
+    CONV4_MODES,
+    LOCAL_BRANCHES,
+    MSGNConfig,
+)
+from arpviz.models.flops import count_flops, count_parameters
+from arpviz.models.msgn import (
+    MSGN,
+    MSGNBranch,
+    MSGNExplanation,
+    StageCache,
+    StageOverride,
+    StageSettings,
+    compose_boxes,
+)
+from arpviz.models.pretrained import (
+    cached_weights_path,
+    from_torchvision,
+    load_backbone_state_dict,
+)
+from arpviz.models.stn import SpatialTransformer, affine_boxes, spatial_transform
+
+__all__ = [
+    "BACKBONES",
+    "CONV3_MODES",
+    "CONV4_MODES",
+    "LOCAL_BRANCHES",
+    "MSGN",
+    "MSGNBranch",
+    "MSGNConfig",
+    "MSGNExplanation",
+    "SpatialTransformer",
+    "StageCache",
+    "StageOverride",
+    "StageSettings",
+    "TinyResNet",
+    "affine_boxes",
+    "build_backbone",
+    "cached_weights_path",
+    "compose_boxes",
+    "count_flops",
+    "count_parameters",
+    "from_torchvision",
+    "load_backbone_state_dict",
+    "remove_stride",
+    "spatial_transform",
+]

@@ -1,0 +1,142 @@
+"""The configuration of an MSGN model: a frozen dataclass that round-trips through JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from arpviz.validation import check_k, check_kernel, check_rate_pair
+
+__all__ = [
+    "BACKBONES",
+    "CONV3_MODES",
+    "CONV4_MODES",
+    "LOCAL_BRANCHES",
+    "MSGNConfig",
+    "default_embedding_dim",
+]
+
+Backbone = Literal["resnet50", "resnet101", "resnext101_32x8d", "tiny"]
+Conv3Mode = Literal["stride", "rp", "arp"]
+Conv4Mode = Literal["stride", "rp", "arp", "stn"]
+
+BACKBONES: tuple[str, ...] = ("resnet50", "resnet101", "resnext101_32x8d", "tiny")
+CONV3_MODES: tuple[str, ...] = ("stride", "rp", "arp")
+CONV4_MODES: tuple[str, ...] = ("stride", "rp", "arp", "stn")
+LOCAL_BRANCHES: tuple[int, ...] = (0, 1, 2, 4)
+
+
+def default_embedding_dim(backbone: str) -> int:
+    """512 for the ResNets, 128 for ``tiny``."""
+    return 128 if backbone == "tiny" else 512
+
+
+def _check_choice(name: str, value: object, choices: tuple[Any, ...]) -> None:
+    if value not in choices or isinstance(value, bool):
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+
+
+def _check_named_k(name: str, value: object) -> float:
+    try:
+        return check_k(value)
+    except (TypeError, ValueError) as error:  # re-raise naming the field, not just "k"
+        raise type(error)(f"{name}: {error}") from None
+
+
+@dataclass(frozen=True)
+class MSGNConfig:
+    """What an :class:`~arpviz.models.MSGN` is built from.
+
+    Attributes:
+        backbone: ``"resnet50"``, ``"resnet101"``, ``"resnext101_32x8d"`` or ``"tiny"`` (a
+            narrow ResNet of torchvision ``BasicBlock``s, widths 32-64-128-256, one block per
+            stage, for CPU training at 128 px).
+        num_classes: classifier outputs, ``>= 1``.
+        local_branches: 0 (the baseline: one branch, no global/local split), 1, 2 or 4.
+        conv3: downsampling of the shared Conv3 (``layer2``): ``"stride"``, ``"rp"`` or ``"arp"``.
+        conv3_k: ARP's ``k`` in Conv3 (paper: 1.0).
+        conv4: downsampling of Conv4 (``layer3``) of every local branch, or of the single
+            branch when ``local_branches == 0``: ``"stride"``, ``"rp"``, ``"arp"`` or ``"stn"``.
+        conv4_k: ARP's ``k`` in Conv4 (default 0.7, the paper's choice with one local branch;
+            the paper uses 0.5 with 2 or 4 local branches, and 0.9 for "baseline w/ ARP").
+        dsr: ``(dsr_h, dsr_w)`` of every RP/ARP/STN stage, in ``(0, 1]``.
+        embedding_dim: width of the embedding layer; ``None`` picks 512 (ResNets) or 128
+            (``tiny``) and is stored resolved.
+        kernel: window weighting of the region search, ``"gaussian"`` or ``"box"``.
+        sigma: the Gaussian's standard deviation as a fraction of the window side.
+
+    Invalid values raise ``TypeError`` or ``ValueError`` naming the field.
+    """
+
+    backbone: Backbone = "resnet50"
+    num_classes: int = 200
+    local_branches: int = 1
+    conv3: Conv3Mode = "arp"
+    conv3_k: float = 1.0
+    conv4: Conv4Mode = "arp"
+    conv4_k: float = 0.7
+    dsr: tuple[float, float] = (0.5, 0.5)
+    embedding_dim: int | None = None
+    kernel: Literal["gaussian", "box"] = "gaussian"
+    sigma: float = 0.25
+
+    def __post_init__(self) -> None:
+        _check_choice("backbone", self.backbone, BACKBONES)
+        _check_positive_int("num_classes", self.num_classes)
+        if not isinstance(self.local_branches, int) or isinstance(self.local_branches, bool):
+            raise TypeError(f"local_branches must be an int, got {self.local_branches!r}")
+        _check_choice("local_branches", self.local_branches, LOCAL_BRANCHES)
+        _check_choice("conv3", self.conv3, CONV3_MODES)
+        _check_choice("conv4", self.conv4, CONV4_MODES)
+        object.__setattr__(self, "conv3_k", _check_named_k("conv3_k", self.conv3_k))
+        object.__setattr__(self, "conv4_k", _check_named_k("conv4_k", self.conv4_k))
+        object.__setattr__(self, "dsr", check_rate_pair(self.dsr, "dsr"))
+        if self.embedding_dim is None:
+            object.__setattr__(self, "embedding_dim", default_embedding_dim(self.backbone))
+        _check_positive_int("embedding_dim", self.embedding_dim)
+        object.__setattr__(self, "sigma", check_kernel(self.kernel, self.sigma))
+
+    @property
+    def num_branches(self) -> int:
+        """Branches after Conv3: 1 for the baseline, else ``1 + local_branches``."""
+        return 1 if self.local_branches == 0 else 1 + self.local_branches
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (``dsr`` as a list); :meth:`from_dict` inverts it."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["dsr"] = list(self.dsr)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MSGNConfig:
+        """Build from :meth:`to_dict`'s output; missing fields take their defaults.
+
+        Raises:
+            TypeError: ``data`` is not a mapping, or a field has the wrong type.
+            ValueError: an unknown field, or a field with a wrong value (named in the message).
+        """
+        if not isinstance(data, Mapping):
+            raise TypeError(f"MSGNConfig.from_dict needs a mapping, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown MSGNConfig field(s) {unknown}; known: {sorted(known)}")
+        return cls(**dict(data))
+
+    def to_json(self) -> str:
+        """JSON text of :meth:`to_dict`."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> MSGNConfig:
+        """Inverse of :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,172 @@
+"""Initialise MSGN from torchvision ImageNet weights, offline.
+
+Nothing here downloads: a torchvision weights enum is only used when its file is already in the
+torch hub cache (``torch.hub.get_dir()/checkpoints``); files are read with
+``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import Tensor
+from torchvision.models import get_model_weights, get_weight
+from torchvision.models._api import WeightsEnum
+
+from arpviz.models.config import MSGNConfig
+from arpviz.models.msgn import MSGN
+
+__all__ = ["cached_weights_path", "from_torchvision", "load_backbone_state_dict"]
+
+logger = logging.getLogger(__name__)
+
+_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar")
+
+
+def cached_weights_path(weights: WeightsEnum) -> Path:
+    """Where ``torch.hub`` keeps ``weights``' file (it may not exist)."""
+    filename = os.path.basename(urlparse(weights.url).path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def _looks_like_path(weights: object) -> bool:
+    if isinstance(weights, os.PathLike):
+        return True
+    if not isinstance(weights, str):
+        return False
+    return (
+        os.path.exists(weights)
+        or weights.lower().endswith(_FILE_SUFFIXES)
+        or os.sep in weights
+        or "/" in weights
+    )
+
+
+def _resolve_enum(backbone: str, weights: str | WeightsEnum) -> WeightsEnum:
+    family = get_model_weights(backbone)
+    if isinstance(weights, str):
+        try:
+            resolved = get_weight(weights) if "." in weights else family[weights]
+        except (KeyError, ValueError, AttributeError):
+            options = ["DEFAULT", *family.__members__]
+            raise ValueError(
+                f"weights {weights!r} is neither a file nor a torchvision weights name for "
+                f"{backbone}; try one of {options} (or '{family.__name__}.<NAME>')"
+            ) from None
+    else:
+        resolved = weights
+    if not isinstance(resolved, family):
+        raise ValueError(f"weights {resolved} are not {backbone} weights ({family.__name__})")
+    return resolved
+
+
+def _load_file(path: str | os.PathLike) -> dict[str, Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no state dict file at {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, Mapping) and len(state) == 1:  # {"state_dict": ...} / {"model": ...}
+        (only,) = state.values()
+        if isinstance(only, Mapping):
+            state = only
+    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not hold a state dict of tensors")
+    return dict(state)
+
+
+def _backbone_state(backbone: str, weights: object) -> dict[str, Tensor]:
+    if _looks_like_path(weights):
+        return _load_file(weights)  # type: ignore[arg-type]
+    if not isinstance(weights, (str, WeightsEnum)):
+        raise TypeError(
+            "weights must be a torchvision weights enum, its name, or a state dict path; "
+            f"got {type(weights).__name__}"
+        )
+    resolved = _resolve_enum(backbone, weights)
+    path = cached_weights_path(resolved)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{resolved} is not in the torch hub cache ({path}) and arpviz never downloads. "
+            f"On a machine with internet run `python -c \"import torchvision; "
+            f"torchvision.models.{backbone}(weights='{resolved}')\"`, then copy {path.name} "
+            f"to {path.parent} (or set TORCH_HOME), or pass the file's path as weights."
+        )
+    logger.info("loading %s from %s", resolved, path)
+    return _load_file(path)
+
+
+def _target_keys(model: MSGN, key: str) -> list[str]:
+    """The MSGN state-dict keys a torchvision backbone key maps to ([] for ``fc.*``)."""
+    head, _, rest = key.partition(".")
+    if head in ("conv1", "bn1"):
+        return [f"stem.{key}"]
+    if head in ("layer1", "layer2"):
+        return [key]
+    if head in ("layer3", "layer4"):
+        return [f"branches.{name}.{head}.{rest}" for name in model.branches]
+    return []
+
+
+def load_backbone_state_dict(model: MSGN, state_dict: Mapping[str, Tensor]) -> MSGN:
+    """Copy a torchvision ResNet state dict into the trunk and every branch copy of ``model``.
+
+    ``conv1``/``bn1`` go to ``stem``, ``layer1``/``layer2`` to themselves, ``layer3``/``layer4``
+    to every branch; ``fc`` is ignored; the embedding, classifier and STN keep their values.
+
+    Raises:
+        ValueError: a key without a counterpart, a shape mismatch, or trunk keys left unset.
+    """
+    own = model.state_dict()
+    mapped: dict[str, Tensor] = {}
+    for key, value in state_dict.items():
+        if key.startswith("fc."):
+            continue
+        targets = _target_keys(model, key)
+        if not targets or any(t not in own for t in targets):
+            raise ValueError(f"state dict key {key!r} has no counterpart in MSGN "
+                             f"({model.config.backbone})")
+        for target in targets:
+            if own[target].shape != value.shape:
+                raise ValueError(
+                    f"shape mismatch for {key!r}: state dict {tuple(value.shape)}, MSGN "
+                    f"{target!r} {tuple(own[target].shape)} (wrong backbone?)"
+                )
+            mapped[target] = value
+    trunk = [
+        k for k in own
+        if k.startswith(("stem.", "layer1.", "layer2."))
+        or (k.startswith("branches.") and k.split(".")[2] in ("layer3", "layer4"))
+    ]
+    missing = sorted(set(trunk) - set(mapped))
+    if missing:
+        raise ValueError(f"state dict lacks {len(missing)} trunk key(s), e.g. {missing[:5]}")
+    model.load_state_dict(mapped, strict=False)
+    return model
+
+
+def from_torchvision(config: MSGNConfig, weights: object) -> MSGN:
+    """Build :class:`MSGN` and initialise its trunk and branch copies from ImageNet weights.
+
+    Args:
+        config: the model's configuration (not ``backbone="tiny"``: it has no ImageNet weights).
+        weights: a torchvision weights enum (``ResNet50_Weights.IMAGENET1K_V2``), its name
+            (``"ResNet50_Weights.IMAGENET1K_V2"``, ``"IMAGENET1K_V2"`` or ``"DEFAULT"``), used only
+            when its file is already in the torch hub cache; or the path of a saved torchvision
+            state dict (read with ``weights_only=True``).
+
+    Raises:
+        ValueError: ``tiny`` backbone, weights of another architecture, or a state dict that
+            does not fit.
+        FileNotFoundError: the file is neither given nor cached (with how to get it).
+    """
+    if not isinstance(config, MSGNConfig):
+        raise TypeError(f"config must be an MSGNConfig, got {type(config).__name__}")
+    if config.backbone == "tiny":
+        raise ValueError("backbone 'tiny' has no ImageNet weights; build MSGN(config) instead")
+    state = _backbone_state(config.backbone, weights)
+    return load_backbone_state_dict(MSGN(config), state)
