@@ -1,12 +1,40 @@
-"""arpviz Streamlit app (entry point): ``streamlit run app.py``."""
+"""arpviz Streamlit app (entry point): ``streamlit run app.py``.
+
+Routes with ``st.navigation`` to the pages in ``pages/`` and draws the shared sidebar
+(checkpoint, device, model card) before the page runs; pages read the loaded checkpoint with
+``pages.common.require_checkpoint()``.
+"""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import streamlit as st
 
+logging.getLogger("arpviz").setLevel(logging.INFO)
+
+ROOT = Path(__file__).resolve().parent
+
 st.set_page_config(page_title="arpviz", layout="wide")
-st.title("arpviz")
-st.write(
-    "See and steer Adaptive Region Pooling (ARP) and the MSGN network. "
-    "The interactive pages arrive with the model and checkpoint work."
-)
+
+pages = [
+    st.Page("pages/explore.py", title="Explore", icon=":material/center_focus_strong:",
+            default=True),
+    st.Page("pages/rp_vs_arp.py", title="RP against ARP", icon=":material/compare:"),
+]
+# Pages written elsewhere: registered only when present, so the app runs either way.
+for file, title, icon in (
+    ("pages/appendix_a.py", "Appendix A", ":material/functions:"),
+    ("pages/training.py", "Training", ":material/timeline:"),
+):
+    if (ROOT / file).is_file():
+        pages.append(st.Page(file, title=title, icon=icon))
+
+# st.navigation first: until it runs, Streamlit shows the legacy list of pages/ files.
+navigation = st.navigation(pages)
+
+from pages import common  # noqa: E402 - imports torch; after the navigation on purpose
+
+common.sidebar()
+navigation.run()

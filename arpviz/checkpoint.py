@@ -229,19 +229,25 @@ def _header(data: bytes, name: str) -> dict[str, Any]:
         raise CheckpointError(f"{name}: not a safetensors file (header is not JSON)") from exc
     if not isinstance(header, dict):
         raise CheckpointError(f"{name}: not a safetensors file (header is not an object)")
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"
-               and isinstance(v, dict) and "data_offsets" in v), default=0)
+    try:
+        end = max((int(v["data_offsets"][1]) for k, v in header.items()
+                   if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v),
+                  default=0)
+        metadata = header.get("__metadata__") or {}
+        raw = metadata.get("arpviz") if isinstance(metadata, dict) else None
+    except (TypeError, ValueError, IndexError, KeyError) as exc:
+        raise CheckpointError(f"{name}: malformed safetensors header ({exc})") from exc
     if 8 + header_len + end > len(data):
         raise CheckpointError(f"{name}: truncated ({len(data)} bytes, the header needs more)")
-    raw = (header.get("__metadata__") or {}).get("arpviz")
-    if raw is None:
+    if not isinstance(raw, str):
         raise CheckpointError(f"{name}: a safetensors file, but not an arpviz checkpoint")
     try:
         meta = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{name}: the arpviz metadata is not valid JSON") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{name}: not an arpviz checkpoint (format {meta.get('format')!r})")
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"{name}: not an arpviz checkpoint (format {found!r})")
     if meta.get("version") != VERSION:
         raise CheckpointError(
             f"{name}: checkpoint format version {meta.get('version')!r} is not supported "

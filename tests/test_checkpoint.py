@@ -195,3 +195,18 @@ def test_training_state_round_trip(tmp_path):
     pickled.write_bytes(pickle.dumps({"epoch": 1}))
     with pytest.raises(ckpt.CheckpointError, match="pickle"):
         ckpt.load_training_state(pickled, fresh_opt, model)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"__metadata__": ["a", "list"]},
+        {"__metadata__": {"arpviz": "[1, 2]"}},
+        {"__metadata__": {"arpviz": "{not json"}},
+        {"w": {"dtype": "F32", "shape": [1], "data_offsets": ["a", "b"]}},
+        {"w": {"dtype": "F32", "shape": [1], "data_offsets": [0]}},
+    ],
+)
+def test_malformed_headers_are_checkpoint_errors(header):
+    raw = json.dumps(header).encode()
+    _expect_error(len(raw).to_bytes(8, "little") + raw + b"\x00" * 8, "not a|malformed|JSON")

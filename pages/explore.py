@@ -1,0 +1,82 @@
+"""Explore: one image through the checkpoint, every RP/ARP stage steerable live.
+
+Widgets, then library calls (:mod:`arpviz.explore`), then rendering (:mod:`arpviz.figures`).
+Outputs kept in session_state for tests and other pages: ``arpviz_result`` (the
+:class:`~arpviz.explore.ExploreView` on screen) and ``arpviz_sweep`` (the last k sweep).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from arpviz import explore as ex
+from arpviz import figures
+from pages import common
+
+PREFIX = "explore"
+
+st.title("Explore")
+st.caption(
+    "Steer k and the DSR of every pooling stage and watch the crops, the keypoint confidence "
+    "and the prediction follow. Only the stages at or after the one you change are recomputed."
+)
+loaded = common.require_checkpoint()
+
+left, right = st.columns([1, 1.5], gap="large")
+with left:
+    chosen = common.image_input(loaded, PREFIX)
+    if chosen is None:
+        st.stop()
+    st.markdown("#### Stages")
+    knobs = common.stage_sliders(loaded, PREFIX)
+
+session = common.live_session(loaded, chosen.image)
+view = session.explain(knobs)
+st.session_state["arpviz_result"] = view
+
+with right:
+    st.markdown("#### Crop box of every stage")
+    st.plotly_chart(figures.boxes_figure(view, chosen.truth), key="explore_boxes")
+    common.show_stage_numbers(view)
+    common.show_prediction_flag(view.predictions, loaded, chosen)
+
+st.markdown("### Top-5 against the trained setting")
+common.show_prediction_table(view.predictions, key="explore_predictions")
+
+if not view.stages:
+    st.info("This model has no pooled stage (all strided): nothing to crop.")
+    st.stop()
+
+st.markdown("### Keypoint confidence")
+opacity = st.slider("Map opacity", 0.0, 1.0, 0.6, 0.05, key="explore_opacity")
+columns = st.columns(len(view.stages))
+for column, name in zip(columns, view.stages, strict=True):
+    with column:
+        st.plotly_chart(figures.confidence_figure(view, name, opacity),
+                        key=f"explore_confidence_{name}")
+
+st.markdown("### Resampled crops")
+st.caption("The image region each stage crops, resampled to the stage's output aspect, as the "
+           "next layer sees it (hover: input-image coordinates).")
+st.plotly_chart(figures.crops_figure(view), key="explore_crops")
+
+st.markdown("### Adaptive rates")
+st.plotly_chart(figures.rates_figure(view), key="explore_rates")
+
+st.markdown("### k sweep")
+steerable = [c for c in session.controls if c.steerable]
+if not steerable:
+    st.info("No RP/ARP stage to sweep.")
+    st.stop()
+stage = st.selectbox("Stage", [c.name for c in steerable], format_func=ex.stage_label,
+                     key="explore_sweep_stage")
+run = st.toggle(f"Sweep k over {ex.K_RANGE[0]:g} to {ex.K_RANGE[1]:g}", key="explore_sweep",
+                help="Runs the model once per k (20 values); RP stages are switched to ARP.")
+if run:
+    sweep_key = (loaded.key, chosen.image.key, stage, tuple(sorted(knobs.items())))
+    cached = st.session_state.get("arpviz_sweep")
+    if cached is None or cached[0] != sweep_key:
+        with st.spinner("Sweeping k..."):
+            cached = (sweep_key, session.sweep(stage, knobs))
+        st.session_state["arpviz_sweep"] = cached
+    st.plotly_chart(figures.sweep_figure(cached[1]), key="explore_sweep_chart")

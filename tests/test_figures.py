@@ -1,0 +1,140 @@
+"""arpviz.figures: the plotly figures of the app, built from hand-made explore results."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from arpviz import explore as ex
+from arpviz import figures as fg
+
+NAMES = tuple(f"class {i}" for i in range(6))
+
+
+def _stage(name: str, image_box, frame, mode: str = "arp", k: float | None = 0.7,
+           rates=(0.6, 0.55), map_size=(8, 10)) -> ex.StageView:
+    rng = np.random.default_rng(len(name))
+    return ex.StageView(
+        name=name, label=ex.stage_label(name), mode=mode, k=k, dsr=(0.5, 0.5), rates=rates,
+        box=(1.0, 1.0, 5.0, 6.0), image_box=image_box, frame=frame, map_size=map_size,
+        out_size=(map_size[0] // 2, map_size[1] // 2),
+        confidence=rng.random(map_size).astype(np.float32),
+    )
+
+
+def _view(shift: float = 0.0, probs=None) -> ex.ExploreView:
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[..., 1] = np.arange(64, dtype=np.uint8)[None, :] * 4
+    conv3 = _stage("conv3", (8.0 + shift, 4.0, 56.0, 52.0), (0.0, 0.0, 64.0, 64.0))
+    local = _stage("conv4.local0", (20.0, 10.0 + shift, 44.0, 40.0), conv3.image_box,
+                   rates=(0.5, 0.5))
+    probs = np.array([0.3, 0.25, 0.2, 0.1, 0.1, 0.05]) if probs is None else probs
+    table = ex.compare_predictions(probs, np.array([0.2, 0.3, 0.2, 0.1, 0.1, 0.1]), NAMES)
+    return ex.ExploreView(image, {}, {"conv3": conv3, "conv4.local0": local}, probs, table)
+
+
+def _by_name(fig: go.Figure) -> dict[str, object]:
+    return {t.name: t for t in fig.data}
+
+
+def test_stage_colours_differ_per_branch() -> None:
+    colours = [fg.stage_colour(n) for n in ("conv3", "conv4.local0", "conv4.local1")]
+    assert len(set(colours)) == 3
+    assert fg.stage_colour("conv4.local7") == fg.stage_colour("conv4.local7")
+
+
+def test_boxes_figure_draws_every_stage_and_the_truth() -> None:
+    view = _view()
+    fig = fg.boxes_figure(view, title="t")
+    assert isinstance(fig.data[0], go.Image)
+    boxes = _by_name(fig)
+    conv3 = boxes["Conv3 (arp)"]
+    assert list(conv3.x) == [8.0, 56.0, 56.0, 8.0, 8.0]
+    assert list(conv3.y) == [4.0, 4.0, 52.0, 52.0, 4.0]
+    assert conv3.line.color == fg.stage_colour("conv3")
+    assert "Conv4 local0 (arp)" in boxes
+    assert "rates h 0.600" in conv3.hovertemplate
+    assert fig.layout.yaxis.range == (64, 0)  # y down, like the image
+    truth = ex.GroundTruth(1, "class 1", (10.0, 12.0, 30.0, 40.0), {"beak": (11.0, 13.0)})
+    with_truth = _by_name(fg.boxes_figure(view, truth))
+    assert list(with_truth["truth: class 1"].x) == [10.0, 30.0, 30.0, 10.0, 10.0]
+    assert list(with_truth["truth: keypoints"].text) == ["beak"]
+    fig.to_json()
+
+
+def test_confidence_figure_places_the_map_on_its_frame() -> None:
+    view = _view()
+    fig = fg.confidence_figure(view, "conv4.local0", opacity=0.3)
+    heat = next(t for t in fig.data if isinstance(t, go.Heatmap))
+    x1, y1, x2, y2 = view.stages["conv3"].image_box  # Conv4's map covers Conv3's crop
+    dx, dy = (x2 - x1) / 10, (y2 - y1) / 8
+    assert heat.dx == pytest.approx(dx) and heat.dy == pytest.approx(dy)
+    assert heat.x0 == pytest.approx(x1 + dx / 2) and heat.y0 == pytest.approx(y1 + dy / 2)
+    assert heat.opacity == 0.3
+    np.testing.assert_allclose(np.asarray(heat.z), view.stages["conv4.local0"].confidence)
+    assert "map covers (Conv3 crop)" in _by_name(fig)
+    whole = fg.confidence_figure(view, "conv3")
+    heat3 = next(t for t in whole.data if isinstance(t, go.Heatmap))
+    assert heat3.x0 == pytest.approx(3.2) and heat3.dx == pytest.approx(6.4)
+    assert "map covers (Conv3 crop)" not in _by_name(whole)
+    with pytest.raises(ValueError, match="opacity"):
+        fg.confidence_figure(view, "conv3", opacity=1.5)
+    with pytest.raises(ValueError, match="no pooled stage"):
+        fg.confidence_figure(view, "conv4.global")
+
+
+def test_crops_figure_one_panel_per_stage_and_row() -> None:
+    view = _view()
+    fig = fg.crops_figure(view, long_side=20)
+    images = [t for t in fig.data if isinstance(t, go.Image)]
+    assert len(images) == 2
+    assert np.asarray(images[0].z).shape == (16, 20, 3)  # out_size 4 x 5 -> 16 x 20
+    assert images[0].x0 == pytest.approx(8.0 + 48 / 20 / 2)  # hover in image coordinates
+    two = fg.crops_figure({"ARP": view, "RP": _view(shift=2.0)}, long_side=20)
+    assert len([t for t in two.data if isinstance(t, go.Image)]) == 4
+    titles = [a.text for a in two.layout.annotations]
+    assert any(t.startswith("ARP: Conv3") for t in titles)
+    assert any(t.startswith("RP: Conv4 local0") for t in titles)
+    empty = ex.ExploreView(view.image, {}, {}, view.probs, view.predictions)
+    assert len(fg.crops_figure(empty).data) == 0
+
+
+def test_rates_figure_values() -> None:
+    fig = fg.rates_figure(_view())
+    bars = [t for t in fig.data if isinstance(t, go.Bar)]
+    assert len(bars) == 1
+    assert list(bars[0].x) == ["Conv3 h", "Conv3 w", "Conv4 local0 h", "Conv4 local0 w"]
+    assert list(bars[0].y) == [0.6, 0.55, 0.5, 0.5]
+    dsr = _by_name(fig)["DSR (lower bound)"]
+    assert list(dsr.y) == [0.5, 0.5, 0.5, 0.5]
+    grouped = fg.rates_figure({"ARP": _view(), "RP": _view()})
+    assert [t.name for t in grouped.data if isinstance(t, go.Bar)] == ["ARP", "RP"]
+
+
+def test_predictions_figure() -> None:
+    view = _view()
+    fig = fg.predictions_figure(view.predictions, "trained")
+    now, ref = _by_name(fig)["now"], _by_name(fig)["trained"]
+    rows = view.predictions.rows
+    assert list(now.x) == [r.prob for r in rows][::-1]
+    assert list(ref.x) == [r.ref_prob for r in rows][::-1]
+    assert list(now.y)[-1] == "1. class 0"
+    assert "change +0.1000, rank +1" in now.customdata[-1]
+
+
+def test_sweep_figure() -> None:
+    ks = np.linspace(0.1, 2.0, 5)
+    probs = np.tile(np.array([0.5, 0.3, 0.2]), (5, 1))
+    sweep = ex.KSweep("conv3", ks, probs, np.linspace(64, 128, 5), np.linspace(60, 128, 5),
+                      np.full((5, 2), 0.5), (0, 2), ("a", "c"), 0.8, 1.0)
+    fig = fg.sweep_figure(sweep)
+    traces = _by_name(fig)
+    assert list(traces["a"].y) == [0.5] * 5 and list(traces["c"].y) == [0.2] * 5
+    assert list(traces["crop width"].y) == list(np.linspace(64, 128, 5))
+    assert len(fig.layout.shapes) == 4  # trained and current k, on both panels
+    marks = [a.text for a in fig.layout.annotations if " k " in a.text]
+    assert marks == ["trained k 1.00", "now k 0.80"]
+    same = fg.sweep_figure(ex.KSweep(**{**sweep.__dict__, "current_k": 1.0}))
+    assert [a.text for a in same.layout.annotations if " k " in a.text] == ["trained = now k 1.00"]
+    fig.to_json()
