@@ -1,0 +1,37 @@
+"""The bundled checkpoints load, and arpviz.evaluate reproduces the metrics they recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from arpviz import checkpoint as ckpt
+from arpviz.evaluate import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = sorted((ROOT / "checkpoints").glob("*.safetensors"))
+BUNDLED = [p for p in BUNDLED if not p.name.endswith(".state.safetensors")]
+MAX_BYTES = 15 * 1024**2
+
+
+def test_the_default_and_its_comparisons_are_bundled():
+    names = {p.stem for p in BUNDLED}
+    assert {"synthbirds_msgn_arp", "synthbirds_msgn_stride", "synthbirds_msgn_stn"} <= names
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=[p.stem for p in BUNDLED])
+def test_bundled_checkpoint_reproduces_its_record(path):
+    assert path.stat().st_size < MAX_BYTES
+    loaded = ckpt.load(path)
+    meta = loaded.meta
+    assert meta.dataset["name"] == "synthbirds" and meta.config.backbone == "tiny"
+    epochs = meta.recipe["epochs"]
+    assert [h["epoch"] for h in meta.history] == list(range(1, epochs + 1))
+    assert [s.epoch for s in loaded.snapshots] == list(range(1, epochs + 1))
+    assert loaded.probe_labels is not None and len(loaded.probe_labels) == 16
+    result = evaluate(path, "val", crops=False)
+    last = meta.history[-1]
+    one_image = 100 / result.count
+    assert result.top1 == pytest.approx(last["val_top1"], abs=one_image + 1e-6)
+    assert result.top5 == pytest.approx(last["val_top5"], abs=one_image + 1e-6)
