@@ -1,0 +1,270 @@
+"""Real browser end to end: ``streamlit run app.py`` driven by Debian's chromium via Playwright.
+
+Every page is opened from the sidebar navigation, an image is uploaded on Explore, sliders are
+moved with the keyboard, and after each step no exception may show and the box must have moved
+(read from the plotly figure in the DOM, or from the text the page renders with the box
+numbers). Screenshots of every page go to ``docs/img/e2e_<page>.png``.
+
+Without chromium (``/usr/bin/chromium``) or the playwright package the tests skip and say why;
+with ``CI=true`` in the environment that is a failure instead. The browser is never downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_history_lib import write_run
+
+from benchmarks.load_test import (
+    BOXES,
+    BROWSER_ARGS,
+    CHROMIUM,
+    DECODE_JS,
+    EXCEPTION,
+    IDLE,
+    MEAN_COLOUR,
+    NAV,
+    RUNS,
+    WATCH_RERUNS,
+    Server,
+    browser_problem,
+    nearest_colour,
+    session_colour,
+    session_image,
+    streamlit_server,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "docs" / "img"
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+TIMEOUT_MS = 180_000
+
+
+def _need_browser() -> None:
+    problem = browser_problem()
+    if problem is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but the browser test cannot run: {problem}")
+    pytest.skip(f"browser end-to-end test skipped: {problem}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    _need_browser()
+    folder = tmp_path_factory.mktemp("e2e_checkpoints")
+    write_run(folder / "msgn_arp.safetensors", "arp", epochs=4)
+    write_run(folder / "msgn_stn.safetensors", "stn", epochs=4, seed=1)
+    log = tmp_path_factory.mktemp("e2e_server") / "server.log"
+    with streamlit_server(folder, log) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def page(server: Server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context.set_default_timeout(TIMEOUT_MS)
+            tab = context.new_page()
+            tab.goto(server.url + "/", timeout=TIMEOUT_MS)
+            tab.locator(".st-key-explore_source").wait_for(timeout=TIMEOUT_MS)
+            tab.wait_for_function(IDLE, timeout=TIMEOUT_MS)
+            tab.evaluate(WATCH_RERUNS)
+            yield tab
+        finally:
+            browser.close()
+
+
+def _settle(page) -> None:
+    page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
+    page.evaluate(WATCH_RERUNS)
+
+
+def _rerun(page, action) -> None:
+    """Do ``action()`` and wait until the rerun it causes has finished."""
+    before = page.evaluate(RUNS)
+    action()
+    page.wait_for_function(f"() => (window.__arpvizRuns || 0) > {before}", timeout=TIMEOUT_MS)
+    page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
+
+
+def _press(page, slider: str, key: str, times: int = 1) -> None:
+    thumb = page.locator(f"{slider} input[type=range]")
+    for _ in range(times):
+        thumb.focus()
+        _rerun(page, lambda: thumb.press(key))
+
+
+def _no_exception(page, where: str) -> None:
+    shown = page.locator(EXCEPTION)
+    if shown.count():
+        pytest.fail(f"exception shown on {where}: {shown.first.inner_text()[:1500]}")
+
+
+def _open(page, title: str, ready: str) -> None:
+    page.locator(NAV, has_text=title).first.click()
+    page.locator(ready).first.wait_for(timeout=TIMEOUT_MS)
+    _settle(page)
+
+
+def _shot(page, name: str) -> None:
+    """Screenshot of the whole page: the viewport grows to the height of the main column."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+        " return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight); }")
+    page.set_viewport_size({"width": size["width"], "height": int(min(max(height, 800), 7000))})
+    page.wait_for_timeout(1500)  # let plotly redraw at the new size
+    page.screenshot(path=str(SHOTS / f"e2e_{name}.png"), full_page=True)
+    page.set_viewport_size(size)
+    page.wait_for_timeout(300)
+
+
+def _boxes(page, key: str) -> list:
+    """The scatter traces ``[name, xs, ys]`` of the keyed plotly chart (waits for it)."""
+    page.locator(f".st-key-{key} .js-plotly-plot").first.wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_function(f"(key) => {{ const f = ({BOXES}); return f(key) !== null; }}",
+                           arg=key, timeout=TIMEOUT_MS)
+    return json.loads(page.evaluate(BOXES, key))
+
+
+def _boxes_changed(page, key: str, before: list, timeout_ms: float = 20_000) -> list:
+    """The chart's traces once they differ from ``before`` (plotly redraws asynchronously)."""
+    old = page.evaluate("(v) => JSON.stringify(v)", before)  # the same number formatting
+    try:
+        page.wait_for_function(
+            f"([key, old]) => {{ const f = ({BOXES}); const now = f(key);"
+            " return now !== null && now !== old; }",
+            arg=[key, old], timeout=timeout_ms)
+    except Exception:  # noqa: BLE001 - report below with the numbers
+        pass
+    return _boxes(page, key)
+
+
+def _numbers(text: str) -> list[tuple[float, ...]]:
+    return [tuple(map(float, m)) for m in
+            re.findall(r"\(([\d.]+), ([\d.]+), ([\d.]+), ([\d.]+)\)", text)]
+
+
+def _inside(box: tuple[float, ...], size: float) -> bool:
+    x1, y1, x2, y2 = box
+    return 0 <= x1 < x2 <= size + 1e-3 and 0 <= y1 < y2 <= size + 1e-3
+
+
+def _explore_k(page) -> float:
+    return float(page.locator(".st-key-explore_k-conv4-local0 input[type=range]")
+                 .get_attribute("aria-valuetext"))
+
+
+def test_explore_upload_and_k_slider(page, tmp_path):
+    assert page.locator(NAV).count() == 4  # Explore, RP against ARP, Appendix A, Training
+    _no_exception(page, "Explore (sample)")
+    assert _explore_k(page) == pytest.approx(0.7)  # the trained k
+    before = _boxes(page, "explore_boxes")
+    _press(page, ".st-key-explore_k-conv4-local0", "ArrowLeft", times=2)
+    _no_exception(page, "Explore after moving k")
+    assert _explore_k(page) == pytest.approx(0.6)
+    after = _boxes_changed(page, "explore_boxes", before)
+    assert [b[0] for b in after] == [b[0] for b in before]  # the same stages
+    assert after != before, "the Conv4 box did not move when k changed"
+    _rerun(page, lambda: page.locator(".st-key-explore_source")
+           .get_by_text("Upload an image").click())
+    image = tmp_path / "upload.png"
+    image.write_bytes(session_image(0))
+    _rerun(page, lambda: page.locator(".st-key-explore_upload input[type=file]")
+           .set_input_files(str(image)))
+    page.locator(".st-key-explore_boxes .js-plotly-plot").wait_for(timeout=TIMEOUT_MS)
+    _no_exception(page, "Explore after the upload")
+    mean = page.evaluate(MEAN_COLOUR, "explore_boxes")
+    assert mean is not None and nearest_colour(mean, 8) == 0, (mean, session_colour(0))
+    before = _boxes(page, "explore_boxes")
+    _press(page, ".st-key-explore_k-conv4-local0", "ArrowRight", times=2)
+    _no_exception(page, "Explore after moving k on the upload")
+    after = _boxes_changed(page, "explore_boxes", before)
+    assert after != before, "the Conv4 box did not move when k changed"
+    for _, xs, ys in after:  # every box on the 64 px image
+        numbers = [v for v in xs + ys if v is not None]
+        assert min(numbers) >= 0 and max(numbers) <= 64.001
+    _shot(page, "explore")
+
+
+def test_explore_sliders_show_the_k_in_use(page):
+    """The k slider shows the k the page reports it used (after the upload above too)."""
+    pattern = r"Conv4 local0 \(ARP, k ([\d.]+)"
+    report = page.get_by_text(re.compile(pattern))
+    if not report.count():
+        pytest.skip("Explore renders no 'Conv4 local0 (ARP, k ...' text to compare with")
+    used = float(re.search(pattern, report.first.text_content()).group(1))
+    assert _explore_k(page) == pytest.approx(used), (
+        f"the Conv4 k slider shows {_explore_k(page)} but the page used k = {used}")
+
+
+def test_rp_vs_arp(page):
+    _open(page, "RP against ARP", ".st-key-compare_source")
+    page.locator(".st-key-compare_boxes_arp .js-plotly-plot").wait_for(timeout=TIMEOUT_MS)
+    _no_exception(page, "RP against ARP")
+    arp, rp = _boxes(page, "compare_boxes_arp"), _boxes(page, "compare_boxes_rp")
+    assert arp and rp
+    before = _boxes(page, "compare_boxes_arp")
+    _press(page, ".st-key-compare_k-conv3", "ArrowLeft", times=3)
+    _no_exception(page, "RP against ARP after moving k")
+    assert _boxes_changed(page, "compare_boxes_arp", before) != before
+    _shot(page, "rp_vs_arp")
+
+
+def test_appendix_a(page):
+    _open(page, "Appendix A", ".st-key-appx_k")
+    _no_exception(page, "Appendix A")
+    caption = page.get_by_text("appendix crops").first
+    before = caption.text_content()
+    assert "(k 1.00, DSR 0.50, seed 0)" in before
+    assert page.locator(".st-key-appx_grid .js-plotly-plot").count() == 1
+    _press(page, ".st-key-appx_k", "ArrowLeft", times=4)
+    _no_exception(page, "Appendix A after moving k")
+    after = page.get_by_text("appendix crops").first.text_content()
+    assert "(k 0.80, DSR 0.50, seed 0)" in after
+    crops_before = re.findall(r"\[([\d.]+), ([\d.]+)\]", before)
+    crops_after = re.findall(r"\[([\d.]+), ([\d.]+)\]", after)
+    assert crops_after != crops_before, "the crops did not move when k changed"
+    # the red area of Figure 7 follows the crop of distribution #0
+    start, end = (float(v) for v in crops_after[0])
+    red = page.evaluate(
+        "() => {" + DECODE_JS + """
+         const el = document.querySelector('.st-key-appx_grid .js-plotly-plot');
+         const t = el.data.find(t => t.fillcolor && t.fillcolor.startsWith('rgba(214'));
+         const x = decode(t.x); return [x[0], x[x.length - 1]]; }""")
+    assert red[0] == pytest.approx(start, abs=0.01) and red[1] == pytest.approx(end, abs=0.01)
+    _shot(page, "appendix_a")
+
+
+def test_training(page):
+    _open(page, "Training", ".st-key-train_epoch")
+    _no_exception(page, "Training")
+    caption = page.get_by_text("training boxes of msgn_arp").first
+    before = caption.text_content()
+    assert "epoch 4:" in before
+    assert page.get_by_text("training comparison at epoch 4").count() == 1
+    _press(page, ".st-key-train_epoch", "ArrowLeft", times=2)
+    _no_exception(page, "Training after moving the epoch")
+    after = page.get_by_text("training boxes of msgn_arp").first.text_content()
+    assert "epoch 2:" in after
+    assert _numbers(after) != _numbers(before), "the boxes did not change with the epoch"
+    assert all(_inside(b, 64) for b in _numbers(after))
+    assert page.get_by_text("training comparison at epoch 2").count() == 1
+    boxes = _boxes(page, "train_probe_fig_0")
+    assert {b[0] for b in boxes} == {"conv3", "conv4.local0"}
+    _shot(page, "training")
+
+
+def test_server_log_has_no_traceback(server, page):
+    assert "Traceback" not in server.log_tail(200_000), server.log_tail()
