@@ -31,7 +31,7 @@ def cached_analysis(settings: SimulationSettings) -> Analysis:
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def cached_sweep(settings: SimulationSettings) -> dict:
-    """:func:`arpviz.appendix.k_sweep` over :data:`SWEEP_KS`, cached per settings (shared, read-only; no pickling)."""
+    """:func:`arpviz.appendix.k_sweep` over :data:`SWEEP_KS`, cached per settings (read-only)."""
     return k_sweep(settings, SWEEP_KS)
 
 
