@@ -41,6 +41,7 @@ from arpviz.checkpoint import (
 )
 from arpviz.data.synthbirds import SynthBirds
 from arpviz.datasources import build, probe_batch, synth_config
+from arpviz.figures import PALETTE
 
 __all__ = [
     "METRICS",
@@ -77,15 +78,6 @@ METRICS: dict[str, str] = {
     "seconds": "seconds",
 }
 _RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
-# the same colours as arpviz.figures.PALETTE, so a stage looks alike on every page
-_STAGE_COLOURS = {
-    "conv3": "#1f77b4",
-    "conv4.main": "#ff7f0e",
-    "conv4.local0": "#ff7f0e",
-    "conv4.local1": "#2ca02c",
-    "conv4.local2": "#d62728",
-    "conv4.local3": "#9467bd",
-}
 _SIDE_COLOURS = ("#ff7f0e", "#17becf")  # comparison: left run (ARP), right run (STN)
 _CAPTION = 22  # mosaic rows reserved above each tile for its caption, in image pixels
 _GAP = 6
@@ -295,7 +287,7 @@ def stage_names(snapshot: EpochSnapshot) -> tuple[str, ...]:
 
 def stage_colour(stage: str, index: int = 0) -> str:
     """The colour boxes of ``stage`` are drawn in."""
-    return _STAGE_COLOURS.get(stage, _RUN_COLOURS[index % len(_RUN_COLOURS)])
+    return PALETTE.get(stage, _RUN_COLOURS[index % len(_RUN_COLOURS)])
 
 
 def _data_uri(image: np.ndarray) -> str:
