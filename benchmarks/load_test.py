@@ -310,6 +310,12 @@ async def _press(page, slider: str, key: str, timeout_ms: float, done: str = "fa
     return time.perf_counter() - start
 
 
+def _progress(result: SessionResult) -> None:
+    if result.interactions % 10 == 0:
+        logger.info("session %d: %d interactions, last %.2f s", result.index,
+                    result.interactions, result.latencies[-1])
+
+
 def _js(value: object) -> str:
     return json.dumps(value)
 
@@ -360,6 +366,7 @@ async def _session(browser, url: str, index: int, count: int, interactions: int,
             changed = f"({BOXES})('explore_boxes') !== {_js(boxes)}"
             result.latencies.append(await _press(page, slider, key, timeout_ms, changed))
             result.interactions += 1
+            _progress(result)
             await check_image(f"explore move {i}")
             if await page.locator(EXCEPTION).count():
                 result.errors.append(f"session {index}: exception on Explore after move {i}")
@@ -394,6 +401,7 @@ async def _session(browser, url: str, index: int, count: int, interactions: int,
                     f"{caption[:90]!r}")
                 raise
             result.interactions += 1
+            _progress(result)
             caption = await page.evaluate(echo)
             if expected not in caption:
                 result.isolation_failures.append(
