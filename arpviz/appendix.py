@@ -294,7 +294,7 @@ def coverage_histograms(analysis: Analysis, *, bins: int = 25) -> go.Figure:
         )
         fig.add_vline(x=float(values.mean()), line_dash="dash", line_color=LINE_COLOUR,
                       row=1, col=col, annotation_text=f"mean {values.mean():.2f}",
-                      annotation_position="top")
+                      annotation_position="top right", annotation={"yanchor": "top"})
     fig.update_xaxes(range=[0, 1], tickformat=".0%")
     fig.update_yaxes(title_text="distributions", row=1, col=1)
     fig.update_layout(height=320, margin={"l": 40, "r": 10, "t": 50, "b": 40}, bargap=0.05)

@@ -185,9 +185,8 @@ def _with_created(meta: CheckpointMeta) -> CheckpointMeta:
 # ----------------------------------------------------------------------------- loading
 
 
-def _read_bytes(source: str | os.PathLike | bytes) -> tuple[bytes, Path | None]:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return bytes(source), None
+def _checked_file(source: str | os.PathLike) -> Path:
+    """``source`` as a path to an existing file within the size limit."""
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"path must be a path or bytes, got {type(source).__name__}")
     path = Path(source)
@@ -196,6 +195,13 @@ def _read_bytes(source: str | os.PathLike | bytes) -> tuple[bytes, Path | None]:
     size = path.stat().st_size
     if size > MAX_BYTES:
         raise CheckpointError(f"{path.name}: {size / 1e9:.1f} GB is larger than the 2 GB limit")
+    return path
+
+
+def _read_bytes(source: str | os.PathLike | bytes) -> tuple[bytes, Path | None]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), None
+    path = _checked_file(source)
     return path.read_bytes(), path
 
 
@@ -207,21 +213,26 @@ def _looks_pickled(data: bytes) -> bool:
                                                 b"\x02\x03\x04\x05")
 
 
-def _header(data: bytes, name: str) -> dict[str, Any]:
-    """Parse and check the safetensors header and the arpviz metadata, without the tensors."""
-    if len(data) == 0:
+def _header(data: bytes, name: str, total: int | None = None) -> dict[str, Any]:
+    """Parse and check the safetensors header and the arpviz metadata, without the tensors.
+
+    ``data`` is the file or at least its first ``8 + header length`` bytes; ``total`` is the
+    file's size (default ``len(data)``), against which truncation is checked.
+    """
+    total = len(data) if total is None else total
+    if total == 0:
         raise CheckpointError(f"{name}: the file is empty")
     if _looks_pickled(data):
         raise CheckpointError(
             f"{name}: this is a pickle / torch.save file; arpviz never unpickles files, "
             "it reads only .safetensors checkpoints written by arpviz"
         )
-    if len(data) < 8:
+    if total < 8 or len(data) < 8:
         raise CheckpointError(f"{name}: truncated (no safetensors header)")
     header_len = int.from_bytes(data[:8], "little")
     if header_len <= 0 or header_len > 100 * 1024**2:
         raise CheckpointError(f"{name}: not a safetensors file (bad header length)")
-    if 8 + header_len > len(data):
+    if 8 + header_len > min(total, len(data)):
         raise CheckpointError(f"{name}: truncated (the header runs past the end of the file)")
     try:
         header = json.loads(data[8 : 8 + header_len])
@@ -237,8 +248,8 @@ def _header(data: bytes, name: str) -> dict[str, Any]:
         raw = metadata.get("arpviz") if isinstance(metadata, dict) else None
     except (TypeError, ValueError, IndexError, KeyError) as exc:
         raise CheckpointError(f"{name}: malformed safetensors header ({exc})") from exc
-    if 8 + header_len + end > len(data):
-        raise CheckpointError(f"{name}: truncated ({len(data)} bytes, the header needs more)")
+    if 8 + header_len + end > total:
+        raise CheckpointError(f"{name}: truncated ({total} bytes, the header needs more)")
     if not isinstance(raw, str):
         raise CheckpointError(f"{name}: a safetensors file, but not an arpviz checkpoint")
     try:
@@ -257,6 +268,11 @@ def _header(data: bytes, name: str) -> dict[str, Any]:
 
 
 def _parse_meta(raw: Mapping[str, Any], name: str) -> CheckpointMeta:
+    history = raw.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise CheckpointError(f"{name}: invalid metadata: history must be a list of objects")
+    if not isinstance(raw.get("dataset", {}), dict) or not isinstance(raw.get("recipe", {}), dict):
+        raise CheckpointError(f"{name}: invalid metadata: dataset and recipe must be objects")
     try:
         config = MSGNConfig.from_dict(raw["config"])
         inp = raw["input"]
@@ -284,11 +300,29 @@ def _parse_meta(raw: Mapping[str, Any], name: str) -> CheckpointMeta:
     return meta
 
 
+def _read_head(path: Path) -> tuple[bytes, int]:
+    """The first bytes of a file up to the end of its safetensors header, and the file's size."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        header_len = int.from_bytes(head, "little") if len(head) == 8 else 0
+        # the header when its length is sane, else a few bytes for the error message's checks
+        head += handle.read(header_len if 0 < header_len <= 100 * 1024**2 else 8)
+    return head, size
+
+
 def read_meta(path: str | os.PathLike | bytes) -> CheckpointMeta:
-    """Read and check only the metadata of a checkpoint (cheap: no model is built)."""
-    data, file = _read_bytes(path)
-    name = file.name if file else "checkpoint"
-    return _parse_meta(_header(data, name), name)
+    """Read and check only the metadata of a checkpoint (cheap: no model is built).
+
+    A file is read only up to the end of its safetensors header (the tensors stay on disk);
+    bytes are checked whole.
+    """
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        data = bytes(path)
+        return _parse_meta(_header(data, "checkpoint"), "checkpoint")
+    file = _checked_file(path)
+    head, size = _read_head(file)
+    return _parse_meta(_header(head, file.name, size), file.name)
 
 
 def _parse_snapshots(tensors: Mapping[str, Tensor], name: str) -> tuple[EpochSnapshot, ...]:
@@ -301,6 +335,8 @@ def _parse_snapshots(tensors: Mapping[str, Tensor], name: str) -> tuple[EpochSna
             epoch = int(parts[1])
         except (IndexError, ValueError) as exc:
             raise CheckpointError(f"{name}: bad snapshot key {key!r}") from exc
+        if len(parts) < 4 or epoch < 1:
+            raise CheckpointError(f"{name}: bad snapshot key {key!r}")
         entry = grouped.setdefault(epoch, {"stages": {}, "top5": {}})
         if parts[2] == "top5":
             entry["top5"][parts[3]] = value

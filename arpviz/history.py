@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ __all__ = [
     "probe_images",
     "probe_images_or_blank",
     "rates_figure",
+    "record_epochs",
     "record_from_checkpoint",
     "stage_colour",
     "stage_names",
@@ -104,6 +106,9 @@ class TrainingRecord:
     probe_labels: np.ndarray | None
     path: Path | None = None
 
+    def __post_init__(self) -> None:
+        _check_record(self)
+
     @property
     def epochs(self) -> tuple[int, ...]:
         """Epochs with a snapshot, ascending."""
@@ -147,6 +152,52 @@ class TrainingRecord:
             if snap.epoch <= epoch:
                 best = snap
         return best
+
+
+def _check_record(record: TrainingRecord) -> None:
+    """Raise :class:`CheckpointError` unless the history, probe indices and snapshots are
+    well formed (numbers where numbers belong, one probe count, the documented shapes)."""
+    name = record.name
+
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{name}: {what}")
+
+    for i, row in enumerate(record.meta.history):
+        if not isinstance(row, Mapping):
+            raise bad(f"history row {i} is not an object")
+        for key in ("epoch", *METRICS):
+            value = row.get(key)
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, (int, float))):
+                raise bad(f"history row {i}: {key} is not a number ({value!r})")
+        epoch = row.get("epoch", i + 1)  # absent: numbered by position, as the curves do
+        if (isinstance(epoch, bool) or not isinstance(epoch, (int, float))
+                or not math.isfinite(epoch)):
+            raise bad(f"history row {i}: epoch must be a finite number, got {epoch!r}")
+    indices = record.meta.dataset.get("probe_indices", ())
+    if not isinstance(indices, (list, tuple)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices):
+        raise bad("dataset.probe_indices must be a list of ints >= 0")
+    count = None
+    widths = {"boxes": 4, "image_boxes": 4, "rates": 2}
+    for snap in record.snapshots:
+        indices_t, probs = snap.top5
+        if indices_t.ndim != 2 or probs.shape != indices_t.shape:
+            raise bad(f"snapshot {snap.epoch}: top-5 must be two [P, k] tensors")
+        count = indices_t.shape[0] if count is None else count
+        if indices_t.shape[0] != count:
+            raise bad(f"snapshot {snap.epoch}: {indices_t.shape[0]} probes, earlier {count}")
+        for stage, values in snap.stages.items():
+            for field_name, width in widths.items():
+                if tuple(values[field_name].shape) != (count, width):
+                    raise bad(f"snapshot {snap.epoch}/{stage}: {field_name} must be "
+                              f"[{count}, {width}], got {list(values[field_name].shape)}")
+            conf = values["confidence"]
+            if conf.ndim != 3 or conf.shape[0] != count or min(conf.shape) < 1:
+                raise bad(f"snapshot {snap.epoch}/{stage}: confidence must be [{count}, h, w]")
+    labels = record.probe_labels
+    if labels is not None and count is not None and tuple(labels.shape) != (count,):
+        raise bad(f"probe.labels must be [{count}], got {list(labels.shape)}")
 
 
 def load_record(source: str | os.PathLike | bytes, name: str | None = None) -> TrainingRecord:
@@ -211,6 +262,14 @@ def metric_columns(meta: CheckpointMeta) -> dict[str, list[float | None]]:
         if any(key in r for r in rows):
             out[key] = [None if r.get(key) is None else float(r[key]) for r in rows]
     return out
+
+
+def record_epochs(records: Sequence[TrainingRecord]) -> list[int]:
+    """The epochs of ``records`` together (snapshots and history rows, numbered as
+    :func:`metric_columns` numbers them), ascending; ``[1]`` when there are none."""
+    epochs = {e for r in records for e in r.epochs}
+    epochs |= {int(e) for r in records for e in metric_columns(r.meta)["epoch"]}
+    return sorted(e for e in epochs if e > 0) or [1]
 
 
 # ----------------------------------------------------------------------------- probe images
@@ -550,9 +609,10 @@ def probe_figure(
 def comparison_pairs(
     records: Sequence[TrainingRecord],
 ) -> list[tuple[TrainingRecord, TrainingRecord]]:
-    """Pairs ``(ARP run, STN run)`` of MSGN runs that share their probe images."""
-    arp = [r for r in records if r.conv4 == "arp" and r.meta.config.local_branches > 0]
-    stn = [r for r in records if r.conv4 == "stn" and r.meta.config.local_branches > 0]
+    """Pairs ``(ARP run, STN run)`` of MSGN runs with snapshots that share their probe images."""
+    usable = [r for r in records if r.snapshots and r.meta.config.local_branches > 0]
+    arp = [r for r in usable if r.conv4 == "arp"]
+    stn = [r for r in usable if r.conv4 == "stn"]
     pairs = []
     for a in arp:
         for s in stn:
@@ -657,7 +717,7 @@ def confidence_figure(record: TrainingRecord, epoch: int, probe: int) -> go.Figu
     for stage in stages:
         rates = snap.stages[stage]["rates"][probe].float().tolist()
         h, w = snap.stages[stage]["confidence"].shape[1:]
-        titles.append(f"{stage} ({h}×{w}), rates ({rates[0]:.2f}, {rates[1]:.2f})")
+        titles.append(f"{stage} ({h}×{w})<br>rates ({rates[0]:.2f}, {rates[1]:.2f})")
     fig = make_subplots(rows=1, cols=len(stages), subplot_titles=titles,
                         horizontal_spacing=0.08)
     for i, stage in enumerate(stages):
@@ -684,7 +744,7 @@ def confidence_figure(record: TrainingRecord, epoch: int, probe: int) -> go.Figu
         fig.update_xaxes(range=[0, w], row=1, col=i + 1, constrain="domain")
         fig.update_yaxes(range=[h, 0], row=1, col=i + 1, scaleanchor=f"x{axis}",
                          constrain="domain")
-    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_layout(height=340, margin={"l": 10, "r": 10, "t": 60, "b": 10})
     return fig
 
 
@@ -795,7 +855,7 @@ def learning_curves(records: Sequence[TrainingRecord], epoch: int | None = None)
                 ),
                 row=1, col=col,
             )
-    fig.update_yaxes(type="log", row=1, col=3)
+    fig.update_yaxes(type="log", dtick=1, exponentformat="power", row=1, col=3)  # 10^k ticks
     fig.update_xaxes(title_text="epoch", row=1, col=2)
     _epoch_ticks(fig, [e for r in records for e in metric_columns(r.meta)["epoch"]])
     if epoch is not None:

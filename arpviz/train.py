@@ -37,7 +37,9 @@ from arpviz.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.datasources import DataSources, build, probe_batch
 from arpviz.models import MSGN, MSGNConfig, from_torchvision
 
-__all__ = ["TrainConfig", "learning_rate", "main", "snapshot", "state_path", "train"]
+__all__ = [
+    "TrainConfig", "learning_rate", "main", "param_groups", "snapshot", "state_path", "train",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +51,9 @@ class TrainConfig:
     ``limit_train``/``limit_val`` cut the splits (smoke tests); ``threads`` sets torch's CPU
     threads; ``cache`` renders SynthBirds once into memory; ``stop_after`` ends the run after
     that epoch (the schedule stays that of ``epochs``; ``--resume`` goes on); ``device`` is
-    ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    ``auto`` (CUDA when present), ``cpu`` or ``cuda``. ``localisation_lr_scale`` multiplies the
+    learning rate of the spatial transformers' localisation networks (the STN baseline; the
+    spatial-transformer paper trains them at a reduced rate), 1 for every other parameter.
     """
 
     out: str = "runs/msgn.safetensors"
@@ -77,13 +81,14 @@ class TrainConfig:
     progress: bool = True
     cache: bool = True
     stop_after: int | None = None
+    localisation_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "image_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        for name in ("lr", "warmup_lr"):
+        for name in ("lr", "warmup_lr", "localisation_lr_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 <= self.warmup_fraction < 1:
@@ -118,6 +123,21 @@ def learning_rate(config: TrainConfig, progress: float) -> float:
         return config.warmup_lr + (config.lr - config.warmup_lr) * progress / warm
     passed = sum(progress >= m * config.epochs for m in config.milestones)
     return config.lr * config.gamma**passed
+
+
+def param_groups(model: nn.Module, localisation_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: the spatial transformers' parameters (``lr_scale``
+    ``localisation_lr_scale``) and all others (``lr_scale`` 1); an empty group is left out."""
+    from arpviz.models.stn import SpatialTransformer
+
+    local = {id(p) for m in model.modules() if isinstance(m, SpatialTransformer)
+             for p in m.parameters()}
+    params = list(model.parameters())
+    groups = [
+        {"params": [p for p in params if id(p) not in local], "lr_scale": 1.0},
+        {"params": [p for p in params if id(p) in local], "lr_scale": localisation_lr_scale},
+    ]
+    return [g for g in groups if g["params"]]
 
 
 def state_path(path: str | os.PathLike) -> Path:
@@ -230,8 +250,9 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
     else:
         model = MSGN(model_config)
     model.to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.warmup_lr,
-                                momentum=config.momentum, weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(param_groups(model, config.localisation_lr_scale),
+                                lr=config.warmup_lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
     history: list[dict[str, Any]] = []
     snapshots: list[ckpt.EpochSnapshot] = []
     start_epoch = 0
@@ -239,6 +260,10 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
         previous = ckpt.load(resume, device="cpu")
         if previous.config != model_config:
             raise ValueError("resume: the checkpoint's model config differs from this run's")
+        before = float(previous.meta.recipe.get("localisation_lr_scale", 1.0))
+        if before != config.localisation_lr_scale:
+            raise ValueError(f"resume: localisation_lr_scale was {before}, this run has "
+                             f"{config.localisation_lr_scale}")
         model.load_state_dict(previous.model.state_dict())
         history = [dict(h) for h in previous.meta.history]
         snapshots = list(previous.snapshots)
@@ -295,7 +320,7 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
         for step, (images, labels) in enumerate(bar):
             lr = learning_rate(config, epoch + step / steps_per_epoch)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_scale"]
             images, labels = images.to(device, non_blocking=True), labels.to(device)
             with _autocast(device, config.amp):
                 logits = net(images)
@@ -364,6 +389,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit-train", type=int, dest="limit_train")
     parser.add_argument("--limit-val", type=int, dest="limit_val")
     parser.add_argument("--stop-after", type=int, dest="stop_after")
+    parser.add_argument("--localisation-lr-scale", type=float, dest="localisation_lr_scale",
+                        help="learning-rate factor of the STN's localisation network")
     parser.add_argument("--model", type=json.loads, default=None,
                         help='MSGNConfig fields as JSON, e.g. \'{"backbone": "tiny"}\'')
     parser.add_argument("--dataset", type=json.loads, default=None,
@@ -378,7 +405,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         data.update(json.loads(Path(args.config).read_text()))
     for key in ("out", "epochs", "batch_size", "image_size", "lr", "seed", "workers", "threads",
                 "probes", "device", "amp", "progress", "pretrained", "limit_train",
-                "limit_val", "stop_after"):
+                "limit_val", "stop_after", "localisation_lr_scale"):
         value = getattr(args, key)
         if value is not None:
             data[key] = value

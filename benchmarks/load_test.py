@@ -218,6 +218,19 @@ BOXES = "(key) => {" + DECODE_JS + """
 """
 
 
+def open_app(browser, url: str, timeout_ms: float, *, height: int = 1000):
+    """A new tab (1400 px wide) of a sync Playwright ``browser`` on the app at ``url``, waited
+    until Explore has rendered and the app is idle, with the rerun counter installed."""
+    context = browser.new_context(viewport={"width": 1400, "height": height})
+    context.set_default_timeout(timeout_ms)
+    tab = context.new_page()
+    tab.goto(url + "/", timeout=timeout_ms)
+    tab.locator(".st-key-explore_source").wait_for(timeout=timeout_ms)
+    tab.wait_for_function(IDLE, timeout=timeout_ms)
+    tab.evaluate(WATCH_RERUNS)
+    return tab
+
+
 def session_colour(index: int) -> tuple[int, int, int]:
     """A distinct, saturated colour per session."""
     import colorsys

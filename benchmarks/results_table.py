@@ -19,7 +19,8 @@ ROWS = [
     ("MSGN w/ stride", "synthbirds_msgn_stride"),
     ("MSGN w/ RP", "synthbirds_msgn_rp"),
     ("MSGN w/ ARP (k 0.7)", "synthbirds_msgn_arp"),
-    ("MSGN w/ STN (Section 4.3)", "synthbirds_msgn_stn"),
+    ("MSGN w/ STN, bounded box", "synthbirds_msgn_stn"),
+    ("MSGN w/ STN, free affine (Section 4.3)", "synthbirds_msgn_stn_free"),
 ]
 
 

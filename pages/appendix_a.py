@@ -19,7 +19,7 @@ from arpviz.appendix import (
 LENGTHS = (14, 28, 56, 112)
 SPIKINESS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 SUMMARY_COUNTS = (100, 300, 1000, 3000)
-SWEEP_KS = tuple(round(0.1 * i, 2) for i in range(2, 21))  # 0.2 .. 2.0
+SWEEP_KS = tuple(round(0.1 * i, 2) for i in range(1, 21))  # 0.1 .. 2.0, as the k slider
 SWEEP_COUNT = 300
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -66,30 +67,60 @@ def discover() -> tuple[dict[str, hist.TrainingRecord], list[str]]:
         if not record.has_history:
             skipped.append(f"{path.name}: no training history")
             continue
-        name = record.name if record.name not in records else f"{record.name} ({path.parent})"
-        records[name] = record
+        name = unique_name(record.name, f"{record.name} ({path.parent})", records)
+        records[name] = record if name == record.name else replace(record, name=name)
     loaded = common.current_checkpoint()
     if loaded is not None and loaded.checkpoint.path is None:  # an uploaded checkpoint
-        record = hist.record_from_checkpoint(loaded.checkpoint, loaded.label)
-        if record.has_history:
-            records[record.name] = record
+        try:
+            record = hist.record_from_checkpoint(loaded.checkpoint, loaded.label)
+        except CheckpointError as exc:
+            skipped.append(f"{loaded.label}: {exc}")
+        else:
+            if record.has_history:
+                name = unique_name(record.name, f"{record.name} (upload)", records)
+                records[name] = replace(record, name=name)
     return records, skipped
 
 
+def unique_name(name: str, fallback: str, taken: dict) -> str:
+    """``name``, else ``fallback``, else ``fallback`` with a number: not a key of ``taken``."""
+    if name not in taken:
+        return name
+    candidate, number = fallback, 2
+    while candidate in taken:
+        candidate, number = f"{fallback} #{number}", number + 1
+    return candidate
+
+
 def default_runs(records: dict[str, hist.TrainingRecord]) -> list[str]:
-    """The sidebar's checkpoint when it has a history, else the bundled default, else the first."""
+    """The sidebar's checkpoint when it has a history, else the bundled default, else the first;
+    with its ARP or STN counterpart when there is one (the comparison then shows at once)."""
+    first = _first_run(records)
+    for arp, stn in hist.comparison_pairs(list(records.values())):
+        if first in (arp.name, stn.name):
+            return [arp.name, stn.name]
+    return [first]
+
+
+def _first_run(records: dict[str, hist.TrainingRecord]) -> str:
     loaded = common.current_checkpoint()
     if loaded is not None:
         for name, record in records.items():
             if (record.path is not None and loaded.checkpoint.path is not None
                     and Path(record.path).resolve() == Path(loaded.checkpoint.path).resolve()):
-                return [name]
+                return name
             if record.path is None and name == loaded.label:
-                return [name]
+                return name
     for name, record in records.items():
         if record.path is not None and Path(record.path).name == ex.BUNDLED_DEFAULT:
-            return [name]
-    return [next(iter(records))]
+            return name
+    return next(iter(records))
+
+
+def add_runs(names: list[str]) -> None:
+    """Add runs to the chosen ones (a button's callback, before the widget is drawn)."""
+    chosen = list(st.session_state.get("train_runs", []))
+    st.session_state["train_runs"] = (chosen + [n for n in names if n not in chosen])[:MAX_RUNS]
 
 
 def start_playing() -> None:
@@ -134,9 +165,7 @@ if not chosen:
     st.info("Pick at least one run.")
     st.stop()
 runs = [records[n] for n in chosen]
-epochs = sorted({e for r in runs for e in r.epochs} | {int(h.get("epoch", 0))
-                                                       for r in runs for h in r.meta.history})
-epochs = [e for e in epochs if e > 0] or [1]
+epochs = hist.record_epochs(runs)
 st.session_state["_train_epochs"] = epochs
 
 # state changes for playing, before the widgets that own these keys are drawn
@@ -217,8 +246,18 @@ else:
     st.plotly_chart(hist.rates_figure(with_snaps, epoch), width="stretch", key="train_rates")
 
 st.subheader("MSGN with ARP against MSGN with the spatial transformer")
-pairs = hist.comparison_pairs(list(records.values()))
-if not pairs:
+pairs = hist.comparison_pairs(runs)
+possible = sorted(hist.comparison_pairs(list(records.values())),
+                  key=lambda pair: -sum(r.name in chosen for r in pair))
+if not pairs and possible:
+    missing = [r.name for r in possible[0] if r.name not in chosen]
+    room = len(chosen) + len(missing) <= MAX_RUNS
+    st.info(f"Add {' and '.join(f'**{m}**' for m in missing)} to the runs above to compare ARP "
+            "with the spatial transformer on the same probe images, epoch by epoch.")
+    st.button("Compare " + " with ".join(r.name for r in possible[0]), key="train_add_pair",
+              on_click=add_runs, args=(missing,), disabled=not room,
+              help=None if room else f"At most {MAX_RUNS} runs: remove one first.")
+elif not pairs:
     st.info(
         "Appears when an MSGN checkpoint with ARP in Conv4 and one with the spatial transformer "
         "(STN) on the same probe images are both there, e.g. checkpoints/synthbirds_msgn_arp "
@@ -230,7 +269,12 @@ else:
                         key="train_pair") if len(pairs) > 1 else 0
     arp, stn = pairs[pick]
     count = min(arp.probe_count, stn.probe_count)
-    p1, p2, p3 = st.columns(3)
+    branches = min(arp.meta.config.local_branches, stn.meta.config.local_branches)
+    p0, p1, p2, p3 = st.columns(4)
+    with p0:
+        branch = st.selectbox("local branch", range(branches), key="train_pair_branch",
+                              format_func=lambda b: f"Conv4, local branch {b}",
+                              disabled=branches < 2)
     with p1:
         n_pair = st.slider("probe images", 1, count, min(4, count),
                            key="train_pair_probes") if count > 1 else 1
@@ -241,7 +285,8 @@ else:
     images = probe_images(arp)
     st.plotly_chart(
         hist.comparison_figure(images, arp, stn, epoch, probes=list(range(min(n_pair, count))),
-                               cols=int(pair_cols), show_conv3=show_conv3, animate=animate),
+                               cols=int(pair_cols), show_conv3=show_conv3, animate=animate,
+                               stage=f"conv4.local{branch}"),
         width="stretch", key="train_pair_fig",
     )
     st.caption(

@@ -45,15 +45,54 @@ def _boxes(text: str) -> list[tuple[float, ...]]:
 def test_page_shows_curves_probes_and_comparison(env):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert at.multiselect(key="train_runs").value == ["msgn_arp"]
+    # the bundled default with its STN counterpart: the comparison shows at once
+    assert at.multiselect(key="train_runs").value == ["msgn_arp", "msgn_stn"]
     assert at.select_slider(key="train_epoch").value == 3  # the last epoch first
     text = _caption(at, "training boxes of msgn_arp")
     assert "epoch 3: #0 conv3 (" in text and "conv4.local0" in text
     assert "training comparison at epoch 3" in _caption(at, "training comparison")
     assert any("broken.safetensors" in e.label or "1 checkpoint" in e.label
                for e in at.expander)
-    # curves, probes, confidence, rates, comparison, comparison curves
-    assert len(at.get("plotly_chart")) == 6
+    # curves, probes x 2, confidence x 2, rates, comparison, comparison curves
+    assert len(at.get("plotly_chart")) == 8
+
+
+def test_comparison_offers_to_add_the_missing_run(env):
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.multiselect(key="train_runs").set_value(["msgn_arp"]).run()
+    assert not at.exception
+    assert not [c for c in at.caption if c.value.startswith("training comparison")]
+    assert any("Add **msgn_stn**" in i.value for i in at.info)
+    at.button(key="train_add_pair").click().run()
+    assert not at.exception
+    assert at.multiselect(key="train_runs").value == ["msgn_arp", "msgn_stn"]
+    assert _caption(at, "training comparison at epoch 3")
+
+
+def test_same_file_name_in_two_folders(env, tmp_path, monkeypatch):
+    shutil.copy(env / "msgn_arp.safetensors", tmp_path / "msgn_arp.safetensors")
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(tmp_path))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    options = at.multiselect(key="train_runs").options
+    twin = next(o for o in options if o.startswith("msgn_arp (") and str(tmp_path) in o)
+    at.multiselect(key="train_runs").set_value([twin]).run()
+    assert not at.exception
+    at.multiselect(key="train_runs").set_value(["msgn_arp", twin]).run()
+    assert not at.exception
+    assert len([c for c in at.caption if c.value.startswith("training boxes")]) == 2
+
+
+def test_malformed_history_is_listed_not_raised(env, tmp_path, monkeypatch):
+    from test_history_lib import rewrite
+
+    rewrite(env / "msgn_arp.safetensors", tmp_path / "odd.safetensors",
+            meta=lambda m: m["history"][0].update(epoch="one"))
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(tmp_path))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert any("odd.safetensors" in e.label or "2 checkpoint" in e.label for e in at.expander)
+    assert not any(o.startswith("odd") for o in at.multiselect(key="train_runs").options)
 
 
 def test_epoch_slider_moves_the_boxes(env):

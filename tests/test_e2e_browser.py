@@ -34,6 +34,7 @@ from benchmarks.load_test import (
     Server,
     browser_problem,
     nearest_colour,
+    open_app,
     session_colour,
     session_image,
     streamlit_server,
@@ -72,14 +73,7 @@ def page(server: Server):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            context.set_default_timeout(TIMEOUT_MS)
-            tab = context.new_page()
-            tab.goto(server.url + "/", timeout=TIMEOUT_MS)
-            tab.locator(".st-key-explore_source").wait_for(timeout=TIMEOUT_MS)
-            tab.wait_for_function(IDLE, timeout=TIMEOUT_MS)
-            tab.evaluate(WATCH_RERUNS)
-            yield tab
+            yield open_app(browser, server.url, TIMEOUT_MS)
         finally:
             browser.close()
 

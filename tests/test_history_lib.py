@@ -98,6 +98,83 @@ def test_load_record_refuses_bad_files(tmp_path):
         hist.load_record(bad)
 
 
+def rewrite(source: Path, target: Path, *, meta=None, tensors=None) -> Path:
+    """A copy of checkpoint ``source`` with its arpviz metadata and/or tensors changed by the
+    callables ``meta(dict)`` and ``tensors(dict)`` (in place)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(source), framework="pt") as handle:
+        raw = json.loads(handle.metadata()["arpviz"])
+    data = load_file(str(source))
+    if meta:
+        meta(raw)
+    if tensors:
+        tensors(data)
+    save_file(data, str(target), metadata={"arpviz": json.dumps(raw)})
+    return target
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"meta": lambda m: m["history"][0].update(val_top1="high")}, "val_top1 is not a number"),
+    ({"meta": lambda m: m["history"].__setitem__(1, [1, 2])}, "history"),
+    ({"meta": lambda m: m["history"][0].update(epoch=None)}, "epoch must be a finite"),
+    ({"meta": lambda m: m["history"][2].update(epoch=float("nan"))}, "epoch must be a finite"),
+    ({"meta": lambda m: m["dataset"].update(probe_indices=["a"])}, "probe_indices"),
+    ({"tensors": lambda t: t.update({"snap.1": torch.zeros(1)})}, "bad snapshot key"),
+    ({"tensors": lambda t: t.update({"snap.0003.conv3.rates": torch.zeros(5, 2)})},
+     "rates must be"),
+    ({"tensors": lambda t: t.update({"probe.labels": torch.zeros(7, dtype=torch.long)})},
+     "probe.labels"),
+])
+def test_load_record_refuses_malformed_records(runs, tmp_path, change, message):
+    bad = rewrite(runs["arp"], tmp_path / "bad.safetensors", **change)
+    with pytest.raises(ckpt.CheckpointError, match=message):
+        hist.load_record(bad)
+
+
+def test_read_meta_reads_only_the_header(runs, tmp_path, monkeypatch):
+    size = runs["arp"].stat().st_size
+    read: list[int] = []
+    real = open
+
+    class Counting:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def read(self, n=-1):
+            out = self.handle.read(n)
+            read.append(len(out))
+            return out
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    monkeypatch.setattr("builtins.open", lambda *a, **k: Counting(real(*a, **k)))
+    meta = ckpt.read_meta(runs["arp"])
+    monkeypatch.undo()
+    assert meta == ckpt.load(runs["arp"]).meta
+    assert 0 < sum(read) < size / 2
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(runs["arp"].read_bytes()[: size - 100])
+    with pytest.raises(ckpt.CheckpointError, match="truncated"):
+        ckpt.read_meta(cut)
+
+
+def test_record_epochs_joins_snapshots_and_history(runs):
+    arp, other = hist.load_record(runs["arp"]), hist.load_record(runs["other"])
+    assert hist.record_epochs([arp]) == [1, 2, 3]
+    assert hist.record_epochs([other]) == [1, 2]
+    no_rows = replace(other, meta=replace(other.meta, history=({"train_loss": 1.0},) * 5))
+    assert hist.record_epochs([no_rows]) == [1, 2, 3, 4, 5]  # rows numbered as the curves do
+    assert hist.record_epochs([]) == [1]
+
+
 def test_at_picks_the_last_snapshot_not_after_the_epoch(runs):
     record = hist.load_record(runs["arp"])
     assert record.at(2).epoch == 2

@@ -221,6 +221,36 @@ def test_stn_starts_at_identity() -> None:
                                explanation.image_boxes["conv3"])
 
 
+def test_bounded_stn_keeps_its_box_inside_the_map() -> None:
+    torch.manual_seed(0)
+    stn = SpatialTransformer(8, (0.5, 0.25), bounded=True)
+    x = torch.randn(3, 8, 12, 16)
+    start = stn.forward_result(x)
+    # starts centred at sigmoid 0.9: 0.95 of the height (dsr 0.5), 0.925 of the width (0.25)
+    torch.testing.assert_close(start.rates, torch.tensor([[0.95, 0.925]] * 3))
+    torch.testing.assert_close(start.boxes[:, 0] + start.boxes[:, 2], torch.full((3,), 16.0))
+    with torch.no_grad():  # whatever the regressor says, the box stays in [dsr, 1] and inside
+        stn.regressor.bias.copy_(torch.tensor([-50.0, 50.0, 40.0, -40.0]))
+        stn.regressor.weight.normal_(0, 10)
+    result = stn.forward_result(x)
+    assert (result.boxes[:, [0, 1]] >= 0).all() and (result.boxes[:, 2] <= 16).all()
+    assert (result.boxes[:, 3] <= 12).all()
+    assert (result.rates[:, 0] >= 0.5 - 1e-6).all() and (result.rates[:, 1] >= 0.25 - 1e-6).all()
+    assert "bounded=True" in repr(stn) and not stn.state_dict().keys() - {
+        "localisation.0.weight", "localisation.0.bias", "regressor.weight", "regressor.bias"}
+    with pytest.raises(TypeError, match="bounded"):
+        SpatialTransformer(8, 0.5, bounded="yes")
+    with pytest.raises(TypeError, match="stn_bounded"):
+        MSGNConfig(conv4="stn", stn_bounded=1)
+    model = _model(conv4="stn", stn_bounded=True)
+    assert model.branches["local0"].stn.bounded
+    assert MSGNConfig.from_dict({"conv4": "stn"}).stn_bounded is False  # older checkpoints
+    assert "stn_bounded" not in MSGNConfig(conv4="stn").to_dict()  # older arpviz reads it
+    assert MSGNConfig.from_dict(model.config.to_dict()) == model.config
+    with pytest.raises(ValueError, match="stn_bounded needs conv4"):
+        MSGNConfig(conv4="arp", stn_bounded=True)
+
+
 def test_gradients_reach_every_branch() -> None:
     model = _model(conv4="stn", local_branches=2).train()
     loss = F.cross_entropy(model(_images(4, 64)), torch.tensor([0, 1, 2, 3]))

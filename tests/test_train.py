@@ -14,7 +14,8 @@ import torch
 from arpviz import checkpoint as ckpt
 from arpviz.evaluate import box_iou, evaluate
 from arpviz.evaluate import main as evaluate_main
-from arpviz.train import TrainConfig, learning_rate, state_path
+from arpviz.models import MSGN, MSGNConfig
+from arpviz.train import TrainConfig, learning_rate, param_groups, state_path
 from arpviz.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +58,9 @@ def test_resume_continues_the_schedule(tmp_path):
     assert train_main([*args, "--out", str(full)]) == 0
     assert train_main([*args, "--out", str(part), "--stop-after", "2"]) == 0
     assert [h["epoch"] for h in ckpt.load(part).meta.history] == [1, 2]
+    with pytest.raises(ValueError, match="localisation_lr_scale"):  # a silent change refused
+        train_main([*args, "--out", str(part), "--resume", str(part),
+                    "--localisation-lr-scale", "0.1"])
     assert train_main([*args, "--out", str(part), "--resume", str(part)]) == 0
     a, b = ckpt.load(full), ckpt.load(part)
     assert [h["epoch"] for h in b.meta.history] == [1, 2, 3]
@@ -87,6 +91,20 @@ def test_config_round_trip_and_validation(tmp_path):
         TrainConfig(model={"backbone": "vgg"})
     with pytest.raises(SystemExit):
         train_main(["--epochs", "-1", "--out", str(tmp_path / "x.safetensors")])
+
+
+def test_localisation_lr_scale_applies_to_the_stn_only():
+    stn = MSGN(MSGNConfig(backbone="tiny", conv4="stn", num_classes=4))
+    groups = param_groups(stn, 0.1)
+    assert [g["lr_scale"] for g in groups] == [1.0, 0.1]
+    local = {id(p) for n, p in stn.named_parameters() if ".localisation." in n
+             or ".regressor." in n}
+    assert local and {id(p) for p in groups[1]["params"]} == local
+    assert sum(len(g["params"]) for g in groups) == len(list(stn.parameters()))
+    arp = MSGN(MSGNConfig(backbone="tiny", conv4="arp", num_classes=4))
+    assert [g["lr_scale"] for g in param_groups(arp, 0.1)] == [1.0]
+    with pytest.raises(ValueError, match="localisation_lr_scale"):
+        TrainConfig(localisation_lr_scale=0)
 
 
 def test_evaluate_reports_accuracy_and_crop_quality(smoke, capsys):

@@ -73,6 +73,9 @@ class MSGNConfig:
             (``tiny``) and is stored resolved.
         kernel: window weighting of the region search, ``"gaussian"`` or ``"box"``.
         sigma: the Gaussian's standard deviation as a fraction of the window side.
+        stn_bounded: with ``conv4="stn"``, keep the spatial transformer's box inside the map and
+            its scale in ``[dsr, 1]`` (:class:`~arpviz.models.stn.SpatialTransformer`'s
+            ``bounded``); ``False`` is the unconstrained affine of Section 4.3.
 
     Invalid values raise ``TypeError`` or ``ValueError`` naming the field.
     """
@@ -88,6 +91,7 @@ class MSGNConfig:
     embedding_dim: int | None = None
     kernel: Literal["gaussian", "box"] = "gaussian"
     sigma: float = 0.25
+    stn_bounded: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("backbone", self.backbone, BACKBONES)
@@ -104,6 +108,10 @@ class MSGNConfig:
             object.__setattr__(self, "embedding_dim", default_embedding_dim(self.backbone))
         _check_positive_int("embedding_dim", self.embedding_dim)
         object.__setattr__(self, "sigma", check_kernel(self.kernel, self.sigma))
+        if not isinstance(self.stn_bounded, bool):
+            raise TypeError(f"stn_bounded must be a bool, got {self.stn_bounded!r}")
+        if self.stn_bounded and self.conv4 != "stn":
+            raise ValueError(f"stn_bounded needs conv4='stn', got conv4={self.conv4!r}")
 
     @property
     def num_branches(self) -> int:
@@ -114,6 +122,8 @@ class MSGNConfig:
         """Plain JSON types (``dsr`` as a list); :meth:`from_dict` inverts it."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["dsr"] = list(self.dsr)
+        if not self.stn_bounded:  # absent means False: files stay readable by older arpviz
+            del out["stn_bounded"]
         return out
 
     @classmethod

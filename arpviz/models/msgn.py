@@ -321,7 +321,8 @@ class MSGN(nn.Module):
                 remove_stride(layer3)
             if last_stride == 1:
                 remove_stride(layer4)
-            stn = SpatialTransformer(conv4_channels, config.dsr) if mode == "stn" else None
+            stn = (SpatialTransformer(conv4_channels, config.dsr, bounded=config.stn_bounded)
+                   if mode == "stn" else None)
             branches[name] = MSGNBranch(layer3, layer4, mode, stn)
         self.branches = nn.ModuleDict(branches)
         self.avgpool = nn.AdaptiveAvgPool2d(1)

@@ -6,11 +6,19 @@ coordinates, ``align_corners=False``). The output has ARP's size ``round(H * dsr
 regressor starts at zero weight and bias ``(1, 1, 0, 0)``: the identity, which samples the whole
 map (a plain bilinear resize).
 
+``bounded=True`` keeps the sampled box inside the map and no smaller than ARP's lower bound: the
+regressor's outputs ``(a_x, a_y, b_x, b_y)`` become ``s = dsr + (1 - dsr) * sigmoid(a)`` and
+``t = (1 - s) * tanh(b)`` (per axis, ``dsr_w`` for x and ``dsr_h`` for y), so a box can neither
+leave the map nor shrink to nothing. It starts centred at ``sigmoid(a) = 0.9`` (0.95 of the map
+at DSR 0.5). The unconstrained form is Section 4.3's, and can diverge (docs/results.md).
+
 The box of the sampled region, for visualisation, is in pixel-edge coordinates of the map
 ``(x1, y1, x2, y2)``: ``x = (tx +- |sx| + 1) * W / 2``, clipped to the map.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -70,9 +78,16 @@ class SpatialTransformer(nn.Module):
         *,
         hidden: int = 64,
         grid: int = 4,
+        bounded: bool = False,
     ) -> None:
         super().__init__()
+        if not isinstance(bounded, bool):
+            raise TypeError(f"bounded must be a bool, got {type(bounded).__name__}")
         self.dsr = check_rate_pair(dsr, "dsr")
+        self.bounded = bounded
+        # lower bound of (sx, sy): the DSR of the width and the height; a non-persistent buffer
+        self.register_buffer("scale_min", torch.tensor([self.dsr[1], self.dsr[0]]),
+                             persistent=False)
         self.localisation = nn.Sequential(
             nn.Conv2d(in_channels, hidden, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
@@ -83,14 +98,22 @@ class SpatialTransformer(nn.Module):
         self.reset_to_identity()
 
     def reset_to_identity(self) -> None:
-        """Zero the regressor's weight and set its bias to ``(1, 1, 0, 0)``."""
+        """Zero the regressor's weight and set its bias to the identity ``(1, 1, 0, 0)``
+        (bounded: ``(logit 0.9, logit 0.9, 0, 0)``, the nearest centred box it starts from)."""
+        start = math.log(0.9 / 0.1) if self.bounded else 1.0
         with torch.no_grad():
             self.regressor.weight.zero_()
-            self.regressor.bias.copy_(torch.tensor([1.0, 1.0, 0.0, 0.0]))
+            self.regressor.bias.copy_(torch.tensor([start, start, 0.0, 0.0]))
 
     def affine_params(self, x: Tensor) -> Tensor:
         """``Tensor[B, 4]`` float32 ``(sx, sy, tx, ty)`` predicted from ``x``."""
-        return self.regressor(self.localisation(x)).float()
+        raw = self.regressor(self.localisation(x)).float()
+        if not self.bounded:
+            return raw
+        low = self.scale_min.to(raw.device, raw.dtype)
+        scale = low + (1 - low) * torch.sigmoid(raw[:, :2])
+        shift = (1 - scale) * torch.tanh(raw[:, 2:])
+        return torch.cat([scale, shift], dim=1)
 
     def forward_result(self, x: Tensor) -> RegionPoolResult:
         """Sample and return a :class:`RegionPoolResult`.
@@ -113,4 +136,4 @@ class SpatialTransformer(nn.Module):
         return self.forward_result(x).features
 
     def extra_repr(self) -> str:
-        return f"dsr={self.dsr}"
+        return f"dsr={self.dsr}, bounded={self.bounded}"

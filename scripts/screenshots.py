@@ -1,0 +1,104 @@
+"""Screenshots of every page of the app on the bundled checkpoints, for the README and docs.
+
+Starts ``streamlit run app.py`` headless on a free loopback port with ``checkpoints/`` as its
+bundled folder (the server helpers of :mod:`benchmarks.load_test`), drives Debian's chromium
+through Playwright (``executable_path``; nothing is downloaded) and writes one PNG per
+page to ``docs/img/<page>.png``: Explore and RP against ARP on the default SynthBirds sample with
+the trained rates, Appendix A at its defaults, and Training as it opens (the ARP run with its
+STN counterpart).
+Run::
+
+    .venv/bin/python scripts/screenshots.py [--out docs/img] [--checkpoints checkpoints]
+
+The tests' own screenshots (``docs/img/e2e_*.png``) are taken on small made-up checkpoints by
+``tests/test_e2e_browser.py``; these are the pictures of the real bundled models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a file: make ``benchmarks`` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.load_test import (  # noqa: E402
+    BROWSER_ARGS,
+    CHROMIUM,
+    EXCEPTION,
+    IDLE,
+    NAV,
+    browser_problem,
+    open_app,
+    streamlit_server,
+)
+
+logger = logging.getLogger("screenshots")
+#: page title in the navigation, a selector that shows once the page has rendered, file name,
+#: window height (Streamlit scrolls inside its own container, so the window sets what is seen)
+PAGES = [
+    ("Explore", ".st-key-explore_crops .js-plotly-plot", "explore", 1000),
+    ("RP against ARP", ".st-key-compare_crops .js-plotly-plot", "rp_vs_arp", 1600),
+    ("Appendix A", ".st-key-appx_sweep .js-plotly-plot", "appendix_a", 1800),
+    ("Training", ".st-key-train_pair_fig .js-plotly-plot", "training", 4600),
+]
+
+
+def _settle(page, timeout_ms: float) -> None:
+    """Wait until the app is idle and plotly has drawn (a short pause for its transitions)."""
+    page.wait_for_function(IDLE, timeout=timeout_ms)
+    page.wait_for_timeout(1500)
+    page.wait_for_function(IDLE, timeout=timeout_ms)
+
+
+def take(checkpoints: Path, out: Path, *, timeout_s: float = 300.0) -> list[Path]:
+    """Write a screenshot of every page (the window's height, per :data:`PAGES`) to ``out``;
+    the files written."""
+    from playwright.sync_api import sync_playwright
+
+    problem = browser_problem()
+    if problem:
+        raise RuntimeError(problem)
+    timeout_ms = timeout_s * 1000
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    log = Path(tempfile.mkdtemp(prefix="arpviz_shots_")) / "server.log"
+    with streamlit_server(checkpoints, log) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = open_app(browser, server.url, timeout_ms)
+            for title, ready, name, height in PAGES:
+                page.set_viewport_size({"width": 1400, "height": height})
+                page.locator(NAV, has_text=title).first.click()
+                page.locator(ready).first.wait_for(timeout=timeout_ms)
+                _settle(page, timeout_ms)
+                if page.locator(EXCEPTION).count():
+                    raise RuntimeError(f"the {title} page shows an exception")
+                path = out / f"{name}.png"
+                page.screenshot(path=str(path))
+                logger.info("%s: %s", title, path)
+                written.append(path)
+        finally:
+            browser.close()
+    if "Traceback" in server.log_tail(20000):
+        raise RuntimeError("the server logged a traceback:\n" + server.log_tail(4000))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per wait")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    take(args.checkpoints, args.out, timeout_s=args.timeout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
