@@ -199,19 +199,21 @@ def model_card(meta: CheckpointMeta) -> dict[str, Any]:
     """What the sidebar's model card shows, as plain values.
 
     Keys: ``backbone``, ``classes``, ``input_size``, ``local_branches``, ``dataset``,
-    ``stages`` (list of ``{"stage", "mode", "k", "dsr"}``), ``epochs``, ``metrics`` (the last
-    history entry's numbers, e.g. ``val_top1``), ``best_val_top1``.
+    ``stages`` (list of ``{"stage", "mode", "k", "dsr", "detail"}``; ``detail`` is
+    ``"bounded box"`` for a bounded spatial transformer, else ``None``), ``epochs``,
+    ``metrics`` (the last history entry's numbers, e.g. ``val_top1``), ``best_val_top1``.
     """
     cfg = meta.config
     stages = [{"stage": "Conv3", "mode": cfg.conv3,
                "k": cfg.conv3_k if cfg.conv3 == "arp" else None,
-               "dsr": _fmt_rate(cfg.dsr) if cfg.conv3 != "stride" else "-"}]
+               "dsr": _fmt_rate(cfg.dsr) if cfg.conv3 != "stride" else "-", "detail": None}]
     branches = ["main"] if cfg.local_branches == 0 else [
         f"local{i}" for i in range(cfg.local_branches)]
     for branch in branches:
         stages.append({"stage": f"Conv4 {branch}", "mode": cfg.conv4,
                        "k": cfg.conv4_k if cfg.conv4 == "arp" else None,
-                       "dsr": _fmt_rate(cfg.dsr) if cfg.conv4 != "stride" else "-"})
+                       "dsr": _fmt_rate(cfg.dsr) if cfg.conv4 != "stride" else "-",
+                       "detail": "bounded box" if cfg.stn_bounded else None})
     history = list(meta.history)
     last = history[-1] if history else {}
     metrics = {key: value for key, value in last.items()

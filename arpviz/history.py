@@ -130,7 +130,8 @@ class TrainingRecord:
         cfg = self.meta.config
         return (
             f"{self.name} ({cfg.backbone}, {cfg.local_branches} local, "
-            f"Conv3 {cfg.conv3.upper()}, Conv4 {cfg.conv4.upper()})"
+            f"Conv3 {cfg.conv3.upper()}, Conv4 {cfg.conv4.upper()}"
+            f"{' bounded' if cfg.stn_bounded else ''})"
         )
 
     @property

@@ -141,6 +141,7 @@ def _model_card(loaded: LoadedCheckpoint) -> None:
         )
         lines = [
             f"- {st_['stage']}: {st_['mode'].upper()}"
+            + ("" if st_["detail"] is None else f" ({st_['detail']})")
             + ("" if st_["k"] is None else f", k {st_['k']:g}")
             + ("" if st_["dsr"] == "-" else f", DSR {st_['dsr']}")
             for st_ in card["stages"]

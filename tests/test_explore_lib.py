@@ -88,9 +88,13 @@ def test_model_card(ckpt: Checkpoint) -> None:
     assert card["backbone"] == "tiny" and card["classes"] == 24 and card["input_size"] == 128
     assert card["dataset"] == "synthbirds" and card["epochs"] == 2
     assert card["stages"] == [
-        {"stage": "Conv3", "mode": "arp", "k": 1.0, "dsr": "0.5"},
-        {"stage": "Conv4 local0", "mode": "arp", "k": 0.7, "dsr": "0.5"},
+        {"stage": "Conv3", "mode": "arp", "k": 1.0, "dsr": "0.5", "detail": None},
+        {"stage": "Conv4 local0", "mode": "arp", "k": 0.7, "dsr": "0.5", "detail": None},
     ]
+    from dataclasses import replace
+
+    bounded = replace(ckpt.meta, config=replace(ckpt.meta.config, conv4="stn", stn_bounded=True))
+    assert ex.model_card(bounded)["stages"][1]["detail"] == "bounded box"
     assert card["metrics"]["val_top1"] == 8.0 and "epoch" not in card["metrics"]
     assert card["best_val_top1"] == 8.0
     assert ex.trained_on_synthbirds(ckpt.meta)
