@@ -18,7 +18,7 @@ import io
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -545,6 +545,34 @@ def _animate(fig: go.Figure, frames: list[go.Frame], labels: Sequence[str], acti
     fig.update_layout(margin={"b": 90}, height=(fig.layout.height or 400) + 80)
 
 
+def _mosaic_figure(
+    mosaic: _Mosaic,
+    tile_px: int,
+    draw: Callable[[Any], tuple[list[go.Scatter], list[dict]]],
+    current: Any,
+    frames: Sequence[tuple[str, Any]],
+    active: int,
+) -> go.Figure:
+    """The mosaic image with ``draw(current)``'s box traces and captions; with two or more
+    ``frames`` (``(epoch label, what draw takes)``) also a plotly frame per epoch, the slider at
+    ``active``. Only the box traces and captions change between frames."""
+    fig = go.Figure()
+    fig.add_trace(mosaic.image_trace())
+    traces, captions = draw(current)
+    for trace in traces:
+        fig.add_trace(trace)
+    fig.update_layout(annotations=captions)
+    mosaic.layout(fig, tile_px)
+    if len(frames) > 1:
+        plotly_frames = []
+        for label, key in frames:
+            tr, caps = draw(key)
+            plotly_frames.append(go.Frame(data=tr, traces=list(range(1, 1 + len(tr))),
+                                          layout={"annotations": caps}, name=label))
+        _animate(fig, plotly_frames, [label for label, _ in frames], active)
+    return fig
+
+
 # ----------------------------------------------------------------------------- figures
 
 
@@ -589,22 +617,9 @@ def probe_figure(
             captions.append(mosaic.caption(t, cap.long(), cap.hover, cap.colour))
         return traces, captions
 
-    fig = go.Figure()
-    fig.add_trace(mosaic.image_trace())
-    traces, captions = traces_and_captions(snap)
-    for trace in traces:
-        fig.add_trace(trace)
-    fig.update_layout(annotations=captions)
-    mosaic.layout(fig, tile_px)
-    if animate and len(record.snapshots) > 1:
-        frames = []
-        for s in record.snapshots:
-            tr, caps = traces_and_captions(s)
-            frames.append(go.Frame(data=tr, traces=list(range(1, 1 + len(tr))),
-                                   layout={"annotations": caps}, name=str(s.epoch)))
-        _animate(fig, frames, [str(s.epoch) for s in record.snapshots],
-                 record.epochs.index(snap.epoch))
-    return fig
+    frames = [(str(s.epoch), s) for s in record.snapshots] if animate else []
+    return _mosaic_figure(mosaic, tile_px, traces_and_captions, snap, frames,
+                          record.epochs.index(snap.epoch))
 
 
 def comparison_pairs(
@@ -686,23 +701,10 @@ def comparison_figure(
                                                cap.colour))
         return traces, captions
 
-    fig = go.Figure()
-    fig.add_trace(mosaic.image_trace())
-    traces, captions = traces_and_captions(epoch)
-    for trace in traces:
-        fig.add_trace(trace)
-    fig.update_layout(annotations=captions)
-    mosaic.layout(fig, tile_px)
     epochs = sorted(set(left.epochs) | set(right.epochs))
-    if animate and len(epochs) > 1:
-        frames = []
-        for e in epochs:
-            tr, caps = traces_and_captions(e)
-            frames.append(go.Frame(data=tr, traces=list(range(1, 1 + len(tr))),
-                                   layout={"annotations": caps}, name=str(e)))
-        active = max((i for i, e in enumerate(epochs) if e <= epoch), default=0)
-        _animate(fig, frames, [str(e) for e in epochs], active)
-    return fig
+    active = max((i for i, e in enumerate(epochs) if e <= epoch), default=0)
+    frames = [(str(e), e) for e in epochs] if animate else []
+    return _mosaic_figure(mosaic, tile_px, traces_and_captions, epoch, frames, active)
 
 
 def confidence_figure(record: TrainingRecord, epoch: int, probe: int) -> go.Figure:

@@ -78,7 +78,7 @@ def discover() -> tuple[dict[str, hist.TrainingRecord], list[str]]:
         else:
             if record.has_history:
                 name = unique_name(record.name, f"{record.name} (upload)", records)
-                records[name] = replace(record, name=name)
+                records[name] = record if name == record.name else replace(record, name=name)
     return records, skipped
 
 
@@ -247,8 +247,8 @@ else:
 
 st.subheader("MSGN with ARP against MSGN with the spatial transformer")
 pairs = hist.comparison_pairs(runs)
-possible = sorted(hist.comparison_pairs(list(records.values())),
-                  key=lambda pair: -sum(r.name in chosen for r in pair))
+possible = [] if pairs else sorted(hist.comparison_pairs(list(records.values())),
+                                   key=lambda pair: -sum(r.name in chosen for r in pair))
 if not pairs and possible:
     missing = [r.name for r in possible[0] if r.name not in chosen]
     room = len(chosen) + len(missing) <= MAX_RUNS
