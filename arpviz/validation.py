@@ -26,13 +26,23 @@ def check_rate_pair(value: object, name: str) -> tuple[float, float]:
     return pair
 
 
+def check_positive(value: object, name: str) -> float:
+    """A finite number > 0, named ``name`` in the error."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not (value > 0) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
 def check_k(k: object) -> float:
     """The trade-off coefficient: a finite number > 0."""
-    if not isinstance(k, (int, float)) or isinstance(k, bool):
-        raise TypeError(f"k must be a number, got {k!r}")
-    if not (k > 0) or not math.isfinite(k):
-        raise ValueError(f"k must be a finite number > 0, got {k!r}")
-    return float(k)
+    return check_positive(k, "k")
+
+
+def check_tau(tau: object) -> float:
+    """The confidence temperature (beyond the paper; 1 is the paper): a finite number > 0."""
+    return check_positive(tau, "tau")
 
 
 def check_kernel(kernel: object, sigma: object) -> float:

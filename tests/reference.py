@@ -78,10 +78,28 @@ def box(
     scores = window_scores(conf, win_h, win_w, kind, sigma)
     best = max(scores.values())
     y0, x0 = next(pos for pos in sorted(scores) if scores[pos] == best)  # row-major first
-    cy, cx = y0 + win_h / 2, x0 + win_w / 2
-    y1 = min(max(cy - ext_h / 2, 0.0), height - ext_h)
-    x1 = min(max(cx - ext_w / 2, 0.0), width - ext_w)
+    rows, cols = slice(y0, y0 + win_h), slice(x0, x0 + win_w)
+    y1 = place(y0, win_h, ext_h, height, float(conf[y0, cols].sum()),
+               float(conf[y0 + win_h - 1, cols].sum()))
+    x1 = place(x0, win_w, ext_w, width, float(conf[rows, x0].sum()),
+               float(conf[rows, x0 + win_w - 1].sum()))
     return (x1, y1, x1 + ext_w, y1 + ext_h), scores, (win_h, win_w)
+
+
+def place(start: int, window: int, extent: float, size: int, first: float, last: float) -> float:
+    """Step 8 along one axis: a box shorter than the window keeps flush with the window's edge
+    of more confidence (``first``/``last``); on a tie or a longer box, flush with a border that
+    the window alone touches, else centred; always inside the map."""
+    at_first, at_last = start == 0, start + window >= size
+    if extent < window and first != last:
+        pos = float(start) if first > last else min(start + window, size) - extent
+    elif at_first and not at_last:
+        pos = 0.0
+    elif at_last and not at_first:
+        pos = size - extent
+    else:
+        pos = start + window / 2 - extent / 2
+    return min(max(pos, 0.0), size - extent)
 
 
 def bilinear(x: torch.Tensor, bx: tuple[float, float, float, float], out_h: int, out_w: int):
@@ -107,3 +125,24 @@ def bilinear(x: torch.Tensor, bx: tuple[float, float, float, float], out_h: int,
                 + wy * wx * x[:, y_hi, x_hi]
             )
     return out
+
+
+def grid_sample_resample(x: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]):
+    """Step 9 with ``affine_grid`` + ``grid_sample`` (the operator's former path), batched."""
+    import torch.nn.functional as F
+
+    height, width = x.shape[2], x.shape[3]
+    x1, y1, x2, y2 = boxes.float().unbind(1)
+    zero = torch.zeros_like(x1)
+    theta = torch.stack(
+        [
+            torch.stack([(x2 - x1) / width, zero, (x1 + x2) / width - 1], dim=1),
+            torch.stack([zero, (y2 - y1) / height, (y1 + y2) / height - 1], dim=1),
+        ],
+        dim=1,
+    )
+    work = x.float() if x.device.type == "cpu" else x
+    grid = F.affine_grid(theta.to(work.dtype), [x.shape[0], x.shape[1], *size],
+                         align_corners=False)
+    out = F.grid_sample(work, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.to(x.dtype)

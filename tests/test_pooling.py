@@ -18,7 +18,7 @@ from arpviz import (
     keypoint_confidence,
     region_pool,
 )
-from arpviz.pooling import adaptive_rates, output_size, select_boxes
+from arpviz.pooling import _resample, adaptive_rates, output_size, select_boxes
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -65,7 +65,8 @@ def _check_against_reference(x: torch.Tensor, dsr, k, kernel="gaussian") -> None
 @pytest.mark.parametrize("k", [None, 0.5, 1.0, 1.5])
 @pytest.mark.parametrize("shape", [(7, 7), (9, 12), (14, 14)])
 def test_matches_reference_structured(shape, k):
-    x = _structured(3, *shape, seed=hash((shape, k)) % 1000)
+    seed = 100 * shape[0] + shape[1] + round(10 * (k or 0))  # fixed across runs (no hash())
+    x = _structured(3, *shape, seed=seed)
     _check_against_reference(x, (0.5, 0.5), k)
 
 
@@ -139,24 +140,79 @@ def test_one_by_one_map_returns_itself():
     torch.testing.assert_close(result.boxes, torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 3))
 
 
+def _hot_regions(tops, lefts, size: int, height: int = 28) -> torch.Tensor:
+    """Faint noise with one hot ``size x size`` square per sample at ``(top, left)``."""
+    x = torch.empty(len(tops), 8, height, height)
+    for b, (top, left) in enumerate(zip(tops, lefts, strict=True)):
+        gen = torch.Generator().manual_seed(top * 31 + left)
+        x[b] = torch.randn(8, height, height, generator=gen) * 0.05
+        x[b, :, top : top + size, left : left + size] += 5.0
+    return x
+
+
+def _regions_outside(x, tops, lefts, size: int, k: float, kernel: str = "gaussian") -> list:
+    """The (top, left) of every sample whose hot region is not inside its box."""
+    # a window at least as large as the region, so the region fits inside
+    boxes = adaptive_region_pool(x, (size + 1) / x.shape[2], k, kernel=kernel).boxes
+    x1, y1, x2, y2 = boxes.unbind(1)
+    tops, lefts = torch.tensor(tops, dtype=torch.float32), torch.tensor(lefts, dtype=torch.float32)
+    outside = (x1 > lefts + 1e-4) | (x2 < lefts + size - 1e-4)
+    outside |= (y1 > tops + 1e-4) | (y2 < tops + size - 1e-4)
+    return [(int(t), int(le)) for t, le, o in zip(tops, lefts, outside, strict=True) if o]
+
+
+# The Gaussian window search (Eq. 4) itself misses these two: a 2 x 2 region in the corner of a
+# 20 x 20 window weighs about 4% of its centre, less than the background noise between windows,
+# so the best window does not contain the region at all (test_known_search_misses checks that).
+KNOWN_SEARCH_MISSES = {(2, 0.7, "gaussian"): [(0, 1), (22, 0)]}
+
+
 @SETTINGS
 @given(
-    top=st.integers(0, 20),
-    left=st.integers(0, 20),
+    top=st.integers(0, 22),
+    left=st.integers(0, 22),
     size=st.integers(2, 6),
     k=st.floats(0.3, 2.0),
 )
 def test_hot_region_inside_box(top, left, size, k):
-    height = width = 28
-    top, left = min(top, height - size), min(left, width - size)
-    x = torch.randn(1, 8, height, width, generator=torch.Generator().manual_seed(top * 31 + left))
-    x = x * 0.05
-    x[:, :, top : top + size, left : left + size] += 5.0
-    # a window at least as large as the region, so it must fit inside
-    result = adaptive_region_pool(x, (size + 1) / height, k)
-    x1, y1, x2, y2 = result.boxes[0].tolist()
-    assert x1 <= left + 1e-4 and x2 >= left + size - 1e-4
-    assert y1 <= top + 1e-4 and y2 >= top + size - 1e-4
+    top, left = min(top, 28 - size), min(left, 28 - size)
+    bad = _regions_outside(_hot_regions([top], [left], size), [top], [left], size, k)
+    assert set(bad) <= set(KNOWN_SEARCH_MISSES.get((size, k, "gaussian"), []))
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "box"])
+@pytest.mark.parametrize("k", [0.3, 0.7, 1.0, 2.0])
+@pytest.mark.parametrize("size", [2, 3, 4, 5, 6])
+def test_hot_region_inside_box_whole_grid(size, k, kernel):
+    """The whole grid of the property (top, left 0..22): with step 8's placement the box holds
+    the region wherever the window does (it failed at the borders before the rule)."""
+    positions = [(min(t, 28 - size), min(le, 28 - size)) for t in range(23) for le in range(23)]
+    tops, lefts = zip(*positions, strict=True)
+    bad = _regions_outside(_hot_regions(tops, lefts, size), tops, lefts, size, k, kernel)
+    assert sorted(set(bad)) == KNOWN_SEARCH_MISSES.get((size, k, kernel), [])
+
+
+def test_known_search_misses_are_the_window_search():
+    for (size, k, kernel), positions in KNOWN_SEARCH_MISSES.items():
+        for top, left in positions:
+            x = _hot_regions([top], [left], size)
+            conf = ref.confidence(x[0])
+            rate = ref.rates(conf, ((size + 1) / 28,) * 2, k)
+            _, scores, (win_h, win_w) = ref.box(conf, rate, kernel)
+            holding = [s for (y0, x0), s in scores.items()
+                       if y0 <= top and top + size <= y0 + win_h
+                       and x0 <= left and left + size <= x0 + win_w]
+            assert max(scores.values()) > max(holding)
+
+
+def test_window_at_border_keeps_box_flush():
+    # the example of the issue: a region at (0, 0) gave the box (0.171, 0.165, 19.829, 19.835)
+    x = _hot_regions([0], [0], 4)
+    box = adaptive_region_pool(x, 5 / 28, 2.0).boxes[0]
+    assert box[0] == 0 and box[1] == 0
+    x = _hot_regions([24], [24], 4)
+    box = adaptive_region_pool(x, 5 / 28, 2.0).boxes[0]
+    assert box[2] == pytest.approx(28) and box[3] == pytest.approx(28)
 
 
 def test_suppress_moves_the_window():
@@ -254,6 +310,48 @@ def test_torch_compile_fullgraph():
     compiled = torch.compile(lambda t: adaptive_region_pool(t, 0.5, 0.7).features, fullgraph=True)
     torch.testing.assert_close(compiled(x), adaptive_region_pool(x, 0.5, 0.7).features,
                                atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_separable_resampling_equals_grid_sample(dtype, channels_last):
+    x = _structured(4, 15, 12, 7)
+    boxes = adaptive_region_pool(x, (0.4, 0.5), 0.8).boxes
+    x = x.to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    xg = x.detach().clone().requires_grad_(True)
+    xr = x.detach().clone().requires_grad_(True)
+    fast = _resample(xg, boxes, (6, 6))
+    expected = ref.grid_sample_resample(xr, boxes, (6, 6))
+    assert fast.dtype == dtype
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(fast.float(), expected.float(), atol=tol, rtol=tol)
+    weight = torch.randn(fast.shape, generator=torch.Generator().manual_seed(0))
+    (fast.float() * weight).sum().backward()
+    (expected.float() * weight).sum().backward()
+    torch.testing.assert_close(xg.grad.float(), xr.grad.float(), atol=tol * 4, rtol=tol * 4)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_cuda_matches_cpu_and_never_syncs(dtype):
+    x = _structured(4, 20, 20, 3)
+    cpu = adaptive_region_pool(x, 0.5, 0.7)
+    xc = x.cuda().to(dtype).requires_grad_(True)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = adaptive_region_pool(xc, 0.5, 0.7)
+        out.features.float().sum().backward()
+        rp = region_pool(xc, 0.5)
+        rp.features.float().sum().backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.testing.assert_close(out.boxes.cpu(), cpu.boxes, atol=1e-4, rtol=0)
+    tol = 1e-4 if dtype == torch.float32 else 5e-2
+    torch.testing.assert_close(out.features.float().cpu(), cpu.features, atol=tol, rtol=tol)
 
 
 def test_resampling_equals_torchvision_roi_align():
