@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from enum import Enum
@@ -74,6 +75,21 @@ def _resolve_enum(backbone: str, weights: str | Enum) -> Enum:
     return resolved
 
 
+def _load_failure(exc: Exception) -> str:
+    """One line on why ``torch.load(weights_only=True)`` refused or failed."""
+    text = str(exc)
+    code = re.search(r"GLOBAL ([\w.]+)", text)
+    if code:
+        return (f"holds Python objects other than tensors ({code.group(1)}), refused by the "
+                "weights-only loader; nothing in it was run")
+    if text.startswith("Weights only load failed"):
+        detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+        reason = detail.group(1).strip()[:200] if detail else "unsupported content"
+        return f"not a torch state dict the weights-only loader accepts ({reason}); nothing was run"
+    first = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
+    return f"not a readable torch state dict (truncated or damaged?): {first}"
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     """Read a saved state dict safely: ``torch.load(..., weights_only=True)``, never code.
 
@@ -95,16 +111,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
             warnings.simplefilter("ignore", UserWarning)
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure of an untrusted file is one message
-        text = str(exc)
-        if "weights_only" in text or "Unsupported global" in text:
-            raise ValueError(
-                f"{path.name}: holds Python objects other than tensors; refused by the "
-                "weights-only loader (nothing in it was run)"
-            ) from None
-        first = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ValueError(
-            f"{path.name}: not a readable torch state dict (truncated or damaged?): {first}"
-        ) from None
+        raise ValueError(f"{path.name}: {_load_failure(exc)}") from None
     if isinstance(state, Mapping) and len(state) == 1:  # {"state_dict": ...} / {"model": ...}
         (only,) = state.values()
         if isinstance(only, Mapping):
