@@ -26,6 +26,7 @@ from enum import Enum
 from pathlib import Path
 
 import torch
+import torchvision
 from torch import Tensor
 from torchvision.models import get_model_weights
 from tqdm.auto import tqdm
@@ -51,6 +52,7 @@ __all__ = [
     "convert_cached",
     "converted_cache_dir",
     "converted_name",
+    "guess_architecture",
     "imagenet_config",
     "imagenet_meta",
     "main",
@@ -186,7 +188,9 @@ def model_from_state_dict(
     try:
         load_backbone_state_dict(model, state_dict)
     except ValueError as exc:
-        raise ConvertError(f"{source}: not {arch} weights: {exc}") from None
+        guess = guess_architecture(state_dict)
+        hint = f"; it looks like {guess} (--arch {guess})" if guess else ""
+        raise ConvertError(f"{source}: not {arch} weights{hint}: {exc}") from None
     weight, bias = state_dict.get("fc.weight"), state_dict.get("fc.bias")
     if weight is None or bias is None:
         raise ConvertError(f"{source}: no fc.weight/fc.bias (the ImageNet classifier is missing)")
@@ -203,6 +207,18 @@ def model_from_state_dict(
         model.classifier.weight.copy_(weight)
         model.classifier.bias.copy_(bias)
     return model.eval()
+
+
+def guess_architecture(state_dict: Mapping[str, Tensor]) -> str | None:
+    """The architecture of :data:`ARCHITECTURES` whose torchvision state dict has exactly these
+    keys and shapes (``fc`` aside), else ``None``. Builds nothing but meta-device models."""
+    shapes = {k: tuple(v.shape) for k, v in state_dict.items() if not k.startswith("fc.")}
+    for arch in ARCHITECTURES:
+        with torch.device("meta"):
+            reference = getattr(torchvision.models, arch)(weights=None).state_dict()
+        if shapes == {k: tuple(v.shape) for k, v in reference.items() if not k.startswith("fc.")}:
+            return arch
+    return None
 
 
 def imagenet_meta(
@@ -407,7 +423,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true",
                         help="only list the architectures whose weights are in the torch cache")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="no progress bar")
+                        help="hide the progress bar (progress shown: %(default)s)")
     return parser
 
 
@@ -425,11 +441,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = {"conv3": args.conv3, "conv4": args.conv4, "conv3_k": args.conv3_k,
                "conv4_k": args.conv4_k, "dsr": args.dsr}
     bar = tqdm(total=100, desc=f"convert {args.arch}", disable=not args.progress,
-               bar_format="{desc}: {percentage:3.0f}% {postfix}", file=sys.stderr)
+               bar_format="{percentage:3.0f}% {desc}", file=sys.stderr)
 
     def progress(fraction: float, message: str) -> None:
         bar.n = round(100 * fraction)
-        bar.set_postfix_str(message)
+        bar.set_description_str(message)
 
     try:
         if args.out is None:

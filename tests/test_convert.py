@@ -137,7 +137,7 @@ def _bad_file(kind: str, folder: Path, good: Path) -> Path:
         ("truncated", "truncated"),
         ("torch_save_code", "refused"),
         ("pickle_code", "refused"),
-        ("wrong_arch", "not resnet18 weights"),
+        ("wrong_arch", "not resnet18 weights; it looks like resnet34 (--arch resnet34)"),
         ("fine_tuned", "fc is (10, 512)"),
         ("text", "not a torch state dict"),
         ("tensor_list", "state dict of tensors"),
