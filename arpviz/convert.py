@@ -369,13 +369,13 @@ def convert_cached(
     *,
     weights: str | os.PathLike | None = None,
     **options: object,
-) -> Conversion:
+) -> Path:
     """Convert once into ``out_dir`` (default :func:`converted_cache_dir`) under
-    :func:`converted_name`; a matching earlier conversion of the same weights file is reused.
+    :func:`converted_name` and return the checkpoint's path; a matching earlier conversion of
+    the same weights file is reused (then ``progress`` hears only ``(1.0, "reusing ...")``).
 
     ``weights`` defaults to torchvision's file in the torch cache; ``options`` are
-    :func:`convert`'s ``conv3``, ``conv4``, ``conv3_k``, ``conv4_k`` and ``dsr``. The result's
-    ``path`` is the checkpoint, ``reused`` says whether it was already there.
+    :func:`convert`'s ``conv3``, ``conv4``, ``conv3_k``, ``conv4_k`` and ``dsr``.
 
     Raises:
         FileNotFoundError: no weights file (for the cache: where it looked).
@@ -391,7 +391,7 @@ def convert_cached(
     folder = Path(out_dir) if out_dir is not None else converted_cache_dir()
     out = folder / converted_name(config, weights_path)
     return convert(arch, out, weights_path, reuse=True, progress=progress,
-                   **options)  # type: ignore[arg-type]
+                   **options).path  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -449,16 +449,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.out is None:
-            result = convert_cached(args.arch, progress=progress, weights=args.weights,
-                                    **options)
+            path = convert_cached(args.arch, progress=progress, weights=args.weights, **options)
         else:
-            result = convert(args.arch, args.out, args.weights, progress=progress, **options)
+            path = convert(args.arch, args.out, args.weights, progress=progress, **options).path
     except (ValueError, TypeError, OSError) as exc:
         bar.close()
         print(f"arpviz.convert: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     bar.close()
-    print(result.path)
+    print(path)
     return 0
 
 

@@ -194,19 +194,23 @@ def test_torch_cache_lookup_and_cached_conversion(resnet18, tmp_path, monkeypatc
     assert cv.available_in_torch_cache() == [("resnet18", cached)]
     steps: list[tuple[float, str]] = []
     first = cv.convert_cached("resnet18", progress=lambda f, m: steps.append((f, m)))
-    assert not first.reused and first.path.parent == cv.converted_cache_dir()
-    assert first.path.name == "resnet18-f37072fd_c3-arp1_c4-arp0.7_dsr0.5.safetensors"
-    assert steps[0][0] == 0.0 and steps[-1][0] == 1.0
-    assert first.meta.dataset["source"] == "ResNet18_Weights.IMAGENET1K_V1"
-    stamp = first.path.stat().st_mtime_ns
-    again = cv.convert_cached("resnet18")
-    assert again.reused and again.path == first.path and first.path.stat().st_mtime_ns == stamp
+    assert first.parent == cv.converted_cache_dir()
+    assert first.name == "resnet18-f37072fd_c3-arp1_c4-arp0.7_dsr0.5.safetensors"
+    assert steps[0][0] == 0.0 and steps[-1][0] == 1.0 and len(steps) == 4
+    assert ckpt.read_meta(first).dataset["source"] == "ResNet18_Weights.IMAGENET1K_V1"
+    stamp = first.stat().st_mtime_ns
+    steps.clear()
+    assert cv.convert_cached("resnet18", progress=lambda f, m: steps.append((f, m))) == first
+    assert first.stat().st_mtime_ns == stamp and [f for f, _ in steps] == [1.0]
+    assert "reusing" in steps[0][1]
     other = cv.convert_cached("resnet18", conv4_k=0.5)
-    assert not other.reused and other.path.name.endswith("_c4-arp0.5_dsr0.5.safetensors")
-    first.path.write_bytes(b"")  # a damaged cached file is converted again
-    assert not cv.convert_cached("resnet18").reused
+    assert other.name.endswith("_c4-arp0.5_dsr0.5.safetensors") and other != first
+    first.write_bytes(b"")  # a damaged cached file is converted again
+    assert cv.convert_cached("resnet18") == first and ckpt.load(first).config.conv4_k == 0.7
+    result = cv.convert("resnet18", first, reuse=True)
+    assert result.reused and result.weights_path == cached
     assert cv.main(["--arch", "resnet18", "--no-progress"]) == 0
-    assert capsys.readouterr().out.strip() == str(first.path)
+    assert capsys.readouterr().out.strip() == str(first)
     with pytest.raises(TypeError, match="colour"):
         cv.convert_cached("resnet18", colour="red")
 
