@@ -20,6 +20,7 @@ import argparse
 import logging
 import os
 import sys
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -357,7 +358,14 @@ def convert(
     model = model_from_state_dict(config, state, weights_path.name)
     meta = imagenet_meta(config, weights_path, _source_name(arch, weights_path))
     report(0.7, f"writing {out}")
-    ckpt.save(out, model, meta)
+    # a private name first, then one atomic rename: two sessions converting the same
+    # architecture at once each write their own file and the last rename wins
+    partial = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        ckpt.save(partial, model, meta)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
     report(1.0, f"wrote {out}")
     return Conversion(out, weights_path, meta)
 
