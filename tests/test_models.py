@@ -77,7 +77,7 @@ def test_config_json_round_trip(backbone, local, conv3, conv4, k, dsr, kernel) -
 @pytest.mark.parametrize(
     ("field", "value", "error"),
     [
-        ("backbone", "resnet18", ValueError),
+        ("backbone", "resnet152", ValueError),
         ("num_classes", 0, ValueError),
         ("num_classes", "10", TypeError),
         ("local_branches", 3, ValueError),
@@ -89,7 +89,8 @@ def test_config_json_round_trip(backbone, local, conv3, conv4, k, dsr, kernel) -
         ("conv4_k", "0.7", TypeError),
         ("dsr", (0.5, 1.5), ValueError),
         ("dsr", "half", TypeError),
-        ("embedding_dim", 0, ValueError),
+        ("embedding_dim", -1, ValueError),
+        ("embedding_dim", 0.0, TypeError),
         ("kernel", "triangle", ValueError),
         ("sigma", 0.0, ValueError),
     ],
@@ -114,11 +115,11 @@ def test_config_from_dict_rejects_unknown_and_non_mapping() -> None:
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_backbone_shapes(backbone: str) -> None:
     """Tiny and ResNet-50 run on CPU at 64 px; the 101-layer ones run on the meta device."""
-    device = torch.device("cpu" if backbone in ("tiny", "resnet50") else "meta")
+    device = torch.device("cpu" if backbone in ("tiny", "resnet18", "resnet50") else "meta")
     with device:
         model = MSGN(MSGNConfig(backbone=backbone, num_classes=11, local_branches=1)).eval()
         x = torch.randn(2, 3, 64, 64)
-    width = {"tiny": 256}.get(backbone, 2048)
+    width = {"tiny": 256, "resnet18": 512, "resnet34": 512}.get(backbone, 2048)
     with torch.no_grad():
         features = model.forward_features(x)
         logits = model.forward_head(features)

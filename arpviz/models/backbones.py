@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from torch import Tensor, nn
-from torchvision.models import resnet50, resnet101, resnext101_32x8d
+from torchvision.models import resnet18, resnet34, resnet50, resnet101, resnext101_32x8d
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 __all__ = [
@@ -20,6 +20,8 @@ __all__ = [
 ]
 
 _TORCHVISION: dict[str, Callable[..., nn.Module]] = {
+    "resnet18": resnet18,
+    "resnet34": resnet34,
     "resnet50": resnet50,
     "resnet101": resnet101,
     "resnext101_32x8d": resnext101_32x8d,
@@ -68,7 +70,8 @@ class TinyResNet(nn.Module):
 def build_backbone(name: str) -> nn.Module:
     """A randomly initialised trunk with torchvision's attribute names.
 
-    ``name`` is one of ``resnet50``, ``resnet101``, ``resnext101_32x8d`` (torchvision models
+    ``name`` is one of ``resnet18``, ``resnet34``, ``resnet50``, ``resnet101``,
+    ``resnext101_32x8d`` (torchvision models
     built with ``weights=None``; their ``fc`` is unused) or ``tiny`` (:class:`TinyResNet`).
     """
     if name == "tiny":

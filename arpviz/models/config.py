@@ -18,11 +18,13 @@ __all__ = [
     "default_embedding_dim",
 ]
 
-Backbone = Literal["resnet50", "resnet101", "resnext101_32x8d", "tiny"]
+Backbone = Literal["resnet50", "resnet101", "resnext101_32x8d", "tiny", "resnet18", "resnet34"]
 Conv3Mode = Literal["stride", "rp", "arp"]
 Conv4Mode = Literal["stride", "rp", "arp", "stn"]
 
-BACKBONES: tuple[str, ...] = ("resnet50", "resnet101", "resnext101_32x8d", "tiny")
+BACKBONES: tuple[str, ...] = (
+    "resnet50", "resnet101", "resnext101_32x8d", "tiny", "resnet18", "resnet34"
+)
 CONV3_MODES: tuple[str, ...] = ("stride", "rp", "arp")
 CONV4_MODES: tuple[str, ...] = ("stride", "rp", "arp", "stn")
 LOCAL_BRANCHES: tuple[int, ...] = (0, 1, 2, 4)
@@ -57,9 +59,10 @@ class MSGNConfig:
     """What an :class:`~arpviz.models.MSGN` is built from.
 
     Attributes:
-        backbone: ``"resnet50"``, ``"resnet101"``, ``"resnext101_32x8d"`` or ``"tiny"`` (a
+        backbone: ``"resnet50"``, ``"resnet101"``, ``"resnext101_32x8d"``, ``"tiny"`` (a
             narrow ResNet of torchvision ``BasicBlock``s, widths 32-64-128-256, one block per
-            stage, for CPU training at 128 px).
+            stage, for CPU training at 128 px), or the ``BasicBlock`` ResNets ``"resnet18"`` and
+            ``"resnet34"`` (for ImageNet conversion, :mod:`arpviz.convert`).
         num_classes: classifier outputs, ``>= 1``.
         local_branches: 0 (the baseline: one branch, no global/local split), 1, 2 or 4.
         conv3: downsampling of the shared Conv3 (``layer2``): ``"stride"``, ``"rp"`` or ``"arp"``.
@@ -70,7 +73,9 @@ class MSGNConfig:
             the paper uses 0.5 with 2 or 4 local branches, and 0.9 for "baseline w/ ARP").
         dsr: ``(dsr_h, dsr_w)`` of every RP/ARP/STN stage, in ``(0, 1]``.
         embedding_dim: width of the embedding layer; ``None`` picks 512 (ResNets) or 128
-            (``tiny``) and is stored resolved.
+            (``tiny``) and is stored resolved; ``0`` means no embedding layer: the classifier
+            sits straight on the pooled features, as torchvision's ``fc`` does (a converted
+            ImageNet network, :mod:`arpviz.convert`).
         kernel: window weighting of the region search, ``"gaussian"`` or ``"box"``.
         sigma: the Gaussian's standard deviation as a fraction of the window side.
         stn_bounded: with ``conv4="stn"``, keep the spatial transformer's box inside the map and
@@ -106,7 +111,8 @@ class MSGNConfig:
         object.__setattr__(self, "dsr", check_rate_pair(self.dsr, "dsr"))
         if self.embedding_dim is None:
             object.__setattr__(self, "embedding_dim", default_embedding_dim(self.backbone))
-        _check_positive_int("embedding_dim", self.embedding_dim)
+        if not (type(self.embedding_dim) is int and self.embedding_dim == 0):  # 0: none
+            _check_positive_int("embedding_dim", self.embedding_dim)
         object.__setattr__(self, "sigma", check_kernel(self.kernel, self.sigma))
         if not isinstance(self.stn_bounded, bool):
             raise TypeError(f"stn_bounded must be a bool, got {self.stn_bounded!r}")

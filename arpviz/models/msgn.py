@@ -8,6 +8,9 @@ Layout (torchvision stage names; the paper's Conv3 is ``layer2``, Conv4 ``layer3
       -> branch "local<i>": [Conv4 pool] -> layer3 -> layer4 stride 1 -> GAP  (i < local_branches)
     concat -> embedding (Linear, BatchNorm1d, ReLU) -> classifier (Linear)
 
+With ``embedding_dim == 0`` the embedding is the identity and the classifier sits on the
+concatenated features (a converted torchvision ImageNet ResNet: ``classifier`` is its ``fc``).
+
 With ``local_branches == 0`` there is one branch, ``"main"``: the baseline ResNet, whose layer3
 downsamples by ``config.conv4`` and whose layer4 has stride 2.
 
@@ -142,7 +145,8 @@ class MSGNExplanation:
         map_sizes: ``(h, w)`` of every stage's input map, keyed by stage name.
         branch_features: ``Tensor[B, C]`` pooled features per branch (``"global"``, ...).
         features: ``Tensor[B, num_branches * C]``, their concatenation.
-        embedding: ``Tensor[B, embedding_dim]``.
+        embedding: ``Tensor[B, embedding_dim]`` (``features`` itself when ``embedding_dim``
+            is 0).
         logits: ``Tensor[B, num_classes]``, equal to :meth:`MSGN.forward`'s.
     """
 
@@ -327,12 +331,17 @@ class MSGN(nn.Module):
         self.branches = nn.ModuleDict(branches)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.feature_dim = width * len(branches)
-        self.embedding = nn.Sequential(
-            nn.Linear(self.feature_dim, config.embedding_dim),
-            nn.BatchNorm1d(config.embedding_dim),
-            nn.ReLU(inplace=True),
-        )
-        self.classifier = nn.Linear(config.embedding_dim, config.num_classes)
+        if config.embedding_dim == 0:  # no embedding layer: the classifier is torchvision's fc
+            self.embedding: nn.Module = nn.Identity()
+            head_in = self.feature_dim
+        else:
+            self.embedding = nn.Sequential(
+                nn.Linear(self.feature_dim, config.embedding_dim),
+                nn.BatchNorm1d(config.embedding_dim),
+                nn.ReLU(inplace=True),
+            )
+            head_in = config.embedding_dim
+        self.classifier = nn.Linear(head_in, config.num_classes)
 
     # ------------------------------------------------------------------ settings
 

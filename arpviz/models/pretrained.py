@@ -9,27 +9,37 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import warnings
 from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 from torch import Tensor
 from torchvision.models import get_model_weights, get_weight
-from torchvision.models._api import WeightsEnum
 
 from arpviz.models.config import MSGNConfig
 from arpviz.models.msgn import MSGN
 
-__all__ = ["cached_weights_path", "from_torchvision", "load_backbone_state_dict"]
+__all__ = [
+    "cached_weights_path",
+    "from_torchvision",
+    "load_backbone_state_dict",
+    "read_state_dict",
+]
 
 logger = logging.getLogger(__name__)
 
 _FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar")
 
 
-def cached_weights_path(weights: WeightsEnum) -> Path:
-    """Where ``torch.hub`` keeps ``weights``' file (it may not exist)."""
+def cached_weights_path(weights: Enum) -> Path:
+    """Where ``torch.hub`` keeps ``weights``' file (it may not exist).
+
+    ``weights`` is a torchvision weights enum member (``get_weight("ResNet50_Weights.DEFAULT")``).
+    """
     filename = os.path.basename(urlparse(weights.url).path)
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
@@ -47,7 +57,7 @@ def _looks_like_path(weights: object) -> bool:
     )
 
 
-def _resolve_enum(backbone: str, weights: str | WeightsEnum) -> WeightsEnum:
+def _resolve_enum(backbone: str, weights: str | Enum) -> Enum:
     family = get_model_weights(backbone)
     if isinstance(weights, str):
         try:
@@ -65,24 +75,58 @@ def _resolve_enum(backbone: str, weights: str | WeightsEnum) -> WeightsEnum:
     return resolved
 
 
-def _load_file(path: str | os.PathLike) -> dict[str, Tensor]:
+def _load_failure(exc: Exception) -> str:
+    """One line on why ``torch.load(weights_only=True)`` refused or failed."""
+    text = str(exc)
+    code = re.search(r"GLOBAL ([\w.]+)", text)
+    if code:
+        return (f"holds Python objects other than tensors ({code.group(1)}), refused by the "
+                "weights-only loader; nothing in it was run")
+    if text.startswith("Weights only load failed"):
+        detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+        reason = detail.group(1).strip()[:200] if detail else "unsupported content"
+        return f"not a torch state dict the weights-only loader accepts ({reason}); nothing was run"
+    first = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
+    return f"not a readable torch state dict (truncated or damaged?): {first}"
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
+    """Read a saved state dict safely: ``torch.load(..., weights_only=True)``, never code.
+
+    A ``{"state_dict": {...}}`` or ``{"model": {...}}`` wrapper (one key) is unwrapped.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an empty, truncated or unreadable file, a pickle that would run code (refused
+            by the weights-only unpickler, never executed), or not a mapping of tensors; the
+            message is one line naming the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no state dict file at {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path.name}: the file is empty")
+    try:
+        with warnings.catch_warnings():  # the weights-only unpickler warns on old protocols
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure of an untrusted file is one message
+        raise ValueError(f"{path.name}: {_load_failure(exc)}") from None
     if isinstance(state, Mapping) and len(state) == 1:  # {"state_dict": ...} / {"model": ...}
         (only,) = state.values()
         if isinstance(only, Mapping):
             state = only
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a state dict of tensors")
+    if not isinstance(state, Mapping) or not state or not all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
+    ):
+        raise ValueError(f"{path.name} does not hold a state dict of tensors")
     return dict(state)
 
 
 def _backbone_state(backbone: str, weights: object) -> dict[str, Tensor]:
     if _looks_like_path(weights):
-        return _load_file(weights)  # type: ignore[arg-type]
-    if not isinstance(weights, (str, WeightsEnum)):
+        return read_state_dict(weights)  # type: ignore[arg-type]
+    if not isinstance(weights, (str, Enum)):
         raise TypeError(
             "weights must be a torchvision weights enum, its name, or a state dict path; "
             f"got {type(weights).__name__}"
@@ -97,7 +141,7 @@ def _backbone_state(backbone: str, weights: object) -> dict[str, Tensor]:
             f"to {path.parent} (or set TORCH_HOME), or pass the file's path as weights."
         )
     logger.info("loading %s from %s", resolved, path)
-    return _load_file(path)
+    return read_state_dict(path)
 
 
 def _target_keys(model: MSGN, key: str) -> list[str]:
