@@ -258,7 +258,7 @@ def _records(
     out = []
     for i, geometry in enumerate(geometries):
         top5 = tuple(ClassScore(int(j), class_names[int(j)], float(p))
-                     for p, j in zip(values[i].tolist(), indices[i].tolist()))
+                     for p, j in zip(values[i].tolist(), indices[i].tolist(), strict=True))
         per_stage = {}
         for name, (settings, rates, boxes) in stages.items():
             input_box = tuple(float(v) for v in boxes[i])
@@ -359,7 +359,7 @@ def explain_files(
             good = [i for i, item in enumerate(loaded) if isinstance(item, LoadedImage)]
             records = explain_images(model_bundle, [loaded[i] for i in good], overrides,
                                      names=[chunk[i] for i in good], batch_size=batch_size)
-            by_index = dict(zip(good, records))
+            by_index = dict(zip(good, records, strict=True))
             for i, item in enumerate(loaded):
                 bar.update(1)
                 if isinstance(item, LoadedImage):
@@ -434,12 +434,13 @@ def overlay_png(image: Image.Image | np.ndarray, record: ImageRecord) -> bytes:
     side = min(canvas.size)
     width = max(1, round(side / 160))
     font = ImageFont.load_default(size=max(10, side // 30))
-    for name, stage in record.stages.items():
+    line = font.getbbox("Ag")[3] + 4
+    for row, (name, stage) in enumerate(record.stages.items()):
         colour = _colour(name)
         x1, y1, x2, y2 = stage.box
         draw.rectangle((x1, y1, x2 - 1, y2 - 1), outline=colour, width=width)
         label = name if stage.k is None else f"{name} k={stage.k:g}"
-        tx, ty = x1 + width + 1, y1 + width + 1
+        tx, ty = x1 + width + 1, y1 + width + 1 + row * line  # nested boxes: labels stack
         bbox = draw.textbbox((tx, ty), label, font=font)
         draw.rectangle(bbox, fill=(0, 0, 0))
         draw.text((tx, ty), label, fill=colour, font=font)
@@ -651,7 +652,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     explained = explain_files(bundle, [files[i] for i in mine], overrides,
                               batch_size=args.batch_size, progress=not args.quiet and rank == 0,
                               max_pixels=args.max_pixels, max_bytes=args.max_bytes)
-    for index, item in zip(mine, explained):
+    for index, item in zip(mine, explained, strict=True):
         row = record_to_json(item.record)
         row["file"] = str(files[index])
         if args.overlays and item.image is not None:
