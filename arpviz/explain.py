@@ -569,6 +569,16 @@ def _gather(rows: list[tuple[int, dict[str, Any]]], world: int) -> list[tuple[in
     return sorted(rows, key=lambda row: row[0])
 
 
+def _finish(world: int) -> None:
+    """Wait for every rank and leave the process group (under torchrun)."""
+    if world > 1:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
+
 def _overlay_name(index: int, file: str) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(file).stem)[:60] or "image"
     return f"{index:06d}_{stem}.png"
@@ -591,7 +601,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="override a stage: STAGE.k=V, STAGE.dsr=V (or H,W), STAGE.mode=rp|arp;"
                              " repeatable, e.g. --set conv4.local0.k=0.5")
     parser.add_argument("--no-overlays", dest="overlays", action="store_false",
-                        help="skip the overlay PNGs")
+                        help="skip the overlay PNGs (draw overlays: %(default)s)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="refuse images with more pixels (checked before decoding)")
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
@@ -641,6 +651,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         if rank == 0:
             print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        _finish(world)
         return 2
     out = Path(args.out)
     overlays = out / "overlays"
@@ -700,11 +711,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         print(f"{len(rows) - failed} of {len(rows)} images explained; {failed} failed; "
               f"results in {out / 'results.jsonl'}")
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-        dist.destroy_process_group()
+    _finish(world)
     return 0 if failed == 0 else 1
 
 

@@ -256,3 +256,23 @@ def test_cli_no_images_found_is_a_usage_error(tiny: Path, tmp_path: Path) -> Non
     (tmp_path / "empty").mkdir()
     assert main(["--checkpoint", str(tiny), "--out", str(tmp_path / "o"), "--quiet",
                  str(tmp_path / "empty")]) == 2
+
+
+def test_hostile_files_become_messages(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    from arpviz.explain import load_images
+
+    buffer = io.BytesIO()
+    _noise(2, 2, 0).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = bytearray(data[16:29])
+    ihdr[0:8] = struct.pack(">II", 100_000, 100_000)  # claims 10^10 pixels
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + bytes(ihdr)) & 0xFFFFFFFF)
+    (tmp_path / "huge.png").write_bytes(bytes(data))
+    (tmp_path / "folder.png").mkdir()
+    out = load_images([tmp_path / "huge.png", tmp_path / "folder.png", tmp_path / "nope.png"])
+    assert all(isinstance(item, str) for item in out)
+    assert "too large" in out[0] and "not a regular file" in out[1] and "no such file" in out[2]
