@@ -438,7 +438,8 @@ def overlay_png(image: Image.Image | np.ndarray, record: ImageRecord) -> bytes:
     for row, (name, stage) in enumerate(record.stages.items()):
         colour = _colour(name)
         x1, y1, x2, y2 = stage.box
-        draw.rectangle((x1, y1, x2 - 1, y2 - 1), outline=colour, width=width)
+        # PIL's rectangle includes its far edge; a box under a pixel wide stays one pixel
+        draw.rectangle((x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)), outline=colour, width=width)
         label = name if stage.k is None else f"{name} k={stage.k:g}"
         tx, ty = x1 + width + 1, y1 + width + 1 + row * line  # nested boxes: labels stack
         bbox = draw.textbbox((tx, ty), label, font=font)

@@ -276,3 +276,10 @@ def test_hostile_files_become_messages(tmp_path: Path) -> None:
     out = load_images([tmp_path / "huge.png", tmp_path / "folder.png", tmp_path / "nope.png"])
     assert all(isinstance(item, str) for item in out)
     assert "too large" in out[0] and "not a regular file" in out[1] and "no such file" in out[2]
+
+
+def test_tiny_and_thin_images_get_overlays(bundle: ckpt.Checkpoint) -> None:
+    for size in ((1, 1), (300, 2)):
+        image = _noise(*size, 0)
+        [record] = explain_images(bundle, [image])
+        assert Image.open(io.BytesIO(overlay_png(image, record))).size == size
