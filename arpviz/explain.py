@@ -412,19 +412,16 @@ def _colour(name: str) -> str:
     return stage_colour(name)
 
 
-def overlay_png(image: Image.Image | np.ndarray, record: ImageRecord) -> bytes:
+def overlay_png(image: Image.Image, record: ImageRecord) -> bytes:
     """The image with every stage's box of ``record`` drawn on it, as PNG bytes.
 
-    ``image`` is the decoded RGB image the record belongs to (PIL or ``uint8 [H, W, 3]``); the
-    PNG has its size. Each stage has its colour (:func:`arpviz.figures.stage_colour`) and a
-    label; the line width grows with the image.
+    ``image`` is the decoded PIL image the record belongs to (e.g.
+    ``arpviz.images.load_image_info(...).image``); the PNG has its size. Each stage has its
+    colour (:func:`arpviz.figures.stage_colour`) and a label; the line width grows with the
+    image.
     """
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"image must be HxWx3 uint8, got {image.shape} {image.dtype}")
-        image = Image.fromarray(image)
     if not isinstance(image, Image.Image):
-        raise TypeError(f"image must be a PIL image or an array, got {type(image).__name__}")
+        raise TypeError(f"image must be a PIL image, got {type(image).__name__}")
     if not isinstance(record, ImageRecord):
         raise TypeError(f"record must be an ImageRecord, got {type(record).__name__}")
     if record.size is not None and tuple(record.size) != image.size:
