@@ -17,6 +17,7 @@ The library side, for the app's export buttons and its Gallery page:
   in each image's own pixels (:class:`InputGeometry` maps them back through the resize and
   centre crop of :func:`arpviz.data.transforms.eval_transform`);
 - :func:`explain_files`: both of the above for a list of files, batched, failures included;
+  :func:`explain_page`: one page of them, for a gallery;
 - :func:`record_to_json` and :func:`overlay_png`: the exported record and overlay.
 """
 
@@ -27,6 +28,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -57,6 +59,7 @@ __all__ = [
     "StageRecord",
     "explain_files",
     "explain_images",
+    "explain_page",
     "list_images",
     "load_images",
     "main",
@@ -371,6 +374,30 @@ def explain_files(
         bar.close()
 
 
+def explain_page(
+    model_bundle: ckpt.Checkpoint,
+    files: Sequence[str | os.PathLike],
+    page: int,
+    page_size: int = 24,
+    overrides: Mapping[str, StageOverride] | None = None,
+    *,
+    batch_size: int = 32,
+) -> list[ExplainedImage]:
+    """Page ``page`` (0-based) of ``files``, ``page_size`` per page, explained (for a gallery).
+
+    Raises:
+        ValueError: ``page_size < 1`` or ``page`` outside ``[0, pages)`` (an empty list has
+            one empty page 0).
+    """
+    if not isinstance(page_size, int) or page_size < 1:
+        raise ValueError(f"page_size must be an int >= 1, got {page_size!r}")
+    pages = max(1, math.ceil(len(files) / page_size))
+    if not isinstance(page, int) or not 0 <= page < pages:
+        raise ValueError(f"page must be in [0, {pages}), got {page!r}")
+    chunk = files[page * page_size : (page + 1) * page_size]
+    return list(explain_files(model_bundle, chunk, overrides, batch_size=batch_size))
+
+
 # ----------------------------------------------------------------------------- export
 
 
@@ -412,13 +439,14 @@ def _colour(name: str) -> str:
     return stage_colour(name)
 
 
-def overlay_png(image: Image.Image, record: ImageRecord) -> bytes:
+def overlay_png(image: Image.Image, record: ImageRecord, *, max_side: int | None = None) -> bytes:
     """The image with every stage's box of ``record`` drawn on it, as PNG bytes.
 
     ``image`` is the decoded PIL image the record belongs to (e.g.
     ``arpviz.images.load_image_info(...).image``); the PNG has its size. Each stage has its
     colour (:func:`arpviz.figures.stage_colour`) and a label; the line width grows with the
-    image.
+    image. ``max_side`` (a thumbnail, e.g. for a gallery) shrinks a larger image first so that
+    its longer side is ``max_side``, and draws the boxes at that scale.
     """
     if not isinstance(image, Image.Image):
         raise TypeError(f"image must be a PIL image, got {type(image).__name__}")
@@ -426,7 +454,14 @@ def overlay_png(image: Image.Image, record: ImageRecord) -> bytes:
         raise TypeError(f"record must be an ImageRecord, got {type(record).__name__}")
     if record.size is not None and tuple(record.size) != image.size:
         raise ValueError(f"record is for a {record.size} image, got {image.size}")
+    if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
+        raise ValueError(f"max_side must be an int >= 1 or None, got {max_side!r}")
     canvas = image.convert("RGB")  # a copy: the caller's image is untouched
+    scale = 1.0
+    if max_side is not None and max(canvas.size) > max_side:
+        scale = max_side / max(canvas.size)
+        canvas = canvas.resize((max(1, round(canvas.width * scale)),
+                                max(1, round(canvas.height * scale))), Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(canvas)
     side = min(canvas.size)
     width = max(1, round(side / 160))
@@ -434,7 +469,7 @@ def overlay_png(image: Image.Image, record: ImageRecord) -> bytes:
     line = font.getbbox("Ag")[3] + 4
     for row, (name, stage) in enumerate(record.stages.items()):
         colour = _colour(name)
-        x1, y1, x2, y2 = stage.box
+        x1, y1, x2, y2 = (v * scale for v in stage.box)
         # PIL's rectangle includes its far edge; a box under a pixel wide stays one pixel
         draw.rectangle((x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)), outline=colour, width=width)
         label = name if stage.k is None else f"{name} k={stage.k:g}"

@@ -283,3 +283,16 @@ def test_tiny_and_thin_images_get_overlays(bundle: ckpt.Checkpoint) -> None:
         image = _noise(*size, 0)
         [record] = explain_images(bundle, [image])
         assert Image.open(io.BytesIO(overlay_png(image, record))).size == size
+
+
+def test_explain_page_and_thumbnail(bundle: ckpt.Checkpoint, folder: Path) -> None:
+    from arpviz.explain import explain_page
+
+    files = list_images([folder])  # 8 files
+    last = explain_page(bundle, files, 2, page_size=3)
+    assert [Path(i.record.file).name for i in last] == ["g_16bit.png", "h_tall.PNG"]
+    with pytest.raises(ValueError, match="page"):
+        explain_page(bundle, files, 3, page_size=3)
+    item = last[1]
+    thumb = Image.open(io.BytesIO(overlay_png(item.image, item.record, max_side=40)))
+    assert thumb.size == (22, 40)  # 50 x 90 shrunk to a longer side of 40
