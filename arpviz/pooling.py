@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Literal, ParamSpec, TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from arpviz.validation import check_k, check_kernel, check_rate_pair, check_tau
@@ -342,33 +343,71 @@ def interpolation_matrix(start: Tensor, length: Tensor, out: int, size: int) -> 
     return (1.0 - (pos[:, :, None] - cells[None, None, :]).abs()).clamp_min(0.0)
 
 
+# CPU: above this map side, grid_sample's native kernel beats the dense separable products
+# (measured with benchmarks/bench_pooling.py: separable 1.1x avg_pool2d at 28 x 28, grid_sample
+# 1.5x; at 56 x 56 separable 2.2x, grid_sample 1.1x). CUDA always takes the separable path.
+_CPU_SEPARABLE_MAX_SIDE = 40
+
+
 @_no_autocast
 def _resample(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
     """Bilinear, cell-centre aligned resampling of ``boxes`` ``[B, 4]`` of ``x`` to ``size``.
 
-    The crop is axis-aligned, so the resampling is separable: ``out[b, c] = Ry[b] @ x[b, c] @
-    Rx[b]^T`` with the per-sample matrices of :func:`interpolation_matrix` (``[h, H]`` and
-    ``[w, W]``). Two batched matrix products, whose backward is matrix products too (no
-    scattered atomics; tensor cores in half precision). Equal, within float tolerance, to
-    ``affine_grid`` + ``grid_sample(mode="bilinear", padding_mode="border")``, which the tests
-    keep as the reference.
+    Output cell ``(i, j)`` samples the box at its own centre, ``x1 + (j + 0.5) * (x2 - x1) / w``
+    (likewise in y), positions clamped to the map's outer cell centres: as ``roi_align`` with
+    ``aligned=True, sampling_ratio=1``. Two equal implementations, chosen per device and size:
+    :func:`_resample_separable` (CUDA; CPU maps up to 40 cells a side) and
+    :func:`_resample_grid` (larger CPU maps).
     """
-    height, width = x.shape[2], x.shape[3]
+    if x.is_cuda or max(x.shape[2], x.shape[3]) <= _CPU_SEPARABLE_MAX_SIDE:
+        return _resample_separable(x, boxes, size)
+    return _resample_grid(x, boxes, size)
+
+
+def _resample_separable(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
+    """:func:`_resample` as ``out[b, c] = Ry[b] @ x[b, c] @ Rx[b]^T``.
+
+    The crop is axis-aligned, so bilinear resampling is separable: two batched matrix products
+    with the per-sample matrices of :func:`interpolation_matrix` (``[h, H]`` and ``[w, W]``),
+    each one large ``bmm`` over the batch; the backward is matrix products too (no scattered
+    atomics; tensor cores in half precision).
+    """
+    batch, channels, height, width = x.shape
+    out_h, out_w = size
     x1, y1, x2, y2 = boxes.float().unbind(1)
-    dtype = x.dtype
-    if x.device.type == "cpu" and dtype == torch.float16:
-        dtype = torch.float32  # CPU half matmul is slow and loses precision
-    ry = interpolation_matrix(y1, y2 - y1, size[0], height).to(dtype)  # [B, h, H]
-    rx = interpolation_matrix(x1, x2 - x1, size[1], width).to(dtype)  # [B, w, W]
+    dtype = torch.float32 if x.device.type == "cpu" and x.dtype == torch.float16 else x.dtype
+    ry = interpolation_matrix(y1, y2 - y1, out_h, height).to(dtype)  # [B, h, H]
+    rx = interpolation_matrix(x1, x2 - x1, out_w, width).to(dtype)  # [B, w, W]
     work = x.to(dtype)
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        # [B, H, W, C] in memory: contract H with one bmm, then W with a broadcast matmul
-        nhwc = work.permute(0, 2, 3, 1)
-        tmp = torch.bmm(ry, nhwc.reshape(x.shape[0], height, width * x.shape[1]))
-        tmp = tmp.view(x.shape[0], size[0], width, x.shape[1])  # [B, h, W, C]
-        out = torch.matmul(rx[:, None], tmp)  # [B, h, w, C]
+        # [B, H, W, C] in memory: contract H over [B, H, W*C], then W over [B*h, W, C]
+        tmp = torch.bmm(ry, work.permute(0, 2, 3, 1).reshape(batch, height, width * channels))
+        out = torch.matmul(rx[:, None], tmp.view(batch, out_h, width, channels))  # [B,h,w,C]
         return out.permute(0, 3, 1, 2).to(x.dtype)
-    out = torch.matmul(torch.matmul(ry[:, None], work), rx[:, None].transpose(-1, -2))
+    tmp = torch.bmm(work.reshape(batch, channels * height, width), rx.transpose(1, 2))
+    tmp = tmp.view(batch, channels, height, out_w).transpose(1, 2)  # [B, H, C, w]
+    out = torch.bmm(ry, tmp.reshape(batch, height, channels * out_w))  # [B, h, C * w]
+    return out.view(batch, out_h, channels, out_w).transpose(1, 2).contiguous().to(x.dtype)
+
+
+def _resample_grid(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
+    """:func:`_resample` with ``affine_grid`` + ``grid_sample`` (border padding)."""
+    height, width = x.shape[2], x.shape[3]
+    x1, y1, x2, y2 = boxes.float().unbind(1)
+    zero = torch.zeros_like(x1)
+    theta = torch.stack(
+        [
+            torch.stack([(x2 - x1) / width, zero, (x1 + x2) / width - 1], dim=1),
+            torch.stack([zero, (y2 - y1) / height, (y1 + y2) / height - 1], dim=1),
+        ],
+        dim=1,
+    )  # [B, 2, 3]
+    work = x
+    if x.device.type == "cpu" and x.dtype not in (torch.float32, torch.float64):
+        work = x.float()  # CPU grid_sample has no half kernels
+    grid = F.affine_grid(theta.to(work.dtype), [x.shape[0], x.shape[1], *size],
+                         align_corners=False)
+    out = F.grid_sample(work, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.to(x.dtype)
 
 

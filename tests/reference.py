@@ -126,23 +126,3 @@ def bilinear(x: torch.Tensor, bx: tuple[float, float, float, float], out_h: int,
             )
     return out
 
-
-def grid_sample_resample(x: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]):
-    """Step 9 with ``affine_grid`` + ``grid_sample`` (the operator's former path), batched."""
-    import torch.nn.functional as F
-
-    height, width = x.shape[2], x.shape[3]
-    x1, y1, x2, y2 = boxes.float().unbind(1)
-    zero = torch.zeros_like(x1)
-    theta = torch.stack(
-        [
-            torch.stack([(x2 - x1) / width, zero, (x1 + x2) / width - 1], dim=1),
-            torch.stack([zero, (y2 - y1) / height, (y1 + y2) / height - 1], dim=1),
-        ],
-        dim=1,
-    )
-    work = x.float() if x.device.type == "cpu" else x
-    grid = F.affine_grid(theta.to(work.dtype), [x.shape[0], x.shape[1], *size],
-                         align_corners=False)
-    out = F.grid_sample(work, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out.to(x.dtype)

@@ -18,7 +18,13 @@ from arpviz import (
     keypoint_confidence,
     region_pool,
 )
-from arpviz.pooling import _resample, adaptive_rates, output_size, select_boxes
+from arpviz.pooling import (
+    _resample_grid,
+    _resample_separable,
+    adaptive_rates,
+    output_size,
+    select_boxes,
+)
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -315,6 +321,7 @@ def test_torch_compile_fullgraph():
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_separable_resampling_equals_grid_sample(dtype, channels_last):
+    """The two resampling paths agree, forward and backward (grid_sample is the reference)."""
     x = _structured(4, 15, 12, 7)
     boxes = adaptive_region_pool(x, (0.4, 0.5), 0.8).boxes
     x = x.to(dtype)
@@ -322,8 +329,8 @@ def test_separable_resampling_equals_grid_sample(dtype, channels_last):
         x = x.contiguous(memory_format=torch.channels_last)
     xg = x.detach().clone().requires_grad_(True)
     xr = x.detach().clone().requires_grad_(True)
-    fast = _resample(xg, boxes, (6, 6))
-    expected = ref.grid_sample_resample(xr, boxes, (6, 6))
+    fast = _resample_separable(xg, boxes, (6, 6))
+    expected = _resample_grid(xr, boxes, (6, 6))
     assert fast.dtype == dtype
     tol = 1e-5 if dtype == torch.float32 else 2e-2
     torch.testing.assert_close(fast.float(), expected.float(), atol=tol, rtol=tol)
@@ -354,10 +361,11 @@ def test_cuda_matches_cpu_and_never_syncs(dtype):
     torch.testing.assert_close(out.features.float().cpu(), cpu.features, atol=tol, rtol=tol)
 
 
-def test_resampling_equals_torchvision_roi_align():
+@pytest.mark.parametrize("shape", [(13, 11), (48, 44)])  # the separable and the grid path
+def test_resampling_equals_torchvision_roi_align(shape):
     from torchvision.ops import roi_align
 
-    x = _structured(3, 13, 11, 2)
+    x = _structured(3, *shape, 2)
     result = adaptive_region_pool(x, (0.45, 0.6), 0.6)
     rois = torch.cat([torch.arange(3.0)[:, None], result.boxes], dim=1)
     expected = roi_align(x, rois, tuple(result.features.shape[2:]), 1.0, 1, True)
