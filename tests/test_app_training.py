@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import rewrite_checkpoint, write_checkpoint
 from streamlit.testing.v1 import AppTest
-from test_history_lib import write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "training.py")
@@ -20,8 +20,8 @@ TIMEOUT = 120
 def folder(tmp_path_factory) -> Path:
     """Two runs on the same probes (ARP and STN in Conv4) and a file that is no checkpoint."""
     path = tmp_path_factory.mktemp("training_runs")
-    write_run(path / "msgn_arp.safetensors", "arp")
-    write_run(path / "msgn_stn.safetensors", "stn", seed=1)
+    write_checkpoint(path / "msgn_arp.safetensors", "arp")
+    write_checkpoint(path / "msgn_stn.safetensors", "stn", seed=1)
     (path / "broken.safetensors").write_bytes(b"not a checkpoint")
     return path
 
@@ -84,9 +84,7 @@ def test_same_file_name_in_two_folders(env, tmp_path, monkeypatch):
 
 
 def test_malformed_history_is_listed_not_raised(env, tmp_path, monkeypatch):
-    from test_history_lib import rewrite
-
-    rewrite(env / "msgn_arp.safetensors", tmp_path / "odd.safetensors",
+    rewrite_checkpoint(env / "msgn_arp.safetensors", tmp_path / "odd.safetensors",
             meta=lambda m: m["history"][0].update(epoch="one"))
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(tmp_path))
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_history_lib import write_run
+from helpers import write_checkpoint
 
 from benchmarks.load_test import (
     BOXES,
@@ -59,8 +59,8 @@ def _need_browser() -> None:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     _need_browser()
     folder = tmp_path_factory.mktemp("e2e_checkpoints")
-    write_run(folder / "msgn_arp.safetensors", "arp", epochs=4)
-    write_run(folder / "msgn_stn.safetensors", "stn", epochs=4, seed=1)
+    write_checkpoint(folder / "msgn_arp.safetensors", "arp", epochs=4)
+    write_checkpoint(folder / "msgn_stn.safetensors", "stn", epochs=4, seed=1)
     log = tmp_path_factory.mktemp("e2e_server") / "server.log"
     with streamlit_server(folder, log) as running:
         yield running

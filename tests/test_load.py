@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from test_history_lib import write_run
+from helpers import write_checkpoint
 
 from benchmarks.load_test import browser_problem, run_load
 
@@ -35,7 +35,7 @@ def test_concurrent_sessions(tmp_path):
         pytest.skip(f"load test skipped: {problem}")
     folder = tmp_path / "checkpoints"
     folder.mkdir()
-    write_run(folder / "msgn_arp.safetensors", "arp")
+    write_checkpoint(folder / "msgn_arp.safetensors", "arp")
     # waits are generous: a shared CI machine may be slow, a hang still fails
     result = run_load(folder, sessions=SESSIONS, interactions=INTERACTIONS,
                       workdir=tmp_path / "work", timeout_s=600)
