@@ -35,12 +35,13 @@ def write_checkpoint(
     probes: tuple[int, ...] = (0, 1, 2),
     split_size: int = 12,
     seed: int = 0,
+    perturb: float = 0.05,
 ) -> Path:
     """A tiny untrained MSGN checkpoint "trained on SynthBirds", with ``epochs`` rows of history
     and snapshots of the SynthBirds ``val`` images ``probes``.
 
-    The weights are perturbed before every snapshot, so the boxes move from one epoch to the
-    next. History: ``val_top1 = 8 * epoch``, ``train_loss = 2 - 0.3 * epoch``, and so on.
+    The weights (torch seed ``seed``) get ``perturb`` times Gaussian noise before every snapshot,
+    so the boxes move from one epoch to the next (``perturb=0``: the initial weights throughout). History: ``val_top1 = 8 * epoch``, ``train_loss = 2 - 0.3 * epoch``, and so on.
     """
     import torch
 
@@ -62,7 +63,7 @@ def write_checkpoint(
     for epoch in range(1, epochs + 1):
         with torch.no_grad():
             for p in model.parameters():
-                p.add_(0.05 * torch.randn_like(p))
+                p.add_(perturb * torch.randn_like(p))
         snaps.append(snapshot(model, images, epoch))
     history = tuple(
         {"epoch": e, "train_loss": 2.0 - 0.3 * e, "train_top1": 10.0 * e, "val_top1": 8.0 * e,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -117,16 +118,27 @@ def test_two_runs_side_by_side(env):
 
 
 def test_play_steps_through_the_epochs_and_stops(env):
+    """Playing reruns the epoch fragment every ``seconds per epoch`` (``run_every``); AppTest has
+    no timer, so each ``run()`` after the delay stands for one tick."""
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     at.select_slider(key="train_speed").set_value(0.3).run()
     at.select_slider(key="train_epoch").set_value(1).run()
     at.toggle(key="train_play").set_value(True).run()
     assert not at.exception
-    assert at.select_slider(key="train_epoch").value == 3
-    assert at.toggle(key="train_play").value is False
+    seen = [at.select_slider(key="train_epoch").value]
+    for _ in range(6):
+        if not at.toggle(key="train_play").value:
+            break
+        time.sleep(0.3)
+        at.run()
+        assert not at.exception
+        seen.append(at.select_slider(key="train_epoch").value)
+    assert seen[0] == 1 and seen[-1] == 3 and sorted(set(seen)) == [1, 2, 3], seen
+    assert seen == sorted(seen)  # one epoch on at a time, never back
+    assert at.toggle(key="train_play").value is False  # stopped at the last epoch
     # play at the last epoch starts again from the first
     at.toggle(key="train_play").set_value(True).run()
-    assert not at.exception and at.select_slider(key="train_epoch").value == 3
+    assert not at.exception and at.select_slider(key="train_epoch").value == 1
 
 
 def test_no_checkpoint_says_what_to_do(tmp_path, monkeypatch):
