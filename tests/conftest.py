@@ -45,7 +45,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a tiny untrained checkpoint (``tiny`` MSGN, 1 local branch, ARP in Conv3 and
     Conv4, 24 SynthBirds classes, input 128, 2 epochs of made-up history and snapshots of 2
-    probe images; the weights of ``torch.manual_seed(0)``, unperturbed), written once per session in a folder of its own."""
+    probe images; the weights of ``torch.manual_seed(0)``, unperturbed), written once per
+    session in a folder of its own."""
     folder = tmp_path_factory.mktemp("tiny_checkpoint")
     return write_checkpoint(folder / "tiny_msgn_arp.safetensors", classes=TINY_CLASSES,
                             input_size=TINY_INPUT, epochs=2, probes=(0, 1), split_size=32,

@@ -41,7 +41,8 @@ def write_checkpoint(
     and snapshots of the SynthBirds ``val`` images ``probes``.
 
     The weights (torch seed ``seed``) get ``perturb`` times Gaussian noise before every snapshot,
-    so the boxes move from one epoch to the next (``perturb=0``: the initial weights throughout). History: ``val_top1 = 8 * epoch``, ``train_loss = 2 - 0.3 * epoch``, and so on.
+    so the boxes move from one epoch to the next (``perturb=0``: the initial weights
+    throughout). History: ``val_top1 = 8 * epoch``, ``train_loss = 2 - 0.3 * epoch``, and so on.
     """
     import torch
 

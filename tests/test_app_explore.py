@@ -322,6 +322,17 @@ def test_no_checkpoint_and_broken_folder(app_env: Path, monkeypatch: pytest.Monk
     assert at.selectbox(key="arpviz_checkpoint").options == [str(broken / "bad.safetensors")]
 
 
+def test_run_log_times_every_script_run(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = app_env / "runs.jsonl"
+    monkeypatch.setenv("ARPVIZ_RUN_LOG", str(log))
+    at = _start()
+    at.slider(key="explore_k:conv3").set_value(0.5)
+    _run(at)
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(rows) == 2 and all(0 < r["seconds"] < TIMEOUT for r in rows)
+    assert {"page", "seconds"} <= set(rows[0])
+
+
 def test_folder_outside_the_roots_is_refused(app_env: Path, tiny_checkpoint: Path,
                                              tmp_path_factory: pytest.TempPathFactory) -> None:
     outside = tmp_path_factory.mktemp("outside")
