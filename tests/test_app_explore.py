@@ -24,6 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 120
+pytestmark = pytest.mark.slow  # the app under AppTest: seconds per test
 
 
 @pytest.fixture()

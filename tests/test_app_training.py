@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "training.py")
 APP = str(ROOT / "app.py")
 TIMEOUT = 120
+pytestmark = pytest.mark.slow  # the app under AppTest: seconds per test
 
 
 @pytest.fixture(scope="module")

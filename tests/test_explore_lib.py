@@ -385,3 +385,17 @@ def test_other_layouts(ckpt: Checkpoint, options: dict) -> None:
     figures.rates_figure(view)
     card = catalog.model_card(meta)
     assert len(card["stages"]) == 1 + max(1, config.local_branches)
+
+
+@pytest.mark.cuda
+def test_live_session_on_cuda_matches_the_cpu(tiny_checkpoint: Path) -> None:
+    cpu = load(tiny_checkpoint)
+    gpu = load(tiny_checkpoint, "cuda")
+    image = inputs.synth_sample(cpu.meta, 0)
+    knobs = {"conv3": sess.Knob(0.6, 0.75), "conv4.local0": sess.Knob(1.3, None)}
+    on_cpu = sess.LiveSession(cpu.model, image, cpu.meta.class_names).explain(knobs)
+    on_gpu = sess.LiveSession(gpu.model, image, gpu.meta.class_names,
+                              device="cuda").explain(knobs)
+    np.testing.assert_allclose(on_gpu.probs, on_cpu.probs, atol=1e-4)
+    for name, stage in on_cpu.stages.items():
+        np.testing.assert_allclose(on_gpu.stages[name].image_box, stage.image_box, atol=1e-3)
