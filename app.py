@@ -1,8 +1,8 @@
 """arpviz Streamlit app (entry point): ``streamlit run app.py``.
 
 Routes with ``st.navigation`` to the pages in ``pages/`` and draws the shared sidebar
-(checkpoint, device, model card) before the page runs; pages read the loaded checkpoint with
-``pages.common.require_checkpoint()``.
+(checkpoint, device, model card; :mod:`pages.shell`) before the page runs; pages read the
+loaded checkpoint with ``pages.common.require_checkpoint()``. See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -26,6 +26,6 @@ pages = [
 # st.navigation first: until it runs, Streamlit shows the legacy list of pages/ files.
 navigation = st.navigation(pages)
 
-from pages import common  # noqa: E402 - imports torch; after the navigation on purpose
+from pages import shell  # noqa: E402 - imports torch; after the navigation on purpose
 
-common.run_app(navigation)
+shell.run_app(navigation)

@@ -13,7 +13,7 @@ import streamlit as st
 
 from arpviz.explorer import session as ex
 from arpviz.explorer.figures import explore as figures
-from pages import common, widgets
+from pages import common, outputs, widgets
 
 PREFIX = "explore"
 
@@ -39,11 +39,11 @@ st.session_state["arpviz_result"] = view
 with right:
     st.markdown("#### Crop box of every stage")
     st.plotly_chart(figures.boxes_figure(view, chosen.truth), key="explore_boxes")
-    widgets.show_stage_numbers(view)
-    widgets.show_prediction_flag(view.predictions, loaded, chosen)
+    outputs.show_stage_numbers(view)
+    outputs.show_prediction_flag(view.predictions, loaded, chosen)
 
 st.markdown("### Top-5 against the trained setting")
-widgets.show_prediction_table(view.predictions, key="explore_predictions")
+outputs.show_prediction_table(view.predictions, key="explore_predictions")
 
 if not view.stages:
     st.info("This model has no pooled stage (all strided): nothing to crop.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from arpviz.explorer.figures import explore as figures
-from pages import common, widgets
+from pages import common, outputs, widgets
 
 PREFIX = "compare"
 
@@ -44,17 +44,17 @@ with arp_col:
     st.markdown("### ARP")
     st.plotly_chart(figures.boxes_figure(comparison.arp, chosen.truth, height=400),
                     key="compare_boxes_arp")
-    widgets.show_stage_numbers(comparison.arp)
+    outputs.show_stage_numbers(comparison.arp)
     st.markdown("#### Top-5 against the trained setting")
-    widgets.show_predictions(comparison.arp.predictions, loaded, chosen,
+    outputs.show_predictions(comparison.arp.predictions, loaded, chosen,
                             key="compare_predictions_arp")
 with rp_col:
     st.markdown("### RP")
     st.plotly_chart(figures.boxes_figure(comparison.rp, chosen.truth, height=400),
                     key="compare_boxes_rp")
-    widgets.show_stage_numbers(comparison.rp)
+    outputs.show_stage_numbers(comparison.rp)
     st.markdown("#### Top-5 against ARP")
-    widgets.show_predictions(comparison.rp.predictions, loaded, chosen, reference="ARP",
+    outputs.show_predictions(comparison.rp.predictions, loaded, chosen, reference="ARP",
                             key="compare_predictions_rp")
 
 st.markdown("### Rates per stage")

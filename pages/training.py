@@ -8,17 +8,14 @@ reruns every ``seconds per epoch`` with ``run_every``), redraws only that part.
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import streamlit as st
 
-from arpviz.checkpoint import CheckpointMeta
-from arpviz.explorer import catalog, inputs
+from arpviz.explorer import catalog
 from arpviz.explorer.figures import history as figures
 from pages import common
-from pages.training_parts import comparison_section, probe_section
+from pages.training_parts import comparison_section, probe_images, probe_section, read_record
 
 EPOCH_KEY = "train_epoch"
 PLAY_KEY = "train_play"
@@ -26,35 +23,6 @@ _STOP_KEY = "_train_stop"
 _STEP_AT = "_train_step_at"
 SPEEDS = (0.3, 0.7, 1.5, 3.0)
 MAX_RUNS = 4
-
-
-@st.cache_resource(max_entries=32, show_spinner="Reading the training record...")
-def cached_record(path: str, stamp: tuple[int, int]) -> catalog.TrainingRecord:
-    """The training record of one file version (``stamp``: mtime, size); shared by sessions."""
-    return catalog.load_record(path)
-
-
-def read_record(path: Path) -> catalog.TrainingRecord:
-    """:func:`cached_record` of the file as it is now."""
-    stat = path.stat()
-    return cached_record(str(path), (stat.st_mtime_ns, stat.st_size))
-
-
-@st.cache_resource(max_entries=16, show_spinner="Rendering the probe images...")
-def _probe_images(key: str, count: int, _meta: CheckpointMeta) -> tuple:
-    images, note = inputs.probe_images_or_blank(_meta, count)
-    return images, note or ""
-
-
-def probe_images(record: catalog.TrainingRecord):
-    """The run's probe images (cached per data set record); a note when they are blank."""
-    meta = record.meta
-    key = json.dumps([dict(meta.dataset), meta.input_size, list(meta.mean), list(meta.std)],
-                     sort_keys=True, default=str)
-    images, note = _probe_images(key, record.probe_count, meta)
-    if note:
-        st.caption(f"{record.name}: {note}")
-    return images
 
 
 def start_playing() -> None:

@@ -1,18 +1,50 @@
-"""The Training page's two figure sections (probe images, ARP against STN), drawn for one
-epoch inside the page's fragment."""
+"""The Training page's cached readers and its two figure sections (probe images, ARP against
+STN), drawn for one epoch inside the page's fragment."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from arpviz.explorer import catalog
+from arpviz.checkpoint import CheckpointMeta
+from arpviz.explorer import catalog, inputs
 from arpviz.explorer.figures import history as figures
 from arpviz.explorer.session import stage_label
 
 Images = Callable[[catalog.TrainingRecord], Any]
+
+
+@st.cache_resource(max_entries=32, show_spinner="Reading the training record...")
+def cached_record(path: str, stamp: tuple[int, int]) -> catalog.TrainingRecord:
+    """The training record of one file version (``stamp``: mtime, size); shared by sessions."""
+    return catalog.load_record(path)
+
+
+def read_record(path: Path) -> catalog.TrainingRecord:
+    """:func:`cached_record` of the file as it is now."""
+    stat = path.stat()
+    return cached_record(str(path), (stat.st_mtime_ns, stat.st_size))
+
+
+@st.cache_resource(max_entries=16, show_spinner="Rendering the probe images...")
+def _probe_images(key: str, count: int, _meta: CheckpointMeta) -> tuple:
+    images, note = inputs.probe_images_or_blank(_meta, count)
+    return images, note or ""
+
+
+def probe_images(record: catalog.TrainingRecord):
+    """The run's probe images (cached per data set record); a note when they are blank."""
+    meta = record.meta
+    key = json.dumps([dict(meta.dataset), meta.input_size, list(meta.mean), list(meta.std)],
+                     sort_keys=True, default=str)
+    images, note = _probe_images(key, record.probe_count, meta)
+    if note:
+        st.caption(f"{record.name}: {note}")
+    return images
 
 
 def probe_section(runs: list[catalog.TrainingRecord], epoch: int, images_of: Images) -> bool:
