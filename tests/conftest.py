@@ -32,13 +32,24 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
 
 
+#: Tests of other modules that take many seconds (from ``pytest --durations`` on 2 shared
+#: cores): marked ``slow`` here so their files need no change. Whole files, then single tests.
+SLOW_FILES = frozenset({"test_bundled.py"})
+SLOW_TESTS = frozenset({
+    "test_pooling.py::test_torch_compile_fullgraph",  # ~60 s: compiles the operator
+    "test_train.py::test_ddp_two_cpu_processes",  # ~20 s: two processes
+    "test_train.py::test_resume_continues_the_schedule",  # ~6 s
+})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs CUDA")
+    cuda = torch.cuda.is_available()
     for item in items:
-        if "cuda" in item.keywords:
-            item.add_marker(skip)
+        name = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        if item.path.name in SLOW_FILES or name in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+        if not cuda and "cuda" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="needs CUDA"))
 
 
 @pytest.fixture(scope="session")
