@@ -220,6 +220,8 @@ def test_rp_stage_ignores_k(ckpt: Checkpoint) -> None:
     controls = sess.stage_controls(model)
     assert [(c.name, c.mode, c.k) for c in controls] == [("conv3", "rp", None),
                                                          ("conv4.main", "stride", None)]
+    # the k an RP stage gets when switched to ARP is the model's (conv3_k), not the page's
+    assert [c.arp_k for c in controls] == [model.config.conv3_k, None]
     assert sess.overrides_from(controls, {"conv3": sess.Knob(0.9, 0.5)}) == {}
     assert sess.overrides_from(controls, {"conv3": sess.Knob(None, 0.5)}, mode="arp") == {
         "conv3": StageOverride(mode="arp", k=1.0)}

@@ -128,8 +128,9 @@ class StageControl:
     """One stage of a model as the pages show it.
 
     ``steerable`` stages (RP/ARP) get sliders; ``k`` and ``dsr`` are the trained values
-    (``k`` only for ARP; ``dsr`` ``None`` for a strided stage); ``default_k`` is the model's
-    ``k`` for this stage when it is switched to ARP.
+    (``k`` only for ARP; ``dsr`` ``None`` for a strided stage); ``arp_k`` is the ``k`` the
+    model runs this stage with when it is switched to ARP (``None`` for a stage that cannot be
+    steered).
     """
 
     name: str
@@ -137,7 +138,7 @@ class StageControl:
     mode: str
     k: float | None
     dsr: tuple[float, float] | None
-    default_k: float
+    arp_k: float | None
 
     @property
     def steerable(self) -> bool:
@@ -148,11 +149,6 @@ class StageControl:
     def trained_dsr(self) -> float | None:
         """The trained DSR as the one number a slider shows (the height's when they differ)."""
         return None if self.dsr is None else float(self.dsr[0])
-
-    @property
-    def arp_k(self) -> float:
-        """The ``k`` this stage runs ARP with when no slider says otherwise."""
-        return self.k if self.k is not None else self.default_k
 
 
 @dataclass(frozen=True)
@@ -165,13 +161,19 @@ class Knob:
 
 
 def stage_controls(model: MSGN) -> tuple[StageControl, ...]:
-    """Every stage of ``model`` with its trained settings, in execution order."""
-    cfg = model.config
+    """Every stage of ``model`` with its trained settings, in execution order.
+
+    A steerable stage's ``arp_k`` comes from the model itself (the settings it gives the stage
+    when switched to ARP), so the default ``k`` is decided in one place, the model.
+    """
     out = []
     for name, settings in model.stage_settings().items():
-        default_k = cfg.conv3_k if name == "conv3" else cfg.conv4_k
+        arp_k = None
+        if settings.mode in ("rp", "arp"):
+            arp_k = settings.k if settings.k is not None else \
+                model.stage_settings({name: StageOverride(mode="arp")})[name].k
         out.append(StageControl(name, stage_label(name), settings.mode, settings.k,
-                                settings.dsr, default_k))
+                                settings.dsr, arp_k))
     return tuple(out)
 
 
