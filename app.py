@@ -1,20 +1,17 @@
 """arpviz Streamlit app (entry point): ``streamlit run app.py``.
 
 Routes with ``st.navigation`` to the pages in ``pages/`` and draws the shared sidebar
-(checkpoint, device, model card) before the page runs; pages read the loaded checkpoint with
-``pages.common.require_checkpoint()``.
+(checkpoint, device, model card; :mod:`pages.shell`) before the page runs; pages read the
+loaded checkpoint with ``pages.common.require_checkpoint()``. See docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import streamlit as st
 
 logging.getLogger("arpviz").setLevel(logging.INFO)
-
-ROOT = Path(__file__).resolve().parent
 
 st.set_page_config(page_title="arpviz", layout="wide")
 
@@ -22,19 +19,13 @@ pages = [
     st.Page("pages/explore.py", title="Explore", icon=":material/center_focus_strong:",
             default=True),
     st.Page("pages/rp_vs_arp.py", title="RP against ARP", icon=":material/compare:"),
+    st.Page("pages/appendix_a.py", title="Appendix A", icon=":material/functions:"),
+    st.Page("pages/training.py", title="Training", icon=":material/timeline:"),
 ]
-# Pages written elsewhere: registered only when present, so the app runs either way.
-for file, title, icon in (
-    ("pages/appendix_a.py", "Appendix A", ":material/functions:"),
-    ("pages/training.py", "Training", ":material/timeline:"),
-):
-    if (ROOT / file).is_file():
-        pages.append(st.Page(file, title=title, icon=icon))
 
 # st.navigation first: until it runs, Streamlit shows the legacy list of pages/ files.
 navigation = st.navigation(pages)
 
-from pages import common  # noqa: E402 - imports torch; after the navigation on purpose
+from pages import shell  # noqa: E402 - imports torch; after the navigation on purpose
 
-common.sidebar()
-navigation.run()
+shell.run_app(navigation)

@@ -1,8 +1,8 @@
-"""Appendix A in pictures: simulated 1-D keypoint distributions and the crops ARP picks on them.
+"""Appendix A in numbers: simulated 1-D keypoint distributions and the crops ARP picks on them.
 
-Everything the Appendix A page shows comes from here: :func:`analyse` runs the simulator and the
-operator (:mod:`arpviz.simulate`), the ``*_figure`` functions draw plotly figures. Figure 7's
-colours: the distribution is a line, the area under it is red inside the crop and blue outside.
+:func:`analyse` runs the simulator and the operator (:mod:`arpviz.simulate`) for one
+:class:`SimulationSettings`; :func:`summary_stats` and :func:`k_sweep` sum them up. The figures
+of the Appendix A page are in :mod:`arpviz.explorer.figures.appendix`.
 """
 
 from __future__ import annotations
@@ -12,34 +12,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from arpviz.simulate import Coverage, SimulatedDistributions, coverage, crop_intervals, simulate
 
 __all__ = [
-    "INSIDE_COLOUR",
-    "LINE_COLOUR",
-    "OUTSIDE_COLOUR",
     "Analysis",
     "SimulationSettings",
     "analyse",
-    "coverage_histograms",
-    "distribution_figure",
-    "distributions_figure",
-    "fill_segments",
     "k_sweep",
-    "k_sweep_figure",
-    "length_scatter",
     "summary_stats",
 ]
 
 logger = logging.getLogger(__name__)
-
-LINE_COLOUR = "#1f3b99"
-INSIDE_COLOUR = "rgba(214, 39, 40, 0.55)"
-OUTSIDE_COLOUR = "rgba(31, 119, 180, 0.35)"
-TRUE_COLOUR = "#555555"
 
 
 @dataclass(frozen=True)
@@ -124,224 +108,6 @@ def summary_stats(analysis: Analysis) -> dict[str, float]:
     }
 
 
-# ----------------------------------------------------------------------------- one distribution
-
-
-def fill_segments(
-    dist: np.ndarray, interval: Sequence[float]
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[tuple[np.ndarray, np.ndarray]]]:
-    """The distribution's line cut at the crop's edges: ``(inside, outside)`` pieces.
-
-    The line runs through the cell centres (``j + 0.5``) and stays flat to the ends ``0`` and
-    ``L``. Each piece is ``(x, y)``; the inside piece spans exactly ``[start, end]`` and the
-    outside pieces ``[0, start]`` and ``[end, L]`` (empty pieces are left out).
-    """
-    values = np.asarray(dist, dtype=np.float64)
-    if values.ndim != 1 or values.size < 1:
-        raise ValueError(f"dist must be a 1-D array with at least one cell, got {values.shape}")
-    length = values.size
-    start, end = (float(v) for v in interval)
-    if not 0.0 <= start <= end <= length:
-        raise ValueError(f"interval must satisfy 0 <= start <= end <= {length}, got {interval}")
-    xs = np.concatenate([[0.0], np.arange(length) + 0.5, [float(length)]])
-    ys = np.concatenate([[values[0]], values, [values[-1]]])
-
-    def piece(a: float, b: float) -> tuple[np.ndarray, np.ndarray] | None:
-        if b - a <= 1e-9:
-            return None
-        inner = xs[(xs > a) & (xs < b)]
-        px = np.concatenate([[a], inner, [b]])
-        return px, np.interp(px, xs, ys)
-
-    inside = [p for p in (piece(start, end),) if p is not None]
-    outside = [p for p in (piece(0.0, start), piece(end, float(length))) if p is not None]
-    return inside, outside
-
-
-def _add_distribution(
-    fig: go.Figure,
-    dist: np.ndarray,
-    interval: Sequence[float],
-    true_interval: Sequence[float] | None,
-    *,
-    row: int | None = None,
-    col: int | None = None,
-    show_legend: bool = True,
-    label: str = "",
-) -> None:
-    inside, outside = fill_segments(dist, interval)
-    where = {"row": row, "col": col} if row is not None else {}
-    for i, (x, y) in enumerate(outside):
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=y, fill="tozeroy", mode="none", fillcolor=OUTSIDE_COLOUR,
-                name="outside the crop", legendgroup="outside",
-                showlegend=show_legend and i == 0, hoverinfo="skip",
-            ),
-            **where,
-        )
-    for x, y in inside:
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=y, fill="tozeroy", mode="none", fillcolor=INSIDE_COLOUR,
-                name="inside the crop", legendgroup="inside", showlegend=show_legend,
-                hoverinfo="skip",
-            ),
-            **where,
-        )
-    cells = np.arange(len(dist))
-    fig.add_trace(
-        go.Scatter(
-            x=cells + 0.5, y=dist, mode="lines", line={"color": LINE_COLOUR, "width": 1.5},
-            name="distribution", legendgroup="line", showlegend=show_legend,
-            customdata=cells,
-            hovertemplate=f"{label}cell %{{customdata}}<br>confidence %{{y:.4f}}<extra></extra>",
-        ),
-        **where,
-    )
-    if true_interval is not None:
-        top = float(np.max(dist)) * 1.05
-        for j, edge in enumerate(true_interval):
-            fig.add_trace(
-                go.Scatter(
-                    x=[edge, edge], y=[0, top], mode="lines",
-                    line={"color": TRUE_COLOUR, "width": 1, "dash": "dot"},
-                    name="true interval (mean ± 2 std)", legendgroup="true",
-                    showlegend=show_legend and j == 0,
-                    hovertemplate=f"true interval edge {float(edge):.1f}<extra></extra>",
-                ),
-                **where,
-            )
-
-
-def distribution_figure(
-    dist: np.ndarray,
-    interval: Sequence[float],
-    true_interval: Sequence[float] | None = None,
-    *,
-    title: str = "",
-) -> go.Figure:
-    """One distribution in Figure 7's colours: line, red area inside the crop, blue outside."""
-    fig = go.Figure()
-    _add_distribution(fig, np.asarray(dist, dtype=np.float64), interval, true_interval)
-    fig.update_layout(
-        title=title or None, xaxis_title="location (cell)", yaxis_title="confidence (Eq. 5)",
-        margin={"l": 40, "r": 10, "t": 40 if title else 10, "b": 40}, height=300,
-        legend={"orientation": "h", "y": -0.25},
-    )
-    fig.update_xaxes(range=[0, len(dist)])
-    return fig
-
-
-def distributions_figure(
-    analysis: Analysis, *, cols: int = 3, show_true: bool = True, limit: int | None = None
-) -> go.Figure:
-    """A grid of the analysed distributions (Figure 7), each titled with its rate and crop."""
-    count = len(analysis.rates) if limit is None else min(limit, len(analysis.rates))
-    if count < 1:
-        raise ValueError("nothing to draw: the analysis holds no distribution")
-    cols = max(1, min(cols, count))
-    rows = -(-count // cols)
-    cov = analysis.coverage
-    titles = [
-        f"#{i}: rate {analysis.rates[i]:.2f}, crop [{analysis.intervals[i, 0]:.1f}, "
-        f"{analysis.intervals[i, 1]:.1f}], mass {cov.mass_inside[i]:.0%}"
-        for i in range(count)
-    ]
-    fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.04,
-        vertical_spacing=min(0.12, 0.5 / rows),
-    )
-    length = analysis.sim.dist.shape[1]
-    for i in range(count):
-        _add_distribution(
-            fig, analysis.sim.dist[i], analysis.intervals[i],
-            analysis.sim.true_intervals[i] if show_true else None,
-            row=i // cols + 1, col=i % cols + 1, show_legend=i == 0, label=f"#{i} ",
-        )
-    fig.update_xaxes(range=[0, length])
-    fig.update_annotations(font_size=11)
-    fig.update_layout(
-        height=max(260, 190 * rows), margin={"l": 30, "r": 10, "t": 40, "b": 30},
-        legend={"orientation": "h", "y": 1.0 + 0.35 / rows, "yanchor": "bottom"},
-    )
-    return fig
-
-
-# ----------------------------------------------------------------------------- many distributions
-
-
-def coverage_histograms(analysis: Analysis, *, bins: int = 25) -> go.Figure:
-    """Histograms of the mass inside the crop and of the crop's background share."""
-    cov = analysis.coverage
-    fig = make_subplots(
-        rows=1, cols=2,
-        subplot_titles=("mass inside the crop", "background share of the crop"),
-    )
-    for col, (values, colour, name) in enumerate(
-        ((cov.mass_inside, INSIDE_COLOUR, "mass inside"),
-         (cov.background_share, OUTSIDE_COLOUR, "background share")),
-        start=1,
-    ):
-        fig.add_trace(
-            go.Histogram(
-                x=values, xbins={"start": 0.0, "end": 1.0 + 1e-9, "size": 1.0 / bins},
-                marker={"color": colour, "line": {"color": LINE_COLOUR, "width": 0.5}},
-                name=name, showlegend=False,
-                hovertemplate=f"{name} %{{x}}<br>%{{y}} distributions<extra></extra>",
-            ),
-            row=1, col=col,
-        )
-        fig.add_vline(x=float(values.mean()), line_dash="dash", line_color=LINE_COLOUR,
-                      row=1, col=col, annotation_text=f"mean {values.mean():.2f}",
-                      annotation_position="top right", annotation={"yanchor": "top"})
-    fig.update_xaxes(range=[0, 1], tickformat=".0%")
-    fig.update_yaxes(title_text="distributions", row=1, col=1)
-    fig.update_layout(height=320, margin={"l": 40, "r": 10, "t": 50, "b": 40}, bargap=0.05)
-    return fig
-
-
-def length_scatter(analysis: Analysis) -> go.Figure:
-    """Crop length against true interval length, coloured by the mass inside, with ``y = x``."""
-    cov = analysis.coverage
-    index = np.arange(len(cov.crop_length))
-    custom = np.stack(
-        [index, analysis.rates, cov.mass_inside, cov.background_share,
-         analysis.intervals[:, 0], analysis.intervals[:, 1]], axis=1,
-    )
-    top = float(max(cov.crop_length.max(), cov.true_length.max(), 1.0)) * 1.05
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=[0, top], y=[0, top], mode="lines", name="crop = true length",
-            line={"color": TRUE_COLOUR, "dash": "dot", "width": 1}, hoverinfo="skip",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=cov.true_length, y=cov.crop_length, mode="markers", name="distribution",
-            marker={"color": cov.mass_inside, "colorscale": "RdBu_r", "cmin": 0.5, "cmax": 1.0,
-                    "size": 6, "opacity": 0.8,
-                    "colorbar": {"title": "mass<br>inside", "tickformat": ".0%"}},
-            customdata=custom,
-            hovertemplate=(
-                "#%{customdata[0]:.0f}<br>true length %{x:.1f}<br>crop length %{y:.1f}"
-                "<br>crop [%{customdata[4]:.1f}, %{customdata[5]:.1f}]"
-                "<br>rate %{customdata[1]:.3f}<br>mass inside %{customdata[2]:.1%}"
-                "<br>background %{customdata[3]:.1%}<extra></extra>"
-            ),
-        )
-    )
-    fig.update_layout(
-        xaxis_title="true interval length (cells)", yaxis_title="crop length (cells)",
-        height=380, margin={"l": 50, "r": 10, "t": 20, "b": 40},
-        legend={"orientation": "h", "y": -0.2},
-    )
-    fig.update_xaxes(range=[0, top])
-    fig.update_yaxes(range=[0, top])
-    return fig
-
-
 def k_sweep(settings: SimulationSettings, ks: Sequence[float]) -> dict[str, np.ndarray]:
     """Mean mass inside, background share and rate over ``settings.count`` distributions per k.
 
@@ -364,29 +130,3 @@ def k_sweep(settings: SimulationSettings, ks: Sequence[float]) -> dict[str, np.n
         "background_share": np.asarray(background),
         "rate": np.asarray(rate),
     }
-
-
-def k_sweep_figure(sweep: dict[str, np.ndarray], current_k: float | None = None) -> go.Figure:
-    """The trade-off of ``k``: mean mass inside, background share and rate against ``k``."""
-    fig = go.Figure()
-    for key, name, colour in (
-        ("mass_inside", "mean mass inside", "#d62728"),
-        ("background_share", "mean background share", "#1f77b4"),
-        ("rate", "mean rate", "#2ca02c"),
-    ):
-        fig.add_trace(
-            go.Scatter(
-                x=sweep["k"], y=sweep[key], mode="lines+markers", name=name,
-                line={"color": colour},
-                hovertemplate=f"k %{{x:.2f}}<br>{name} %{{y:.3f}}<extra></extra>",
-            )
-        )
-    if current_k is not None:
-        fig.add_vline(x=float(current_k), line_dash="dash", line_color=TRUE_COLOUR,
-                      annotation_text=f"k = {current_k:.2f}")
-    fig.update_layout(
-        xaxis_title="k", yaxis_title="mean over the distributions", yaxis_range=[0, 1.05],
-        height=320, margin={"l": 50, "r": 10, "t": 20, "b": 40},
-        legend={"orientation": "h", "y": -0.25},
-    )
-    return fig

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor
@@ -42,9 +41,11 @@ __all__ = [
     "CheckpointError",
     "CheckpointMeta",
     "EpochSnapshot",
+    "SnapshotRecord",
     "load",
     "load_training_state",
     "read_meta",
+    "read_snapshots",
     "save",
     "save_training_state",
 ]
@@ -357,6 +358,51 @@ def _parse_snapshots(tensors: Mapping[str, Tensor], name: str) -> tuple[EpochSna
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class SnapshotRecord:
+    """A checkpoint's metadata, epoch snapshots and probe labels, read without the weights."""
+
+    meta: CheckpointMeta
+    snapshots: tuple[EpochSnapshot, ...]
+    probe_labels: Tensor | None
+    path: Path | None = None
+
+
+def read_snapshots(path: str | os.PathLike | bytes) -> SnapshotRecord:
+    """Read and check a checkpoint's metadata and epoch snapshots (no model is built).
+
+    A file is opened with ``safetensors.safe_open`` and only the ``snap.*`` and ``probe.*``
+    tensors are read (the weights stay on disk); bytes are parsed whole.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: not a valid arpviz checkpoint.
+    """
+    meta = read_meta(path)
+    wanted = ("snap.", "probe.")
+    tensors: dict[str, Tensor] = {}
+    file: Path | None = None
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        name = "checkpoint"
+        try:
+            everything = st_load(bytes(path))
+        except (SafetensorError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{name}: corrupt safetensors data: {exc}") from exc
+        tensors = {k: v for k, v in everything.items() if k.startswith(wanted)}
+    else:
+        file = _checked_file(path)
+        name = file.name
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                for key in handle.keys():  # noqa: SIM118 (safe_open is not a dict)
+                    if key.startswith(wanted):
+                        tensors[key] = handle.get_tensor(key)
+        except Exception as exc:  # safetensors raises several types
+            raise CheckpointError(f"{name}: corrupt safetensors data: {exc}") from exc
+    snapshots = _parse_snapshots(tensors, name)
+    return SnapshotRecord(meta, snapshots, tensors.get("probe.labels"), file)
+
+
 def load(
     path: str | os.PathLike | bytes, device: str | torch.device = "cpu"
 ) -> Checkpoint:
@@ -454,8 +500,3 @@ def load_training_state(
         param = params[pname]
         optimizer.state[param]["momentum_buffer"] = value.to(param.device, param.dtype)
     return info
-
-
-def finite_or_none(value: float) -> float | None:
-    """A JSON-safe float (NaN/inf become None)."""
-    return value if math.isfinite(value) else None

@@ -2,9 +2,10 @@
 
 Run: ``.venv/bin/python -m benchmarks.bench_live`` (add ``--repeats N``, ``--cases tiny
 resnet50``, ``--threads 1 2``, ``--device cpu|cuda``); each case runs once per torch thread count
-(default 1 and 2; the app uses :func:`arpviz.explore.default_threads`, 1 on a 2-core machine).
+(default 1 and 2; the app uses :func:`arpviz.explorer.session.default_threads`, 1 on a 2-core
+machine).
 Times what the Explore page computes, at the library level
-(:class:`arpviz.explore.LiveSession`, no Streamlit, no plotly):
+(:class:`arpviz.explorer.session.LiveSession`, no Streamlit, no plotly):
 
 * ``new k in Conv4``: ``session.explain`` with a Conv4 (local branch) k never used before: the
   local branch, the embedding and the classifier run again, Conv3 and the global branch come
@@ -14,9 +15,9 @@ Times what the Explore page computes, at the library level
   every stage at the trained setting, the view's numpy conversion). Decoding the file is not
   included.
 
-Each result is a full :class:`~arpviz.explore.ExploreView` (boxes, confidence maps, rates, top-5
-with deltas). The three are interleaved, one of each per repeat; medians are reported with their
-ratio to the new-image time. Cases: ``tiny``, the bundled checkpoint
+Each result is a full :class:`~arpviz.explorer.session.ExploreView` (boxes, confidence maps,
+rates, top-5 with deltas). The three are interleaved, one of each per repeat; medians are
+reported with their ratio to the new-image time. Cases: ``tiny``, the bundled checkpoint
 (``checkpoints/synthbirds_msgn_arp.safetensors``) when present, else an untrained tiny MSGN of
 the same configuration, at 128 px; ``resnet50``, an untrained ResNet-50 MSGN at 448 px. Target
 (issue 5): a k change at most 100 ms median for the bundled model on 2 CPU cores.
@@ -35,14 +36,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arpviz import explore as ex
 from arpviz.checkpoint import CheckpointMeta, load
 from arpviz.data.synthbirds import SynthBirds, SynthBirdsConfig, class_names
 from arpviz.data.transforms import default_resize
+from arpviz.explorer import catalog, inputs
+from arpviz.explorer import session as ex
 from arpviz.images import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.models import MSGN, MSGNConfig
 
-BUNDLED = Path(__file__).resolve().parent.parent / "checkpoints" / ex.BUNDLED_DEFAULT
+BUNDLED = Path(__file__).resolve().parent.parent / "checkpoints" / catalog.BUNDLED_DEFAULT
 TARGET_MS = 100.0
 CASES = ("tiny", "resnet50")
 DEFAULT_REPEATS = {"tiny": 15, "resnet50": 3}
@@ -97,14 +99,14 @@ def run_case(name: str, repeats: int, device: str) -> dict[str, float]:
     images = _images(meta, repeats + 1)
     names = meta.class_names
     # warm-up (first calls allocate and pick kernels)
-    session = ex.LiveSession(model, ex.preprocess(images[-1], meta), names, device=device)
+    session = ex.LiveSession(model, inputs.preprocess(images[-1], meta), names, device=device)
     session.explain({"conv3": ex.Knob(0.55, None)})
     session.explain({"conv4.local0": ex.Knob(0.55, None)})
 
     wall: dict[str, list[float]] = {"new k in Conv4": [], "new k in Conv3": [], "new image": []}
     cpu: dict[str, list[float]] = {key: [] for key in wall}
     def new_image(image: np.ndarray) -> ex.LiveSession:
-        return ex.LiveSession(model, ex.preprocess(image, meta), names, device=device)
+        return ex.LiveSession(model, inputs.preprocess(image, meta), names, device=device)
 
     for r in range(repeats):
         w, c, session = _timed(device, new_image, images[r])
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="repeats per case (default: tiny 15, resnet50 3)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="torch CPU threads, one run each (default: 1 2; the app uses "
-                             "arpviz.explore.default_threads(), 1 on 2 cores)")
+                             "arpviz.explorer.session.default_threads(), 1 on 2 cores)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs")

@@ -13,14 +13,16 @@ at the same time:
 
 Meanwhile the server's resident memory (``VmRSS`` of ``/proc/<pid>/status``) is sampled. The
 result: sessions, interactions, errors, isolation failures, p50/p95/max interaction latency
-(key press to the end of the rerun), server RSS at the start (after one warm-up session) and at
-its peak. Run::
+(key press to the end of the rerun, as the browser sees it), the server's own time per script
+run (p50/p95 of the runs the app logs to ``ARPVIZ_RUN_LOG``, apart from the browser round
+trip, which many browsers on few cores dominate), server RSS at the start (after one warm-up
+session) and at its peak. Run::
 
     .venv/bin/python -m benchmarks.load_test --sessions 8 --interactions 50 \
         --checkpoints checkpoints --json artifacts/load.json
 
-``tests/test_load.py`` runs a small version on made-up checkpoints; the test suite's browser
-end-to-end test (``tests/test_e2e_browser.py``) uses the server helpers here too.
+``tests/test_load.py`` runs a small version on made-up checkpoints through this CLI. The server
+and browser helpers live in ``tests/helpers.py`` (the browser end-to-end test uses them too).
 """
 
 from __future__ import annotations
@@ -28,240 +30,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
 import logging
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-#: Debian's chromium (``apt-get install -y chromium``); ``ARPVIZ_CHROMIUM`` points elsewhere.
-CHROMIUM = os.environ.get("ARPVIZ_CHROMIUM", "/usr/bin/chromium")
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-NAV = '[data-testid="stSidebarNav"] a'
-EXCEPTION = '[data-testid="stException"]'
-APP_STATE = '[data-testid="stApp"]'
+from tests.helpers import (
+    BOXES,
+    BROWSER_ARGS,
+    CHROMIUM,
+    EXCEPTION,
+    IDLE,
+    MEAN_COLOUR,
+    NAV,
+    ROOT,
+    RUNS,
+    WATCH_RERUNS,
+    Server,
+    browser_problem,
+    nearest_colour,
+    rss_mb,
+    session_image,
+    streamlit_server,
+)
 
 logger = logging.getLogger("load_test")
-
-# --------------------------------------------------------------------------- shared helpers
-
-
-def browser_problem() -> str | None:
-    """Why no browser test can run here, or ``None`` when chromium and Playwright are there."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright Python package is not installed (pip install playwright)"
-    if not Path(CHROMIUM).is_file():
-        return (f"no browser at {CHROMIUM} (Debian: apt-get install -y chromium; the test never "
-                "downloads a browser)")
-    return None
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of process ``pid`` in MB (``VmRSS``), 0 when it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-@dataclass
-class Server:
-    """A running ``streamlit run app.py``."""
-
-    process: subprocess.Popen
-    url: str
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_tail(self, chars: int = 4000) -> str:
-        """The end of the server's log."""
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-
-@contextlib.contextmanager
-def streamlit_server(
-    checkpoints: Path, log: Path, *, timeout: float = 120.0, extra_env: dict | None = None
-) -> Iterator[Server]:
-    """Start the app headless on a free loopback port with ``checkpoints`` as its bundled folder;
-    stop it (terminate, then kill) on exit."""
-    port = free_port()
-    env = dict(os.environ)
-    env.update({"ARPVIZ_BUNDLED_DIR": str(checkpoints), "PYTHONUNBUFFERED": "1"})
-    env.pop("ARPVIZ_CHECKPOINT_DIR", None)
-    env.update(extra_env or {})
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
-        "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1",
-        "--browser.gatherUsageStats=false", "--server.fileWatcherType=none",
-        "--server.runOnSave=false", "--global.developmentMode=false",
-    ]
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"streamlit exited early:\n{server.log_tail()}")
-            try:
-                with urllib.request.urlopen(server.url + "/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit not healthy after {timeout:.0f} s:\n"
-                                   f"{server.log_tail()}")
-            time.sleep(0.3)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
-#: JavaScript: count finished reruns of the page (the app root's script state goes back to
-#: ``notRunning``), wherever the app root is re-mounted; installed once per page load.
-WATCH_RERUNS = """
-() => {
-  if (window.__arpvizWatched) return true;
-  window.__arpvizWatched = true;
-  window.__arpvizRuns = window.__arpvizRuns || 0;
-  new MutationObserver((records) => {
-    for (const r of records) {
-      if (r.target.getAttribute('data-test-script-state') === 'notRunning'
-          && r.oldValue !== 'notRunning') window.__arpvizRuns += 1;
-    }
-  }).observe(document.body, {attributes: true, subtree: true, attributeOldValue: true,
-                             attributeFilter: ['data-test-script-state']});
-  return true;
-}
-"""
-RUNS = "() => window.__arpvizRuns || 0"
-IDLE = ("() => document.querySelector('[data-testid=\"stApp\"]')"
-        "?.getAttribute('data-test-script-state') === 'notRunning'")
-#: JavaScript: turn a plotly array (plain, typed, or ``{dtype, bdata, shape}`` as plotly.py
-#: encodes numpy arrays) into a flat plain array.
-DECODE_JS = """
-const decode = (v) => {
-  if (v == null) return [];
-  if (Array.isArray(v)) return v.flat(Infinity);
-  if (ArrayBuffer.isView(v)) return Array.from(v);
-  if (v.bdata !== undefined) {
-    const raw = Uint8Array.from(atob(v.bdata), c => c.charCodeAt(0)).buffer;
-    const kinds = {u1: Uint8Array, i1: Int8Array, u2: Uint16Array, i2: Int16Array,
-                   u4: Uint32Array, i4: Int32Array, f4: Float32Array, f8: Float64Array};
-    return Array.from(new (kinds[v.dtype] || Float64Array)(raw));
-  }
-  return [];
-};
-"""
-#: JavaScript: mean RGB of the image trace of a keyed plotly chart.
-MEAN_COLOUR = "(key) => {" + DECODE_JS + """
-  const el = document.querySelector(`.st-key-${key} .js-plotly-plot`);
-  if (!el || !el.data || !el.data.length || el.data[0].z == null) return null;
-  const z = decode(el.data[0].z); let r = 0, g = 0, b = 0;
-  const n = z.length / 3;
-  for (let i = 0; i < z.length; i += 3) { r += z[i]; g += z[i + 1]; b += z[i + 2]; }
-  return n ? [r / n, g / n, b / n] : null;
-}
-"""
-#: JavaScript: the scatter traces of a keyed plotly chart as JSON ``[[name, xs, ys], ...]``
-#: (``null`` where a line breaks).
-BOXES = "(key) => {" + DECODE_JS + """
-  const el = document.querySelector(`.st-key-${key} .js-plotly-plot`);
-  if (!el || !el.data) return null;
-  return JSON.stringify(el.data.filter(t => t.type === 'scatter' || t.type === undefined)
-    .map(t => [t.name, decode(t.x), decode(t.y)]));
-}
-"""
-
-
-def open_app(browser, url: str, timeout_ms: float, *, height: int = 1000):
-    """A new tab (1400 px wide) of a sync Playwright ``browser`` on the app at ``url``, waited
-    until Explore has rendered and the app is idle, with the rerun counter installed."""
-    context = browser.new_context(viewport={"width": 1400, "height": height})
-    context.set_default_timeout(timeout_ms)
-    tab = context.new_page()
-    tab.goto(url + "/", timeout=timeout_ms)
-    tab.locator(".st-key-explore_source").wait_for(timeout=timeout_ms)
-    tab.wait_for_function(IDLE, timeout=timeout_ms)
-    tab.evaluate(WATCH_RERUNS)
-    return tab
-
-
-def session_colour(index: int) -> tuple[int, int, int]:
-    """A distinct, saturated colour per session."""
-    import colorsys
-
-    hue = (index * 0.61803398875) % 1.0
-    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 0.9)
-    return int(r * 255), int(g * 255), int(b * 255)
-
-
-def session_image(index: int, size: tuple[int, int] = (160, 120)) -> bytes:
-    """A PNG of the session's colour with a few darker shapes (so the pooling has structure)."""
-    from PIL import Image, ImageDraw
-
-    colour = session_colour(index)
-    image = Image.new("RGB", size, colour)
-    draw = ImageDraw.Draw(image)
-    dark = tuple(int(c * 0.55) for c in colour)
-    w, h = size
-    draw.ellipse((w * 0.30, h * 0.30, w * 0.55, h * 0.60), fill=dark)
-    draw.rectangle((w * 0.65, h * 0.15, w * 0.75, h * 0.30), fill=dark)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def nearest_colour(mean: list[float], count: int) -> int:
-    """The session whose colour is nearest to ``mean`` (RGB)."""
-    def dist(i: int) -> float:
-        return sum((a - b) ** 2 for a, b in zip(mean, session_colour(i), strict=True))
-
-    return min(range(count), key=dist)
 
 
 # --------------------------------------------------------------------------- the load run
@@ -290,6 +87,10 @@ class LoadResult:
     latency_p50_s: float
     latency_p95_s: float
     latency_max_s: float
+    server_runs: int
+    server_run_p50_s: float
+    server_run_p95_s: float
+    server_run_max_s: float
     rss_start_mb: float
     rss_peak_mb: float
     rss_end_mb: float
@@ -444,7 +245,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _run(server: Server, sessions: int, interactions: int, folder: Path,
-               timeout_ms: float) -> tuple[list[SessionResult], float, float, float, float]:
+               timeout_ms: float) -> tuple[list[SessionResult], float, float, float, float, int]:
     from playwright.async_api import async_playwright
 
     peak = 0.0
@@ -464,6 +265,8 @@ async def _run(server: Server, sessions: int, interactions: int, folder: Path,
             if warm.errors:
                 raise RuntimeError(f"warm-up session failed: {warm.errors}")
             start_rss = rss_mb(server.pid)
+            run_log = folder / "runs.jsonl"
+            mark = run_log.stat().st_size if run_log.exists() else 0
             peak = start_rss
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
@@ -477,7 +280,24 @@ async def _run(server: Server, sessions: int, interactions: int, folder: Path,
             sampler.join()
         finally:
             await browser.close()
-    return list(results), start_rss, peak, rss_mb(server.pid), wall
+    return list(results), start_rss, peak, rss_mb(server.pid), wall, mark
+
+
+def server_run_seconds(run_log: Path, offset: int = 0) -> list[float]:
+    """The seconds of every script run the app logged to ``run_log`` after byte ``offset``."""
+    try:
+        with open(run_log, "rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    seconds = []
+    for line in text.splitlines():
+        try:
+            seconds.append(float(json.loads(line)["seconds"]))
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by the server's exit
+    return seconds
 
 
 def run_load(
@@ -492,10 +312,13 @@ def run_load(
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="arpviz_load_"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        with streamlit_server(Path(checkpoints), folder / "server.log") as server:
-            results, start, peak, end, wall = asyncio.run(
+        run_log = folder / "runs.jsonl"
+        with streamlit_server(Path(checkpoints), folder / "server.log",
+                              extra_env={"ARPVIZ_RUN_LOG": str(run_log)}) as server:
+            results, start, peak, end, wall, mark = asyncio.run(
                 _run(server, sessions, interactions, folder, timeout_s * 1000))
             log = server.log_tail(20000)
+        runs = server_run_seconds(run_log, mark)
     finally:
         if own:
             shutil.rmtree(folder, ignore_errors=True)
@@ -513,6 +336,10 @@ def run_load(
         latency_p50_s=round(_percentile(latencies, 0.5), 3),
         latency_p95_s=round(_percentile(latencies, 0.95), 3),
         latency_max_s=round(max(latencies, default=float("nan")), 3),
+        server_runs=len(runs),
+        server_run_p50_s=round(_percentile(runs, 0.5), 4),
+        server_run_p95_s=round(_percentile(runs, 0.95), 4),
+        server_run_max_s=round(max(runs, default=float("nan")), 4),
         rss_start_mb=round(start, 1),
         rss_peak_mb=round(peak, 1),
         rss_end_mb=round(end, 1),
@@ -522,14 +349,15 @@ def run_load(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=8)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=8, help="concurrent browser sessions")
     parser.add_argument("--interactions", type=int, default=50,
                         help="slider moves per session (half on Explore, half on Appendix A)")
     parser.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints",
                         help="the folder the server lists checkpoints from")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per wait")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     result = run_load(args.checkpoints, sessions=args.sessions,

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from arpviz.appendix import (
-    Analysis,
-    SimulationSettings,
-    analyse,
+from arpviz.appendix import Analysis, SimulationSettings, analyse, k_sweep, summary_stats
+from arpviz.explorer.figures.appendix import (
     coverage_histograms,
     distributions_figure,
-    k_sweep,
     k_sweep_figure,
     length_scatter,
-    summary_stats,
 )
 
 LENGTHS = (14, 28, 56, 112)

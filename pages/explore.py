@@ -1,17 +1,19 @@
 """Explore: one image through the checkpoint, every RP/ARP stage steerable live.
 
-Widgets, then library calls (:mod:`arpviz.explore`), then rendering (:mod:`arpviz.figures`).
-Outputs kept in session_state for tests and other pages: ``arpviz_result`` (the
-:class:`~arpviz.explore.ExploreView` on screen) and ``arpviz_sweep`` (the last k sweep).
+Widgets, then one library call (:meth:`~arpviz.explorer.session.LiveSession.explain`), then
+rendering (:mod:`arpviz.explorer.figures.explore`). The opacity slider redraws only the
+confidence maps (a fragment). Outputs kept in session_state for tests and other pages:
+``arpviz_result`` (the :class:`~arpviz.explorer.session.ExploreView` on screen) and
+``arpviz_sweep`` (the last k sweep).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from arpviz import explore as ex
-from arpviz import figures
-from pages import common
+from arpviz.explorer import session as ex
+from arpviz.explorer.figures import explore as figures
+from pages import common, outputs, widgets
 
 PREFIX = "explore"
 
@@ -24,11 +26,11 @@ loaded = common.require_checkpoint()
 
 left, right = st.columns([1, 1.5], gap="large")
 with left:
-    chosen = common.image_input(loaded, PREFIX)
+    chosen = widgets.image_input(loaded, PREFIX)
     if chosen is None:
         st.stop()
     st.markdown("#### Stages")
-    knobs = common.stage_sliders(loaded, PREFIX)
+    knobs = widgets.stage_sliders(loaded, PREFIX)
 
 session = common.live_session(loaded, chosen.image)
 view = session.explain(knobs)
@@ -37,23 +39,30 @@ st.session_state["arpviz_result"] = view
 with right:
     st.markdown("#### Crop box of every stage")
     st.plotly_chart(figures.boxes_figure(view, chosen.truth), key="explore_boxes")
-    common.show_stage_numbers(view)
-    common.show_prediction_flag(view.predictions, loaded, chosen)
+    outputs.show_stage_numbers(view)
+    outputs.show_prediction_flag(view.predictions, loaded, chosen)
 
 st.markdown("### Top-5 against the trained setting")
-common.show_prediction_table(view.predictions, key="explore_predictions")
+outputs.show_prediction_table(view.predictions, key="explore_predictions")
 
 if not view.stages:
     st.info("This model has no pooled stage (all strided): nothing to crop.")
     st.stop()
 
+
+
+@st.fragment
+def confidence_maps(view: ex.ExploreView) -> None:
+    """The confidence maps and their opacity slider (moving it redraws only these)."""
+    opacity = st.slider("Map opacity", 0.0, 1.0, 0.6, 0.05, key="explore_opacity")
+    for column, name in zip(st.columns(len(view.stages)), view.stages, strict=True):
+        with column:
+            st.plotly_chart(figures.confidence_figure(view, name, opacity),
+                            key=f"explore_confidence_{name}")
+
+
 st.markdown("### Keypoint confidence")
-opacity = st.slider("Map opacity", 0.0, 1.0, 0.6, 0.05, key="explore_opacity")
-columns = st.columns(len(view.stages))
-for column, name in zip(columns, view.stages, strict=True):
-    with column:
-        st.plotly_chart(figures.confidence_figure(view, name, opacity),
-                        key=f"explore_confidence_{name}")
+confidence_maps(view)
 
 st.markdown("### Resampled crops")
 st.caption("The image region each stage crops, resampled to the stage's output aspect, as the "

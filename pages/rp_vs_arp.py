@@ -1,15 +1,15 @@
 """RP against ARP: the same image with every pooled stage on ARP and on RP, side by side.
 
 ARP keeps the trained k (or the slider's); RP crops a fixed DSR-sized window. Output kept in
-session_state: ``arpviz_compare`` (:class:`~arpviz.explore.ModeComparison`).
+session_state: ``arpviz_compare`` (:class:`~arpviz.explorer.session.ModeComparison`).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from arpviz import figures
-from pages import common
+from arpviz.explorer.figures import explore as figures
+from pages import common, outputs, widgets
 
 PREFIX = "compare"
 
@@ -24,12 +24,12 @@ loaded = common.require_checkpoint()
 with st.expander("Image and settings", expanded=True):
     left, right = st.columns([1, 1.5], gap="large")
     with left:
-        chosen = common.image_input(loaded, PREFIX)
+        chosen = widgets.image_input(loaded, PREFIX)
     if chosen is None:
         st.stop()
     with right:
         st.caption("k applies to the ARP side, the DSR to both.")
-        knobs = common.stage_sliders(loaded, PREFIX)
+        knobs = widgets.stage_sliders(loaded, PREFIX)
 
 session = common.live_session(loaded, chosen.image)
 if not any(c.steerable for c in session.controls):
@@ -44,17 +44,17 @@ with arp_col:
     st.markdown("### ARP")
     st.plotly_chart(figures.boxes_figure(comparison.arp, chosen.truth, height=400),
                     key="compare_boxes_arp")
-    common.show_stage_numbers(comparison.arp)
+    outputs.show_stage_numbers(comparison.arp)
     st.markdown("#### Top-5 against the trained setting")
-    common.show_predictions(comparison.arp.predictions, loaded, chosen,
+    outputs.show_predictions(comparison.arp.predictions, loaded, chosen,
                             key="compare_predictions_arp")
 with rp_col:
     st.markdown("### RP")
     st.plotly_chart(figures.boxes_figure(comparison.rp, chosen.truth, height=400),
                     key="compare_boxes_rp")
-    common.show_stage_numbers(comparison.rp)
+    outputs.show_stage_numbers(comparison.rp)
     st.markdown("#### Top-5 against ARP")
-    common.show_predictions(comparison.rp.predictions, loaded, chosen, reference="ARP",
+    outputs.show_predictions(comparison.rp.predictions, loaded, chosen, reference="ARP",
                             key="compare_predictions_rp")
 
 st.markdown("### Rates per stage")

@@ -1,7 +1,7 @@
 """Screenshots of every page of the app on the bundled checkpoints, for the README and docs.
 
 Starts ``streamlit run app.py`` headless on a free loopback port with ``checkpoints/`` as its
-bundled folder (the server helpers of :mod:`benchmarks.load_test`), drives Debian's chromium
+bundled folder (the server helpers of ``tests/helpers.py``), drives Debian's chromium
 through Playwright (``executable_path``; nothing is downloaded) and writes one PNG per
 page to ``docs/img/<page>.png``: Explore and RP against ARP on the default SynthBirds sample with
 the trained rates, Appendix A at its defaults, and Training as it opens (the ARP run with its
@@ -10,8 +10,9 @@ Run::
 
     .venv/bin/python scripts/screenshots.py [--out docs/img] [--checkpoints checkpoints]
 
-The tests' own screenshots (``docs/img/e2e_*.png``) are taken on small made-up checkpoints by
-``tests/test_e2e_browser.py``; these are the pictures of the real bundled models.
+The tests' own screenshots go to a temporary folder (``ARPVIZ_E2E_SHOTS=docs/img`` makes
+``tests/test_e2e_browser.py`` refresh ``docs/img/e2e_*.png``, taken on small made-up
+checkpoints); these are the pictures of the real bundled models.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a file: make ``benchmarks`` importable
+if str(ROOT) not in sys.path:  # run as a file: make ``tests.helpers`` importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.load_test import (  # noqa: E402
+from tests.helpers import (  # noqa: E402
     BROWSER_ARGS,
     CHROMIUM,
     EXCEPTION,

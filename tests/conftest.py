@@ -1,4 +1,13 @@
-"""Shared fixtures: a tiny, untrained arpviz checkpoint written once per test session."""
+"""Shared fixtures and markers.
+
+Markers (``pytest -m "not browser and not slow"`` runs the fast part):
+
+- ``browser``: drives a real chromium through Playwright (skips without one);
+- ``slow``: a test that takes many seconds (the app under AppTest, training, the bundled models);
+- ``cuda``: needs a CUDA device (skipped without one).
+
+Checkpoints come from the one factory, :func:`helpers.write_checkpoint`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import write_checkpoint
 from hypothesis import settings
 
 # CI replays a fixed set of examples (derandomized, no example database); local runs explore.
@@ -18,50 +28,48 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 TINY_CLASSES = 24
 TINY_INPUT = 128
 
+MARKERS = {
+    "browser": "drives a real browser (chromium through Playwright)",
+    "slow": "takes many seconds; left out by -m 'not slow'",
+    "cuda": "needs a CUDA device (skipped without one)",
+}
 
-def _tiny_checkpoint(path: Path) -> Path:
-    """Write an untrained ``tiny`` MSGN (24 classes, input 128) trained "on SynthBirds"."""
-    from arpviz import checkpoint as ckpt
-    from arpviz.data.synthbirds import SynthBirdsConfig, class_names
-    from arpviz.data.transforms import default_resize
-    from arpviz.images import IMAGENET_MEAN, IMAGENET_STD
-    from arpviz.models import MSGN, MSGNConfig
-    from arpviz.train import snapshot
 
-    torch.manual_seed(0)
-    config = MSGNConfig(backbone="tiny", num_classes=TINY_CLASSES)
-    model = MSGN(config).eval()
-    synth = SynthBirdsConfig(num_classes=TINY_CLASSES, image_size=default_resize(TINY_INPUT),
-                             train_size=64, val_size=32, test_size=32)
-    history = tuple(
-        {"epoch": e, "train_loss": 3.2 - 0.2 * e, "train_top1": 5.0 * e, "val_top1": 4.0 * e,
-         "val_top5": 20.0 + 5 * e, "lr": 0.01, "seconds": 1.0}
-        for e in (1, 2)
-    )
-    meta = ckpt.CheckpointMeta(
-        config=config,
-        class_names=class_names(TINY_CLASSES),
-        input_size=TINY_INPUT,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        recipe={"epochs": 2, "image_size": TINY_INPUT, "model": {"backbone": "tiny"}},
-        history=history,
-        dataset={"name": "synthbirds", "config": synth.to_dict(), "eval_split": "val",
-                 "probe_indices": [0, 1], "limit_val": None},
-    )
-    probes = torch.randn(2, 3, TINY_INPUT, TINY_INPUT, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        snaps = tuple(snapshot(model, probes, epoch) for epoch in (1, 2))
-    return ckpt.save(path, model, meta, snaps, torch.tensor([0, 1]))
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
+#: Tests of other modules that take many seconds (from ``pytest --durations`` on 2 shared
+#: cores): marked ``slow`` here so their files need no change. Whole files, then single tests.
+SLOW_FILES = frozenset({"test_bundled.py"})
+SLOW_TESTS = frozenset({
+    "test_pooling.py::test_torch_compile_fullgraph",  # ~60 s: compiles the operator
+    "test_train.py::test_ddp_two_cpu_processes",  # ~20 s: two processes
+    "test_train.py::test_resume_continues_the_schedule",  # ~6 s
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    cuda = torch.cuda.is_available()
+    for item in items:
+        name = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        if item.path.name in SLOW_FILES or name in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+        if not cuda and "cuda" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="needs CUDA"))
 
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a tiny untrained checkpoint (``tiny`` MSGN, 1 local branch, ARP in Conv3 and
     Conv4, 24 SynthBirds classes, input 128, 2 epochs of made-up history and snapshots of 2
-    probe images). About 10 MB; written once per session, in a folder of its own."""
+    probe images; the weights of ``torch.manual_seed(0)``, unperturbed), written once per
+    session in a folder of its own."""
     folder = tmp_path_factory.mktemp("tiny_checkpoint")
-    return _tiny_checkpoint(folder / "tiny_msgn_arp.safetensors")
+    return write_checkpoint(folder / "tiny_msgn_arp.safetensors", classes=TINY_CLASSES,
+                            input_size=TINY_INPUT, epochs=2, probes=(0, 1), split_size=32,
+                            perturb=0.0)
 
 
 @pytest.fixture()

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "appendix_a.py")
 TIMEOUT = 120
+pytestmark = pytest.mark.slow  # the app under AppTest: seconds per test
 
 
 def _crops(at: AppTest) -> list[tuple[float, float]]:

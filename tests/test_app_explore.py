@@ -24,6 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 120
+pytestmark = pytest.mark.slow  # the app under AppTest: seconds per test
 
 
 @pytest.fixture()
@@ -34,6 +35,7 @@ def app_env(monkeypatch: pytest.MonkeyPatch, tiny_checkpoint: Path, tmp_path: Pa
     empty.mkdir()
     monkeypatch.setenv("ARPVIZ_BUNDLED_DIR", str(empty))
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(tiny_checkpoint.parent))
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", str(tmp_path))  # the test's own folders
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the app tried to unpickle something")
@@ -321,6 +323,36 @@ def test_no_checkpoint_and_broken_folder(app_env: Path, monkeypatch: pytest.Monk
     assert at.selectbox(key="arpviz_checkpoint").options == [str(broken / "bad.safetensors")]
 
 
+def test_run_log_times_every_script_run(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = app_env / "runs.jsonl"
+    monkeypatch.setenv("ARPVIZ_RUN_LOG", str(log))
+    at = _start()
+    at.slider(key="explore_k:conv3").set_value(0.5)
+    _run(at)
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(rows) == 2 and all(0 < r["seconds"] < TIMEOUT for r in rows)
+    assert {"page", "seconds"} <= set(rows[0])
+
+
+def test_folder_outside_the_roots_is_refused(app_env: Path, tiny_checkpoint: Path,
+                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "secret.safetensors").write_bytes(tiny_checkpoint.read_bytes())
+    link = app_env / "link"
+    link.symlink_to(outside, target_is_directory=True)
+    bundled = app_env / "bundled" / "mine.safetensors"
+    bundled.write_bytes(tiny_checkpoint.read_bytes())
+    at = _start()
+    for typed in (str(outside), str(link), f"{app_env}/../{outside.name}",
+                  str(app_env / ".." / ".." / outside.parent.name / outside.name)):
+        at.text_input(key="arpviz_ckpt_dir").set_value(typed)
+        _run(at)
+        warnings = _texts(at.sidebar.warning)
+        assert any("outside the folders" in w for w in warnings), (typed, warnings)
+        assert at.selectbox(key="arpviz_checkpoint").options == [str(bundled)], typed
+    assert at.session_state["arpviz_result"].probs.shape == (24,)  # the app still works
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback without CUDA")
 def test_cuda_choice_without_cuda_falls_back(app_env: Path) -> None:
     at = _start()
@@ -332,8 +364,6 @@ def test_cuda_choice_without_cuda_falls_back(app_env: Path) -> None:
 
 @pytest.mark.parametrize("page", ["pages/appendix_a.py", "pages/training.py"])
 def test_other_pages_run_under_the_app(app_env: Path, page: str) -> None:
-    if not (Path(APP).parent / page).is_file():
-        pytest.skip(f"{page} is not there (the app runs without it)")
     at = _start()
     at.switch_page(page)
     _run(at)

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
+from helpers import rewrite_checkpoint, write_checkpoint
 from streamlit.testing.v1 import AppTest
-from test_history_lib import write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "training.py")
 APP = str(ROOT / "app.py")
 TIMEOUT = 120
+pytestmark = pytest.mark.slow  # the app under AppTest: seconds per test
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     """Two runs on the same probes (ARP and STN in Conv4) and a file that is no checkpoint."""
     path = tmp_path_factory.mktemp("training_runs")
-    write_run(path / "msgn_arp.safetensors", "arp")
-    write_run(path / "msgn_stn.safetensors", "stn", seed=1)
+    write_checkpoint(path / "msgn_arp.safetensors", "arp")
+    write_checkpoint(path / "msgn_stn.safetensors", "stn", seed=1)
     (path / "broken.safetensors").write_bytes(b"not a checkpoint")
     return path
 
@@ -84,9 +86,7 @@ def test_same_file_name_in_two_folders(env, tmp_path, monkeypatch):
 
 
 def test_malformed_history_is_listed_not_raised(env, tmp_path, monkeypatch):
-    from test_history_lib import rewrite
-
-    rewrite(env / "msgn_arp.safetensors", tmp_path / "odd.safetensors",
+    rewrite_checkpoint(env / "msgn_arp.safetensors", tmp_path / "odd.safetensors",
             meta=lambda m: m["history"][0].update(epoch="one"))
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(tmp_path))
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
@@ -119,16 +119,27 @@ def test_two_runs_side_by_side(env):
 
 
 def test_play_steps_through_the_epochs_and_stops(env):
+    """Playing reruns the epoch fragment every ``seconds per epoch`` (``run_every``); AppTest has
+    no timer, so each ``run()`` after the delay stands for one tick."""
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     at.select_slider(key="train_speed").set_value(0.3).run()
     at.select_slider(key="train_epoch").set_value(1).run()
     at.toggle(key="train_play").set_value(True).run()
     assert not at.exception
-    assert at.select_slider(key="train_epoch").value == 3
-    assert at.toggle(key="train_play").value is False
+    seen = [at.select_slider(key="train_epoch").value]
+    for _ in range(6):
+        if not at.toggle(key="train_play").value:
+            break
+        time.sleep(0.3)
+        at.run()
+        assert not at.exception
+        seen.append(at.select_slider(key="train_epoch").value)
+    assert seen[0] == 1 and seen[-1] == 3 and sorted(set(seen)) == [1, 2, 3], seen
+    assert seen == sorted(seen)  # one epoch on at a time, never back
+    assert at.toggle(key="train_play").value is False  # stopped at the last epoch
     # play at the last epoch starts again from the first
     at.toggle(key="train_play").set_value(True).run()
-    assert not at.exception and at.select_slider(key="train_epoch").value == 3
+    assert not at.exception and at.select_slider(key="train_epoch").value == 1
 
 
 def test_no_checkpoint_says_what_to_do(tmp_path, monkeypatch):

@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arpviz import appendix as ap
+from arpviz.explorer.figures import appendix as figs
+from arpviz.explorer.figures import palette
 from arpviz.simulate import crop_intervals, simulate
 
 
@@ -18,7 +20,7 @@ def _area(x: np.ndarray, y: np.ndarray) -> float:
 
 def test_fill_segments_split_the_line_at_the_crop_edges():
     dist = np.array([0.0, 0.1, 0.4, 0.3, 0.2, 0.0])
-    inside, outside = ap.fill_segments(dist, (1.25, 4.5))
+    inside, outside = figs.fill_segments(dist, (1.25, 4.5))
     assert len(inside) == 1 and len(outside) == 2
     x, y = inside[0]
     assert x[0] == 1.25 and x[-1] == 4.5
@@ -32,21 +34,21 @@ def test_fill_segments_split_the_line_at_the_crop_edges():
 
 def test_fill_segments_leave_out_empty_pieces():
     dist = np.ones(8) / 8
-    inside, outside = ap.fill_segments(dist, (0.0, 8.0))
+    inside, outside = figs.fill_segments(dist, (0.0, 8.0))
     assert len(inside) == 1 and outside == []
-    inside, outside = ap.fill_segments(dist, (0.0, 3.0))
+    inside, outside = figs.fill_segments(dist, (0.0, 3.0))
     assert len(outside) == 1 and outside[0][0][0] == 3.0
 
 
 @pytest.mark.parametrize("interval", [(-1.0, 3.0), (2.0, 9.0), (5.0, 4.0)])
 def test_fill_segments_reject_bad_intervals(interval):
     with pytest.raises(ValueError, match="interval"):
-        ap.fill_segments(np.ones(8), interval)
+        figs.fill_segments(np.ones(8), interval)
 
 
 def test_fill_segments_reject_bad_dist():
     with pytest.raises(ValueError, match="1-D"):
-        ap.fill_segments(np.ones((2, 4)), (0, 1))
+        figs.fill_segments(np.ones((2, 4)), (0, 1))
 
 
 @settings(max_examples=40, deadline=None)
@@ -58,7 +60,7 @@ def test_inside_and_outside_areas_add_up(values, a, b):
     dist = np.asarray(values)
     length = len(dist)
     start, end = sorted((a * length, b * length))
-    inside, outside = ap.fill_segments(dist, (start, end))
+    inside, outside = figs.fill_segments(dist, (start, end))
     xs = np.concatenate([[0.0], np.arange(length) + 0.5, [float(length)]])
     ys = np.concatenate([[dist[0]], dist, [dist[-1]]])
     total = _area(xs, ys)
@@ -98,44 +100,45 @@ def test_summary_stats_are_plain_floats_in_range():
     assert stats["mean_mass_inside"] > 0.8
 
 
-def test_distribution_figure_colours_inside_red_and_outside_blue():
-    dist = simulate(1, 40, seed=2).dist[0]
-    fig = ap.distribution_figure(dist, (10.0, 25.0), (12.0, 24.0), title="one")
+def test_distributions_figure_colours_inside_red_and_outside_blue():
+    result = ap.analyse(ap.SimulationSettings(count=1, length=40, seed=2))
+    start, end = (float(v) for v in result.intervals[0])
+    fig = figs.distributions_figure(result, cols=1)
     fills = {t.fillcolor: t for t in fig.data if t.fill == "tozeroy"}
-    assert set(fills) == {ap.INSIDE_COLOUR, ap.OUTSIDE_COLOUR}
-    inside = fills[ap.INSIDE_COLOUR]
-    assert inside.x[0] == 10.0 and inside.x[-1] == 25.0
+    assert set(fills) <= {palette.INSIDE, palette.OUTSIDE} and palette.INSIDE in fills
+    inside = fills[palette.INSIDE]
+    assert inside.x[0] == pytest.approx(start) and inside.x[-1] == pytest.approx(end)
     for trace in fig.data:
-        if trace.fillcolor == ap.OUTSIDE_COLOUR:
-            assert trace.x[-1] <= 10.0 or trace.x[0] >= 25.0
+        if trace.fillcolor == palette.OUTSIDE:
+            assert trace.x[-1] <= start + 1e-9 or trace.x[0] >= end - 1e-9
     line = [t for t in fig.data if t.mode == "lines" and t.name == "distribution"]
-    assert len(line) == 1 and line[0].line.color == ap.LINE_COLOUR
-    np.testing.assert_allclose(line[0].y, dist)
+    assert len(line) == 1 and line[0].line.color == palette.LINE
+    np.testing.assert_allclose(line[0].y, result.sim.dist[0])
     assert list(fig.layout.xaxis.range) == [0, 40]
 
 
 def test_distributions_figure_grid_titles_and_legend():
     result = ap.analyse(ap.SimulationSettings(count=5, seed=3))
-    fig = ap.distributions_figure(result, cols=2)
+    fig = figs.distributions_figure(result, cols=2)
     titles = [a.text for a in fig.layout.annotations]
     assert len(titles) == 5
     assert titles[0].startswith("#0: rate ") and f"{result.rates[0]:.2f}" in titles[0]
     lines = [t for t in fig.data if t.name == "distribution"]
     assert len(lines) == 5
     assert sum(bool(t.showlegend) for t in lines) == 1  # one legend entry per kind
-    assert len(ap.distributions_figure(result, limit=2).layout.annotations) == 2
-    no_true = ap.distributions_figure(result, show_true=False)
+    assert len(figs.distributions_figure(result, limit=2).layout.annotations) == 2
+    no_true = figs.distributions_figure(result, show_true=False)
     assert not any(t.legendgroup == "true" for t in no_true.data)
 
 
 def test_summary_figures_carry_the_numbers():
     result = ap.analyse(ap.SimulationSettings(count=50, seed=4))
-    hist = ap.coverage_histograms(result)
+    hist = figs.coverage_histograms(result)
     bars = [t for t in hist.data if isinstance(t, go.Histogram)]
     assert len(bars) == 2
     np.testing.assert_array_equal(bars[0].x, result.coverage.mass_inside)
     np.testing.assert_array_equal(bars[1].x, result.coverage.background_share)
-    scatter = ap.length_scatter(result)
+    scatter = figs.length_scatter(result)
     points = [t for t in scatter.data if t.mode == "markers"][0]
     np.testing.assert_array_equal(points.x, result.coverage.true_length)
     np.testing.assert_array_equal(points.y, result.coverage.crop_length)
@@ -147,7 +150,7 @@ def test_k_sweep_rate_grows_with_k():
     sweep = ap.k_sweep(ap.SimulationSettings(count=60, seed=6), [0.3, 0.7, 1.2, 2.0])
     assert np.all(np.diff(sweep["rate"]) >= -1e-9)
     assert sweep["mass_inside"][-1] > sweep["mass_inside"][0]
-    fig = ap.k_sweep_figure(sweep, current_k=0.7)
+    fig = figs.k_sweep_figure(sweep, current_k=0.7)
     assert len(fig.data) == 3
     with pytest.raises(ValueError, match="ks"):
         ap.k_sweep(ap.SimulationSettings(count=5), [])

@@ -3,7 +3,8 @@
 Every page is opened from the sidebar navigation, an image is uploaded on Explore, sliders are
 moved with the keyboard, and after each step no exception may show and the box must have moved
 (read from the plotly figure in the DOM, or from the text the page renders with the box
-numbers). Screenshots of every page go to ``docs/img/e2e_<page>.png``.
+numbers). Screenshots of every page go to a temporary folder, or to ``$ARPVIZ_E2E_SHOTS`` when
+set (``ARPVIZ_E2E_SHOTS=docs/img`` refreshes the pictures docs/app_part2.md shows, by hand).
 
 Without chromium (``/usr/bin/chromium``) or the playwright package the tests skip and say why;
 with ``CI=true`` in the environment that is a failure instead. The browser is never downloaded.
@@ -18,9 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_history_lib import write_run
-
-from benchmarks.load_test import (
+from helpers import (
     BOXES,
     BROWSER_ARGS,
     CHROMIUM,
@@ -38,10 +37,10 @@ from benchmarks.load_test import (
     session_colour,
     session_image,
     streamlit_server,
+    write_checkpoint,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "docs" / "img"
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 TIMEOUT_MS = 180_000
 
@@ -59,11 +58,18 @@ def _need_browser() -> None:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     _need_browser()
     folder = tmp_path_factory.mktemp("e2e_checkpoints")
-    write_run(folder / "msgn_arp.safetensors", "arp", epochs=4)
-    write_run(folder / "msgn_stn.safetensors", "stn", epochs=4, seed=1)
+    write_checkpoint(folder / "msgn_arp.safetensors", "arp", epochs=4)
+    write_checkpoint(folder / "msgn_stn.safetensors", "stn", epochs=4, seed=1)
     log = tmp_path_factory.mktemp("e2e_server") / "server.log"
     with streamlit_server(folder, log) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go (never a tracked folder unless ``ARPVIZ_E2E_SHOTS`` says so)."""
+    chosen = os.environ.get("ARPVIZ_E2E_SHOTS", "").strip()
+    return Path(chosen) if chosen else tmp_path_factory.mktemp("e2e_shots")
 
 
 @pytest.fixture(scope="module")
@@ -110,16 +116,17 @@ def _open(page, title: str, ready: str) -> None:
     _settle(page)
 
 
-def _shot(page, name: str) -> None:
-    """Screenshot of the whole page: the viewport grows to the height of the main column."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
+def _shot(page, folder: Path, name: str) -> None:
+    """Screenshot of the whole page to ``folder/e2e_<name>.png``: the viewport grows to the
+    height of the main column."""
+    folder.mkdir(parents=True, exist_ok=True)
     size = page.viewport_size
     height = page.evaluate(
         "() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
         " return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight); }")
     page.set_viewport_size({"width": size["width"], "height": int(min(max(height, 800), 7000))})
     page.wait_for_timeout(1500)  # let plotly redraw at the new size
-    page.screenshot(path=str(SHOTS / f"e2e_{name}.png"), full_page=True)
+    page.screenshot(path=str(folder / f"e2e_{name}.png"), full_page=True)
     page.set_viewport_size(size)
     page.wait_for_timeout(300)
 
@@ -160,7 +167,7 @@ def _explore_k(page) -> float:
                  .get_attribute("aria-valuetext"))
 
 
-def test_explore_upload_and_k_slider(page, tmp_path):
+def test_explore_upload_and_k_slider(page, shots, tmp_path):
     assert page.locator(NAV).count() == 4  # Explore, RP against ARP, Appendix A, Training
     _no_exception(page, "Explore (sample)")
     assert _explore_k(page) == pytest.approx(0.7)  # the trained k
@@ -189,7 +196,7 @@ def test_explore_upload_and_k_slider(page, tmp_path):
     for _, xs, ys in after:  # every box on the 64 px image
         numbers = [v for v in xs + ys if v is not None]
         assert min(numbers) >= 0 and max(numbers) <= 64.001
-    _shot(page, "explore")
+    _shot(page, shots, "explore")
 
 
 def test_explore_sliders_show_the_k_in_use(page):
@@ -203,7 +210,7 @@ def test_explore_sliders_show_the_k_in_use(page):
         f"the Conv4 k slider shows {_explore_k(page)} but the page used k = {used}")
 
 
-def test_rp_vs_arp(page):
+def test_rp_vs_arp(page, shots):
     _open(page, "RP against ARP", ".st-key-compare_source")
     page.locator(".st-key-compare_boxes_arp .js-plotly-plot").wait_for(timeout=TIMEOUT_MS)
     _no_exception(page, "RP against ARP")
@@ -213,10 +220,10 @@ def test_rp_vs_arp(page):
     _press(page, ".st-key-compare_k-conv3", "ArrowLeft", times=3)
     _no_exception(page, "RP against ARP after moving k")
     assert _boxes_changed(page, "compare_boxes_arp", before) != before
-    _shot(page, "rp_vs_arp")
+    _shot(page, shots, "rp_vs_arp")
 
 
-def test_appendix_a(page):
+def test_appendix_a(page, shots):
     _open(page, "Appendix A", ".st-key-appx_k")
     _no_exception(page, "Appendix A")
     caption = page.get_by_text("appendix crops").first
@@ -238,10 +245,10 @@ def test_appendix_a(page):
          const t = el.data.find(t => t.fillcolor && t.fillcolor.startsWith('rgba(214'));
          const x = decode(t.x); return [x[0], x[x.length - 1]]; }""")
     assert red[0] == pytest.approx(start, abs=0.01) and red[1] == pytest.approx(end, abs=0.01)
-    _shot(page, "appendix_a")
+    _shot(page, shots, "appendix_a")
 
 
-def test_training(page):
+def test_training(page, shots):
     _open(page, "Training", ".st-key-train_epoch")
     _no_exception(page, "Training")
     caption = page.get_by_text("training boxes of msgn_arp").first
@@ -257,7 +264,7 @@ def test_training(page):
     assert page.get_by_text("training comparison at epoch 2").count() == 1
     boxes = _boxes(page, "train_probe_fig_0")
     assert {b[0] for b in boxes} == {"conv3", "conv4.local0"}
-    _shot(page, "training")
+    _shot(page, shots, "training")
 
 
 def test_server_log_has_no_traceback(server, page):

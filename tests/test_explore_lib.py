@@ -1,4 +1,4 @@
-"""arpviz.explore: the library behind the Explore and RP-against-ARP pages."""
+"""arpviz.explorer (catalog, inputs, session): the library behind Explore and RP against ARP."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from arpviz import explore as ex
 from arpviz.checkpoint import Checkpoint, load
 from arpviz.data.synthbirds import SynthBirds
 from arpviz.data.transforms import eval_transform
 from arpviz.datasources import synth_config
+from arpviz.explorer import catalog, inputs
+from arpviz.explorer import session as sess
 from arpviz.models import StageOverride
 
 
@@ -24,8 +25,8 @@ def ckpt(tiny_checkpoint: Path) -> Checkpoint:
 
 
 @pytest.fixture(scope="module")
-def session(ckpt: Checkpoint) -> ex.LiveSession:
-    return ex.LiveSession(ckpt.model, ex.synth_sample(ckpt.meta, 0), ckpt.meta.class_names)
+def session(ckpt: Checkpoint) -> sess.LiveSession:
+    return sess.LiveSession(ckpt.model, inputs.synth_sample(ckpt.meta, 0), ckpt.meta.class_names)
 
 
 def _png(image: Image.Image) -> bytes:
@@ -43,48 +44,48 @@ def test_find_and_default_checkpoints(tmp_path: Path) -> None:
     b.mkdir()
     for name in ("z.safetensors", "x.state.safetensors", "notes.txt"):
         (a / name).write_bytes(b"x")
-    (b / ex.BUNDLED_DEFAULT).write_bytes(b"x")
+    (b / catalog.BUNDLED_DEFAULT).write_bytes(b"x")
     (b / "y.safetensors").mkdir()  # a folder with the suffix is not a file
-    found = ex.find_checkpoints([a, None, "", tmp_path / "missing", b, a])
-    assert [p.name for p in found] == ["z.safetensors", ex.BUNDLED_DEFAULT]
-    assert ex.default_checkpoint(found) == b / ex.BUNDLED_DEFAULT
-    assert ex.default_checkpoint(found[:1]) == a / "z.safetensors"
-    assert ex.default_checkpoint([]) is None
+    found = catalog.find_checkpoints([a, None, "", tmp_path / "missing", b, a])
+    assert [p.name for p in found] == ["z.safetensors", catalog.BUNDLED_DEFAULT]
+    assert catalog.default_checkpoint(found) == b / catalog.BUNDLED_DEFAULT
+    assert catalog.default_checkpoint(found[:1]) == a / "z.safetensors"
+    assert catalog.default_checkpoint([]) is None
 
 
 def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert ex.resolve_device("auto") == ("cpu", None)
-    assert ex.resolve_device("cpu") == ("cpu", None)
-    device, note = ex.resolve_device("cuda")
+    assert sess.resolve_device("auto") == ("cpu", None)
+    assert sess.resolve_device("cpu") == ("cpu", None)
+    device, note = sess.resolve_device("cuda")
     assert device == "cpu" and "not available" in note
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert ex.resolve_device("auto") == ("cuda", None)
-    assert ex.resolve_device("cuda") == ("cuda", None)
+    assert sess.resolve_device("auto") == ("cuda", None)
+    assert sess.resolve_device("cuda") == ("cuda", None)
     with pytest.raises(ValueError, match="device"):
-        ex.resolve_device("tpu")
+        sess.resolve_device("tpu")
 
 
 def test_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     before = torch.get_num_threads()
     try:
         monkeypatch.setenv("ARPVIZ_THREADS", "3")
-        assert ex.default_threads() == 3
+        assert sess.default_threads() == 3
         for bad in ("zero", "0", ""):
             monkeypatch.setenv("ARPVIZ_THREADS", bad)
             monkeypatch.setattr("os.cpu_count", lambda: 2)
-            assert ex.default_threads() == 1
+            assert sess.default_threads() == 1
         monkeypatch.setattr("os.cpu_count", lambda: 64)
-        assert ex.default_threads() == 4
-        assert ex.set_threads(1) == 1 and torch.get_num_threads() == 1
+        assert sess.default_threads() == 4
+        assert sess.set_threads(1) == 1 and torch.get_num_threads() == 1
         with pytest.raises(ValueError):
-            ex.set_threads(0)
+            sess.set_threads(0)
     finally:
         torch.set_num_threads(before)
 
 
 def test_model_card(ckpt: Checkpoint) -> None:
-    card = ex.model_card(ckpt.meta)
+    card = catalog.model_card(ckpt.meta)
     assert card["backbone"] == "tiny" and card["classes"] == 24 and card["input_size"] == 128
     assert card["dataset"] == "synthbirds" and card["epochs"] == 2
     assert card["stages"] == [
@@ -94,10 +95,10 @@ def test_model_card(ckpt: Checkpoint) -> None:
     from dataclasses import replace
 
     bounded = replace(ckpt.meta, config=replace(ckpt.meta.config, conv4="stn", stn_bounded=True))
-    assert ex.model_card(bounded)["stages"][1]["detail"] == "bounded box"
-    assert card["metrics"]["val_top1"] == 8.0 and "epoch" not in card["metrics"]
-    assert card["best_val_top1"] == 8.0
-    assert ex.trained_on_synthbirds(ckpt.meta)
+    assert catalog.model_card(bounded)["stages"][1]["detail"] == "bounded box"
+    assert card["metrics"]["val_top1"] == 16.0 and "epoch" not in card["metrics"]
+    assert card["best_val_top1"] == 16.0
+    assert catalog.trained_on_synthbirds(ckpt.meta)
 
 
 # ----------------------------------------------------------------------------- images
@@ -106,23 +107,23 @@ def test_model_card(ckpt: Checkpoint) -> None:
 def test_preprocess_matches_eval_transform(ckpt: Checkpoint) -> None:
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (90, 140, 3), dtype=np.uint8))
-    prepared = ex.preprocess(image, ckpt.meta, name="x")
+    prepared = inputs.preprocess(image, ckpt.meta, name="x")
     expected = eval_transform(128, mean=ckpt.meta.mean, std=ckpt.meta.std)(image)
     assert prepared.tensor.shape == (1, 3, 128, 128)
     torch.testing.assert_close(prepared.tensor[0], expected, atol=1e-5, rtol=0)
     assert prepared.image.shape == (128, 128, 3) and prepared.image.dtype == np.uint8
     assert prepared.source_size == (140, 90)
-    assert ex.preprocess(np.asarray(image), ckpt.meta).key == prepared.key
-    assert ex.preprocess(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), ckpt.meta).key \
+    assert inputs.preprocess(np.asarray(image), ckpt.meta).key == prepared.key
+    assert inputs.preprocess(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), ckpt.meta).key \
         != prepared.key
     with pytest.raises(ValueError):
-        ex.preprocess(np.zeros((4, 4), np.uint8), ckpt.meta)
+        inputs.preprocess(np.zeros((4, 4), np.uint8), ckpt.meta)
     with pytest.raises(TypeError):
-        ex.preprocess("image.png", ckpt.meta)  # type: ignore[arg-type]
+        inputs.preprocess("image.png", ckpt.meta)  # type: ignore[arg-type]
 
 
 def test_synth_sample_truth_lines_up_with_the_crop(ckpt: Checkpoint) -> None:
-    sample = ex.synth_sample(ckpt.meta, 2)
+    sample = inputs.synth_sample(ckpt.meta, 2)
     config = synth_config(ckpt.meta.dataset, 128)
     raw = SynthBirds(config, "val").render(2)
     offset = (config.image_size - 128) // 2  # 146 -> 128: 9 pixels each side
@@ -135,18 +136,18 @@ def test_synth_sample_truth_lines_up_with_the_crop(ckpt: Checkpoint) -> None:
     beak = raw.keypoints["beak"]
     assert truth.keypoints["beak"] == pytest.approx((beak[0] - offset, beak[1] - offset))
     assert sample.name == "val #2"
-    assert ex.sample_count(ckpt.meta) == 32
+    assert inputs.sample_count(ckpt.meta) == 32
     with pytest.raises(IndexError):
-        ex.synth_sample(ckpt.meta, 32)
+        inputs.synth_sample(ckpt.meta, 32)
 
 
 def test_samples_need_synthbirds(ckpt: Checkpoint) -> None:
     from dataclasses import replace
 
     meta = replace(ckpt.meta, dataset={"name": "cub", "root": "/nowhere"})
-    assert ex.sample_count(meta) == 0 and not ex.trained_on_synthbirds(meta)
+    assert inputs.sample_count(meta) == 0 and not catalog.trained_on_synthbirds(meta)
     with pytest.raises(ValueError, match="SynthBirds"):
-        ex.synth_sample(meta, 0)
+        inputs.synth_sample(meta, 0)
 
 
 @pytest.mark.parametrize(
@@ -154,23 +155,23 @@ def test_samples_need_synthbirds(ckpt: Checkpoint) -> None:
     [
         (b"", "empty"),
         (b"not an image at all", "not a readable image"),
-        (b"x" * (ex.MAX_IMAGE_BYTES + 1), "MB limit"),
+        (b"x" * (inputs.MAX_IMAGE_BYTES + 1), "MB limit"),
     ],
 )
 def test_load_upload_rejects_bad_files(ckpt: Checkpoint, data: bytes, match: str) -> None:
     with pytest.raises(ValueError, match=match) as info:
-        ex.load_upload(data, ckpt.meta, "photo.png")
+        inputs.load_upload(data, ckpt.meta, "photo.png")
     assert "photo.png" in str(info.value)
 
 
 def test_load_upload_pixel_limit(ckpt: Checkpoint, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ex, "MAX_PIXELS", 100)
+    monkeypatch.setattr(inputs, "MAX_PIXELS", 100)
     with pytest.raises(ValueError, match="too large"):
-        ex.load_upload(_png(Image.new("RGB", (20, 20))), ckpt.meta, "big.png")
+        inputs.load_upload(_png(Image.new("RGB", (20, 20))), ckpt.meta, "big.png")
 
 
 def test_load_upload_converts_and_notes(ckpt: Checkpoint) -> None:
-    prepared = ex.load_upload(_png(Image.new("LA", (50, 40), (80, 128))), ckpt.meta, "a.png")
+    prepared = inputs.load_upload(_png(Image.new("LA", (50, 40), (80, 128))), ckpt.meta, "a.png")
     assert prepared.image.shape == (128, 128, 3) and prepared.name == "a.png"
     assert any("transparent" in n for n in prepared.notes)
     assert prepared.truth is None
@@ -179,34 +180,35 @@ def test_load_upload_converts_and_notes(ckpt: Checkpoint) -> None:
 def test_crop_image_resamples_the_box() -> None:
     image = np.zeros((100, 200, 3), np.uint8)
     image[:, :, 0] = np.arange(200, dtype=np.uint8)[None, :]
-    crop = ex.crop_image(image, (50, 10, 150, 60), (8, 16), long_side=64)
+    crop = inputs.crop_image(image, (50, 10, 150, 60), (8, 16), long_side=64)
     assert crop.shape == (32, 64, 3)
     assert 48 <= crop[0, 0, 0] <= 53 and 146 <= crop[0, -1, 0] <= 150
-    square = ex.crop_image(image, (0, 0, 100, 50), (4, 4), long_side=40)
+    square = inputs.crop_image(image, (0, 0, 100, 50), (4, 4), long_side=40)
     assert square.shape == (40, 40, 3)  # stretched to the output's aspect
     with pytest.raises(ValueError):
-        ex.crop_image(image, (5, 5, 5, 10), (4, 4))
+        inputs.crop_image(image, (5, 5, 5, 10), (4, 4))
 
 
 # ----------------------------------------------------------------------------- controls
 
 
-def test_stage_controls_and_overrides(session: ex.LiveSession) -> None:
+def test_stage_controls_and_overrides(session: sess.LiveSession) -> None:
     controls = session.controls
     assert [c.name for c in controls] == ["conv3", "conv4.global", "conv4.local0"]
     assert [c.steerable for c in controls] == [True, False, True]
     assert controls[0].k == 1.0 and controls[2].k == 0.7 and controls[2].trained_dsr == 0.5
-    trained = ex.trained_knobs(controls)
-    assert trained == {"conv3": ex.Knob(1.0, 0.5), "conv4.local0": ex.Knob(0.7, 0.5)}
-    assert ex.overrides_from(controls, trained) == {}
-    assert ex.overrides_from(controls, {}) == {}
-    one = ex.overrides_from(controls, {**trained, "conv4.local0": ex.Knob(1.2, 0.5)})
+    trained = {c.name: sess.Knob(c.k, c.trained_dsr) for c in controls if c.steerable}
+    assert trained == {"conv3": sess.Knob(1.0, 0.5), "conv4.local0": sess.Knob(0.7, 0.5)}
+    assert [c.arp_k for c in controls if c.steerable] == [1.0, 0.7]
+    assert sess.overrides_from(controls, trained) == {}
+    assert sess.overrides_from(controls, {}) == {}
+    one = sess.overrides_from(controls, {**trained, "conv4.local0": sess.Knob(1.2, 0.5)})
     assert one == {"conv4.local0": StageOverride(k=1.2)}
-    dsr = ex.overrides_from(controls, {"conv3": ex.Knob(1.0, 0.75)})
+    dsr = sess.overrides_from(controls, {"conv3": sess.Knob(1.0, 0.75)})
     assert dsr == {"conv3": StageOverride(dsr=0.75)}
-    rp = ex.overrides_from(controls, trained, mode="rp")
+    rp = sess.overrides_from(controls, trained, mode="rp")
     assert rp == {"conv3": StageOverride(mode="rp"), "conv4.local0": StageOverride(mode="rp")}
-    arp = ex.overrides_from(controls, trained, mode="arp")
+    arp = sess.overrides_from(controls, trained, mode="arp")
     assert arp["conv3"] == StageOverride(mode="arp", k=1.0)
 
 
@@ -215,24 +217,26 @@ def test_rp_stage_ignores_k(ckpt: Checkpoint) -> None:
 
     model = MSGN(MSGNConfig(backbone="tiny", num_classes=3, conv3="rp", conv4="stride",
                             local_branches=0)).eval()
-    controls = ex.stage_controls(model)
+    controls = sess.stage_controls(model)
     assert [(c.name, c.mode, c.k) for c in controls] == [("conv3", "rp", None),
                                                          ("conv4.main", "stride", None)]
-    assert ex.overrides_from(controls, {"conv3": ex.Knob(0.9, 0.5)}) == {}
-    assert ex.overrides_from(controls, {"conv3": ex.Knob(None, 0.5)}, mode="arp") == {
+    # the k an RP stage gets when switched to ARP is the model's (conv3_k), not the page's
+    assert [c.arp_k for c in controls] == [model.config.conv3_k, None]
+    assert sess.overrides_from(controls, {"conv3": sess.Knob(0.9, 0.5)}) == {}
+    assert sess.overrides_from(controls, {"conv3": sess.Knob(None, 0.5)}, mode="arp") == {
         "conv3": StageOverride(mode="arp", k=1.0)}
 
 
 def test_stage_label() -> None:
-    assert ex.stage_label("conv3") == "Conv3"
-    assert ex.stage_label("conv4.local1") == "Conv4 local1"
-    assert ex.stage_label("other") == "other"
+    assert sess.stage_label("conv3") == "Conv3"
+    assert sess.stage_label("conv4.local1") == "Conv4 local1"
+    assert sess.stage_label("other") == "other"
 
 
 # ----------------------------------------------------------------------------- live session
 
 
-def test_trained_view_matches_explain(ckpt: Checkpoint, session: ex.LiveSession) -> None:
+def test_trained_view_matches_explain(ckpt: Checkpoint, session: sess.LiveSession) -> None:
     with torch.no_grad():
         reference = ckpt.model.explain(session.image.tensor)
     view = session.explain()
@@ -250,7 +254,7 @@ def test_trained_view_matches_explain(ckpt: Checkpoint, session: ex.LiveSession)
     assert all(r.delta == 0 and r.rank_change == 0 for r in view.predictions.rows)
 
 
-def test_conv4_change_reuses_conv3(ckpt: Checkpoint, session: ex.LiveSession,
+def test_conv4_change_reuses_conv3(ckpt: Checkpoint, session: sess.LiveSession,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     model = ckpt.model
@@ -266,12 +270,12 @@ def test_conv4_change_reuses_conv3(ckpt: Checkpoint, session: ex.LiveSession,
 
     monkeypatch.setattr(model, "_conv3", count_conv3)
     monkeypatch.setattr(model, "_branch", count_branch)
-    view = session.explain({"conv4.local0": ex.Knob(0.35, 0.9)})
+    view = session.explain({"conv4.local0": sess.Knob(0.35, 0.9)})
     assert calls == ["branch"]  # neither Conv3 nor the global branch ran again
     assert view.stages["conv4.local0"].rates == pytest.approx((0.9, 0.9))
     assert view.stages["conv3"].image_box == session.trained.stages["conv3"].image_box
     calls.clear()
-    view3 = session.explain({"conv3": ex.Knob(0.1, 0.3)})
+    view3 = session.explain({"conv3": sess.Knob(0.1, 0.3)})
     assert calls == ["conv3", "branch", "branch"]
     assert view3.stages["conv3"].rates == pytest.approx((0.3, 0.3))
     x1, y1, x2, y2 = view3.stages["conv3"].image_box
@@ -286,20 +290,20 @@ def test_compare_predictions() -> None:
     names = ("a", "b", "c", "d", "e", "f")
     ref = np.array([0.4, 0.3, 0.1, 0.1, 0.05, 0.05])
     now = np.array([0.2, 0.5, 0.1, 0.05, 0.1, 0.05])
-    table = ex.compare_predictions(now, ref, names)
+    table = sess.compare_predictions(now, ref, names)
     assert [r.name for r in table.rows] == ["b", "a", "c", "e", "d"]
     assert table.flipped and table.ref_top1_name == "a" and table.ref_top1_prob == 0.4
     b, a = table.rows[0], table.rows[1]
     assert (b.rank, b.ref_rank, b.rank_change) == (1, 2, 1)
     assert (a.rank, a.ref_rank, a.rank_change) == (2, 1, -1)
     assert b.delta == pytest.approx(0.2) and a.delta == pytest.approx(-0.2)
-    same = ex.compare_predictions(ref, ref, names, top=3)
+    same = sess.compare_predictions(ref, ref, names, top=3)
     assert len(same.rows) == 3 and not same.flipped
     with pytest.raises(ValueError):
-        ex.compare_predictions(now, ref[:3], names)
+        sess.compare_predictions(now, ref[:3], names)
 
 
-def test_compare_modes(session: ex.LiveSession) -> None:
+def test_compare_modes(session: sess.LiveSession) -> None:
     comparison = session.compare_modes()
     for name in ("conv3", "conv4.local0"):
         assert comparison.rp.stages[name].mode == "rp"
@@ -307,11 +311,11 @@ def test_compare_modes(session: ex.LiveSession) -> None:
         assert comparison.arp.stages[name].mode == "arp"
     np.testing.assert_allclose(comparison.arp.probs, session.trained.probs, atol=1e-6)
     assert comparison.rp.predictions.ref_top1 == int(np.argmax(comparison.arp.probs))
-    wide = session.compare_modes({"conv3": ex.Knob(1.0, 0.75)})
+    wide = session.compare_modes({"conv3": sess.Knob(1.0, 0.75)})
     assert wide.rp.stages["conv3"].rates == pytest.approx((0.75, 0.75))
 
 
-def test_sweep(session: ex.LiveSession) -> None:
+def test_sweep(session: sess.LiveSession) -> None:
     before = len(session.cache)
     sweep = session.sweep("conv4.local0", ks=[0.2, 0.6, 1.0, 1.6])
     assert len(session.cache) == before  # a cache of its own
@@ -322,9 +326,9 @@ def test_sweep(session: ex.LiveSession) -> None:
     assert sweep.rates.shape == (4, 2) and np.all(sweep.rates >= 0.5 - 1e-6)
     assert len(sweep.classes) == 3 and sweep.classes[0] == session.trained.predictions.top1.index
     assert sweep.trained_k == 0.7 and sweep.current_k == 0.7
-    full = session.sweep("conv4.local0", {"conv4.local0": ex.Knob(1.5, 0.5)})
-    assert len(full.ks) == 20 and full.ks[0] == pytest.approx(ex.K_RANGE[0])
-    assert full.current_k == 1.5 and full.ks[-1] == pytest.approx(ex.K_RANGE[1])
+    full = session.sweep("conv4.local0", {"conv4.local0": sess.Knob(1.5, 0.5)})
+    assert len(full.ks) == 20 and full.ks[0] == pytest.approx(sess.K_RANGE[0])
+    assert full.current_k == 1.5 and full.ks[-1] == pytest.approx(sess.K_RANGE[1])
     conv3 = session.sweep("conv3", ks=[0.2, 1.2])
     assert conv3.crop_w[0] <= conv3.crop_w[1] + 1e-4 and conv3.trained_k == 1.0
     for bad in ("conv4.global", "conv9"):
@@ -332,8 +336,10 @@ def test_sweep(session: ex.LiveSession) -> None:
             session.sweep(bad)
 
 
-def test_explore_view_crops(session: ex.LiveSession) -> None:
-    crops = session.trained.crops(long_side=32)
+def test_crops_of_the_trained_view(session: sess.LiveSession) -> None:
+    view = session.trained
+    crops = {name: inputs.crop_image(view.image, s.image_box, s.out_size, 32)
+             for name, s in view.stages.items()}
     assert set(crops) == {"conv3", "conv4.local0"}
     assert all(c.shape == (32, 32, 3) and c.dtype == np.uint8 for c in crops.values())
 
@@ -352,18 +358,18 @@ def test_explore_view_crops(session: ex.LiveSession) -> None:
 def test_other_layouts(ckpt: Checkpoint, options: dict) -> None:
     from dataclasses import replace
 
-    from arpviz import figures
+    from arpviz.explorer.figures import explore as figures
     from arpviz.models import MSGN, MSGNConfig
 
     torch.manual_seed(0)
     config = MSGNConfig(backbone="tiny", num_classes=24, **options)
     model = MSGN(config).eval()
     meta = replace(ckpt.meta, config=config, input_size=64)
-    session = ex.LiveSession(model, ex.synth_sample(meta, 1), meta.class_names)
+    session = sess.LiveSession(model, inputs.synth_sample(meta, 1), meta.class_names)
     steerable = [c.name for c in session.controls if c.steerable]
     pooled = [c.name for c in session.controls if c.mode != "stride"]
     assert sorted(session.trained.stages) == sorted(pooled)
-    knobs = {name: ex.Knob(1.5 if c.mode == "arp" else None, 0.75)
+    knobs = {name: sess.Knob(1.5 if c.mode == "arp" else None, 0.75)
              for name, c in ((c.name, c) for c in session.controls if c.steerable)}
     view = session.explain(knobs)
     assert set(view.overrides) == set(steerable)
@@ -379,5 +385,19 @@ def test_other_layouts(ckpt: Checkpoint, options: dict) -> None:
     figures.boxes_figure(view)
     figures.crops_figure({"ARP": comparison.arp, "RP": comparison.rp})
     figures.rates_figure(view)
-    card = ex.model_card(meta)
+    card = catalog.model_card(meta)
     assert len(card["stages"]) == 1 + max(1, config.local_branches)
+
+
+@pytest.mark.cuda
+def test_live_session_on_cuda_matches_the_cpu(tiny_checkpoint: Path) -> None:
+    cpu = load(tiny_checkpoint)
+    gpu = load(tiny_checkpoint, "cuda")
+    image = inputs.synth_sample(cpu.meta, 0)
+    knobs = {"conv3": sess.Knob(0.6, 0.75), "conv4.local0": sess.Knob(1.3, None)}
+    on_cpu = sess.LiveSession(cpu.model, image, cpu.meta.class_names).explain(knobs)
+    on_gpu = sess.LiveSession(gpu.model, image, gpu.meta.class_names,
+                              device="cuda").explain(knobs)
+    np.testing.assert_allclose(on_gpu.probs, on_cpu.probs, atol=1e-4)
+    for name, stage in on_cpu.stages.items():
+        np.testing.assert_allclose(on_gpu.stages[name].image_box, stage.image_box, atol=1e-3)

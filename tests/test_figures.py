@@ -1,4 +1,4 @@
-"""arpviz.figures: the plotly figures of the app, built from hand-made explore results."""
+"""arpviz.explorer.figures.explore: the Explore figures, built from hand-made results."""
 
 from __future__ import annotations
 
@@ -6,32 +6,33 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from arpviz import explore as ex
-from arpviz import figures as fg
+from arpviz.explorer import inputs, session
+from arpviz.explorer.figures import explore as fg
+from arpviz.explorer.figures.palette import stage_colour
 
 NAMES = tuple(f"class {i}" for i in range(6))
 
 
 def _stage(name: str, image_box, frame, mode: str = "arp", k: float | None = 0.7,
-           rates=(0.6, 0.55), map_size=(8, 10)) -> ex.StageView:
+           rates=(0.6, 0.55), map_size=(8, 10)) -> session.StageView:
     rng = np.random.default_rng(len(name))
-    return ex.StageView(
-        name=name, label=ex.stage_label(name), mode=mode, k=k, dsr=(0.5, 0.5), rates=rates,
+    return session.StageView(
+        name=name, label=session.stage_label(name), mode=mode, k=k, dsr=(0.5, 0.5), rates=rates,
         box=(1.0, 1.0, 5.0, 6.0), image_box=image_box, frame=frame, map_size=map_size,
         out_size=(map_size[0] // 2, map_size[1] // 2),
         confidence=rng.random(map_size).astype(np.float32),
     )
 
 
-def _view(shift: float = 0.0, probs=None) -> ex.ExploreView:
+def _view(shift: float = 0.0, probs=None) -> session.ExploreView:
     image = np.zeros((64, 64, 3), np.uint8)
     image[..., 1] = np.arange(64, dtype=np.uint8)[None, :] * 4
     conv3 = _stage("conv3", (8.0 + shift, 4.0, 56.0, 52.0), (0.0, 0.0, 64.0, 64.0))
     local = _stage("conv4.local0", (20.0, 10.0 + shift, 44.0, 40.0), conv3.image_box,
                    rates=(0.5, 0.5))
     probs = np.array([0.3, 0.25, 0.2, 0.1, 0.1, 0.05]) if probs is None else probs
-    table = ex.compare_predictions(probs, np.array([0.2, 0.3, 0.2, 0.1, 0.1, 0.1]), NAMES)
-    return ex.ExploreView(image, {}, {"conv3": conv3, "conv4.local0": local}, probs, table)
+    table = session.compare_predictions(probs, np.array([0.2, 0.3, 0.2, 0.1, 0.1, 0.1]), NAMES)
+    return session.ExploreView(image, {}, {"conv3": conv3, "conv4.local0": local}, probs, table)
 
 
 def _by_name(fig: go.Figure) -> dict[str, object]:
@@ -39,9 +40,9 @@ def _by_name(fig: go.Figure) -> dict[str, object]:
 
 
 def test_stage_colours_differ_per_branch() -> None:
-    colours = [fg.stage_colour(n) for n in ("conv3", "conv4.local0", "conv4.local1")]
+    colours = [stage_colour(n) for n in ("conv3", "conv4.local0", "conv4.local1")]
     assert len(set(colours)) == 3
-    assert fg.stage_colour("conv4.local7") == fg.stage_colour("conv4.local7")
+    assert stage_colour("conv4.local7") == stage_colour("conv4.local7")
 
 
 def test_boxes_figure_draws_every_stage_and_the_truth() -> None:
@@ -52,11 +53,11 @@ def test_boxes_figure_draws_every_stage_and_the_truth() -> None:
     conv3 = boxes["Conv3 (arp)"]
     assert list(conv3.x) == [8.0, 56.0, 56.0, 8.0, 8.0]
     assert list(conv3.y) == [4.0, 4.0, 52.0, 52.0, 4.0]
-    assert conv3.line.color == fg.stage_colour("conv3")
+    assert conv3.line.color == stage_colour("conv3")
     assert "Conv4 local0 (arp)" in boxes
     assert "rates h 0.600" in conv3.hovertemplate
     assert fig.layout.yaxis.range == (64, 0)  # y down, like the image
-    truth = ex.GroundTruth(1, "class 1", (10.0, 12.0, 30.0, 40.0), {"beak": (11.0, 13.0)})
+    truth = inputs.GroundTruth(1, "class 1", (10.0, 12.0, 30.0, 40.0), {"beak": (11.0, 13.0)})
     with_truth = _by_name(fg.boxes_figure(view, truth))
     assert list(with_truth["truth: class 1"].x) == [10.0, 30.0, 30.0, 10.0, 10.0]
     assert list(with_truth["truth: keypoints"].text) == ["beak"]
@@ -96,7 +97,7 @@ def test_crops_figure_one_panel_per_stage_and_row() -> None:
     titles = [a.text for a in two.layout.annotations]
     assert any(t.startswith("ARP: Conv3") for t in titles)
     assert any(t.startswith("RP: Conv4 local0") for t in titles)
-    empty = ex.ExploreView(view.image, {}, {}, view.probs, view.predictions)
+    empty = session.ExploreView(view.image, {}, {}, view.probs, view.predictions)
     assert len(fg.crops_figure(empty).data) == 0
 
 
@@ -126,7 +127,7 @@ def test_predictions_figure() -> None:
 def test_sweep_figure() -> None:
     ks = np.linspace(0.1, 2.0, 5)
     probs = np.tile(np.array([0.5, 0.3, 0.2]), (5, 1))
-    sweep = ex.KSweep("conv3", ks, probs, np.linspace(64, 128, 5), np.linspace(60, 128, 5),
+    sweep = session.KSweep("conv3", ks, probs, np.linspace(64, 128, 5), np.linspace(60, 128, 5),
                       np.full((5, 2), 0.5), (0, 2), ("a", "c"), 0.8, 1.0)
     fig = fg.sweep_figure(sweep)
     traces = _by_name(fig)
@@ -135,6 +136,6 @@ def test_sweep_figure() -> None:
     assert len(fig.layout.shapes) == 4  # trained and current k, on both panels
     marks = [a.text for a in fig.layout.annotations if " k " in a.text]
     assert marks == ["trained k 1.00", "now k 0.80"]
-    same = fg.sweep_figure(ex.KSweep(**{**sweep.__dict__, "current_k": 1.0}))
+    same = fg.sweep_figure(session.KSweep(**{**sweep.__dict__, "current_k": 1.0}))
     assert [a.text for a in same.layout.annotations if " k " in a.text] == ["trained = now k 1.00"]
     fig.to_json()

@@ -9,69 +9,35 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
+from helpers import rewrite_checkpoint, write_checkpoint
 from torchvision.transforms import v2
 
 from arpviz import checkpoint as ckpt
-from arpviz import history as hist
-from arpviz.data.synthbirds import SynthBirds, SynthBirdsConfig, class_names
-from arpviz.data.transforms import default_resize, eval_transform
-from arpviz.images import IMAGENET_MEAN, IMAGENET_STD
-from arpviz.models import MSGN, MSGNConfig
-from arpviz.train import snapshot
+from arpviz.data.synthbirds import SynthBirds, SynthBirdsConfig
+from arpviz.data.transforms import eval_transform
+from arpviz.explorer import catalog, inputs
+from arpviz.explorer.figures import history as figures
+from arpviz.explorer.figures.palette import stage_colour
 
 CLASSES = 6
 INPUT = 64
 
 
-def write_run(
-    path: Path, conv4: str = "arp", *, epochs: int = 3, probes: tuple[int, ...] = (0, 1, 2),
-    seed: int = 0,
-) -> Path:
-    """A tiny checkpoint with ``epochs`` rows of history and snapshots of SynthBirds probes.
-
-    The weights are perturbed between epochs so the boxes move from one snapshot to the next.
-    """
-    torch.manual_seed(seed)
-    config = MSGNConfig(backbone="tiny", num_classes=CLASSES, conv4=conv4)
-    model = MSGN(config).eval()
-    synth = SynthBirdsConfig(num_classes=CLASSES, image_size=default_resize(INPUT),
-                             train_size=12, val_size=12, test_size=12)
-    data = SynthBirds(synth, "val", transform=eval_transform(INPUT))
-    images = torch.stack([data[i][0] for i in probes])
-    snaps = []
-    for epoch in range(1, epochs + 1):
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(0.05 * torch.randn_like(p))
-        snaps.append(snapshot(model, images, epoch))
-    history = tuple(
-        {"epoch": e, "train_loss": 2.0 - 0.3 * e, "train_top1": 10.0 * e, "val_top1": 8.0 * e,
-         "val_top5": 30.0 + 5 * e, "lr": 0.01 * 0.1 ** (e // 2), "seconds": 1.5}
-        for e in range(1, epochs + 1)
-    )
-    meta = ckpt.CheckpointMeta(
-        config=config, class_names=class_names(CLASSES), input_size=INPUT,
-        mean=IMAGENET_MEAN, std=IMAGENET_STD, recipe={"epochs": epochs}, history=history,
-        dataset={"name": "synthbirds", "config": synth.to_dict(), "eval_split": "val",
-                 "probe_indices": list(probes)},
-    )
-    labels = torch.tensor([data.label(i) for i in probes])
-    return ckpt.save(path, model, meta, tuple(snaps), labels)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("runs")
     return {
-        "arp": write_run(folder / "msgn_arp.safetensors", "arp"),
-        "stn": write_run(folder / "msgn_stn.safetensors", "stn", seed=1),
-        "other": write_run(folder / "other_probes.safetensors", "stn", probes=(3, 4, 5),
+        "arp": write_checkpoint(folder / "msgn_arp.safetensors", "arp"),
+        "stn": write_checkpoint(folder / "msgn_stn.safetensors", "stn", seed=1),
+        "other": write_checkpoint(folder / "other_probes.safetensors", "stn", probes=(3, 4, 5),
                            epochs=2),
     }
 
 
 def test_load_record_reads_history_and_snapshots_without_the_model(runs):
-    record = hist.load_record(runs["arp"])
+    record = catalog.load_record(runs["arp"])
     full = ckpt.load(runs["arp"])
     assert record.name == "msgn_arp" and record.path == runs["arp"]
     assert record.epochs == (1, 2, 3) and record.has_history
@@ -82,39 +48,22 @@ def test_load_record_reads_history_and_snapshots_without_the_model(runs):
         assert set(ours.stages) == set(theirs.stages) == {"conv3", "conv4.local0"}
         torch.testing.assert_close(ours.stages["conv4.local0"]["image_boxes"],
                                    theirs.stages["conv4.local0"]["image_boxes"])
-    same = hist.record_from_checkpoint(full)
+    same = catalog.record_from_checkpoint(full)
     assert same.epochs == record.epochs and same.name == "msgn_arp"
-    upload = hist.load_record(runs["arp"].read_bytes())
+    upload = catalog.load_record(runs["arp"].read_bytes())
     assert upload.name == "upload" and upload.path is None and upload.epochs == (1, 2, 3)
-    assert "Conv4 ARP" in record.label and hist.load_record(runs["stn"]).conv4 == "stn"
+    assert "Conv4 ARP" in record.label and catalog.load_record(runs["stn"]).conv4 == "stn"
 
 
 def test_load_record_refuses_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError):
-        hist.load_record(tmp_path / "missing.safetensors")
+        catalog.load_record(tmp_path / "missing.safetensors")
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x80\x04not a checkpoint")
     with pytest.raises(ckpt.CheckpointError):
-        hist.load_record(bad)
+        catalog.load_record(bad)
 
 
-def rewrite(source: Path, target: Path, *, meta=None, tensors=None) -> Path:
-    """A copy of checkpoint ``source`` with its arpviz metadata and/or tensors changed by the
-    callables ``meta(dict)`` and ``tensors(dict)`` (in place)."""
-    import json
-
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    with safe_open(str(source), framework="pt") as handle:
-        raw = json.loads(handle.metadata()["arpviz"])
-    data = load_file(str(source))
-    if meta:
-        meta(raw)
-    if tensors:
-        tensors(data)
-    save_file(data, str(target), metadata={"arpviz": json.dumps(raw)})
-    return target
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -130,9 +79,9 @@ def rewrite(source: Path, target: Path, *, meta=None, tensors=None) -> Path:
      "probe.labels"),
 ])
 def test_load_record_refuses_malformed_records(runs, tmp_path, change, message):
-    bad = rewrite(runs["arp"], tmp_path / "bad.safetensors", **change)
+    bad = rewrite_checkpoint(runs["arp"], tmp_path / "bad.safetensors", **change)
     with pytest.raises(ckpt.CheckpointError, match=message):
-        hist.load_record(bad)
+        catalog.load_record(bad)
 
 
 def test_read_meta_reads_only_the_header(runs, tmp_path, monkeypatch):
@@ -167,44 +116,44 @@ def test_read_meta_reads_only_the_header(runs, tmp_path, monkeypatch):
 
 
 def test_record_epochs_joins_snapshots_and_history(runs):
-    arp, other = hist.load_record(runs["arp"]), hist.load_record(runs["other"])
-    assert hist.record_epochs([arp]) == [1, 2, 3]
-    assert hist.record_epochs([other]) == [1, 2]
+    arp, other = catalog.load_record(runs["arp"]), catalog.load_record(runs["other"])
+    assert catalog.record_epochs([arp]) == [1, 2, 3]
+    assert catalog.record_epochs([other]) == [1, 2]
     no_rows = replace(other, meta=replace(other.meta, history=({"train_loss": 1.0},) * 5))
-    assert hist.record_epochs([no_rows]) == [1, 2, 3, 4, 5]  # rows numbered as the curves do
-    assert hist.record_epochs([]) == [1]
+    assert catalog.record_epochs([no_rows]) == [1, 2, 3, 4, 5]  # rows numbered as the curves do
+    assert catalog.record_epochs([]) == [1]
 
 
 def test_at_picks_the_last_snapshot_not_after_the_epoch(runs):
-    record = hist.load_record(runs["arp"])
+    record = catalog.load_record(runs["arp"])
     assert record.at(2).epoch == 2
     assert record.at(99).epoch == 3
     assert record.at(0).epoch == 1  # before the first: the first
-    empty = hist.TrainingRecord("x", record.meta, (), None)
+    empty = catalog.TrainingRecord("x", record.meta, (), None)
     with pytest.raises(ValueError, match="no epoch snapshots"):
         empty.at(1)
 
 
 def test_metric_columns(runs):
-    cols = hist.metric_columns(hist.load_record(runs["arp"]).meta)
+    cols = catalog.metric_columns(catalog.load_record(runs["arp"]).meta)
     assert cols["epoch"] == [1.0, 2.0, 3.0]
     assert cols["val_top1"] == [8.0, 16.0, 24.0]
-    assert set(cols) == {"epoch", *hist.METRICS}
+    assert set(cols) == {"epoch", *catalog.METRICS}
 
 
 @pytest.mark.parametrize(("height", "width", "size"), [(73, 73, 64), (74, 75, 64), (9, 12, 4)])
 def test_crop_center_matches_torchvision(height, width, size):
     image = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
-    ours = hist.crop_center(image, size)
+    ours = inputs.crop_center(image, size)
     theirs = v2.CenterCrop(size)(torch.from_numpy(image).permute(2, 0, 1))
     np.testing.assert_array_equal(ours, theirs.permute(1, 2, 0).numpy())
     with pytest.raises(ValueError, match="cannot crop"):
-        hist.crop_center(image, max(height, width) + 1)
+        inputs.crop_center(image, max(height, width) + 1)
 
 
 def test_probe_images_are_what_the_network_saw(runs):
-    record = hist.load_record(runs["arp"])
-    images = hist.probe_images(record.meta)
+    record = catalog.load_record(runs["arp"])
+    images = inputs.probe_images(record.meta)
     assert images.shape == (3, INPUT, INPUT, 3) and images.dtype == np.uint8
     synth = SynthBirdsConfig.from_dict(record.meta.dataset["config"])
     seen = SynthBirds(synth, "val", transform=eval_transform(INPUT, mean=None, std=None))
@@ -214,12 +163,12 @@ def test_probe_images_are_what_the_network_saw(runs):
 
 
 def test_probe_images_or_blank_says_why(runs):
-    meta = hist.load_record(runs["arp"]).meta
+    meta = catalog.load_record(runs["arp"]).meta
     broken = replace(meta, dataset={"name": "cub", "root": "/nonexistent", "probe_indices": [0]})
-    images, note = hist.probe_images_or_blank(broken, 2)
+    images, note = inputs.probe_images_or_blank(broken, 2)
     assert images.shape == (2, INPUT, INPUT, 3) and note and "unavailable" in note
     no_probes = replace(meta, dataset={"name": "synthbirds"})
-    images, note = hist.probe_images_or_blank(no_probes, 3)
+    images, note = inputs.probe_images_or_blank(no_probes, 3)
     assert len(images) == 3 and "probe" in note
 
 
@@ -232,14 +181,14 @@ def _box_points(trace: go.Scatter) -> list[tuple[float, float, float, float]]:
 
 
 def test_probe_figure_draws_every_stage_box_on_its_tile(runs):
-    record = hist.load_record(runs["arp"])
-    images = hist.probe_images(record.meta)
-    fig = hist.probe_figure(images, record, 2, cols=2)
+    record = catalog.load_record(runs["arp"])
+    images = inputs.probe_images(record.meta)
+    fig = figures.probe_figure(images, record, 2, cols=2)
     assert isinstance(fig.data[0], go.Image) and fig.data[0].source.startswith("data:image/")
     names = [t.name for t in fig.data[1:]]
     assert names == ["conv3", "conv4.local0"]
     snap = record.at(2)
-    mosaic = hist._Mosaic(images, 2)
+    mosaic = figures._Mosaic(images, 2)
     for trace in fig.data[1:]:
         expected = snap.stages[trace.name]["image_boxes"].numpy()
         for t, box in enumerate(_box_points(trace)):
@@ -249,16 +198,16 @@ def test_probe_figure_draws_every_stage_box_on_its_tile(runs):
     captions = [a.text for a in fig.layout.annotations]
     assert len(captions) == 3 and captions[0].startswith("#0 ")
     assert fig.layout.yaxis.range[0] > fig.layout.yaxis.range[1]  # image axis points down
-    only = hist.probe_figure(images, record, 2, stages=["conv3"], probes=[1])
+    only = figures.probe_figure(images, record, 2, stages=["conv3"], probes=[1])
     assert [t.name for t in only.data[1:]] == ["conv3"] and len(only.layout.annotations) == 1
     with pytest.raises(ValueError, match="probes"):
-        hist.probe_figure(images, record, 2, probes=[7])
+        figures.probe_figure(images, record, 2, probes=[7])
 
 
 def test_probe_figure_animation_has_a_frame_per_epoch(runs):
-    record = hist.load_record(runs["arp"])
-    images = hist.probe_images(record.meta)
-    fig = hist.probe_figure(images, record, 2, animate=True)
+    record = catalog.load_record(runs["arp"])
+    images = inputs.probe_images(record.meta)
+    fig = figures.probe_figure(images, record, 2, animate=True)
     assert [f.name for f in fig.frames] == ["1", "2", "3"]
     assert fig.layout.sliders[0].active == 1
     assert list(fig.frames[0].traces) == [1, 2]
@@ -268,53 +217,53 @@ def test_probe_figure_animation_has_a_frame_per_epoch(runs):
 
 
 def test_comparison_pairs_need_the_same_probes(runs):
-    records = [hist.load_record(p) for p in runs.values()]
-    pairs = hist.comparison_pairs(records)
+    records = [catalog.load_record(p) for p in runs.values()]
+    pairs = catalog.comparison_pairs(records)
     assert [(a.name, s.name) for a, s in pairs] == [("msgn_arp", "msgn_stn")]
-    assert hist.comparison_pairs(records[:1]) == []
+    assert catalog.comparison_pairs(records[:1]) == []
 
 
 def test_comparison_figure_puts_the_runs_side_by_side(runs):
-    arp, stn = hist.load_record(runs["arp"]), hist.load_record(runs["stn"])
-    images = hist.probe_images(arp.meta)
-    fig = hist.comparison_figure(images, arp, stn, 3, probes=[0, 2], cols=1)
+    arp, stn = catalog.load_record(runs["arp"]), catalog.load_record(runs["stn"])
+    images = inputs.probe_images(arp.meta)
+    fig = figures.comparison_figure(images, arp, stn, 3, probes=[0, 2], cols=1)
     names = [t.name for t in fig.data[1:]]
     assert names == ["ARP: conv4.local0", "ARP: conv3", "STN: conv4.local0", "STN: conv3"]
     captions = [a.text for a in fig.layout.annotations]
     assert len(captions) == 4 and captions[0].startswith("ARP") and captions[2].startswith("STN")
-    mosaic = hist._Mosaic(np.repeat(images[[0, 2]], 2, axis=0), 2)
+    mosaic = figures._Mosaic(np.repeat(images[[0, 2]], 2, axis=0), 2)
     stn_boxes = _box_points(fig.data[3])
     x0, y0 = mosaic.origin(1)  # probe 0's STN tile
     expected = stn.at(3).stages["conv4.local0"]["image_boxes"][0].numpy()
     np.testing.assert_allclose(np.subtract(stn_boxes[0], (x0, y0, x0, y0)), expected, atol=1e-4)
-    animated = hist.comparison_figure(images, arp, stn, 1, animate=True, show_conv3=False)
+    animated = figures.comparison_figure(images, arp, stn, 1, animate=True, show_conv3=False)
     assert len(animated.frames) == 3 and len(animated.data) == 3
 
 
 def test_confidence_figure_rows_and_text(runs):
-    record = hist.load_record(runs["arp"])
-    fig = hist.confidence_figure(record, 3, 1)
+    record = catalog.load_record(runs["arp"])
+    fig = figures.confidence_figure(record, 3, 1)
     maps = [t for t in fig.data if isinstance(t, go.Heatmap)]
     assert len(maps) == 2
     np.testing.assert_allclose(maps[0].z, record.at(3).stages["conv3"]["confidence"][1].numpy())
     with pytest.raises(ValueError, match="probe"):
-        hist.confidence_figure(record, 3, 9)
-    rows = hist.stage_rows(record, 3, [1])
+        figures.confidence_figure(record, 3, 9)
+    rows = figures.stage_rows(record, 3, [1])
     assert [r["stage"] for r in rows] == ["conv3", "conv4.local0"]
     assert all(r["epoch"] == 3 and r["probe"] == 1 for r in rows)
     box = record.at(3).stages["conv4.local0"]["image_boxes"][0].tolist()
-    text = hist.box_text(record, 3)
+    text = figures.box_text(record, 3)
     assert text.startswith("epoch 3: #0 conv3 (") and f"{box[0]:.1f}, {box[1]:.1f}" in text
 
 
 def test_learning_curves_and_rates(runs):
-    records = [hist.load_record(runs["arp"]), hist.load_record(runs["stn"])]
-    fig = hist.learning_curves(records, epoch=2)
+    records = [catalog.load_record(runs["arp"]), catalog.load_record(runs["stn"])]
+    fig = figures.learning_curves(records, epoch=2)
     assert len(fig.data) == 2 * 5  # loss, train/val top-1, val top-5, lr per run
     assert fig.layout.yaxis3.type == "log"
     loss = [t for t in fig.data if t.name == "msgn_arp: train loss"][0]
     np.testing.assert_allclose(loss.y, [1.7, 1.4, 1.1])
-    rates = hist.rates_figure(records, epoch=2)
+    rates = figures.rates_figure(records, epoch=2)
     assert {t.name for t in rates.data} == {"msgn_arp: conv3", "msgn_arp: conv4.local0",
                                             "msgn_stn: conv3", "msgn_stn: conv4.local0"}
-    assert hist.stage_colour("conv3") != hist.stage_colour("conv4.local0")
+    assert stage_colour("conv3") != stage_colour("conv4.local0")

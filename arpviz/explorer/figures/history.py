@@ -1,14 +1,9 @@
-"""Training histories: learning curves and the probe images' crops epoch by epoch.
+"""Figures of the Training page: learning curves and the probe images' crops epoch by epoch.
 
-A checkpoint written by :mod:`arpviz.train` keeps one row of metrics per epoch
-(``meta.history``) and an :class:`~arpviz.checkpoint.EpochSnapshot` per epoch: the boxes, rates
-and confidence maps of every pooled stage on a fixed set of probe images. :func:`load_record`
-reads just that (no model is built), :func:`probe_images` renders the probe images as the network
-saw them, and the ``*_figure`` functions draw plotly figures of it all.
-
-Probe images are laid out as one mosaic (one image trace) with the boxes of a stage as one line
-trace, so a figure stays small however many probes there are, and an animation over epochs only
-swaps the box traces and captions.
+Built from :class:`~arpviz.explorer.catalog.TrainingRecord` (one per run) and the probe images
+of :func:`~arpviz.explorer.inputs.probe_images`. Probe images are laid out as one mosaic (one
+image trace) with the boxes of a stage as one line trace, so a figure stays small however many
+probes there are, and an animation over epochs only swaps the box traces and captions.
 """
 
 from __future__ import annotations
@@ -16,11 +11,8 @@ from __future__ import annotations
 import base64
 import io
 import logging
-import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,326 +20,33 @@ import plotly.graph_objects as go
 import torch
 from PIL import Image
 from plotly.subplots import make_subplots
-from safetensors import safe_open
-from safetensors.torch import load as st_load
 
-from arpviz.checkpoint import (
-    MAX_BYTES,
-    Checkpoint,
-    CheckpointError,
-    CheckpointMeta,
-    EpochSnapshot,
-    _parse_snapshots,
-    read_meta,
+from arpviz.checkpoint import EpochSnapshot
+from arpviz.explorer.catalog import METRICS, TrainingRecord, metric_columns, stage_names
+from arpviz.explorer.figures.palette import (
+    MARK,
+    RIGHT,
+    SIDES,
+    WRONG,
+    series_colour,
+    stage_colour,
 )
-from arpviz.data.synthbirds import SynthBirds
-from arpviz.datasources import build, probe_batch, synth_config
-from arpviz.figures import PALETTE
 
 __all__ = [
-    "METRICS",
     "BoxLayer",
-    "TrainingRecord",
-    "blank_images",
     "box_text",
     "comparison_figure",
-    "comparison_pairs",
     "confidence_figure",
-    "crop_center",
     "learning_curves",
-    "load_record",
-    "metric_columns",
     "probe_figure",
-    "probe_images",
-    "probe_images_or_blank",
     "rates_figure",
-    "record_epochs",
-    "record_from_checkpoint",
-    "stage_colour",
-    "stage_names",
     "stage_rows",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: history keys the learning curves know, with their display names.
-METRICS: dict[str, str] = {
-    "train_loss": "train loss",
-    "train_top1": "train top-1 %",
-    "val_top1": "val top-1 %",
-    "val_top5": "val top-5 %",
-    "lr": "learning rate",
-    "seconds": "seconds",
-}
-_RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
-_SIDE_COLOURS = ("#ff7f0e", "#17becf")  # comparison: left run (ARP), right run (STN)
 _CAPTION = 22  # mosaic rows reserved above each tile for its caption, in image pixels
 _GAP = 6
-
-
-# ----------------------------------------------------------------------------- records
-
-
-@dataclass(frozen=True)
-class TrainingRecord:
-    """What a checkpoint says about its training (no model).
-
-    Attributes:
-        name: a display name (the file's stem unless given).
-        meta: the checkpoint's metadata (``meta.history`` is the per-epoch metrics).
-        snapshots: one :class:`EpochSnapshot` per recorded epoch, in epoch order.
-        probe_labels: ``[P]`` labels of the probe images, or ``None``.
-        path: the file, or ``None`` for bytes.
-    """
-
-    name: str
-    meta: CheckpointMeta
-    snapshots: tuple[EpochSnapshot, ...]
-    probe_labels: np.ndarray | None
-    path: Path | None = None
-
-    def __post_init__(self) -> None:
-        _check_record(self)
-
-    @property
-    def epochs(self) -> tuple[int, ...]:
-        """Epochs with a snapshot, ascending."""
-        return tuple(s.epoch for s in self.snapshots)
-
-    @property
-    def has_history(self) -> bool:
-        """Whether there is anything to plot (metrics or snapshots)."""
-        return bool(self.meta.history) or bool(self.snapshots)
-
-    @property
-    def conv4(self) -> str:
-        """Conv4's downsampling of the local branch(es): stride, rp, arp or stn."""
-        return self.meta.config.conv4
-
-    @property
-    def label(self) -> str:
-        """A short description: name, backbone, branches, Conv3/Conv4 modes."""
-        cfg = self.meta.config
-        return (
-            f"{self.name} ({cfg.backbone}, {cfg.local_branches} local, "
-            f"Conv3 {cfg.conv3.upper()}, Conv4 {cfg.conv4.upper()}"
-            f"{' bounded' if cfg.stn_bounded else ''})"
-        )
-
-    @property
-    def probe_indices(self) -> tuple[int, ...]:
-        """Indices of the probe images in the evaluation split."""
-        return tuple(int(i) for i in self.meta.dataset.get("probe_indices", ()))
-
-    @property
-    def probe_count(self) -> int:
-        """Probe images per snapshot (0 without snapshots)."""
-        return int(self.snapshots[0].top5[0].shape[0]) if self.snapshots else 0
-
-    def at(self, epoch: int) -> EpochSnapshot:
-        """The snapshot of ``epoch``, or of the last epoch before it (the first if none)."""
-        if not self.snapshots:
-            raise ValueError(f"{self.name}: the checkpoint holds no epoch snapshots")
-        best = self.snapshots[0]
-        for snap in self.snapshots:
-            if snap.epoch <= epoch:
-                best = snap
-        return best
-
-
-def _check_record(record: TrainingRecord) -> None:
-    """Raise :class:`CheckpointError` unless the history, probe indices and snapshots are
-    well formed (numbers where numbers belong, one probe count, the documented shapes)."""
-    name = record.name
-
-    def bad(what: str) -> CheckpointError:
-        return CheckpointError(f"{name}: {what}")
-
-    for i, row in enumerate(record.meta.history):
-        if not isinstance(row, Mapping):
-            raise bad(f"history row {i} is not an object")
-        for key in ("epoch", *METRICS):
-            value = row.get(key)
-            if value is not None and (isinstance(value, bool)
-                                      or not isinstance(value, (int, float))):
-                raise bad(f"history row {i}: {key} is not a number ({value!r})")
-        epoch = row.get("epoch", i + 1)  # absent: numbered by position, as the curves do
-        if (isinstance(epoch, bool) or not isinstance(epoch, (int, float))
-                or not math.isfinite(epoch)):
-            raise bad(f"history row {i}: epoch must be a finite number, got {epoch!r}")
-    indices = record.meta.dataset.get("probe_indices", ())
-    if not isinstance(indices, (list, tuple)) or not all(
-            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices):
-        raise bad("dataset.probe_indices must be a list of ints >= 0")
-    count = None
-    widths = {"boxes": 4, "image_boxes": 4, "rates": 2}
-    for snap in record.snapshots:
-        indices_t, probs = snap.top5
-        if indices_t.ndim != 2 or probs.shape != indices_t.shape:
-            raise bad(f"snapshot {snap.epoch}: top-5 must be two [P, k] tensors")
-        count = indices_t.shape[0] if count is None else count
-        if indices_t.shape[0] != count:
-            raise bad(f"snapshot {snap.epoch}: {indices_t.shape[0]} probes, earlier {count}")
-        for stage, values in snap.stages.items():
-            for field_name, width in widths.items():
-                if tuple(values[field_name].shape) != (count, width):
-                    raise bad(f"snapshot {snap.epoch}/{stage}: {field_name} must be "
-                              f"[{count}, {width}], got {list(values[field_name].shape)}")
-            conf = values["confidence"]
-            if conf.ndim != 3 or conf.shape[0] != count or min(conf.shape) < 1:
-                raise bad(f"snapshot {snap.epoch}/{stage}: confidence must be [{count}, h, w]")
-    labels = record.probe_labels
-    if labels is not None and count is not None and tuple(labels.shape) != (count,):
-        raise bad(f"probe.labels must be [{count}], got {list(labels.shape)}")
-
-
-def load_record(source: str | os.PathLike | bytes, name: str | None = None) -> TrainingRecord:
-    """Read a checkpoint's metadata and epoch snapshots without building its model.
-
-    Args:
-        source: a ``.safetensors`` path, or the file's bytes.
-        name: display name (default: the file's stem, or ``"upload"``).
-
-    Raises:
-        FileNotFoundError: no such file.
-        CheckpointError: not a valid arpviz checkpoint (a ``ValueError``).
-    """
-    meta = read_meta(source)  # validates the header and the metadata
-    tensors: dict[str, torch.Tensor] = {}
-    path: Path | None = None
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        try:
-            everything = st_load(bytes(source))
-        except Exception as exc:  # safetensors raises several types
-            raise CheckpointError(f"checkpoint: corrupt safetensors data: {exc}") from exc
-        tensors = {k: v for k, v in everything.items() if k.startswith(("snap.", "probe."))}
-        label = name or "upload"
-    else:
-        path = Path(source)
-        if path.stat().st_size > MAX_BYTES:
-            raise CheckpointError(f"{path.name}: larger than the 2 GB limit")
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                for key in handle.keys():  # noqa: SIM118 (safe_open is not a dict)
-                    if key.startswith(("snap.", "probe.")):
-                        tensors[key] = handle.get_tensor(key)
-        except Exception as exc:
-            raise CheckpointError(f"{path.name}: corrupt safetensors data: {exc}") from exc
-        label = name or path.stem
-    snapshots = _parse_snapshots(tensors, label)
-    labels = tensors.get("probe.labels")
-    probe_labels = labels.numpy().astype(np.int64) if labels is not None else None
-    logger.info("read %s: %d history rows, %d snapshots", label, len(meta.history), len(snapshots))
-    return TrainingRecord(label, meta, snapshots, probe_labels, path)
-
-
-def record_from_checkpoint(checkpoint: Checkpoint, name: str | None = None) -> TrainingRecord:
-    """The :class:`TrainingRecord` of an already loaded checkpoint (shares its tensors)."""
-    path = checkpoint.path
-    labels = checkpoint.probe_labels
-    return TrainingRecord(
-        name or (path.stem if path is not None else "checkpoint"),
-        checkpoint.meta,
-        tuple(checkpoint.snapshots),
-        labels.cpu().numpy().astype(np.int64) if labels is not None else None,
-        path,
-    )
-
-
-def metric_columns(meta: CheckpointMeta) -> dict[str, list[float | None]]:
-    """``meta.history`` as columns: ``epoch`` plus every key of :data:`METRICS` present."""
-    rows = list(meta.history)
-    out: dict[str, list[float | None]] = {"epoch": [float(r.get("epoch", i + 1))
-                                                    for i, r in enumerate(rows)]}
-    for key in METRICS:
-        if any(key in r for r in rows):
-            out[key] = [None if r.get(key) is None else float(r[key]) for r in rows]
-    return out
-
-
-def record_epochs(records: Sequence[TrainingRecord]) -> list[int]:
-    """The epochs of ``records`` together (snapshots and history rows, numbered as
-    :func:`metric_columns` numbers them), ascending; ``[1]`` when there are none."""
-    epochs = {e for r in records for e in r.epochs}
-    epochs |= {int(e) for r in records for e in metric_columns(r.meta)["epoch"]}
-    return sorted(e for e in epochs if e > 0) or [1]
-
-
-# ----------------------------------------------------------------------------- probe images
-
-
-def crop_center(image: np.ndarray, size: int) -> np.ndarray:
-    """Centre crop ``[H, W, C]`` to ``size x size`` exactly as torchvision's ``CenterCrop``."""
-    height, width = image.shape[:2]
-    if size > height or size > width:
-        raise ValueError(f"cannot crop {size} px out of a {height} x {width} image")
-    top = int(round((height - size) / 2.0))
-    left = int(round((width - size) / 2.0))
-    return image[top : top + size, left : left + size]
-
-
-def blank_images(count: int, size: int) -> np.ndarray:
-    """``count`` light grey ``size x size`` tiles, to draw boxes on when images are missing."""
-    return np.full((max(1, count), size, size, 3), 200, dtype=np.uint8)
-
-
-def probe_images_or_blank(meta: CheckpointMeta, count: int) -> tuple[np.ndarray, str | None]:
-    """:func:`probe_images`, or ``count`` blank tiles and the reason when they cannot be had."""
-    try:
-        images = probe_images(meta)
-    except (ValueError, OSError, KeyError, TypeError) as exc:
-        logger.warning("probe images unavailable: %s", exc)
-        return blank_images(count, meta.input_size), f"probe images unavailable: {exc}"
-    if len(images) < count:
-        note = f"the checkpoint names {len(images)} probe images for {count} snapshot rows"
-        extra = blank_images(count - len(images), meta.input_size)
-        return np.concatenate([images, extra]), note
-    return images, None
-
-
-def probe_images(meta: CheckpointMeta, indices: Sequence[int] | None = None) -> np.ndarray:
-    """The probe images as the network saw them (after the eval resize and centre crop).
-
-    SynthBirds images are rendered again from their seed (exact, no download); other data sets
-    are read through their evaluation transform and the normalisation is undone.
-
-    Returns:
-        ``uint8 [P, S, S, 3]`` with ``S = meta.input_size``.
-
-    Raises:
-        ValueError: the record names no probe images, or the data set cannot be read.
-    """
-    record = dict(meta.dataset)
-    if indices is None:
-        indices = [int(i) for i in record.get("probe_indices", ())]
-    if not indices:
-        raise ValueError("the checkpoint names no probe images (dataset.probe_indices)")
-    split = str(record.get("eval_split", "val"))
-    size = meta.input_size
-    if record.get("name") == "synthbirds":
-        data = SynthBirds(synth_config(record, size), split)
-        images = [crop_center(data.render(int(i)).image, size) for i in indices]
-        return np.stack(images).astype(np.uint8)
-    sources = build(record, size, eval_split=split)
-    batch, _ = probe_batch(sources.val, [int(i) for i in indices])
-    mean = torch.tensor(meta.mean).view(1, 3, 1, 1)
-    std = torch.tensor(meta.std).view(1, 3, 1, 1)
-    raw = (batch.float() * std + mean).clamp(0, 1).mul(255).round().byte()
-    return raw.permute(0, 2, 3, 1).numpy()
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def stage_names(snapshot: EpochSnapshot) -> tuple[str, ...]:
-    """The snapshot's pooled stages, Conv3 first, then Conv4 of each branch in name order."""
-    names = list(snapshot.stages)
-    return tuple(sorted(names, key=lambda n: (not n.startswith("conv3"), n)))
-
-
-def stage_colour(stage: str, index: int = 0) -> str:
-    """The colour boxes of ``stage`` are drawn in."""
-    return PALETTE.get(stage, _RUN_COLOURS[index % len(_RUN_COLOURS)])
 
 
 def _data_uri(image: np.ndarray) -> str:
@@ -481,7 +180,7 @@ def _prediction_caption(
         return _Caption(probe, "", cname(top[0]), p[0], hover, "#222")
     ok = top[0] == label
     return _Caption(probe, "✓" if ok else "✗", cname(top[0]), p[0],
-                    f"label: {cname(label)}<br>" + hover, "#1a7f37" if ok else "#c62828")
+                    f"label: {cname(label)}<br>" + hover, RIGHT if ok else WRONG)
 
 
 def _stage_info(values: Mapping[str, torch.Tensor]) -> list[str]:
@@ -496,12 +195,12 @@ def _stage_info(values: Mapping[str, torch.Tensor]) -> list[str]:
 
 def _probe_layers(snapshot: EpochSnapshot, stages: Sequence[str]) -> list[BoxLayer]:
     layers = []
-    for i, stage in enumerate(stages):
+    for stage in stages:
         values = snapshot.stages.get(stage)
         if values is None:
             continue
         layers.append(BoxLayer(stage, values["image_boxes"].float().numpy(),
-                               stage_colour(stage, i), _stage_info(values)))
+                               stage_colour(stage), _stage_info(values)))
     return layers
 
 
@@ -607,9 +306,9 @@ def probe_figure(
         layers = [_pick(layer, chosen) for layer in _probe_layers(s, stages)]
         present = {layer.name: layer for layer in layers}
         traces = []
-        for i, stage in enumerate(stages):  # a trace per requested stage, even if empty
+        for stage in stages:  # a trace per requested stage, even if empty
             layer = present.get(stage) or BoxLayer(stage, np.zeros((0, 4)),
-                                                   stage_colour(stage, i))
+                                                   stage_colour(stage))
             traces.append(mosaic.box_trace(layer))
         captions = []
         for t, p in enumerate(chosen):
@@ -620,33 +319,6 @@ def probe_figure(
     frames = [(str(s.epoch), s) for s in record.snapshots] if animate else []
     return _mosaic_figure(mosaic, tile_px, traces_and_captions, snap, frames,
                           record.epochs.index(snap.epoch))
-
-
-def comparison_pairs(
-    records: Sequence[TrainingRecord],
-) -> list[tuple[TrainingRecord, TrainingRecord]]:
-    """Pairs ``(ARP run, STN run)`` of MSGN runs with snapshots that share their probe images."""
-    usable = [r for r in records if r.snapshots and r.meta.config.local_branches > 0]
-    arp = [r for r in usable if r.conv4 == "arp"]
-    stn = [r for r in usable if r.conv4 == "stn"]
-    pairs = []
-    for a in arp:
-        for s in stn:
-            if _same_probes(a, s):
-                pairs.append((a, s))
-    return pairs
-
-
-def _same_probes(a: TrainingRecord, b: TrainingRecord) -> bool:
-    da, db = dict(a.meta.dataset), dict(b.meta.dataset)
-    return (
-        a.meta.input_size == b.meta.input_size
-        and da.get("name") == db.get("name")
-        and da.get("config") == db.get("config")
-        and da.get("eval_split", "val") == db.get("eval_split", "val")
-        and a.probe_indices == b.probe_indices
-        and bool(a.probe_indices)
-    )
 
 
 def comparison_figure(
@@ -673,7 +345,7 @@ def comparison_figure(
     runs = (left, right)
     tags = ("ARP" if left.conv4 == "arp" else left.conv4.upper(),
             "STN" if right.conv4 == "stn" else right.conv4.upper())
-    colours = _SIDE_COLOURS
+    colours = SIDES
 
     def traces_and_captions(e: int) -> tuple[list[go.Scatter], list[dict]]:
         traces, captions = [], []
@@ -737,7 +409,7 @@ def confidence_figure(record: TrainingRecord, epoch: int, probe: int) -> go.Figu
         x1, y1, x2, y2 = (float(v) for v in values["boxes"][probe].tolist())
         fig.add_trace(
             go.Scatter(x=[x1, x2, x2, x1, x1], y=[y1, y1, y2, y2, y1], mode="lines",
-                       line={"color": "#ff4d4d", "width": 2}, name=f"{stage} box",
+                       line={"color": MARK, "width": 2}, name=f"{stage} box",
                        showlegend=False,
                        hovertemplate=f"{stage} box ({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f})"
                        "<extra></extra>"),
@@ -811,7 +483,7 @@ def rates_figure(records: Sequence[TrainingRecord], epoch: int | None = None) ->
                 high.append(float(area.max()))
             fig.add_trace(go.Scatter(
                 x=epochs, y=mean, mode="lines+markers", name=f"{record.name}: {stage}",
-                line={"color": _RUN_COLOURS[r % len(_RUN_COLOURS)],
+                line={"color": series_colour(r),
                       "dash": "dot" if stage == "conv3" else "solid"},
                 marker={"symbol": ("circle", "square", "diamond", "triangle-up")[i % 4]},
                 customdata=np.stack([low, high], axis=1) if epochs else None,
@@ -839,7 +511,7 @@ def learning_curves(records: Sequence[TrainingRecord], epoch: int | None = None)
                         horizontal_spacing=0.07)
     for r, record in enumerate(records):
         cols = metric_columns(record.meta)
-        colour = _RUN_COLOURS[r % len(_RUN_COLOURS)]
+        colour = series_colour(r)
         epochs = cols["epoch"]
         panels = (
             ("train_loss", 1, "solid"), ("train_top1", 2, "dash"), ("val_top1", 2, "solid"),

@@ -1,4 +1,5 @@
-"""Plotly figures of the app's pages, built from :mod:`arpviz.explore`'s plain results.
+"""Figures of the Explore and RP-against-ARP pages, built from :mod:`arpviz.explorer.session`'s
+plain results.
 
 Every figure shows values on hover. Images are drawn in input-image pixel coordinates (x to the
 right, y down), so boxes, confidence maps and crops line up with what the network saw.
@@ -13,47 +14,25 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from arpviz.explore import (
-    ExploreView,
-    GroundTruth,
-    KSweep,
-    PredictionTable,
-    StageView,
-    crop_image,
+from arpviz.explorer.figures.palette import (
+    REFERENCE,
+    TRUTH,
+    series_colour,
+    stage_colour,
 )
+from arpviz.explorer.inputs import GroundTruth, crop_image
+from arpviz.explorer.session import ExploreView, KSweep, PredictionTable, StageView
 
 __all__ = [
-    "PALETTE",
     "boxes_figure",
     "confidence_figure",
     "crops_figure",
     "predictions_figure",
     "rates_figure",
-    "stage_colour",
     "sweep_figure",
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Colours of Conv3 and of the Conv4 branches (global/main, local0, local1, ...).
-PALETTE: Mapping[str, str] = {
-    "conv3": "#1f77b4",
-    "conv4.main": "#ff7f0e",
-    "conv4.global": "#7f7f7f",
-    "conv4.local0": "#ff7f0e",
-    "conv4.local1": "#2ca02c",
-    "conv4.local2": "#d62728",
-    "conv4.local3": "#9467bd",
-}
-_EXTRA = ("#8c564b", "#e377c2", "#17becf", "#bcbd22")
-_TRUTH = "#ffffff"
-
-
-def stage_colour(name: str) -> str:
-    """The colour of a stage's boxes and curves (one per branch)."""
-    if name in PALETTE:
-        return PALETTE[name]
-    return _EXTRA[sum(name.encode()) % len(_EXTRA)]
 
 
 def _image_axes(fig: go.Figure, width: float, height: float, row: int | None = None,
@@ -104,7 +83,7 @@ def _truth_traces(truth: GroundTruth) -> list[go.Scatter]:
     xs, ys = _rect(truth.box)
     traces = [go.Scatter(
         x=xs, y=ys, mode="lines", name=f"truth: {truth.name}",
-        line={"color": _TRUTH, "width": 2, "dash": "dash"},
+        line={"color": TRUTH, "width": 2, "dash": "dash"},
         hovertemplate=f"ground truth box<br>{truth.name}<extra></extra>",
     )]
     if truth.keypoints:
@@ -112,7 +91,7 @@ def _truth_traces(truth: GroundTruth) -> list[go.Scatter]:
         pts = np.array([truth.keypoints[n] for n in names], dtype=float)
         traces.append(go.Scatter(
             x=pts[:, 0], y=pts[:, 1], mode="markers", name="truth: keypoints", text=names,
-            marker={"color": _TRUTH, "size": 8, "symbol": "x",
+            marker={"color": TRUTH, "size": 8, "symbol": "x",
                     "line": {"color": "#000000", "width": 1}},
             hovertemplate="%{text}<br>x %{x:.1f}, y %{y:.1f}<extra></extra>",
         ))
@@ -298,10 +277,10 @@ def predictions_figure(
     ]
     fig = go.Figure()
     fig.add_trace(go.Bar(y=names, x=[r.ref_prob for r in rows], orientation="h",
-                         name=reference, marker={"color": "#c7c7c7"}, customdata=hover,
+                         name=reference, marker={"color": REFERENCE}, customdata=hover,
                          hovertemplate="%{customdata}<extra></extra>"))
     fig.add_trace(go.Bar(y=names, x=[r.prob for r in rows], orientation="h", name="now",
-                         marker={"color": "#1f77b4"}, customdata=hover,
+                         marker={"color": series_colour(0)}, customdata=hover,
                          hovertemplate="%{customdata}<extra></extra>"))
     fig.update_layout(barmode="group")
     fig.update_xaxes(title="probability", rangemode="tozero")
@@ -312,11 +291,10 @@ def sweep_figure(sweep: KSweep, height: int = 420) -> go.Figure:
     """Tracked class probabilities (top) and the crop's size (bottom) against ``k``."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=("class probability", "crop size (input pixels)"))
-    palette = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
     for i, (index, name) in enumerate(zip(sweep.classes, sweep.class_names, strict=True)):
         fig.add_trace(go.Scatter(
             x=sweep.ks, y=sweep.probs[:, index], mode="lines+markers", name=name,
-            line={"color": palette[i % len(palette)]},
+            line={"color": series_colour(i)},
             hovertemplate="k %{x:.2f}: p %{y:.4f}<extra>" + name + "</extra>",
         ), row=1, col=1)
     colour = stage_colour(sweep.stage)

@@ -1,96 +1,59 @@
-"""The library side of the app's Explore and RP-against-ARP pages (no Streamlit here).
+"""One image on one model, steered live: the controls, the results and :class:`LiveSession`.
 
-Everything a page needs besides widgets and rendering lives here:
+- the stages a user can steer (:func:`stage_controls`: every stage's trained setting and the
+  model's default ``k``, read from the model in this one place) and the one validated
+  :class:`~arpviz.models.StageOverride` per changed stage of a slider setting
+  (:func:`overrides_from`); the operator checks the values again, nothing falls back in between;
+- :class:`LiveSession`: the :class:`~arpviz.models.StageCache` of ``model.prepare(x)``, so a new
+  ``k`` or DSR recomputes only the stages at or after the first changed one. It returns
+  :class:`ExploreView` (plain numpy, ready to draw); :meth:`LiveSession.sweep` runs ``k`` over a
+  range for one stage and :meth:`LiveSession.compare_modes` runs RP and ARP side by side;
+- the device and CPU threads of interactive use (:func:`resolve_device`, :func:`set_threads`).
 
-- finding checkpoints (:func:`find_checkpoints`, :func:`default_checkpoint`), picking a device
-  (:func:`resolve_device`) and summarising a checkpoint (:func:`model_card`);
-- turning an upload or a SynthBirds sample into what the network sees (:func:`load_upload`,
-  :func:`synth_sample`, :func:`preprocess`): the centre-cropped input image as ``uint8`` for
-  display, the normalised tensor, and ground truth mapped into the input's pixels;
-- the stages a user can steer (:func:`stage_controls`) and the overrides of a slider setting
-  (:func:`overrides_from`);
-- :class:`LiveSession`: one image on one model, with the :class:`~arpviz.models.StageCache` of
-  ``model.prepare(x)``, so a new ``k`` or DSR recomputes only the stages at or after the first
-  changed one. It returns :class:`ExploreView` (plain numpy, ready to draw): every pooled stage's
-  boxes in image pixels, the frame its confidence map covers, its rates, and the top-5 with their
-  change against the trained setting; :meth:`LiveSession.sweep` runs ``k`` over a range for one
-  stage and :meth:`LiveSession.compare_modes` runs RP and ARP side by side.
-
-Coordinates: every box here is ``(x1, y1, x2, y2)`` in pixel-edge coordinates of the network's
-input image (``input_size x input_size``), the image :attr:`PreparedImage.image` shows.
+Coordinates: every box is ``(x1, y1, x2, y2)`` in pixel-edge coordinates of the network's input
+image (``input_size x input_size``), the image :attr:`PreparedImage.image` shows.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-from arpviz.checkpoint import CheckpointMeta
-from arpviz.data.transforms import default_resize
-from arpviz.images import load_image_info
+from arpviz.explorer.inputs import PreparedImage
 from arpviz.models import MSGN, MSGNExplanation, StageCache, StageOverride, StageSettings
 from arpviz.pooling import output_size
 
 __all__ = [
-    "BUNDLED_DEFAULT",
     "DSR_RANGE",
     "DSR_STEP",
-    "IMAGE_TYPES",
     "K_RANGE",
     "K_STEP",
-    "MAX_IMAGE_BYTES",
-    "MAX_PIXELS",
     "ExploreView",
-    "GroundTruth",
     "KSweep",
     "Knob",
     "LiveSession",
     "ModeComparison",
     "Prediction",
     "PredictionTable",
-    "PreparedImage",
     "StageControl",
     "StageView",
     "compare_predictions",
-    "crop_image",
-    "default_checkpoint",
     "default_threads",
-    "find_checkpoints",
-    "image_digest",
-    "load_upload",
-    "model_card",
     "overrides_from",
-    "preprocess",
     "resolve_device",
-    "sample_count",
     "set_threads",
     "stage_controls",
     "stage_label",
-    "synth_sample",
-    "trained_knobs",
-    "trained_on_synthbirds",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: The checkpoint the app opens first when it is present.
-BUNDLED_DEFAULT = "synthbirds_msgn_arp.safetensors"
-#: Largest image upload, in bytes (the uploader also says 20 MB).
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
-#: Largest image, in pixels, checked from the header before decoding (24 MPx photos fit).
-MAX_PIXELS = 25_000_000
-#: File extensions the image uploader accepts.
-IMAGE_TYPES: tuple[str, ...] = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif")
 #: Slider ranges for ARP's k and the DSR.
 K_RANGE: tuple[float, float] = (0.1, 2.0)
 K_STEP = 0.05
@@ -99,39 +62,7 @@ DSR_STEP = 0.05
 _SWEEP_POINTS = 20
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def find_checkpoints(folders: Iterable[str | os.PathLike | None]) -> list[Path]:
-    """Every ``*.safetensors`` checkpoint in ``folders`` (not recursive), in folder order.
-
-    Training-state files (``*.state.safetensors``) and missing folders are skipped; a file
-    found twice is listed once.
-    """
-    found: list[Path] = []
-    seen: set[Path] = set()
-    for folder in folders:
-        if not folder:
-            continue
-        path = Path(folder).expanduser()
-        if not path.is_dir():
-            continue
-        for file in sorted(path.glob("*.safetensors")):
-            if file.name.endswith(".state.safetensors") or not file.is_file():
-                continue
-            resolved = file.resolve()
-            if resolved not in seen:
-                seen.add(resolved)
-                found.append(file)
-    return found
-
-
-def default_checkpoint(paths: Sequence[Path]) -> Path | None:
-    """``synthbirds_msgn_arp.safetensors`` when listed, else the first path, else ``None``."""
-    for path in paths:
-        if path.name == BUNDLED_DEFAULT:
-            return path
-    return paths[0] if paths else None
+# ----------------------------------------------------------------------------- device
 
 
 def resolve_device(choice: str) -> tuple[str, str | None]:
@@ -189,235 +120,6 @@ def stage_label(name: str) -> str:
     return name
 
 
-def _fmt_rate(dsr: tuple[float, float] | None) -> str:
-    if dsr is None:
-        return "-"
-    return f"{dsr[0]:g}" if dsr[0] == dsr[1] else f"({dsr[0]:g}, {dsr[1]:g})"
-
-
-def model_card(meta: CheckpointMeta) -> dict[str, Any]:
-    """What the sidebar's model card shows, as plain values.
-
-    Keys: ``backbone``, ``classes``, ``input_size``, ``local_branches``, ``dataset``,
-    ``stages`` (list of ``{"stage", "mode", "k", "dsr", "detail"}``; ``detail`` is
-    ``"bounded box"`` for a bounded spatial transformer, else ``None``), ``epochs``,
-    ``metrics`` (the last history entry's numbers, e.g. ``val_top1``), ``best_val_top1``.
-    """
-    cfg = meta.config
-    stages = [{"stage": "Conv3", "mode": cfg.conv3,
-               "k": cfg.conv3_k if cfg.conv3 == "arp" else None,
-               "dsr": _fmt_rate(cfg.dsr) if cfg.conv3 != "stride" else "-", "detail": None}]
-    branches = ["main"] if cfg.local_branches == 0 else [
-        f"local{i}" for i in range(cfg.local_branches)]
-    for branch in branches:
-        stages.append({"stage": f"Conv4 {branch}", "mode": cfg.conv4,
-                       "k": cfg.conv4_k if cfg.conv4 == "arp" else None,
-                       "dsr": _fmt_rate(cfg.dsr) if cfg.conv4 != "stride" else "-",
-                       "detail": "bounded box" if cfg.stn_bounded else None})
-    history = list(meta.history)
-    last = history[-1] if history else {}
-    metrics = {key: value for key, value in last.items()
-               if isinstance(value, (int, float)) and key not in ("epoch", "seconds", "lr")}
-    tops = [h.get("val_top1") for h in history if isinstance(h.get("val_top1"), (int, float))]
-    return {
-        "backbone": cfg.backbone,
-        "classes": cfg.num_classes,
-        "input_size": meta.input_size,
-        "local_branches": cfg.local_branches,
-        "dataset": str(meta.dataset.get("name", "unknown")),
-        "stages": stages,
-        "epochs": int(last.get("epoch", len(history))) if history else 0,
-        "metrics": metrics,
-        "best_val_top1": max(tops) if tops else None,
-    }
-
-
-def trained_on_synthbirds(meta: CheckpointMeta) -> bool:
-    """Whether the checkpoint's data set record names SynthBirds."""
-    return meta.dataset.get("name") == "synthbirds"
-
-
-# ----------------------------------------------------------------------------- images
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    """A SynthBirds sample's truth in input-image pixels (after resize and centre crop)."""
-
-    label: int
-    name: str
-    box: tuple[float, float, float, float]
-    keypoints: Mapping[str, tuple[float, float]]
-
-
-@dataclass(frozen=True, eq=False)
-class PreparedImage:
-    """An image as the network sees it.
-
-    Attributes:
-        image: ``uint8 [S, S, 3]``, the resized and centre-cropped input (what figures show).
-        tensor: ``float32 [1, 3, S, S]``, ``image`` scaled to [0, 1] and normalised.
-        key: a digest of the pixels and the normalisation (cache key of this input).
-        source_size: ``(width, height)`` of the decoded file.
-        name: where it came from ("val #3", the file name, ...).
-        notes: conversions the loader made (EXIF rotation, alpha, 16-bit, first frame, ...).
-        truth: the ground truth of a SynthBirds sample, else ``None``.
-    """
-
-    image: np.ndarray
-    tensor: torch.Tensor
-    key: str
-    source_size: tuple[int, int]
-    name: str = ""
-    notes: tuple[str, ...] = ()
-    truth: GroundTruth | None = None
-
-
-def image_digest(data: bytes | np.ndarray) -> str:
-    """A short hex digest of bytes or of an array's shape and contents."""
-    digest = hashlib.sha256()
-    if isinstance(data, np.ndarray):
-        digest.update(repr((data.shape, str(data.dtype))).encode())
-        digest.update(np.ascontiguousarray(data).tobytes())
-    else:
-        digest.update(bytes(data))
-    return digest.hexdigest()[:24]
-
-
-def _resize_crop_geometry(width: int, height: int, size: int) -> tuple[int, int, int, int]:
-    """``(resize_w, resize_h, left, top)`` of eval_transform: square resize, centre crop."""
-    resize = default_resize(size)
-    # torchvision's CenterCrop: top = round((H - crop) / 2), likewise left
-    left = int(round((resize - size) / 2.0))
-    return resize, resize, left, left
-
-
-def preprocess(
-    image: Image.Image | np.ndarray,
-    meta: CheckpointMeta,
-    *,
-    name: str = "",
-    notes: Sequence[str] = (),
-    truth: GroundTruth | None = None,
-) -> PreparedImage:
-    """Resize to ``default_resize(input_size)`` square, centre-crop ``input_size``, normalise.
-
-    The same geometry as :func:`arpviz.data.transforms.eval_transform` (bilinear, antialiased
-    resize of the uint8 image), with the checkpoint's mean and std.
-    """
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"image must be HxWx3 uint8, got {image.shape} {image.dtype}")
-        pil = Image.fromarray(image)
-    elif isinstance(image, Image.Image):
-        pil = image if image.mode == "RGB" else image.convert("RGB")
-    else:
-        raise TypeError(f"image must be a PIL image or an array, got {type(image).__name__}")
-    size = meta.input_size
-    resize_w, resize_h, left, top = _resize_crop_geometry(pil.width, pil.height, size)
-    from torchvision.transforms.v2 import functional as TF
-
-    x = TF.pil_to_tensor(pil)  # uint8 [3, H, W]
-    if (pil.height, pil.width) != (resize_h, resize_w):
-        x = TF.resize(x, [resize_h, resize_w], antialias=True)
-    x = x[:, top : top + size, left : left + size].contiguous()
-    shown = x.permute(1, 2, 0).numpy().copy()
-    mean = torch.tensor(meta.mean, dtype=torch.float32).view(3, 1, 1)
-    std = torch.tensor(meta.std, dtype=torch.float32).view(3, 1, 1)
-    tensor = ((x.float() / 255.0 - mean) / std).unsqueeze(0).contiguous()
-    key = image_digest(shown) + image_digest(np.array(meta.mean + meta.std))[:8]
-    return PreparedImage(shown, tensor, key, (pil.width, pil.height), name, tuple(notes), truth)
-
-
-def load_upload(data: bytes, meta: CheckpointMeta, name: str = "uploaded file") -> PreparedImage:
-    """Decode an uploaded image safely (size and pixel limits) and :func:`preprocess` it.
-
-    Raises:
-        ValueError: empty, corrupt, truncated, unsupported, too many pixels or bytes (the
-            message is fit to show a user).
-    """
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ValueError(f"{name!r} is {len(data) / 1e6:.1f} MB, more than the "
-                         f"{MAX_IMAGE_BYTES // (1024 * 1024)} MB limit")
-    try:
-        info = load_image_info(data, max_pixels=MAX_PIXELS, max_bytes=MAX_IMAGE_BYTES)
-    except ValueError as exc:
-        raise ValueError(str(exc).replace("'image data'", repr(name))) from exc
-    return preprocess(info.image, meta, name=name, notes=info.notes)
-
-
-def sample_count(meta: CheckpointMeta) -> int:
-    """How many SynthBirds samples the checkpoint's evaluation split has (0 if not SynthBirds)."""
-    if not trained_on_synthbirds(meta):
-        return 0
-    from arpviz.datasources import synth_config
-
-    config = synth_config(meta.dataset, meta.input_size)
-    return config.split_size(str(meta.dataset.get("eval_split", "val")))
-
-
-def synth_sample(meta: CheckpointMeta, index: int) -> PreparedImage:
-    """Render sample ``index`` of the checkpoint's SynthBirds evaluation split, with its truth.
-
-    Raises:
-        ValueError: the checkpoint was not trained on SynthBirds.
-        IndexError: ``index`` out of range.
-    """
-    if not trained_on_synthbirds(meta):
-        raise ValueError("this checkpoint was not trained on SynthBirds; it has no samples")
-    from arpviz.data.synthbirds import SynthBirds
-    from arpviz.datasources import synth_config
-
-    config = synth_config(meta.dataset, meta.input_size)
-    split = str(meta.dataset.get("eval_split", "val"))
-    data = SynthBirds(config, split)
-    sample = data.render(int(index))
-    height, width = sample.image.shape[:2]
-    resize_w, resize_h, left, top = _resize_crop_geometry(width, height, meta.input_size)
-    sx, sy = resize_w / width, resize_h / height
-    size = float(meta.input_size)
-
-    def point(x: float, y: float) -> tuple[float, float]:
-        return (x * sx - left, y * sy - top)
-
-    x1, y1 = point(sample.box[0], sample.box[1])
-    x2, y2 = point(sample.box[2], sample.box[3])
-    box = (min(max(x1, 0.0), size), min(max(y1, 0.0), size),
-           min(max(x2, 0.0), size), min(max(y2, 0.0), size))
-    keypoints = {part: point(*xy) for part, xy in sample.keypoints.items()}
-    names = meta.class_names
-    label_name = names[sample.label] if sample.label < len(names) else str(sample.label)
-    truth = GroundTruth(sample.label, label_name, box, keypoints)
-    return preprocess(sample.image, meta, name=f"{split} #{int(index)}", truth=truth)
-
-
-def crop_image(
-    image: np.ndarray,
-    box: Sequence[float],
-    out_size: tuple[int, int],
-    long_side: int = 160,
-) -> np.ndarray:
-    """The image region ``box`` covers, resampled bilinearly to the stage's output aspect.
-
-    Args:
-        image: ``uint8 [H, W, 3]``.
-        box: ``(x1, y1, x2, y2)`` in the image's pixel-edge coordinates.
-        out_size: ``(h, w)`` of the stage's output map (its aspect is kept).
-        long_side: the returned crop's longer side in pixels.
-
-    Returns:
-        ``uint8 [h', w', 3]`` with ``max(h', w') == long_side``.
-    """
-    out_h, out_w = max(1, int(out_size[0])), max(1, int(out_size[1]))
-    scale = long_side / max(out_h, out_w)
-    size = (max(1, round(out_w * scale)), max(1, round(out_h * scale)))
-    x1, y1, x2, y2 = (float(v) for v in box)
-    if not (x2 > x1 and y2 > y1):
-        raise ValueError(f"box must have x2 > x1 and y2 > y1, got {tuple(box)}")
-    pil = Image.fromarray(np.ascontiguousarray(image))
-    return np.asarray(pil.resize(size, Image.Resampling.BILINEAR, box=(x1, y1, x2, y2)))
-
-
 # ----------------------------------------------------------------------------- controls
 
 
@@ -426,7 +128,9 @@ class StageControl:
     """One stage of a model as the pages show it.
 
     ``steerable`` stages (RP/ARP) get sliders; ``k`` and ``dsr`` are the trained values
-    (``k`` only for ARP; ``dsr`` ``None`` for a strided stage).
+    (``k`` only for ARP; ``dsr`` ``None`` for a strided stage); ``arp_k`` is the ``k`` the
+    model runs this stage with when it is switched to ARP (``None`` for a stage that cannot be
+    steered).
     """
 
     name: str
@@ -434,7 +138,7 @@ class StageControl:
     mode: str
     k: float | None
     dsr: tuple[float, float] | None
-    default_k: float
+    arp_k: float | None
 
     @property
     def steerable(self) -> bool:
@@ -443,32 +147,34 @@ class StageControl:
 
     @property
     def trained_dsr(self) -> float | None:
-        """The trained DSR as one number (the height's when the two differ)."""
+        """The trained DSR as the one number a slider shows (the height's when they differ)."""
         return None if self.dsr is None else float(self.dsr[0])
 
 
 @dataclass(frozen=True)
 class Knob:
-    """A slider setting of one stage: ARP's ``k`` (``None`` for RP) and the DSR."""
+    """A slider setting of one stage: ARP's ``k`` (``None`` for RP) and the DSR (one number,
+    for height and width)."""
 
     k: float | None = None
     dsr: float | None = None
 
 
 def stage_controls(model: MSGN) -> tuple[StageControl, ...]:
-    """Every stage of ``model`` with its trained settings, in execution order."""
-    cfg = model.config
+    """Every stage of ``model`` with its trained settings, in execution order.
+
+    A steerable stage's ``arp_k`` comes from the model itself (the settings it gives the stage
+    when switched to ARP), so the default ``k`` is decided in one place, the model.
+    """
     out = []
     for name, settings in model.stage_settings().items():
-        default_k = cfg.conv3_k if name == "conv3" else cfg.conv4_k
+        arp_k = None
+        if settings.mode in ("rp", "arp"):
+            arp_k = settings.k if settings.k is not None else \
+                model.stage_settings({name: StageOverride(mode="arp")})[name].k
         out.append(StageControl(name, stage_label(name), settings.mode, settings.k,
-                                settings.dsr, default_k))
+                                settings.dsr, arp_k))
     return tuple(out)
-
-
-def trained_knobs(controls: Iterable[StageControl]) -> dict[str, Knob]:
-    """The trained setting of every steerable stage."""
-    return {c.name: Knob(c.k, c.trained_dsr) for c in controls if c.steerable}
 
 
 def _close(a: float | None, b: float | None) -> bool:
@@ -483,24 +189,27 @@ def overrides_from(
     """The overrides that turn the trained setting into ``knobs``.
 
     Only stages whose ``k`` or DSR differ from the trained values get an override (so the
-    trained setting gives ``{}``). ``mode`` ``"rp"``/``"arp"`` switches every steerable stage.
-    A ``k`` on an RP stage is ignored unless ``mode`` is ``"arp"``.
+    trained setting gives ``{}``). ``mode`` ``"rp"``/``"arp"`` switches every steerable stage
+    (an ARP override then always names its ``k``). A ``k`` on an RP stage is ignored unless
+    ``mode`` is ``"arp"``. A knob's DSR applies to height and width.
     """
+    if mode not in (None, "rp", "arp"):
+        raise ValueError(f"mode must be 'rp', 'arp' or None, got {mode!r}")
     out: dict[str, StageOverride] = {}
     for control in controls:
         if not control.steerable:
             continue
         knob = knobs.get(control.name, Knob())
-        target = mode or control.mode
         k = None
-        if target == "arp":
-            k = knob.k if knob.k is not None else (control.k or control.default_k)
-            if control.mode == "arp" and mode is None and _close(k, control.k):
+        if (mode or control.mode) == "arp":
+            k = knob.k if knob.k is not None else control.arp_k
+            if mode is None and _close(k, control.k):
                 k = None
-        dsr = knob.dsr
-        if dsr is not None and control.dsr is not None and _close(dsr, control.dsr[0]) \
-                and control.dsr[0] == control.dsr[1]:
-            dsr = None
+        dsr = None
+        if knob.dsr is not None:
+            pair = (float(knob.dsr), float(knob.dsr))
+            if control.dsr is None or not all(map(_close, pair, control.dsr)):
+                dsr = pair
         if mode is None and k is None and dsr is None:
             continue
         out[control.name] = StageOverride(mode=mode, k=k, dsr=dsr)  # type: ignore[arg-type]
@@ -638,11 +347,6 @@ class ExploreView:
     probs: np.ndarray
     predictions: PredictionTable
     overrides: Mapping[str, StageOverride] = field(default_factory=dict)
-
-    def crops(self, long_side: int = 160) -> dict[str, np.ndarray]:
-        """The image region of every stage's crop, resampled (see :func:`crop_image`)."""
-        return {name: crop_image(self.image, s.image_box, s.out_size, long_side)
-                for name, s in self.stages.items()}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,174 @@
+"""The app's frame: the sidebar (checkpoint, device, model card) and the timed page run.
+
+``app.py`` calls :func:`run_app` once per script run; the sidebar stores what it loaded for
+:func:`pages.common.require_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from arpviz.checkpoint import CheckpointError
+from arpviz.explorer import catalog, session
+from pages.common import (
+    APP_ROOT,
+    ERROR_KEY,
+    LOADED_KEY,
+    MAX_CHECKPOINT_MB,
+    LoadedCheckpoint,
+    checkpoint_paths,
+    load_checkpoint_file,
+    load_checkpoint_upload,
+    setup_threads,
+    upload_key,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(APP_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _model_card(loaded: LoadedCheckpoint) -> None:
+    card = catalog.model_card(loaded.meta)
+    with st.expander("Model card", expanded=True):
+        st.markdown(
+            f"**{loaded.label}**  \n"
+            f"backbone `{card['backbone']}`, {card['classes']} classes, input "
+            f"{card['input_size']} px, {card['local_branches']} local branch(es)  \n"
+            f"data set: {card['dataset']}, {card['epochs']} epoch(s)"
+        )
+        lines = [
+            f"- {s['stage']}: {s['mode'].upper()}"
+            + ("" if s["detail"] is None else f" ({s['detail']})")
+            + ("" if s["k"] is None else f", k {s['k']:g}")
+            + ("" if s["dsr"] == "-" else f", DSR {s['dsr']}")
+            for s in card["stages"]
+        ]
+        st.markdown("Trained settings:\n" + "\n".join(lines))
+        if card["metrics"]:
+            metrics = ", ".join(f"{k} {v:.3g}" for k, v in card["metrics"].items())
+            best = card["best_val_top1"]
+            extra = f" (best val top-1 {best:.1f}%)" if best is not None else ""
+            st.caption(f"last epoch: {metrics}{extra}")
+        else:
+            st.caption("no training history in this checkpoint")
+
+
+def _folder_input() -> list[Path]:
+    folder = st.text_input(
+        "Checkpoint folder", value=os.environ.get("ARPVIZ_CHECKPOINT_DIR", ""),
+        key="arpviz_ckpt_dir",
+        help="A folder with arpviz .safetensors checkpoints, listed beside the bundled ones "
+             "(env ARPVIZ_CHECKPOINT_DIR sets the default). Only folders inside the roots the "
+             "server's operator allows (env ARPVIZ_CHECKPOINT_ROOTS) can be opened.",
+    )
+    if folder:
+        try:
+            catalog.allowed_folder(folder)
+        except catalog.FolderNotAllowed as exc:
+            st.warning(str(exc))
+        else:
+            if not Path(folder).expanduser().is_dir():
+                st.warning(f"No folder {folder!r}.")
+    return checkpoint_paths()
+
+
+def _load(upload, choice: Path | None, device: str) -> LoadedCheckpoint | None:
+    if upload is not None:
+        key = upload_key(upload)
+        ckpt = load_checkpoint_upload(key, upload.getvalue, device)
+        return LoadedCheckpoint(ckpt, ("upload", *key, device),
+                                f"{upload.name} (uploaded)", device)
+    if choice is not None:
+        stat = choice.stat()
+        ckpt = load_checkpoint_file(str(choice), (stat.st_mtime_ns, stat.st_size), device)
+        return LoadedCheckpoint(ckpt, ("file", str(choice.resolve()), stat.st_mtime_ns, device),
+                                _rel(choice), device)
+    st.session_state[ERROR_KEY] = (
+        "No checkpoint found: none in checkpoints/ nor in the folder given. Train one "
+        "(python -m arpviz.train), set a folder above or upload a .safetensors checkpoint.")
+    return None
+
+
+def sidebar() -> LoadedCheckpoint | None:
+    """Draw the sidebar (checkpoint, device, model card) and load the chosen checkpoint.
+
+    Call once per run (``app.py`` does, before the page). The result is also stored under
+    ``st.session_state[LOADED_KEY]`` (``None`` with a message under ``ERROR_KEY`` when nothing
+    could be loaded) for :func:`current_checkpoint` / :func:`require_checkpoint`.
+    """
+    st.session_state[ERROR_KEY] = None
+    loaded = None
+    with st.sidebar:
+        st.subheader("Checkpoint")
+        paths = _folder_input()
+        upload = st.file_uploader(
+            "...or upload a checkpoint", type=["safetensors"], key="arpviz_ckpt_upload",
+            max_upload_size=MAX_CHECKPOINT_MB,
+            help="An arpviz .safetensors checkpoint; nothing is ever unpickled.",
+        )
+        choice: Path | None = None
+        if upload is None and paths:
+            options = [str(p) for p in paths]
+            default = catalog.default_checkpoint(paths)
+            picked = st.selectbox("Checkpoint", options, index=options.index(str(default)),
+                                  format_func=lambda p: _rel(Path(p)), key="arpviz_checkpoint")
+            choice = Path(picked) if picked else None
+        device_choice = st.radio("Device", ["auto", "cpu", "cuda"], horizontal=True,
+                                 key="arpviz_device", help="auto picks CUDA when it is present.")
+        device, note = session.resolve_device(device_choice)
+        if note:
+            st.warning(note)
+        threads = setup_threads()
+        st.caption(f"running on **{device}**" + (
+            f" ({threads} CPU thread{'s' if threads > 1 else ''})" if device == "cpu" else ""))
+        try:
+            loaded = _load(upload, choice, device)
+        except (CheckpointError, FileNotFoundError, OSError) as exc:
+            logger.warning("checkpoint rejected: %s", exc)
+            st.session_state[ERROR_KEY] = f"Cannot load this checkpoint: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a malformed file must not take the app down
+            logger.exception("unexpected error loading a checkpoint")
+            st.session_state[ERROR_KEY] = (
+                f"Cannot load this checkpoint: it is malformed ({type(exc).__name__}: {exc})")
+        if st.session_state[ERROR_KEY]:
+            st.error(st.session_state[ERROR_KEY])
+        if loaded is not None:
+            _model_card(loaded)
+    st.session_state[LOADED_KEY] = loaded
+    return loaded
+
+
+_RUN_LOG_LOCK = threading.Lock()
+
+
+def run_app(navigation) -> None:
+    """Draw the sidebar, then run the page ``st.navigation`` chose.
+
+    With env ``ARPVIZ_RUN_LOG`` set, the seconds of every script run are appended to that file
+    as a JSON line ``{"page", "seconds"}`` (the load test reads them: the server's own time per
+    interaction, apart from the browser's round trip).
+    """
+    path = os.environ.get("ARPVIZ_RUN_LOG")
+    start = time.perf_counter()
+    try:
+        sidebar()
+        navigation.run()
+    finally:
+        if path:
+            line = json.dumps({"page": navigation.url_path,
+                               "seconds": round(time.perf_counter() - start, 5)})
+            with _RUN_LOG_LOCK, open(path, "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")

@@ -1,0 +1,139 @@
+"""The Training page's cached readers and its two figure sections (probe images, ARP against
+STN), drawn for one epoch inside the page's fragment."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from arpviz.checkpoint import CheckpointMeta
+from arpviz.explorer import catalog, inputs
+from arpviz.explorer.figures import history as figures
+from arpviz.explorer.session import stage_label
+
+Images = Callable[[catalog.TrainingRecord], Any]
+
+
+@st.cache_resource(max_entries=32, show_spinner="Reading the training record...")
+def cached_record(path: str, stamp: tuple[int, int]) -> catalog.TrainingRecord:
+    """The training record of one file version (``stamp``: mtime, size); shared by sessions."""
+    return catalog.load_record(path)
+
+
+def read_record(path: Path) -> catalog.TrainingRecord:
+    """:func:`cached_record` of the file as it is now."""
+    stat = path.stat()
+    return cached_record(str(path), (stat.st_mtime_ns, stat.st_size))
+
+
+@st.cache_resource(max_entries=16, show_spinner="Rendering the probe images...")
+def _probe_images(key: str, count: int, _meta: CheckpointMeta) -> tuple:
+    images, note = inputs.probe_images_or_blank(_meta, count)
+    return images, note or ""
+
+
+def probe_images(record: catalog.TrainingRecord):
+    """The run's probe images (cached per data set record); a note when they are blank."""
+    meta = record.meta
+    key = json.dumps([dict(meta.dataset), meta.input_size, list(meta.mean), list(meta.std)],
+                     sort_keys=True, default=str)
+    images, note = _probe_images(key, record.probe_count, meta)
+    if note:
+        st.caption(f"{record.name}: {note}")
+    return images
+
+
+def probe_section(runs: list[catalog.TrainingRecord], epoch: int, images_of: Images) -> bool:
+    """Probe images with their boxes, confidence maps and rates of every run with snapshots;
+    returns whether the figures animate in the browser."""
+    with_snaps = [r for r in runs if r.snapshots]
+    if not with_snaps:
+        st.info("These checkpoints hold no epoch snapshots of probe images.")
+        return False
+    names = [r.name for r in runs]
+    st.subheader(f"Probe images at epoch {epoch}")
+    all_stages = sorted({s for r in with_snaps for s in catalog.stage_names(r.at(epoch))},
+                        key=lambda n: (not n.startswith("conv3"), n))
+    c1, c2, c3, c4 = st.columns([3, 2, 1, 2])
+    with c1:
+        stages = st.multiselect("stages", all_stages, default=all_stages, key="train_stages",
+                                format_func=stage_label)
+    max_probes = max(r.probe_count for r in with_snaps)
+    with c2:
+        shown = (st.slider("probe images shown", 1, max_probes, min(8, max_probes),
+                           key="train_probes") if max_probes > 1 else 1)
+    with c3:
+        cols = st.number_input("columns", 1, 8, 4 if len(with_snaps) == 1 else 2,
+                               key="train_cols")
+    with c4:
+        animate = st.checkbox("animate in the browser", key="train_animate",
+                              help="Adds plotly's own epoch slider and play button to the "
+                                   "figure (all epochs sent at once).")
+    for column, run in zip(st.columns(len(with_snaps)), with_snaps, strict=True):
+        with column:
+            images = images_of(run)
+            probes = list(range(min(shown, run.probe_count)))
+            st.markdown(f"**{run.label}**")
+            if run.at(epoch).epoch != epoch:
+                st.caption(f"no snapshot at epoch {epoch}: showing epoch {run.at(epoch).epoch}")
+            st.plotly_chart(
+                figures.probe_figure(images, run, epoch, stages=stages, probes=probes,
+                                     cols=int(cols), animate=animate),
+                width="stretch", key=f"train_probe_fig_{names.index(run.name)}")
+            st.caption(f"training boxes of {run.name}, {figures.box_text(run, epoch)}")
+
+    st.subheader("Confidence maps and rates")
+    probe = st.number_input("probe image", 0, max_probes - 1, 0, key="train_probe")
+    for column, run in zip(st.columns(len(with_snaps)), with_snaps, strict=True):
+        with column:
+            if probe < run.probe_count:
+                index = names.index(run.name)
+                st.markdown(f"**{run.name}**, probe #{probe}, epoch {run.at(epoch).epoch}")
+                st.plotly_chart(figures.confidence_figure(run, epoch, int(probe)),
+                                width="stretch", key=f"train_conf_{index}")
+                st.dataframe(figures.stage_rows(run, epoch, [int(probe)]), hide_index=True,
+                             key=f"train_rows_{index}")
+    st.markdown("**Crop area over the epochs** (mean over the probe images)")
+    st.plotly_chart(figures.rates_figure(with_snaps, epoch), width="stretch", key="train_rates")
+    return bool(animate)
+
+
+def comparison_section(runs: list[catalog.TrainingRecord], epoch: int, animate: bool,
+                       images_of: Images) -> None:
+    """ARP against STN on the same probe images, when the chosen runs hold such a pair."""
+    pairs = catalog.comparison_pairs(runs)
+    if not pairs:
+        return
+    st.subheader("MSGN with ARP against MSGN with the spatial transformer")
+    labels = [f"{a.name} vs {s.name}" for a, s in pairs]
+    pick = st.selectbox("pair", range(len(pairs)), format_func=lambda i: labels[i],
+                        key="train_pair") if len(pairs) > 1 else 0
+    arp, stn = pairs[pick]
+    count = min(arp.probe_count, stn.probe_count)
+    branches = min(arp.meta.config.local_branches, stn.meta.config.local_branches)
+    p0, p1, p2, p3 = st.columns(4)
+    with p0:
+        branch = st.selectbox("local branch", range(branches), key="train_pair_branch",
+                              format_func=lambda b: f"Conv4, local branch {b}",
+                              disabled=branches < 2)
+    with p1:
+        n_pair = st.slider("probe images", 1, count, min(4, count),
+                           key="train_pair_probes") if count > 1 else 1
+    with p2:
+        pair_cols = st.number_input("pairs per row", 1, 6, 2, key="train_pair_cols")
+    with p3:
+        show_conv3 = st.checkbox("show the Conv3 box too", value=True, key="train_pair_conv3")
+    st.plotly_chart(
+        figures.comparison_figure(images_of(arp), arp, stn, epoch,
+                                  probes=list(range(min(n_pair, count))), cols=int(pair_cols),
+                                  show_conv3=show_conv3, animate=animate,
+                                  stage=f"conv4.local{branch}"),
+        width="stretch", key="train_pair_fig")
+    st.caption(f"training comparison at epoch {epoch}: ARP {figures.box_text(arp, epoch)} | "
+               f"STN {figures.box_text(stn, epoch)}")
+    st.plotly_chart(figures.learning_curves([arp, stn], epoch=epoch), width="stretch",
+                    key="train_pair_curves")

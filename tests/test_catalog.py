@@ -1,0 +1,88 @@
+"""arpviz.explorer.catalog: where checkpoints may come from, and which runs a page shows."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from helpers import write_checkpoint
+
+from arpviz.checkpoint import load
+from arpviz.explorer import catalog
+
+
+def test_converted_cache_dir_follows_arpviz_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARPVIZ_CACHE", str(tmp_path / "cache"))
+    assert catalog.converted_cache_dir() == tmp_path / "cache" / "converted"
+    monkeypatch.delenv("ARPVIZ_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert catalog.converted_cache_dir() == tmp_path / "home" / ".cache" / "arpviz" / "converted"
+
+
+def test_checkpoint_roots(monkeypatch, tmp_path):
+    monkeypatch.delenv("ARPVIZ_CHECKPOINT_ROOTS", raising=False)
+    monkeypatch.delenv("ARPVIZ_CHECKPOINT_DIR", raising=False)
+    monkeypatch.setenv("ARPVIZ_BUNDLED_DIR", str(tmp_path / "bundled"))
+    monkeypatch.setenv("ARPVIZ_CACHE", str(tmp_path / "cache"))
+    assert catalog.checkpoint_roots() == ((tmp_path / "bundled").resolve(),
+                                          (tmp_path / "cache" / "converted").resolve())
+    a, b = tmp_path / "a", tmp_path / "b"
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", f"{a}{os.pathsep}{b}{os.pathsep}")
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(tmp_path / "mine"))
+    assert catalog.checkpoint_roots() == (a.resolve(), b.resolve(), (tmp_path / "mine").resolve())
+
+
+def test_allowed_folder_resolves_before_it_checks(tmp_path):
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    roots = [root]
+    assert catalog.allowed_folder(root, roots) == root.resolve()
+    assert catalog.allowed_folder(root / "sub", roots) == (root / "sub").resolve()
+    assert catalog.allowed_folder(f"{root}/sub/..", roots) == root.resolve()
+    for bad in (outside, root / "link", f"{root}/../outside", "/", tmp_path, root.parent / "ro"):
+        with pytest.raises(catalog.FolderNotAllowed, match="outside the folders"):
+            catalog.allowed_folder(bad, roots)
+    with pytest.raises(TypeError, match="folder"):
+        catalog.allowed_folder(3, roots)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("runs")
+    write_checkpoint(folder / "msgn_arp.safetensors", "arp", epochs=2)
+    write_checkpoint(folder / "msgn_stn.safetensors", "stn", epochs=2, seed=1)
+    (folder / "broken.safetensors").write_bytes(b"not a checkpoint")
+    (folder / "run.state.safetensors").write_bytes(b"training state: never listed")
+    return folder
+
+
+def test_discover_and_default_runs(runs, tmp_path):
+    paths = catalog.find_checkpoints([runs, None, tmp_path / "missing", runs])
+    assert [p.name for p in paths] == ["broken.safetensors", "msgn_arp.safetensors",
+                                       "msgn_stn.safetensors"]
+    upload = load((runs / "msgn_arp.safetensors").read_bytes())
+    records, skipped = catalog.discover_runs(paths, upload=(upload, "msgn_arp"))
+    assert list(records) == ["msgn_arp", "msgn_stn", "msgn_arp (upload)"]
+    assert records["msgn_arp (upload)"].path is None
+    assert len(skipped) == 1 and skipped[0].startswith("broken.safetensors:")
+    # the chosen checkpoint comes with its ARP/STN counterpart
+    pair = ["msgn_arp", "msgn_stn"]
+    assert catalog.default_runs(records, runs / "msgn_stn.safetensors") == pair
+    assert catalog.default_runs(records, None) == pair
+    assert catalog.default_runs(records, "msgn_arp (upload)") == ["msgn_arp (upload)",
+                                                                  "msgn_stn"]
+    only_stn = {"msgn_stn": records["msgn_stn"]}
+    assert catalog.default_runs(only_stn) == ["msgn_stn"]
+    with pytest.raises(ValueError, match="records"):
+        catalog.default_runs({})
+
+
+def test_unique_name():
+    taken = {"a": 1, "a (x)": 2, "a (x) #2": 3}
+    assert catalog.unique_name("b", "b (x)", taken) == "b"
+    assert catalog.unique_name("a", "a (y)", taken) == "a (y)"
+    assert catalog.unique_name("a", "a (x)", taken) == "a (x) #3"
