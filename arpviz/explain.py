@@ -434,7 +434,7 @@ def record_to_json(record: ImageRecord) -> dict[str, Any]:
 
 
 def _colour(name: str) -> str:
-    from arpviz.figures import stage_colour  # plotly is imported only when overlays are drawn
+    from arpviz.explorer.figures.palette import stage_colour
 
     return stage_colour(name)
 
@@ -444,7 +444,7 @@ def overlay_png(image: Image.Image, record: ImageRecord, *, max_side: int | None
 
     ``image`` is the decoded PIL image the record belongs to (e.g.
     ``arpviz.images.load_image_info(...).image``); the PNG has its size. Each stage has its
-    colour (:func:`arpviz.figures.stage_colour`) and a label; the line width grows with the
+    colour (:func:`arpviz.explorer.figures.palette.stage_colour`) and a label; the line width grows with the
     image. ``max_side`` (a thumbnail, e.g. for a gallery) shrinks a larger image first so that
     its longer side is ``max_side``, and draws the boxes at that scale.
     """
