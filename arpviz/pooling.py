@@ -151,13 +151,26 @@ def keypoint_confidence(x: Tensor, tau: float = 1.0) -> Tensor:
     x = _check_input(x)
     tau = check_tau(tau)
     with torch.no_grad():
+        batch, channels, height, width = x.shape
         xf = x.detach().float()
-        var, mean = torch.var_mean(xf, dim=(2, 3), correction=0, keepdim=True)
-        inv_std = torch.rsqrt(var + _EPS)  # [B, C, 1, 1]
-        # mean_c((x - mu_c) / sigma_c) without materialising the standardised tensor
-        weights = inv_std.flatten(1) / x.shape[1]  # [B, C]
-        significance = torch.einsum("bchw,bc->bhw", xf, weights)
-        significance = significance - (mean.flatten(1) * weights).sum(1)[:, None, None]
+        # [B, C, HW] with the positions contiguous, or [B, HW, C] for a channels_last input:
+        # either way a view, never a copy of the feature map
+        last = xf.is_contiguous(memory_format=torch.channels_last) and not xf.is_contiguous()
+        flat = xf.permute(0, 2, 3, 1).reshape(batch, height * width, channels) if last \
+            else xf.reshape(batch, channels, height * width)
+        pos = 1 if last else 2
+        # two-pass variance (exact, unlike E[x^2] - E[x]^2); several times faster on CPU than
+        # torch.var_mean
+        mean = flat.mean(pos, keepdim=True)
+        var = torch.linalg.vector_norm(flat - mean, dim=pos).square() / (height * width)
+        weights = torch.rsqrt(var + _EPS) / channels  # [B, C]
+        # mean_c((x - mu_c) / sigma_c) as one batched product, without the standardised tensor
+        if last:
+            significance = torch.bmm(flat, weights[:, :, None])  # [B, HW, 1]
+        else:
+            significance = torch.bmm(weights[:, None, :], flat)  # [B, 1, HW]
+        offset = (mean.reshape(batch, channels) * weights).sum(1)  # [B]
+        significance = significance.reshape(batch, height, width) - offset[:, None, None]
         if tau != 1.0:
             significance = significance * tau
         return torch.sigmoid(significance)
@@ -343,23 +356,20 @@ def interpolation_matrix(start: Tensor, length: Tensor, out: int, size: int) -> 
     return (1.0 - (pos[:, :, None] - cells[None, None, :]).abs()).clamp_min(0.0)
 
 
-# CPU: above this map side, grid_sample's native kernel beats the dense separable products
-# (measured with benchmarks/bench_pooling.py: separable 1.1x avg_pool2d at 28 x 28, grid_sample
-# 1.5x; at 56 x 56 separable 2.2x, grid_sample 1.1x). CUDA always takes the separable path.
-_CPU_SEPARABLE_MAX_SIDE = 40
-
-
 @_no_autocast
 def _resample(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
     """Bilinear, cell-centre aligned resampling of ``boxes`` ``[B, 4]`` of ``x`` to ``size``.
 
     Output cell ``(i, j)`` samples the box at its own centre, ``x1 + (j + 0.5) * (x2 - x1) / w``
     (likewise in y), positions clamped to the map's outer cell centres: as ``roi_align`` with
-    ``aligned=True, sampling_ratio=1``. Two equal implementations, chosen per device and size:
-    :func:`_resample_separable` (CUDA; CPU maps up to 40 cells a side) and
-    :func:`_resample_grid` (larger CPU maps).
+    ``aligned=True, sampling_ratio=1``. Two equal implementations (tests hold them to each
+    other, forward and backward), chosen per device: :func:`_resample_separable` on CUDA
+    (matrix products: no atomics in the backward, tensor cores in half precision) and
+    :func:`_resample_grid` on the CPU, where ``grid_sample``'s native kernel measured 1.1x to
+    1.8x ``avg_pool2d(2)`` forward + backward against 1.7x to 5x for the dense products
+    (``benchmarks/bench_pooling.py`` shapes and 32/16 cell maps, docs/benchmarks.md).
     """
-    if x.is_cuda or max(x.shape[2], x.shape[3]) <= _CPU_SEPARABLE_MAX_SIDE:
+    if x.is_cuda:
         return _resample_separable(x, boxes, size)
     return _resample_grid(x, boxes, size)
 
