@@ -20,6 +20,8 @@ import logging
 import math
 import os
 import time
+import types
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +40,8 @@ from arpviz.datasources import DataSources, build, probe_batch
 from arpviz.models import MSGN, MSGNConfig, from_torchvision
 
 __all__ = [
-    "TrainConfig", "learning_rate", "main", "param_groups", "snapshot", "state_path", "train",
+    "TrainConfig", "learning_rate", "main", "param_groups", "process_group_backend", "snapshot",
+    "state_path", "train",
 ]
 
 logger = logging.getLogger(__name__)
@@ -157,11 +160,16 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _distributed() -> tuple[int, int]:
+def process_group_backend(device: torch.device | str) -> str:
+    """The ``torch.distributed`` backend for training on ``device``: NCCL for CUDA, gloo for
+    the CPU (whether or not the machine has CUDA)."""
+    return "nccl" if torch.device(device).type == "cuda" else "gloo"
+
+
+def _distributed(device: torch.device) -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
+        dist.init_process_group(process_group_backend(device))
     if world > 1:
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -233,10 +241,10 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
     Returns:
         The checkpoint path (on every process; only rank 0 writes it).
     """
-    rank, world = _distributed()
     if config.threads:
         torch.set_num_threads(config.threads)
     device = _device(config.device)
+    rank, world = _distributed(device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
@@ -368,51 +376,85 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
 # ----------------------------------------------------------------------------- CLI
 
 
+# help text of every TrainConfig field; the flags are derived from the fields (one place)
+FIELD_HELP: dict[str, str] = {
+    "out": "checkpoint path (.safetensors)",
+    "model": "MSGNConfig fields as JSON, merged into the config's, e.g. '{\"backbone\": \"tiny\"}'",
+    "dataset": "data set as JSON, replacing the config's, "
+    "e.g. '{\"name\": \"cub\", \"root\": \"CUB_200_2011\"}'",
+    "image_size": "input side in pixels (training crop and test centre crop)",
+    "epochs": "epochs of the schedule",
+    "batch_size": "images per step and process",
+    "lr": "peak learning rate (after warm-up)",
+    "warmup_lr": "learning rate at the start of the linear warm-up",
+    "warmup_fraction": "share of the epochs spent warming up",
+    "milestones": "fractions of the epochs where the learning rate is multiplied by gamma",
+    "gamma": "learning-rate factor at each milestone",
+    "momentum": "SGD momentum",
+    "weight_decay": "SGD weight decay",
+    "seed": "random seed (model initialisation, data order)",
+    "workers": "DataLoader worker processes",
+    "probes": "probe images explained and stored after every epoch",
+    "device": "auto (CUDA when present), cpu or cuda",
+    "amp": "mixed precision on CUDA (bfloat16 where supported)",
+    "threads": "torch CPU threads (default: torch's choice)",
+    "pretrained": "ImageNet initialisation: a torchvision weights name or a state-dict file",
+    "limit_train": "use only the first N training images (smoke runs)",
+    "limit_val": "use only the first N evaluation images (smoke runs)",
+    "progress": "show progress bars",
+    "cache": "render SynthBirds once into memory",
+    "stop_after": "end the run after this epoch (the schedule stays that of --epochs)",
+    "localisation_lr_scale": "learning-rate factor of the spatial transformer's localisation net",
+}
+
+
+def _flag_kwargs(name: str, hint: Any, default: Any) -> dict[str, Any]:
+    """argparse keywords for a TrainConfig field of type ``hint``."""
+    shown = json.dumps(default) if isinstance(default, (dict, tuple, list)) else default
+    kwargs: dict[str, Any] = {"dest": name, "default": None,
+                              "help": f"{FIELD_HELP.get(name, name)} (default: {shown})"}
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) else hint
+    if base is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif typing.get_origin(base) is dict or base is dict:
+        kwargs["type"] = json.loads
+        kwargs["metavar"] = "JSON"
+    elif typing.get_origin(base) is tuple:
+        kwargs.update(type=float, nargs="+")
+    elif name == "device":
+        kwargs["choices"] = ["auto", "cpu", "cuda"]
+    else:
+        kwargs["type"] = base
+    return kwargs
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m arpviz.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="a JSON file of TrainConfig fields (flags override it)")
-    parser.add_argument("--out", help="checkpoint path (.safetensors)")
     parser.add_argument("--resume", help="continue from this checkpoint")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int, dest="batch_size")
-    parser.add_argument("--image-size", type=int, dest="image_size")
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--workers", type=int)
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--probes", type=int)
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--no-amp", dest="amp", action="store_false", default=None)
-    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
-    parser.add_argument("--pretrained", help="torchvision weights name or a state-dict file")
-    parser.add_argument("--limit-train", type=int, dest="limit_train")
-    parser.add_argument("--limit-val", type=int, dest="limit_val")
-    parser.add_argument("--stop-after", type=int, dest="stop_after")
-    parser.add_argument("--localisation-lr-scale", type=float, dest="localisation_lr_scale",
-                        help="learning-rate factor of the STN's localisation network")
-    parser.add_argument("--model", type=json.loads, default=None,
-                        help='MSGNConfig fields as JSON, e.g. \'{"backbone": "tiny"}\'')
-    parser.add_argument("--dataset", type=json.loads, default=None,
-                        help='data set as JSON, e.g. \'{"name": "cub", "root": "CUB_200_2011"}\'')
+    hints = typing.get_type_hints(TrainConfig)
+    for spec in dataclasses.fields(TrainConfig):
+        default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
+        flag = "--" + spec.name.replace("_", "-")
+        parser.add_argument(flag, **_flag_kwargs(spec.name, hints[spec.name], default))
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Merge ``--config FILE`` with the flags that were given."""
+    """Merge ``--config FILE`` with the flags that were given (``--model`` is merged into the
+    file's model fields, every other flag replaces the file's value)."""
     data: dict[str, Any] = {}
     if args.config:
         data.update(json.loads(Path(args.config).read_text()))
-    for key in ("out", "epochs", "batch_size", "image_size", "lr", "seed", "workers", "threads",
-                "probes", "device", "amp", "progress", "pretrained", "limit_train",
-                "limit_val", "stop_after", "localisation_lr_scale"):
-        value = getattr(args, key)
-        if value is not None:
-            data[key] = value
-    if args.model is not None:
-        data["model"] = {**data.get("model", {}), **args.model}
-    if args.dataset is not None:
-        data["dataset"] = args.dataset
+    for spec in dataclasses.fields(TrainConfig):
+        value = getattr(args, spec.name)
+        if value is None:
+            continue
+        if spec.name == "model":
+            value = {**data.get("model", {}), **value}
+        data[spec.name] = value
     return TrainConfig.from_dict(data)
 
 

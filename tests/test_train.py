@@ -141,3 +141,33 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert [h["epoch"] for h in loaded.meta.history] == [1]
     assert loaded.meta.history[0]["train_top1"] >= 0
     assert len(loaded.snapshots) == 1
+
+
+def test_process_group_backend_follows_the_training_device():
+    from arpviz.train import process_group_backend
+
+    assert process_group_backend("cpu") == "gloo"  # also on a machine with CUDA
+    assert process_group_backend(torch.device("cpu")) == "gloo"
+    assert process_group_backend("cuda") == "nccl"
+    assert process_group_backend(torch.device("cuda", 1)) == "nccl"
+
+
+def test_cli_flags_come_from_every_config_field():
+    import dataclasses
+
+    from arpviz.train import FIELD_HELP, TrainConfig, _parser, config_from_args
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert fields <= set(FIELD_HELP), "every TrainConfig field needs help text"
+    text = _parser().format_help()
+    for name in fields:
+        assert "--" + name.replace("_", "-") in text
+    args = _parser().parse_args(
+        ["--momentum", "0.8", "--weight-decay", "1e-4", "--milestones", "0.5", "0.75",
+         "--no-amp", "--model", '{"backbone": "tiny", "num_classes": 5}']
+    )
+    config = config_from_args(args)
+    assert config.momentum == 0.8 and config.weight_decay == 1e-4
+    assert config.milestones == (0.5, 0.75) and config.amp is False
+    assert config.model["num_classes"] == 5
+    assert config_from_args(_parser().parse_args([])) == TrainConfig()
