@@ -25,6 +25,7 @@ from arpviz import checkpoint as ckpt
 from arpviz.data.synthbirds import SynthBirds
 from arpviz.data.transforms import default_resize
 from arpviz.datasources import build, synth_config
+from arpviz.numerics import describe, set_deterministic
 
 __all__ = ["EvalResult", "box_iou", "crop_quality", "evaluate", "main"]
 
@@ -139,14 +140,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--no-crops", dest="crops", action="store_false")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="TF32 off and deterministic algorithms (arpviz.numerics); on CUDA "
+                        "the default numerics may differ from the CPU in a few images")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.deterministic:
+        set_deterministic()
     try:
         result = evaluate(args.checkpoint, args.split, device=args.device, limit=args.limit,
                           batch_size=args.batch_size, crops=args.crops)
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
-    print(json.dumps(asdict(result), indent=2))
+    print(json.dumps({**asdict(result), "numerics": describe(args.device)}, indent=2))
     return 0
 
 

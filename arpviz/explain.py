@@ -444,9 +444,9 @@ def overlay_png(image: Image.Image, record: ImageRecord, *, max_side: int | None
 
     ``image`` is the decoded PIL image the record belongs to (e.g.
     ``arpviz.images.load_image_info(...).image``); the PNG has its size. Each stage has its
-    colour (:func:`arpviz.explorer.figures.palette.stage_colour`) and a label; the line width grows with the
-    image. ``max_side`` (a thumbnail, e.g. for a gallery) shrinks a larger image first so that
-    its longer side is ``max_side``, and draws the boxes at that scale.
+    colour (:func:`arpviz.explorer.figures.palette.stage_colour`) and a label; the line width
+    grows with the image. ``max_side`` (a thumbnail, e.g. for a gallery) shrinks a larger image
+    first so that its longer side is ``max_side``, and draws the boxes at that scale.
     """
     if not isinstance(image, Image.Image):
         raise TypeError(f"image must be a PIL image, got {type(image).__name__}")

@@ -171,3 +171,17 @@ def test_cli_flags_come_from_every_config_field():
     assert config.milestones == (0.5, 0.75) and config.amp is False
     assert config.model["num_classes"] == 5
     assert config_from_args(_parser().parse_args([])) == TrainConfig()
+
+
+def test_evaluate_deterministic_records_its_numerics(tiny_checkpoint):
+    # a process of its own: deterministic algorithms are a process-wide switch
+    code = (
+        "import sys; from arpviz.evaluate import main; "
+        f"sys.exit(main([{str(tiny_checkpoint)!r}, '--limit', '4', '--deterministic']))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr
+    numerics = json.loads(run.stdout)["numerics"]
+    assert numerics["deterministic_algorithms"] is True
+    assert numerics["tf32_convolutions"] is False and numerics["device"] == "cpu"
