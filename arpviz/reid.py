@@ -3,9 +3,10 @@
 The paper's re-ID recipe (SPEC, "Re-identification"): images resized to the input size (no
 crop; random horizontal flip in training), the MSGN embedding as the descriptor, the sum of
 cross-entropy over the training identities and the batch-hard triplet loss (Hermans, Beyer and
-Leibe, "In Defense of the Triplet Loss for Person Re-Identification", 2017) on the embedding,
-batches of P identities with K images each. :mod:`arpviz.train` uses these when the data set
-is a re-ID one (:data:`REID_DATASETS`); :mod:`arpviz.retrieval` evaluates.
+Leibe, "In Defense of the Triplet Loss for Person Re-Identification", 2017) on the embedding
+(:func:`descriptor`), batches of P identities with K images each. :mod:`arpviz.train` uses
+these when the data set is a re-ID one (:data:`REID_DATASETS`); :mod:`arpviz.retrieval`
+evaluates.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "ReIDModel",
     "batch_hard_triplet_loss",
     "build_reid",
+    "descriptor",
     "reid_epoch_loader",
     "is_reid",
     "reid_labels",
@@ -194,16 +196,27 @@ def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 
     return F.relu(margin + hardest_pos - hardest_neg)[valid].mean()
 
 
+def descriptor(model: MSGN, features: Tensor) -> Tensor:
+    """The re-ID descriptor ``[B, D]`` of MSGN features ``[B, num_branches * C]``: the embedding
+    layer's output before its ReLU (Linear + BatchNorm).
+
+    The triplet loss and the retrieval use it; the classifier sees its ReLU, as in MSGN. (A
+    triplet loss on the ReLU output can collapse: once the embedding is all zero, every distance
+    is 0, the loss sits at the margin and no gradient flows back.)
+    """
+    return model.embedding[:-1](features)
+
+
 class ReIDModel(nn.Module):
-    """An MSGN that returns ``(embedding [B, D], logits [B, num_classes])`` (for DDP)."""
+    """An MSGN that returns ``(descriptor [B, D], logits [B, num_classes])`` (for DDP)."""
 
     def __init__(self, model: MSGN) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        embedding = self.model.embedding(self.model.forward_features(x))
-        return embedding, self.model.classifier(embedding)
+        desc = descriptor(self.model, self.model.forward_features(x))
+        return desc, self.model.classifier(F.relu(desc))
 
 
 def reid_loss(output: tuple[Tensor, Tensor], labels: Tensor, margin: float = 0.3) -> Tensor:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from arpviz import checkpoint as ckpt
 from arpviz.models import MSGN
 from arpviz.models.msgn import StageOverride
+from arpviz.reid import descriptor
 
 __all__ = [
     "QueryRanking",
@@ -164,7 +165,8 @@ def embed(
     overrides: Mapping[str, StageOverride] | None = None, progress: bool = True,
     desc: str = "embedding",
 ) -> Tensor:
-    """The MSGN embeddings ``[N, D]`` (float32, CPU) of a data set of ``(image, label)``.
+    """The re-ID descriptors ``[N, D]`` (float32, CPU; :func:`arpviz.reid.descriptor`: the
+    MSGN embedding before its ReLU) of a data set of ``(image, label)``.
 
     ``overrides`` (stage name -> :class:`~arpviz.models.msgn.StageOverride`) embed under
     another ARP ``k`` or DSR, as :meth:`MSGN.explain` does.
@@ -179,10 +181,10 @@ def embed(
     for images, _ in tqdm(loader, desc=desc, leave=False, disable=not progress):
         images = images.to(device)
         if overrides:
-            emb = model.explain(images, overrides).embedding
+            features = model.explain(images, overrides).features
         else:
-            emb = model.embedding(model.forward_features(images))
-        out.append(emb.float().cpu())
+            features = model.forward_features(images)
+        out.append(descriptor(model, features).float().cpu())
     model.train(was_training)
     if not out:
         raise ValueError("dataset is empty")
