@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ __all__ = [
     "reid_labels",
     "reid_loss",
     "reid_record",
+    "warm_start",
 ]
 
 logger = logging.getLogger(__name__)
@@ -254,3 +256,23 @@ def reid_record(model: MSGN, sources: Any, device: torch.device, config: Any,
                                 progress=config.progress)
     return {"mAP": metrics.mAP, "rank1": metrics.rank1, "rank5": metrics.rank5,
             "rank10": metrics.rank10}
+
+
+def warm_start(model: MSGN, path: str | Path) -> list[str]:
+    """Copy into ``model`` every weight of arpviz checkpoint ``path`` whose name and shape fit,
+    except the classifier (the training identities are new); returns the names copied.
+
+    The re-ID counterpart of starting from ImageNet weights: e.g. the bundled SynthBirds MSGN
+    (pooling modes may differ, RP/ARP/stride have no weights).
+    """
+    from arpviz import checkpoint as ckpt
+
+    source = ckpt.load(path).model.state_dict()
+    target = model.state_dict()
+    copied = [name for name, value in source.items() if not name.startswith("classifier.")
+              and name in target and target[name].shape == value.shape]
+    if not copied:
+        raise ValueError(f"pretrained: no weight of {path} fits this model")
+    model.load_state_dict({**target, **{name: source[name] for name in copied}})
+    logger.info("warm start from %s: %d of %d tensors", path, len(copied), len(target))
+    return copied

@@ -36,7 +36,7 @@ from arpviz import checkpoint as ckpt
 from arpviz.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.datasources import DataSources, build, probe_batch
 from arpviz.models import MSGN, MSGNConfig, from_torchvision
-from arpviz.reid import ReIDModel, is_reid, reid_epoch_loader, reid_loss, reid_record
+from arpviz.reid import ReIDModel, is_reid, reid_epoch_loader, reid_loss, reid_record, warm_start
 
 __all__ = [
     "TrainConfig", "learning_rate", "main", "param_groups", "snapshot", "state_path", "train",
@@ -252,7 +252,10 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
     model_config = MSGNConfig.from_dict(
         {**config.model, "num_classes": len(sources.class_names)}
     )
-    if config.pretrained:
+    if config.pretrained and config.pretrained.endswith(".safetensors"):
+        model = MSGN(model_config)
+        warm_start(model, config.pretrained)
+    elif config.pretrained:
         model = from_torchvision(model_config, config.pretrained)
     else:
         model = MSGN(model_config)
@@ -404,7 +407,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--no-amp", dest="amp", action="store_false", default=None)
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
-    parser.add_argument("--pretrained", help="torchvision weights name or a state-dict file")
+    parser.add_argument("--pretrained", help="torchvision weights name or a state-dict file, "
+                        "or an arpviz .safetensors checkpoint (all fitting weights but the "
+                        "classifier)")
     parser.add_argument("--limit-train", type=int, dest="limit_train")
     parser.add_argument("--limit-val", type=int, dest="limit_val")
     parser.add_argument("--stop-after", type=int, dest="stop_after")

@@ -18,7 +18,8 @@ from arpviz.data.synthbirds import PART_NAMES, SynthBirds, SynthBirdsConfig, ima
 from arpviz.data.synthreid import SynthReID, SynthReIDConfig, camera_look
 from arpviz.datasources import build
 from arpviz.evaluate import main as evaluate_main
-from arpviz.reid import PKBatchSampler, batch_hard_triplet_loss, reid_labels
+from arpviz.models import MSGN
+from arpviz.reid import PKBatchSampler, batch_hard_triplet_loss, reid_labels, warm_start
 from arpviz.retrieval import (
     average_precision,
     embed,
@@ -232,3 +233,10 @@ def test_one_epoch_reid_training_writes_a_checkpoint_evaluate_reads(tmp_path, ca
     assert len(ranking.indices) == 10 and ranking.excluded == 1 and ranking.num_matches == 1
     with pytest.raises(SystemExit):
         evaluate_main([str(tmp_path / "reid.safetensors"), "--split", "val"])
+    # warm start: every fitting weight but the classifier is copied (another pooling, classes)
+    other = MSGN(loaded.meta.config.__class__.from_dict(
+        {**loaded.meta.config.to_dict(), "conv4": "stride", "num_classes": 3}))
+    copied = warm_start(other, tmp_path / "reid.safetensors")
+    assert copied and not any(name.startswith("classifier.") for name in copied)
+    for name in copied:
+        torch.testing.assert_close(other.state_dict()[name], loaded.model.state_dict()[name])
