@@ -20,7 +20,7 @@ MAX_BYTES = 15 * 1024**2
 def test_the_default_and_its_comparisons_are_bundled():
     names = {p.stem for p in BUNDLED}
     assert {"synthbirds_msgn_arp", "synthbirds_msgn_stride", "synthbirds_msgn_stn",
-            "synthbirds_msgn_stn_free"} <= names
+            "synthbirds_msgn_stn_free", "synthreid_msgn_arp", "synthreid_msgn_stride"} <= names
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=[p.stem for p in BUNDLED])
