@@ -194,6 +194,10 @@ def test_average_precision_and_cmc_hand_case_with_same_camera_exclusion():
     assert ranking.distances.tolist() == [1.0, 2.0, 3.0]
     assert ranking.ap == pytest.approx(50.0) and ranking.first_match == 2
     assert ranking.num_matches == 2 and ranking.excluded == 1
+    upload = rank_query(torch.tensor([0.0]), torch.tensor([[0.0], [2.0], [1.0]]), -1, -1,
+                        g_pids[:3], g_cams[:3])
+    assert upload.indices.tolist() == [0, 2, 1] and upload.excluded == 0
+    assert upload.ap is None and upload.first_match is None and not upload.matches.any()
     with pytest.raises(ValueError, match="no query"):
         evaluate_ranking(dist[2:], [3], g_pids, [0], g_cams)
 
