@@ -244,3 +244,16 @@ def test_one_epoch_reid_training_writes_a_checkpoint_evaluate_reads(tmp_path, ca
     assert copied and not any(name.startswith("classifier.") for name in copied)
     for name in copied:
         torch.testing.assert_close(other.state_dict()[name], loaded.model.state_dict()[name])
+
+
+def test_results_table_reads_evaluate_json(tmp_path):
+    from benchmarks.reid_results import collect, table
+
+    for seed, value in ((0, 10.0), (1, 20.0)):
+        row = {"mAP": value, "rank1": value, "rank5": 50.0, "rank10": 60.0, "queries": 4}
+        (tmp_path / f"synthreid_msgn_arp_seed{seed}.eval.json").write_text(json.dumps(row))
+    (tmp_path / "other.eval.json").write_text("{}")
+    results = collect(tmp_path)
+    assert list(results) == ["arp"] and sorted(results["arp"]) == [0, 1]
+    assert "| arp | mean (sd) of 2 | 15.0 (7.1) | 15.0 (7.1) | 50.0 (0.0) | 60.0 (0.0) |" in (
+        table(results))
