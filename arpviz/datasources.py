@@ -26,12 +26,18 @@ DATASETS = ("synthbirds", "cub", "folder")
 
 @dataclass(frozen=True)
 class DataSources:
-    """Train and evaluation data sets with their class names and JSON record."""
+    """Train and evaluation data sets with their class names and JSON record.
+
+    Re-ID data sets (:mod:`arpviz.reid`) also set ``query`` and ``gallery`` (``val`` is the
+    query split there).
+    """
 
     train: Dataset
     val: Dataset
     class_names: tuple[str, ...]
     record: dict[str, Any]
+    query: Dataset | None = None
+    gallery: Dataset | None = None
 
 
 def synth_config(record: Mapping[str, Any], image_size: int) -> SynthBirdsConfig:
@@ -81,11 +87,16 @@ def build(
 
     Args:
         record: ``{"name": "synthbirds", "config": {...}}`` or ``{"name": "cub", "root": ...}``
-            or ``{"name": "folder", "root": ..., "val_root": ...}``.
+            or ``{"name": "folder", "root": ..., "val_root": ...}``, or a re-ID record
+            (:func:`arpviz.reid.build_reid`).
         image_size: the network's input side (448 for CUB, 128 for the bundled SynthBirds).
         eval_split: ``"val"`` or ``"test"`` (SynthBirds), ignored by CUB (its test split).
         cache: render SynthBirds once into memory (:class:`RenderedSynthBirds`).
     """
+    from arpviz.reid import build_reid, is_reid
+
+    if is_reid(record):
+        return build_reid(record, image_size, cache=cache)
     name = record.get("name")
     if name not in DATASETS:
         raise ValueError(f"dataset name must be one of {DATASETS}, got {name!r}")

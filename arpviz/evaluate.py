@@ -1,6 +1,8 @@
 """Evaluate a checkpoint: ``python -m arpviz.evaluate CKPT [--split val|test]``.
 
-Reports top-1 and top-5 accuracy on a split, and on SynthBirds the crop quality: the share of
+A re-ID checkpoint (:mod:`arpviz.reid`) reports mAP and CMC rank-1/5/10 (in %) on the test
+query/gallery under the standard protocol (:mod:`arpviz.retrieval`). Otherwise it reports
+top-1 and top-5 accuracy on a split, and on SynthBirds the crop quality: the share of
 ground-truth part keypoints inside the Conv4 local crops (their union when there are several
 local branches) and the IoU of the Conv3 crop with the object box. A strided stage crops
 nothing, so its "crop" is the whole image; the figures then say how much a crop would have to
@@ -131,6 +133,20 @@ def evaluate(
     return EvalResult(split, count, top1, top5, keypoints, iou)
 
 
+def _evaluate_any(args: argparse.Namespace) -> object:
+    """Re-ID checkpoints: mAP/CMC on the test query/gallery; others: :func:`evaluate`."""
+    from arpviz.reid import is_reid
+    from arpviz.retrieval import evaluate_retrieval
+
+    if is_reid(ckpt.read_meta(args.checkpoint).dataset):
+        if args.split != "test":
+            raise ValueError("re-ID checkpoints are evaluated on --split test (query/gallery)")
+        return evaluate_retrieval(args.checkpoint, device=args.device,
+                                  batch_size=args.batch_size)
+    return evaluate(args.checkpoint, args.split, device=args.device, limit=args.limit,
+                    batch_size=args.batch_size, crops=args.crops)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: prints the result as JSON."""
     parser = argparse.ArgumentParser(prog="python -m arpviz.evaluate", description=__doc__)
@@ -148,8 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.deterministic:
         set_deterministic()
     try:
-        result = evaluate(args.checkpoint, args.split, device=args.device, limit=args.limit,
-                          batch_size=args.batch_size, crops=args.crops)
+        result = _evaluate_any(args)
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     print(json.dumps({**asdict(result), "numerics": describe(args.device)}, indent=2))

@@ -38,6 +38,7 @@ from arpviz import checkpoint as ckpt
 from arpviz.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.datasources import DataSources, build, probe_batch
 from arpviz.models import MSGN, MSGNConfig, from_torchvision
+from arpviz.reid import ReIDModel, is_reid, reid_epoch_loader, reid_loss, reid_record, warm_start
 
 __all__ = [
     "TrainConfig", "learning_rate", "main", "param_groups", "process_group_backend", "snapshot",
@@ -57,6 +58,9 @@ class TrainConfig:
     ``auto`` (CUDA when present), ``cpu`` or ``cuda``. ``localisation_lr_scale`` multiplies the
     learning rate of the spatial transformers' localisation networks (the STN baseline; the
     spatial-transformer paper trains them at a reduced rate), 1 for every other parameter.
+    A re-ID data set (:data:`arpviz.reid.REID_DATASETS`) switches to the re-ID recipe: P x K
+    batches (``batch_size`` = P x ``instances_per_id``), cross-entropy plus batch-hard triplet
+    loss with ``triplet_margin``, mAP/CMC on the test query/gallery after every epoch.
     """
 
     out: str = "runs/msgn.safetensors"
@@ -85,6 +89,8 @@ class TrainConfig:
     cache: bool = True
     stop_after: int | None = None
     localisation_lr_scale: float = 1.0
+    triplet_margin: float = 0.3
+    instances_per_id: int = 4
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "image_size"):
@@ -250,10 +256,14 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
         torch.cuda.set_device(device)
     torch.manual_seed(config.seed)
     sources: DataSources = build(config.dataset, config.image_size, cache=config.cache)
+    reid = is_reid(config.dataset)
     model_config = MSGNConfig.from_dict(
         {**config.model, "num_classes": len(sources.class_names)}
     )
-    if config.pretrained:
+    if config.pretrained and config.pretrained.endswith(".safetensors"):
+        model = MSGN(model_config)
+        warm_start(model, config.pretrained)
+    elif config.pretrained:
         model = from_torchvision(model_config, config.pretrained)
     else:
         model = MSGN(model_config)
@@ -287,16 +297,18 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
     probe_indices = list(range(min(config.probes, len(val_set))))
     probes = probe_batch(val_set, probe_indices) if probe_indices and rank == 0 else None
 
-    net: nn.Module = model
+    net: nn.Module = ReIDModel(model) if reid else model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+            net, device_ids=[device.index] if device.type == "cuda" else None
         )
     scaler = torch.amp.GradScaler(
         "cuda", enabled=device.type == "cuda" and config.amp
         and not torch.cuda.is_bf16_supported()
     )
     steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * world))
+    if reid:
+        steps_per_epoch = len(reid_epoch_loader(train_set, config, 0, rank, world).batch_sampler)
     meta = ckpt.CheckpointMeta(
         config=model_config,
         class_names=sources.class_names,
@@ -304,8 +316,8 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         recipe=config.to_dict(),
-        dataset={**sources.record, "eval_split": "val", "probe_indices": probe_indices,
-                 "limit_val": config.limit_val},
+        dataset={**sources.record, "eval_split": "query" if reid else "val",
+                 "probe_indices": probe_indices, "limit_val": config.limit_val},
     )
     out = Path(config.out)
     last = config.epochs if config.stop_after is None else min(config.stop_after, config.epochs)
@@ -321,6 +333,8 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
         torch.manual_seed(config.seed * 1000 + epoch + rank)
         loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler,
                             num_workers=config.workers, drop_last=False)
+        if reid:
+            loader = reid_epoch_loader(train_set, config, epoch, rank, world)
         net.train()
         loss_sum = correct = seen = 0.0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
@@ -331,8 +345,12 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
                 group["lr"] = lr * group["lr_scale"]
             images, labels = images.to(device, non_blocking=True), labels.to(device)
             with _autocast(device, config.amp):
-                logits = net(images)
-                loss = F.cross_entropy(logits.float(), labels)
+                if reid:
+                    output = net(images)
+                    logits, loss = output[1], reid_loss(output, labels, config.triplet_margin)
+                else:
+                    logits = net(images)
+                    loss = F.cross_entropy(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -342,13 +360,16 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
             seen += labels.numel()
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{lr:.4f}")
         loss_sum, correct, seen = _all_sum([loss_sum, correct, seen], device)
-        val_top1, val_top5, _ = evaluate_top(net, val_loader, device, config.amp)
+        if reid:
+            scores = reid_record(model, sources, device, config, rank)
+        else:
+            val_top1, val_top5, _ = evaluate_top(net, val_loader, device, config.amp)
+            scores = {"val_top1": val_top1, "val_top5": val_top5}
         record = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / max(seen, 1),
             "train_top1": 100 * correct / max(seen, 1),
-            "val_top1": val_top1,
-            "val_top5": val_top5,
+            **scores,
             "lr": learning_rate(config, epoch + 1 - 1e-9),
             "seconds": time.perf_counter() - started,
         }
@@ -362,9 +383,10 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
             ckpt.save_training_state(state_path(out), optimizer, model,
                                      {"epoch": epoch + 1, "train_config": config.to_dict()})
             logger.info(
-                "epoch %d/%d  loss %.4f  train %.1f%%  val top-1 %.2f%%  top-5 %.2f%%  "
-                "lr %.5f  %.0fs", epoch + 1, config.epochs, record["train_loss"],
-                record["train_top1"], val_top1, val_top5, record["lr"], record["seconds"],
+                "epoch %d/%d  loss %.4f  train %.1f%%  %s  lr %.5f  %.0fs", epoch + 1,
+                config.epochs, record["train_loss"], record["train_top1"],
+                "  ".join(f"{k} {v:.2f}%" for k, v in scores.items()), record["lr"],
+                record["seconds"],
             )
         if world > 1:
             dist.barrier()
@@ -398,7 +420,10 @@ FIELD_HELP: dict[str, str] = {
     "device": "auto (CUDA when present), cpu or cuda",
     "amp": "mixed precision on CUDA (bfloat16 where supported)",
     "threads": "torch CPU threads (default: torch's choice)",
-    "pretrained": "ImageNet initialisation: a torchvision weights name or a state-dict file",
+    "pretrained": "initialisation: a torchvision weights name or a state-dict file (ImageNet), or "
+    "an arpviz .safetensors checkpoint (all fitting weights but the classifier)",
+    "triplet_margin": "re-ID: margin of the batch-hard triplet loss",
+    "instances_per_id": "re-ID: K images per identity in a P x K batch",
     "limit_train": "use only the first N training images (smoke runs)",
     "limit_val": "use only the first N evaluation images (smoke runs)",
     "progress": "show progress bars",

@@ -8,6 +8,8 @@ import pytest
 
 from arpviz import checkpoint as ckpt
 from arpviz.evaluate import evaluate
+from arpviz.reid import is_reid
+from arpviz.retrieval import evaluate_retrieval
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted((ROOT / "checkpoints").glob("*.safetensors"))
@@ -18,7 +20,7 @@ MAX_BYTES = 15 * 1024**2
 def test_the_default_and_its_comparisons_are_bundled():
     names = {p.stem for p in BUNDLED}
     assert {"synthbirds_msgn_arp", "synthbirds_msgn_stride", "synthbirds_msgn_stn",
-            "synthbirds_msgn_stn_free"} <= names
+            "synthbirds_msgn_stn_free", "synthreid_msgn_arp", "synthreid_msgn_stride"} <= names
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=[p.stem for p in BUNDLED])
@@ -26,11 +28,16 @@ def test_bundled_checkpoint_reproduces_its_record(path):
     assert path.stat().st_size < MAX_BYTES
     loaded = ckpt.load(path)
     meta = loaded.meta
-    assert meta.dataset["name"] == "synthbirds" and meta.config.backbone == "tiny"
+    assert meta.dataset["name"] in ("synthbirds", "synthreid") and meta.config.backbone == "tiny"
     epochs = meta.recipe["epochs"]
     assert [h["epoch"] for h in meta.history] == list(range(1, epochs + 1))
     assert [s.epoch for s in loaded.snapshots] == list(range(1, epochs + 1))
     assert loaded.probe_labels is not None and len(loaded.probe_labels) == 16
+    if is_reid(meta.dataset):  # re-ID: mAP and CMC on the test query/gallery
+        scores = evaluate_retrieval(path, progress=False)
+        for key in ("mAP", "rank1", "rank5", "rank10"):
+            assert getattr(scores, key) == pytest.approx(meta.history[-1][key], abs=1e-3)
+        return
     result = evaluate(path, "val", crops=False)
     last = meta.history[-1]
     one_image = 100 / result.count

@@ -522,17 +522,26 @@ def _bird_parts(
     return parts, extent, keypoints
 
 
-def render_bird(config: SynthBirdsConfig, label: int, rng: np.random.Generator) -> SynthSample:
+def render_bird(
+    config: SynthBirdsConfig,
+    label: int,
+    rng: np.random.Generator,
+    parts_rng: np.random.Generator | None = None,
+) -> SynthSample:
     """Render one image of class ``label`` with the random draws of ``rng``.
 
     The same generator state with another label gives the same image except for the class
     cue parts. ``SynthBirds.render`` calls this with ``image_rng(seed, split, index)``.
+    ``parts_rng`` (default: ``rng``) draws the bird's own look (shape, colours, cue jitter)
+    apart from the scene and pose, so one individual can be drawn in many scenes (SynthReID).
     """
     if not isinstance(config, SynthBirdsConfig):
         raise TypeError(f"config must be a SynthBirdsConfig, got {type(config).__name__}")
     label = _check_int("label", label, 0, config.num_classes - 1)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy Generator, got {type(rng).__name__}")
+    if parts_rng is not None and not isinstance(parts_rng, np.random.Generator):
+        raise TypeError(f"parts_rng must be a numpy Generator, got {type(parts_rng).__name__}")
     size = config.image_size
     gain = rng.uniform(0.85, 1.15)  # global lighting, applied to every colour drawn
     img = _background(rng, size, gain)
@@ -542,7 +551,9 @@ def render_bird(config: SynthBirdsConfig, label: int, rng: np.random.Generator) 
     scale_frac = config.scale_min + (config.scale_max - config.scale_min) * scale_frac
     theta = math.radians((2.0 * rot - 1.0) * config.max_rotation)
     mirror = -1.0 if flip < 0.5 else 1.0
-    parts, extent, keypoints = _bird_parts(rng, _COMBOS[label], config)
+    parts, extent, keypoints = _bird_parts(
+        rng if parts_rng is None else parts_rng, _COMBOS[label], config
+    )
 
     ct, st = math.cos(theta), math.sin(theta)
     linear = np.array([[mirror * ct, -st], [mirror * st, ct]])  # rotation @ diag(mirror, 1)
