@@ -198,7 +198,8 @@ class AdaptivityReport:
     """The result of :func:`analyse` for one checkpoint and split.
 
     Attributes:
-        checkpoint: the checkpoint's path as given; ``sha256`` its digest.
+        checkpoint: the checkpoint's path as given; ``sha256`` its digest (both empty when
+            a loaded :class:`~arpviz.checkpoint.Checkpoint` was passed).
         split, limit, count: the split, the requested limit and the images analysed.
         tau: the confidence temperature used (1: the paper).
         top1: test top-1 (%) of the unaltered network (at ``tau``).
@@ -211,7 +212,8 @@ class AdaptivityReport:
             (``stages[name]``) ``rate_h``, ``rate_w``, ``conf_max`` (the map's maximum) and,
             with ground truth, ``object_h``,
             ``object_w`` (shares of the frame), ``spread_h``, ``spread_w``, ``precision``,
-            ``recall``, ``object_conf``, ``background_conf``, ``contrast``.
+            ``recall``, ``object_conf``, ``background_conf``, ``contrast`` (rounded to 5
+            decimals).
         faithfulness: :func:`arpviz.faithfulness.faithfulness_over_loader`'s summary for the
             first Conv4 pooled stage, or ``None`` when not requested.
         settings: ``n_random``, ``seed``, ``k_values``, ``n_boot``, ``batch_size``.
@@ -515,7 +517,8 @@ def analyse(
     }
     per_image["correct"] = [p == t for p, t in zip(per_image["pred"], per_image["label"],
                                                    strict=True)]
-    per_image["stages"] = {name: {col: acc.column(col).tolist() for col in acc.columns}
+    per_image["stages"] = {name: {col: np.round(acc.column(col), 5).tolist()  # for plots
+                                  for col in acc.columns}
                            for name, acc in accs.items()}
     stages = {name: _summarise(acc, count, has_truth, seed, n_boot) for name, acc in accs.items()}
     obj = None
