@@ -22,7 +22,11 @@ checkpoint over a split and measures, for every pooled stage (RP, ARP or STN; ke
 - ``k_curve`` (ARP stages): top-1 and the mean rates against ``k`` over the split (the paper's
   Figure 6 at data-set level), other stages unchanged;
 - ``confidence``: the keypoint confidence map's range and, with ground truth, its mean over the
-  cells on the object box and off it, and their difference (``contrast``), per image.
+  cells on the object box and off it, and their difference (``contrast``), per image;
+- ``floor_free`` (a diagnostic, **not** the paper's operator): Eq. 9's rate computed from the
+  same map with its floor removed, ``relu(C - median(C))`` per image (k of the stage, 1 for
+  RP/STN; not bounded below by dsr; no network pass), and its correlation with the object
+  (ground truth only): whether the map's shape above its floor could follow the object at all.
 
 What needs ground truth (SynthBirds renders it) is ``None`` (JSON ``null``) on other data.
 ``tau`` (beyond the paper; 1 is the paper) analyses the checkpoint with every RP/ARP stage's
@@ -56,7 +60,7 @@ from arpviz.datasources import build
 from arpviz.evaluate import GroundTruthBatch, ground_truth_batches
 from arpviz.faithfulness import centre_boxes, faithfulness_over_loader, random_boxes
 from arpviz.models import MSGN, StageOverride
-from arpviz.pooling import select_boxes
+from arpviz.pooling import adaptive_rates, select_boxes
 from arpviz.validation import check_k, check_tau
 
 __all__ = [
@@ -178,6 +182,8 @@ class StageAnalysis:
         k_curve: ``{"k", "top1", "rate_h", "rate_w"}`` lists (ARP stages), else ``None``.
         confidence: ``{"min", "max", "object", "background", "contrast"}``; the last three are
             :func:`stats` over images (``None`` without ground truth).
+        floor_free: ``{"k", "rate": {"h", "w"}, "rate_vs_object": {"height", "width"} or
+            None}``: the diagnostic rate of the map with its floor removed (module docs).
     """
 
     stage: str
@@ -191,6 +197,7 @@ class StageAnalysis:
     placement_keypoint_recall: dict[str, Any] | None
     k_curve: dict[str, Any] | None
     confidence: dict[str, Any]
+    floor_free: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -561,6 +568,11 @@ def _analyse_stage(
     acc.conf_min = min(acc.conf_min, float(confidence.min()))
     acc.conf_max = max(acc.conf_max, float(confidence.max()))
     acc.add("conf_max", confidence.flatten(1).max(1).values.cpu().numpy())
+    floor = confidence.flatten(1).median(dim=1).values[:, None, None]
+    # no dsr bound below (1e-3): the diagnostic asks what the map's shape says, not the crop
+    free = adaptive_rates((confidence - floor).clamp_min(0.0), (1e-3, 1e-3), acc.k or 1.0)
+    acc.add("free_h", free[:, 0].cpu().numpy())
+    acc.add("free_w", free[:, 1].cpu().numpy())
 
     # placement: the chosen boxes, a centred box, random boxes, the least confident window
     boxes = result.boxes.float()
@@ -639,6 +651,13 @@ def _summarise(
         contrast.update(object=stats(acc.column("object_conf")),
                         background=stats(acc.column("background_conf")),
                         contrast=stats(acc.column("contrast")))
+    free_h, free_w = acc.column("free_h"), acc.column("free_w")
+    floor_free = {"k": acc.k or 1.0, "rate": {"h": stats(free_h), "w": stats(free_w)},
+                  "rate_vs_object": None}
+    if has_truth:
+        floor_free["rate_vs_object"] = {
+            "height": correlation(free_h, acc.column("object_h"), n_boot=n_boot, seed=seed),
+            "width": correlation(free_w, acc.column("object_w"), n_boot=n_boot, seed=seed)}
     k_curve = None
     if acc.k_values:
         k_rates = [np.concatenate(parts) for parts in acc.k_rates]
@@ -651,7 +670,7 @@ def _summarise(
         rate={"h": stats(rate_h), "w": stats(rate_w)},
         rate_vs_object=rate_vs_object, crop_precision=precision, keypoint_recall=recall,
         placement=placement, placement_keypoint_recall=recall_by_placement,
-        k_curve=k_curve, confidence=contrast,
+        k_curve=k_curve, confidence=contrast, floor_free=floor_free,
     )
 
 
@@ -737,6 +756,12 @@ def format_table(report: AdaptivityReport) -> str:
             f"{_fmt_corr(spread):<22}{pct(st.crop_precision):>6}{pct(st.keypoint_recall):>7}"
             f"{p['arp']:>7.1f}{p['centred']:>7.1f}{p['random']:>7.1f}"
             f"{p['least_confident']:>7.1f}{_fmt(contrast):>9}")
+        free = st.floor_free
+        if free and free["rate_vs_object"]:
+            r = free["rate"]["h"]
+            lines.append(f"{'':<14}floor-free rate_h {_fmt(r['mean'])}+-{_fmt(r['sd'], '.4f')}"
+                         f"  rho(height) {_fmt_corr(free['rate_vs_object']['height'])}"
+                         f"  rho(width) {_fmt_corr(free['rate_vs_object']['width'])}")
         if st.k_curve:
             pairs = ", ".join(f"{k:g}: {t:.1f}" for k, t in zip(st.k_curve["k"],
                                                                st.k_curve["top1"], strict=True))

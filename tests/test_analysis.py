@@ -254,3 +254,13 @@ def test_cli_writes_json_and_table(synth_ckpt: Path, tmp_path: Path,
     assert "conv4.local0" in printed and "k curve" in printed
     data = json.loads(out.read_text())
     assert data["count"] == 2 and data["stages"]["conv4.local0"]["k_curve"]["k"] == [1.0]
+
+
+def test_floor_free_diagnostic(synth_ckpt: Path) -> None:
+    report = analyse(synth_ckpt, "test", limit=4, n_random=1, k_values=(), n_boot=20,
+                     show_progress=False)
+    free = report.stages["conv4.local0"].floor_free
+    assert free["k"] == 0.7 and free["rate_vs_object"]["height"]["n"] == 4
+    mine = np.array(report.per_image["stages"]["conv4.local0"]["free_h"])
+    assert mine.shape == (4,) and (mine > 0).all() and (mine <= 1).all()
+    assert free["rate"]["h"]["mean"] == pytest.approx(mine.mean(), abs=1e-4)

@@ -82,6 +82,23 @@ def main() -> None:
                   f"{100 * st['crop_precision']:.1f}% | {100 * st['keypoint_recall']:.1f}% | "
                   f"{p['arp']:.1f} / {p['centred']:.1f} / {p['random']:.1f} / "
                   f"{p['least_confident']:.1f} | {contrast:+.3f} |")
+    print("\n## Diagnostic: Eq. 9 on the map above its floor, relu(C - median C)\n")
+    print("| run | stage | rate_h mean ± SD | Spearman ~height [CI95] | ~width [CI95] |")
+    print("|---|---|---|---|---|")
+    for (row, seed), rep in sorted(analyses.items()):
+        for name, st in rep["stages"].items():
+            free = st.get("floor_free")
+            if not free or not free["rate_vs_object"]:
+                continue
+            r, rvo = free["rate"]["h"], free["rate_vs_object"]
+            cells = []
+            for key in ("height", "width"):
+                c = rvo[key]
+                ci = c["ci95"]["spearman"]
+                cells.append("-" if c["spearman"] is None else
+                             f"{c['spearman']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]")
+            print(f"| {row} s{seed} | {name} | {r['mean']:.3f} ± {r['sd']:.3f} | "
+                  f"{cells[0]} | {cells[1]} |")
     print("\n## k curves (top-1 % against the stage's k)\n")
     for (row, seed), rep in sorted(analyses.items()):
         for name, st in rep["stages"].items():
