@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,7 +29,15 @@ from arpviz.data.transforms import default_resize
 from arpviz.datasources import build, synth_config
 from arpviz.numerics import describe, set_deterministic
 
-__all__ = ["EvalResult", "box_iou", "crop_quality", "evaluate", "main"]
+__all__ = [
+    "EvalResult",
+    "GroundTruthBatch",
+    "box_iou",
+    "crop_quality",
+    "evaluate",
+    "ground_truth_batches",
+    "main",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +73,62 @@ def _inside(points: np.ndarray, box: np.ndarray) -> np.ndarray:
     )
 
 
+@dataclass(frozen=True)
+class GroundTruthBatch:
+    """SynthBirds images as the network sees them, with their ground truth in its pixels.
+
+    Attributes:
+        indices: ``int64 [B]``, image indices in the split.
+        images: ``Tensor[B, 3, S, S]`` float32, normalised (the eval transform's output).
+        labels: ``Tensor[B]`` int64.
+        boxes: ``float64 [B, 4]``, object boxes ``(x1, y1, x2, y2)`` in input pixels (may
+            reach outside ``[0, S]`` where the bird leaves the centre crop).
+        keypoints: ``float64 [B, P, 2]``, part keypoints ``(x, y)`` in input pixels
+            (``PART_NAMES`` order).
+    """
+
+    indices: np.ndarray
+    images: torch.Tensor
+    labels: torch.Tensor
+    boxes: np.ndarray
+    keypoints: np.ndarray
+
+
+def ground_truth_batches(
+    meta: ckpt.CheckpointMeta, split: str = "val", limit: int | None = None,
+    batch_size: int = 64,
+) -> Iterator[GroundTruthBatch]:
+    """Batches of a checkpoint's SynthBirds split with ground truth (the first ``limit``).
+
+    Images are rendered at the eval transform's resize and centre-cropped, and the ground
+    truth is shifted by the same offset.
+
+    Raises:
+        ValueError: the checkpoint's data set is not SynthBirds.
+    """
+    if meta.dataset.get("name") != "synthbirds":
+        raise ValueError("ground truth needs a SynthBirds checkpoint")
+    size = meta.input_size
+    offset = (default_resize(size) - size) // 2
+    source = SynthBirds(synth_config(meta.dataset, size), split)
+    count = len(source) if limit is None else min(limit, len(source))
+    mean = torch.tensor(meta.mean)[:, None, None]
+    std = torch.tensor(meta.std)[:, None, None]
+    for start in range(0, count, batch_size):
+        indices = np.arange(start, min(start + batch_size, count))
+        samples = [source.render(int(i)) for i in indices]
+        crops = np.stack([s.image[offset:offset + size, offset:offset + size] for s in samples])
+        images = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255)
+        yield GroundTruthBatch(
+            indices=indices,
+            images=(images - mean) / std,
+            labels=torch.tensor([s.label for s in samples], dtype=torch.int64),
+            boxes=np.array([s.box for s in samples], dtype=np.float64) - offset,
+            keypoints=np.array([list(s.keypoints.values()) for s in samples],
+                               dtype=np.float64) - offset,
+        )
+
+
 @torch.no_grad()
 def crop_quality(
     checkpoint: ckpt.Checkpoint, split: str = "val", limit: int | None = None,
@@ -72,36 +136,26 @@ def crop_quality(
 ) -> tuple[float, float]:
     """(share of keypoints inside the Conv4 local crops, mean IoU of Conv3 crop and object box).
 
-    SynthBirds only: images are rendered at the eval transform's resize and centre-cropped, and
-    the ground truth is shifted by the same offset.
+    SynthBirds only (:func:`ground_truth_batches`).
     """
     meta = checkpoint.meta
     if meta.dataset.get("name") != "synthbirds":
         raise ValueError("crop quality needs SynthBirds ground truth")
     size = meta.input_size
-    offset = (default_resize(size) - size) // 2
-    source = SynthBirds(synth_config(meta.dataset, size), split)
-    count = len(source) if limit is None else min(limit, len(source))
-    mean = torch.tensor(meta.mean)[:, None, None]
-    std = torch.tensor(meta.std)[:, None, None]
     model = checkpoint.model
     device = next(model.parameters()).device
     inside = total = 0
     ious: list[np.ndarray] = []
-    for start in tqdm(range(0, count, batch_size), desc=f"crops {split}", leave=False):
-        samples = [source.render(i) for i in range(start, min(start + batch_size, count))]
-        crops = np.stack([s.image[offset:offset + size, offset:offset + size] for s in samples])
-        images = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255)
-        explanation = model.explain(((images - mean) / std).to(device))
-        whole = np.tile([0.0, 0.0, size, size], (len(samples), 1))
+    batches = ground_truth_batches(meta, split, limit, batch_size)
+    for batch in tqdm(batches, desc=f"crops {split}", leave=False):
+        explanation = model.explain(batch.images.to(device))
+        whole = np.tile([0.0, 0.0, size, size], (len(batch.indices), 1))
         conv3 = explanation.image_boxes.get("conv3")
         conv3 = whole if conv3 is None else conv3.cpu().numpy()
-        objects = np.array([s.box for s in samples], dtype=np.float64) - offset
-        ious.append(box_iou(conv3, objects))
+        ious.append(box_iou(conv3, batch.boxes))
         local = [v.cpu().numpy() for k, v in explanation.image_boxes.items()
                  if k.startswith("conv4.local") or k == "conv4.main"] or [whole]
-        for i, sample in enumerate(samples):
-            points = np.array(list(sample.keypoints.values()), dtype=np.float64) - offset
+        for i, points in enumerate(batch.keypoints):
             hit = np.zeros(len(points), dtype=bool)
             for boxes in local:
                 hit |= _inside(points, boxes[i])

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from arpviz.validation import check_k, check_kernel, check_rate_pair
+from arpviz.validation import check_k, check_kernel, check_rate_pair, check_tau
 
 __all__ = [
     "BACKBONES",
@@ -81,6 +81,9 @@ class MSGNConfig:
         stn_bounded: with ``conv4="stn"``, keep the spatial transformer's box inside the map and
             its scale in ``[dsr, 1]`` (:class:`~arpviz.models.stn.SpatialTransformer`'s
             ``bounded``); ``False`` is the unconstrained affine of Section 4.3.
+        tau: confidence temperature of every RP/ARP stage, ``C = sigmoid(tau * s)``
+            (:func:`arpviz.pooling.keypoint_confidence`). **Beyond the paper**: ``1.0`` is the
+            paper and the default; :meth:`to_dict` omits it at 1.0 (absent means 1.0).
 
     Invalid values raise ``TypeError`` or ``ValueError`` naming the field.
     """
@@ -97,6 +100,7 @@ class MSGNConfig:
     kernel: Literal["gaussian", "box"] = "gaussian"
     sigma: float = 0.25
     stn_bounded: bool = False
+    tau: float = 1.0
 
     def __post_init__(self) -> None:
         _check_choice("backbone", self.backbone, BACKBONES)
@@ -118,6 +122,7 @@ class MSGNConfig:
             raise TypeError(f"stn_bounded must be a bool, got {self.stn_bounded!r}")
         if self.stn_bounded and self.conv4 != "stn":
             raise ValueError(f"stn_bounded needs conv4='stn', got conv4={self.conv4!r}")
+        object.__setattr__(self, "tau", check_tau(self.tau))  # the message names tau
 
     @property
     def num_branches(self) -> int:
@@ -130,6 +135,8 @@ class MSGNConfig:
         out["dsr"] = list(self.dsr)
         if not self.stn_bounded:  # absent means False: files stay readable by older arpviz
             del out["stn_bounded"]
+        if self.tau == 1.0:  # the paper's confidence; absent means 1.0 (older files)
+            del out["tau"]
         return out
 
     @classmethod

@@ -22,6 +22,10 @@ with the boxes of the RP/ARP local branches ``0..i-1`` suppressed.
 Stage names (keys of :class:`MSGNExplanation` and of overrides): ``"conv3"`` and
 ``"conv4.<branch>"`` (``conv4.global``, ``conv4.local0``, ... or ``conv4.main``).
 
+Forced boxes (``explain(x, boxes={stage: Tensor[B, 4]})``, for analysis): a pooled stage crops
+the given boxes (in its input map's coordinates) instead of the ones it would choose, and
+everything after it runs on that crop; see :meth:`MSGN.explain_from`.
+
 Box conventions: ``RegionPoolResult.boxes`` are ``(x1, y1, x2, y2)`` pixel-edge coordinates of
 the stage's input map. ``MSGNExplanation.image_boxes`` are the same boxes in input-image pixels:
 a map of ``h x w`` spans its *frame* (the whole image for Conv3's input; Conv3's image box for
@@ -46,8 +50,15 @@ from torch import Tensor, nn
 from arpviz.models.backbones import build_backbone, remove_stride, stage_out_channels
 from arpviz.models.config import MSGNConfig
 from arpviz.models.stn import SpatialTransformer
-from arpviz.pooling import RegionPoolResult, adaptive_region_pool, region_pool
-from arpviz.validation import check_k, check_rate_pair
+from arpviz.pooling import (
+    RegionPoolResult,
+    _resample,
+    adaptive_region_pool,
+    keypoint_confidence,
+    output_size,
+    region_pool,
+)
+from arpviz.validation import check_k, check_rate_pair, check_tau
 
 __all__ = [
     "MSGN",
@@ -71,14 +82,16 @@ _MIN_IMAGE_SIDE = 32
 
 @dataclass(frozen=True)
 class StageSettings:
-    """How one stage downsamples: ``mode``, ARP's ``k`` (else ``None``) and ``dsr``.
+    """How one stage downsamples: ``mode``, ARP's ``k`` (else ``None``), ``dsr`` and ``tau``.
 
-    ``dsr`` is ``None`` for a strided stage (stride 2).
+    ``dsr`` is ``None`` for a strided stage (stride 2). ``tau`` is the confidence temperature of
+    an RP/ARP stage (beyond the paper; 1 is the paper; unused by stride and STN stages).
     """
 
     mode: StageMode
     k: float | None = None
     dsr: tuple[float, float] | None = None
+    tau: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -91,11 +104,14 @@ class StageOverride:
         k: ARP's trade-off coefficient (ARP stages only).
         dsr: target downsampling rate (a number or ``(h, w)``) in ``(0, 1]``; changes the
             stage's output size.
+        tau: confidence temperature, ``C = sigmoid(tau * s)``. **Beyond the paper** (1 is the
+            paper; ``None`` keeps the config's ``tau``).
     """
 
     mode: Literal["arp", "rp"] | None = None
     k: float | None = None
     dsr: tuple[float, float] | float | None = None
+    tau: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode is not None and self.mode not in _POOLED:
@@ -104,6 +120,8 @@ class StageOverride:
             object.__setattr__(self, "k", check_k(self.k))
         if self.dsr is not None:
             object.__setattr__(self, "dsr", check_rate_pair(self.dsr, "dsr"))
+        if self.tau is not None:
+            object.__setattr__(self, "tau", check_tau(self.tau))
 
 
 def _apply_override(
@@ -125,7 +143,8 @@ def _apply_override(
     else:
         k = override.k if override.k is not None else (base.k if base.k is not None else default_k)
     dsr = override.dsr if override.dsr is not None else base.dsr
-    return StageSettings(mode=mode, k=k, dsr=dsr)
+    tau = override.tau if override.tau is not None else base.tau
+    return StageSettings(mode=mode, k=k, dsr=dsr, tau=tau)
 
 
 # ----------------------------------------------------------------------------- results
@@ -256,10 +275,40 @@ def _pool(
     """RP/ARP of ``x`` per ``settings`` (the operator keeps its search in float32 under
     autocast)."""
     if settings.mode == "arp":
-        return adaptive_region_pool(
-            x, settings.dsr, settings.k, kernel=kernel, sigma=sigma, suppress=suppress
-        )
-    return region_pool(x, settings.dsr, kernel=kernel, sigma=sigma, suppress=suppress)
+        return adaptive_region_pool(x, settings.dsr, settings.k, kernel=kernel, sigma=sigma,
+                                    suppress=suppress, tau=settings.tau)
+    return region_pool(x, settings.dsr, kernel=kernel, sigma=sigma, suppress=suppress,
+                       tau=settings.tau)
+
+
+def _check_forced(name: str, boxes: object, x: Tensor) -> Tensor:
+    """``boxes`` as float32 ``[B, 4]`` inside ``x``'s map, else a ValueError/TypeError."""
+    if not isinstance(boxes, Tensor):
+        raise TypeError(f"boxes[{name!r}] must be a Tensor[B, 4], got {type(boxes).__name__}")
+    if boxes.shape != (x.shape[0], 4):
+        raise ValueError(f"boxes[{name!r}] must have shape [{x.shape[0]}, 4], "
+                         f"got {tuple(boxes.shape)}")
+    boxes = boxes.detach().to(device=x.device, dtype=torch.float32)
+    x1, y1, x2, y2 = boxes.unbind(1)
+    tol = 1e-3
+    inside = ((x1 >= -tol) & (y1 >= -tol) & (x2 <= x.shape[3] + tol) & (y2 <= x.shape[2] + tol)
+              & (x2 > x1) & (y2 > y1))
+    if not bool(inside.all()):
+        raise ValueError(f"boxes[{name!r}] must be non-empty (x1, y1, x2, y2) boxes inside the "
+                         f"stage's {x.shape[2]} x {x.shape[3]} input map")
+    return boxes
+
+
+def _forced_pool(
+    x: Tensor, boxes: Tensor, dsr: tuple[float, float], tau: float
+) -> RegionPoolResult:
+    """Crop the given ``boxes [B, 4]`` of ``x`` and resample them as RP/ARP would (step 8)."""
+    height, width = x.shape[2], x.shape[3]
+    confidence = keypoint_confidence(x, tau)
+    rates = torch.stack([(boxes[:, 3] - boxes[:, 1]) / height,
+                         (boxes[:, 2] - boxes[:, 0]) / width], dim=1)
+    features = _resample(x, boxes, output_size(height, width, dsr))
+    return RegionPoolResult(features=features, confidence=confidence, boxes=boxes, rates=rates)
 
 
 # ----------------------------------------------------------------------------- modules
@@ -378,25 +427,34 @@ class MSGN(nn.Module):
     def _config_settings(self, mode: StageMode, k: float) -> StageSettings:
         if mode == "stride":
             return StageSettings("stride")
-        return StageSettings(mode, k if mode == "arp" else None, self.config.dsr)
+        tau = self.config.tau if mode in _POOLED else 1.0
+        return StageSettings(mode, k if mode == "arp" else None, self.config.dsr, tau)
 
     # ------------------------------------------------------------------ computation
 
     def _conv3_input(self, x: Tensor) -> Tensor:
         return self.layer1(self.stem(x))
 
-    def _conv3(self, h: Tensor, settings: StageSettings) -> tuple[Tensor, RegionPoolResult | None]:
+    def _conv3(
+        self, h: Tensor, settings: StageSettings, forced: Tensor | None = None
+    ) -> tuple[Tensor, RegionPoolResult | None]:
         result = None
-        if settings.mode != "stride":
+        if forced is not None:
+            result = _forced_pool(h, forced, settings.dsr, settings.tau)
+        elif settings.mode != "stride":
             result = _pool(h, settings, self.config.kernel, self.config.sigma, None)
+        if result is not None:
             h = result.features
         return self.layer2(h), result
 
     def _branch(
-        self, branch: MSGNBranch, h: Tensor, settings: StageSettings, suppress: Tensor | None
+        self, branch: MSGNBranch, h: Tensor, settings: StageSettings, suppress: Tensor | None,
+        forced: Tensor | None = None,
     ) -> tuple[Tensor, RegionPoolResult | None]:
         result = None
-        if settings.mode == "stn":
+        if forced is not None:
+            result = _forced_pool(h, forced, settings.dsr or self.config.dsr, settings.tau)
+        elif settings.mode == "stn":
             result = branch.stn.forward_result(h)
         elif settings.mode != "stride":
             result = _pool(h, settings, self.config.kernel, self.config.sigma, suppress)
@@ -406,18 +464,28 @@ class MSGN(nn.Module):
         return torch.flatten(self.avgpool(h), 1), result
 
     def _execute(
-        self, h1: Tensor, settings: Mapping[str, StageSettings], cache: StageCache | None
+        self, h1: Tensor, settings: Mapping[str, StageSettings], cache: StageCache | None,
+        forced: Mapping[str, Tensor] | None = None,
     ) -> tuple[Tensor, RegionPoolResult | None, dict[str, tuple[Tensor, RegionPoolResult | None]]]:
-        """Conv3 and every branch; returns ``(conv4 input, conv3 result, branch outputs)``."""
+        """Conv3 and every branch; returns ``(conv4 input, conv3 result, branch outputs)``.
+
+        ``forced`` maps stage names to boxes those stages crop instead of their own; a forced
+        stage and everything that depends on it bypass ``cache``.
+        """
+        forced = forced or {}
         c3 = settings["conv3"]
         key: tuple = ("conv3", c3)
-        entry = cache._get(key) if cache is not None else None
+        conv3_forced = "conv3" in forced
+        use_cache = cache is not None and not conv3_forced
+        entry = cache._get(key) if use_cache else None
         if entry is None:
-            entry = self._conv3(h1, c3)
-            if cache is not None:
+            forced_boxes = _check_forced("conv3", forced["conv3"], h1) if conv3_forced else None
+            entry = self._conv3(h1, c3, forced_boxes)
+            if use_cache:
                 logger.debug("computed conv3 with %s", c3)
                 cache._put(key, entry)
         h2, conv3_result = entry
+        chain_forced = conv3_forced  # a forced stage upstream: results differ from the cache's
 
         outputs: dict[str, tuple[Tensor, RegionPoolResult | None]] = {}
         chain: list[StageSettings] = []  # settings of the local branches so far
@@ -430,15 +498,22 @@ class MSGN(nn.Module):
                 key = (name, c3, tuple(chain))
             else:
                 key = (name, c3, s)
-            entry = cache._get(key) if cache is not None else None
+            stage_forced = forced.get(f"conv4.{name}")
+            use_cache = cache is not None and stage_forced is None and not (
+                chain_forced and (local or conv3_forced))
+            entry = cache._get(key) if use_cache else None
             if entry is None:
                 suppress = None
                 if local and previous and s.mode in _POOLED:
                     suppress = torch.stack(previous, dim=1)  # [B, N, 4]
-                entry = self._branch(branch, h2, s, suppress)
-                if cache is not None:
+                if stage_forced is not None:
+                    stage_forced = _check_forced(f"conv4.{name}", stage_forced, h2)
+                entry = self._branch(branch, h2, s, suppress, stage_forced)
+                if use_cache:
                     logger.debug("computed conv4.%s with %s", name, s)
                     cache._put(key, entry)
+            if stage_forced is not None and local:
+                chain_forced = True
             outputs[name] = entry
             if local and s.mode in _POOLED:
                 previous.append(entry[1].boxes)
@@ -469,20 +544,40 @@ class MSGN(nn.Module):
         return StageCache(self, size, self._conv3_input(x), max_entries)
 
     def explain_from(
-        self, cache: StageCache, overrides: Mapping[str, StageOverride] | None = None
+        self, cache: StageCache, overrides: Mapping[str, StageOverride] | None = None,
+        *, boxes: Mapping[str, Tensor] | None = None,
     ) -> MSGNExplanation:
         """Explain from cached stages, recomputing only stages at or after the first change.
 
         A Conv3 result is reused when Conv3's settings are unchanged; a branch's when Conv3's,
         its own and (for local branches) the earlier local branches' settings are unchanged.
         The embedding and classifier always run.
+
+        ``boxes`` (for analysis: what if the stage had cropped elsewhere?) maps pooled stage
+        names (RP, ARP or STN) to ``Tensor[B, 4]`` boxes ``(x1, y1, x2, y2)`` in that stage's
+        input map (as :attr:`RegionPoolResult.boxes`); the stage crops and resamples them to its
+        usual output size instead of choosing its own (its ``rates`` are then the boxes' extents
+        over the map, its ``confidence`` the usual map). Stages that depend on a forced stage are
+        recomputed, never taken from or put in the cache.
+
+        Raises:
+            ValueError: a box stage that is unknown, strided, or boxes of the wrong shape or
+                outside the map.
         """
         if not isinstance(cache, StageCache):
             raise TypeError(f"cache must be a StageCache, got {type(cache).__name__}")
         cache._check_owner(self)
         settings = self.stage_settings(overrides)
+        if boxes:
+            if not isinstance(boxes, Mapping):
+                raise TypeError(f"boxes must be a mapping, got {type(boxes).__name__}")
+            for name in boxes:
+                if name not in settings or settings[name].mode == "stride":
+                    pooled = [n for n, st in settings.items() if st.mode != "stride"]
+                    raise ValueError(f"boxes: stage {name!r} is not a pooled stage of this "
+                                     f"model; pooled stages: {pooled}")
         h1 = cache.conv3_input
-        h2, conv3_result, outputs = self._execute(h1, settings, cache)
+        h2, conv3_result, outputs = self._execute(h1, settings, cache, boxes)
 
         height, width = cache.image_size
         batch = h1.shape[0]
@@ -520,12 +615,13 @@ class MSGN(nn.Module):
         )
 
     def explain(
-        self, x: Tensor, overrides: Mapping[str, StageOverride] | None = None
+        self, x: Tensor, overrides: Mapping[str, StageOverride] | None = None,
+        *, boxes: Mapping[str, Tensor] | None = None,
     ) -> MSGNExplanation:
         """Run MSGN on ``x: Tensor[B, 3, H, W]`` and return every stage's result.
 
-        ``overrides`` maps stage names to :class:`StageOverride`. Equivalent to
-        ``explain_from(prepare(x), overrides)``. Gradient mode is the caller's (wrap in
-        ``torch.no_grad()`` for display).
+        ``overrides`` maps stage names to :class:`StageOverride`; ``boxes`` forces stages' crop
+        boxes (see :meth:`explain_from`). Equivalent to ``explain_from(prepare(x), overrides,
+        boxes=boxes)``. Gradient mode is the caller's (wrap in ``torch.no_grad()`` for display).
         """
-        return self.explain_from(self.prepare(x), overrides)
+        return self.explain_from(self.prepare(x), overrides, boxes=boxes)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Evaluate and analyse every finished wide-scale run that has no results yet (docs/adaptivity.md).
+# Usage (from the repository root): bash logs/wide/postprocess.sh
+set -u
+PY=${PY:-/work/main/.venv/bin/python}
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+for ckpt in runs/synthbirds_wide_*_seed*.safetensors; do
+  [ -e "$ckpt" ] || continue
+  case "$ckpt" in *.state.safetensors) continue ;; esac
+  name=$(basename "$ckpt" .safetensors)
+  # finished = the queue logged its end with rc=0 (a checkpoint is saved after every epoch)
+  grep -q "end $name rc=0" logs/wide/queue.log || continue
+  if [ ! -s "logs/wide/${name}.eval.json" ]; then
+    "$PY" -m arpviz.evaluate "$ckpt" --split test > "logs/wide/${name}.eval.json.tmp" \
+      2> "logs/wide/${name}.eval.err" && mv "logs/wide/${name}.eval.json.tmp" "logs/wide/${name}.eval.json"
+  fi
+  if [ ! -s "logs/wide/${name}.analysis.json" ]; then
+    "$PY" -m arpviz.analysis "$ckpt" --split test --threads 1 --no-progress \
+      --out "logs/wide/${name}.analysis.json" > "logs/wide/${name}.analysis.txt" 2>&1
+  fi
+done
