@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
@@ -123,7 +124,8 @@ def _load(upload, choice: Path | None, device: str,
         return LoadedCheckpoint(ckpt, ("file", str(choice.resolve()), stat.st_mtime_ns, device),
                                 _rel(choice), device)
     if offer is not None:
-        return _load(None, _convert(offer), device, None)
+        loaded = _load(None, _convert(offer), device, None)
+        return None if loaded is None else replace(loaded, label=offer.label)
     st.session_state[ERROR_KEY] = (
         "No checkpoint found: none in checkpoints/ nor in the folder given. Train one "
         "(python -m arpviz.train), set a folder above or upload a .safetensors checkpoint.")

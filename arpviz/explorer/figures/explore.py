@@ -326,8 +326,7 @@ def faithfulness_figure(check: CropCheck, height: int = 340) -> go.Figure:
     """Left: the target's probability with only the box kept / the box removed, for the crop, a
     centred and random boxes of its size (the full image as a line). Right: the insertion and
     deletion curves over the box's scale (hover: the scaled box's share of the image)."""
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.1,
-                        subplot_titles=("keep only / remove the box", "box grown from its centre"))
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.1)
     boxes = ["crop", "centre", "random"]
     keep = [check.keep, check.centre_keep, check.random_keep]
     remove = [check.remove, check.centre_remove, check.random_remove]
@@ -356,5 +355,6 @@ def faithfulness_figure(check: CropCheck, height: int = 340) -> go.Figure:
     fig.update_yaxes(range=[0, 1.02], title="p(" + _short(check.target_name, 24) + ")", row=1,
                      col=1)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-    fig.update_xaxes(title="scale of the box (1 = the crop)", row=1, col=2)
+    fig.update_xaxes(title="box of the same size as the crop", row=1, col=1)
+    fig.update_xaxes(title="the crop scaled about its centre (1 = the crop)", row=1, col=2)
     return _layout(fig, None, height)
