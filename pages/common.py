@@ -123,10 +123,13 @@ def require_checkpoint() -> LoadedCheckpoint:
 
 
 def checkpoint_paths() -> list[Path]:
-    """The checkpoints of the bundled folder and of the sidebar's folder (when allowed)."""
+    """The checkpoints of the bundled folder, the converted-model cache and the sidebar's folder
+    (when allowed)."""
     folders: list[str | Path] = [catalog.bundled_dir()]
-    folder = st.session_state.get("arpviz_ckpt_dir") or os.environ.get("ARPVIZ_CHECKPOINT_DIR")
-    if folder:
+    typed = st.session_state.get("arpviz_ckpt_dir") or os.environ.get("ARPVIZ_CHECKPOINT_DIR")
+    for folder in (catalog.converted_cache_dir(), typed):
+        if not folder:
+            continue
         try:
             folders.append(catalog.allowed_folder(folder))
         except catalog.FolderNotAllowed:

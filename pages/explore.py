@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from arpviz.explorer import faithful
 from arpviz.explorer import session as ex
 from arpviz.explorer.figures import explore as figures
 from pages import common, outputs, widgets
@@ -41,6 +42,7 @@ with right:
     st.plotly_chart(figures.boxes_figure(view, chosen.truth), key="explore_boxes")
     outputs.show_stage_numbers(view)
     outputs.show_prediction_flag(view.predictions, loaded, chosen)
+    outputs.download_buttons(view, loaded, chosen, key="explore")
 
 st.markdown("### Top-5 against the trained setting")
 outputs.show_prediction_table(view.predictions, key="explore_predictions")
@@ -60,6 +62,34 @@ def confidence_maps(view: ex.ExploreView) -> None:
             st.plotly_chart(figures.confidence_figure(view, name, opacity),
                             key=f"explore_confidence_{name}")
 
+
+with st.expander("Does the prediction rest on the crop? (faithfulness)"):
+    st.caption(
+        "The network is run again with only the box kept (the rest blurred) and with the box "
+        "blurred, and the probability of its top-1 class read; a centred box and 8 random "
+        "boxes of the same size say what any box that large would score. Details and how "
+        "these relate to torch-cam's and pytorch-grad-cam's metrics: `docs/explain.md`, "
+        "section *Faithfulness of the crop*.")
+    names = list(view.stages)
+    default = names.index(faithful.default_crop_stage(view))
+    stage = st.selectbox("Stage", names, index=default, format_func=ex.stage_label,
+                         key="explore_faith_stage")
+    if st.toggle("Test this crop", key="explore_faith",
+                 help="About 60 extra forward passes (one per box and scale)."):
+        check = faithful.crop_check(session, view, stage)
+        st.session_state["arpviz_faith"] = check
+        st.plotly_chart(figures.faithfulness_figure(check), key="explore_faith_chart")
+        st.markdown(
+            f"- **whole image** {check.full:.3f}: p({check.target_name}) unaltered.\n"
+            f"- **keep only the box** {check.keep:.3f} (centre {check.centre_keep:.3f}, random "
+            f"{check.random_keep:.3f}): near the whole image, the box alone suffices.\n"
+            f"- **remove the box** {check.remove:.3f} (centre {check.centre_remove:.3f}, "
+            f"random {check.random_remove:.3f}): well below, the evidence was in the box.\n"
+            f"- **area** {check.area:.1%}: the box's share of the image; a crop beats its size "
+            "when it keeps more and leaves less than the random boxes.\n"
+            f"- **insertion / deletion AUC** {check.insertion_auc:.3f} / "
+            f"{check.deletion_auc:.3f}: mean probability as the box grows from its centre to "
+            "the crop, kept alone / blurred (high / low: faithful).")
 
 st.markdown("### Keypoint confidence")
 confidence_maps(view)

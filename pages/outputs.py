@@ -1,10 +1,11 @@
-"""Outputs the Explore-family pages share: the prediction flag and table, the stage numbers."""
+"""Outputs the Explore-family pages share: the prediction flag and table, the stage numbers,
+the export buttons."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from arpviz.explorer import catalog, session
+from arpviz.explorer import catalog, records, session
 from arpviz.explorer.figures import explore as figures
 from pages.common import LoadedCheckpoint
 from pages.widgets import ChosenImage
@@ -78,3 +79,24 @@ def show_stage_numbers(view: session.ExploreView) -> None:
         )
     if lines:
         st.caption("  \n".join(lines))
+
+
+def download_buttons(view: session.ExploreView, loaded: LoadedCheckpoint, chosen: ChosenImage,
+                     *, key: str) -> None:
+    """Download buttons for the record of ``view`` (the JSON line ``python -m arpviz.explain``
+    writes) and its overlay PNG on the image at its own size; built from the view on screen,
+    without running the model again. Kept as ``st.session_state[f"{key}_record"]``."""
+    record = records.view_record(view, chosen.image, loaded.meta.input_size)
+    st.session_state[f"{key}_record"] = record
+    stem = (chosen.image.name or "image").rsplit(".", 1)[0].replace(" ", "_").replace("#", "")
+    json_col, png_col = st.columns(2)
+    json_col.download_button(
+        "Record (JSON)", records.record_json(record), file_name=f"{stem}_{key}.json",
+        mime="application/json", key=f"{key}_json", icon=":material/download:",
+        help="Top-5 and every stage's box (image and input pixels), rates, k and DSR of the "
+             "current settings: the record python -m arpviz.explain writes.")
+    if chosen.image.original is not None:
+        png_col.download_button(
+            "Overlay (PNG)", records.record_overlay(record, chosen.image),
+            file_name=f"{stem}_{key}.png", mime="image/png", key=f"{key}_png",
+            icon=":material/download:", help="The image at its own size with every box.")

@@ -45,6 +45,7 @@ with arp_col:
     st.plotly_chart(figures.boxes_figure(comparison.arp, chosen.truth, height=400),
                     key="compare_boxes_arp")
     outputs.show_stage_numbers(comparison.arp)
+    outputs.download_buttons(comparison.arp, loaded, chosen, key="compare_arp")
     st.markdown("#### Top-5 against the trained setting")
     outputs.show_predictions(comparison.arp.predictions, loaded, chosen,
                             key="compare_predictions_arp")
@@ -53,6 +54,7 @@ with rp_col:
     st.plotly_chart(figures.boxes_figure(comparison.rp, chosen.truth, height=400),
                     key="compare_boxes_rp")
     outputs.show_stage_numbers(comparison.rp)
+    outputs.download_buttons(comparison.rp, loaded, chosen, key="compare_rp")
     st.markdown("#### Top-5 against ARP")
     outputs.show_predictions(comparison.rp.predictions, loaded, chosen, reference="ARP",
                             key="compare_predictions_rp")

@@ -11,11 +11,13 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
 
 from arpviz.checkpoint import CheckpointError
+from arpviz.convert import convert_cached
 from arpviz.explorer import catalog, session
 from pages.common import (
     APP_ROOT,
@@ -57,6 +59,8 @@ def _model_card(loaded: LoadedCheckpoint) -> None:
             for s in card["stages"]
         ]
         st.markdown("Trained settings:\n" + "\n".join(lines))
+        for line in card["about"]:
+            st.caption(line)
         if card["metrics"]:
             metrics = ", ".join(f"{k} {v:.3g}" for k, v in card["metrics"].items())
             best = card["best_val_top1"]
@@ -85,7 +89,30 @@ def _folder_input() -> list[Path]:
     return checkpoint_paths()
 
 
-def _load(upload, choice: Path | None, device: str) -> LoadedCheckpoint | None:
+_IMAGENET = "imagenet:"
+
+
+def _convert(offer: catalog.ImagenetOffer) -> Path:
+    """The offer's converted checkpoint: converted once (a progress bar), then reused."""
+    if offer.target.is_file():
+        return convert_cached(offer.arch)
+    bar = st.progress(0.0, text=f"Converting {offer.label}...")
+    try:
+        path = convert_cached(offer.arch, progress=lambda f, m: bar.progress(f, text=m))
+    finally:
+        bar.empty()
+    st.toast(f"{offer.label}: converted once into {path.parent}")
+    return path
+
+
+def _label(option: str, offers: dict[str, catalog.ImagenetOffer]) -> str:
+    if option.startswith(_IMAGENET):
+        return offers[option].label  # stable: a label that changes resets the selectbox
+    return _rel(Path(option))
+
+
+def _load(upload, choice: Path | None, device: str,
+          offer: catalog.ImagenetOffer | None) -> LoadedCheckpoint | None:
     if upload is not None:
         key = upload_key(upload)
         ckpt = load_checkpoint_upload(key, upload.getvalue, device)
@@ -96,6 +123,9 @@ def _load(upload, choice: Path | None, device: str) -> LoadedCheckpoint | None:
         ckpt = load_checkpoint_file(str(choice), (stat.st_mtime_ns, stat.st_size), device)
         return LoadedCheckpoint(ckpt, ("file", str(choice.resolve()), stat.st_mtime_ns, device),
                                 _rel(choice), device)
+    if offer is not None:
+        loaded = _load(None, _convert(offer), device, None)
+        return None if loaded is None else replace(loaded, label=offer.label)
     st.session_state[ERROR_KEY] = (
         "No checkpoint found: none in checkpoints/ nor in the folder given. Train one "
         "(python -m arpviz.train), set a folder above or upload a .safetensors checkpoint.")
@@ -120,12 +150,27 @@ def sidebar() -> LoadedCheckpoint | None:
             help="An arpviz .safetensors checkpoint; nothing is ever unpickled.",
         )
         choice: Path | None = None
-        if upload is None and paths:
-            options = [str(p) for p in paths]
+        offer: catalog.ImagenetOffer | None = None
+        offers = {_IMAGENET + o.arch: o for o in catalog.imagenet_offers()}
+        targets = {o.target.resolve() for o in offers.values()}
+        paths = [p for p in paths if p.resolve() not in targets]
+        if upload is None and (paths or offers):
+            options = [str(p) for p in paths] + list(offers)
             default = catalog.default_checkpoint(paths)
-            picked = st.selectbox("Checkpoint", options, index=options.index(str(default)),
-                                  format_func=lambda p: _rel(Path(p)), key="arpviz_checkpoint")
-            choice = Path(picked) if picked else None
+            picked = st.selectbox(
+                "Checkpoint", options, key="arpviz_checkpoint",
+                index=options.index(str(default)) if default is not None else 0,
+                format_func=lambda p: _label(p, offers),
+                help="The ImageNet entries are torchvision's ResNets from your torch cache "
+                     "with ARP in Conv3 and Conv4 (not fine-tuned); converted once into "
+                     f"{catalog.converted_cache_dir()}.")
+            if picked in offers:
+                offer = offers[picked]
+                st.caption(f"{offer.label}: torchvision's weights from the torch cache, "
+                           + ("converted" if offer.target.is_file() else "converted on first use")
+                           + f" into {_rel(offer.target.parent)}.")
+            elif picked:
+                choice = Path(picked)
         device_choice = st.radio("Device", ["auto", "cpu", "cuda"], horizontal=True,
                                  key="arpviz_device", help="auto picks CUDA when it is present.")
         device, note = session.resolve_device(device_choice)
@@ -135,8 +180,8 @@ def sidebar() -> LoadedCheckpoint | None:
         st.caption(f"running on **{device}**" + (
             f" ({threads} CPU thread{'s' if threads > 1 else ''})" if device == "cpu" else ""))
         try:
-            loaded = _load(upload, choice, device)
-        except (CheckpointError, FileNotFoundError, OSError) as exc:
+            loaded = _load(upload, choice, device, offer)
+        except (CheckpointError, FileNotFoundError, OSError, ValueError) as exc:
             logger.warning("checkpoint rejected: %s", exc)
             st.session_state[ERROR_KEY] = f"Cannot load this checkpoint: {exc}"
         except Exception as exc:  # noqa: BLE001 - a malformed file must not take the app down

@@ -10,17 +10,21 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 
 from arpviz.checkpoint import CheckpointMeta
-from arpviz.explorer import inputs, session
+from arpviz.explorer import catalog, inputs, session
 from pages.common import LoadedCheckpoint, upload_key
 
 logger = logging.getLogger(__name__)
 
 _UPLOAD_CHOICE = "Upload an image"
-_SAMPLE_CHOICE = "SynthBirds sample"
+SAMPLE_CHOICE = "SynthBirds sample"
+FILE_CHOICE = "Gallery image"
+#: session_state key of the image file the Gallery opened (Explore offers it as FILE_CHOICE).
+OPEN_FILE_KEY = "arpviz_open_file"
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,25 @@ def _decode_upload(key: tuple, stats: tuple, _data: Callable[[], bytes],
     return inputs.load_upload(_data(), _meta, key[1])
 
 
+@st.cache_resource(max_entries=2, scope="session", show_spinner="Decoding the image...")
+def _decode_file(path: str, stamp: tuple, stats: tuple,
+                 _meta: CheckpointMeta) -> inputs.PreparedImage:
+    return inputs.load_file(path, _meta)
+
+
+def _gallery_file(meta: CheckpointMeta) -> ChosenImage | None:
+    path = Path(st.session_state[OPEN_FILE_KEY])
+    st.caption(f"Opened from the Gallery: {path.name}")
+    try:
+        catalog.allowed_folder(path.parent)
+        stat = path.stat()
+        image = _decode_file(str(path), (stat.st_mtime_ns, stat.st_size), _stats(meta), meta)
+    except (ValueError, OSError) as exc:
+        st.error(f"Cannot use this image: {exc}")
+        return None
+    return ChosenImage(image, None, uploaded=True)
+
+
 def _stats(meta: CheckpointMeta) -> tuple:
     return (meta.input_size, tuple(meta.mean), tuple(meta.std))
 
@@ -52,14 +75,19 @@ def image_input(loaded: LoadedCheckpoint, prefix: str) -> ChosenImage | None:
     """A SynthBirds sample picker or an image upload; problems are shown in the page.
 
     Widget keys: ``{prefix}_source`` (radio), ``{prefix}_sample`` (number input),
-    ``{prefix}_show_gt`` (checkbox), ``{prefix}_upload`` (file uploader).
+    ``{prefix}_show_gt`` (checkbox), ``{prefix}_upload`` (file uploader). When the Gallery
+    opened a file (``st.session_state[OPEN_FILE_KEY]``) the radio offers it too.
     """
     meta = loaded.meta
     count = inputs.sample_count(meta)
-    choices = [_SAMPLE_CHOICE, _UPLOAD_CHOICE] if count else [_UPLOAD_CHOICE]
+    choices = [SAMPLE_CHOICE, _UPLOAD_CHOICE] if count else [_UPLOAD_CHOICE]
+    if st.session_state.get(OPEN_FILE_KEY):
+        choices.append(FILE_CHOICE)
     source = st.radio("Image", choices, horizontal=True, key=f"{prefix}_source",
                       persist_state="session")
-    if source == _SAMPLE_CHOICE:
+    if source == FILE_CHOICE:
+        return _gallery_file(meta)
+    if source == SAMPLE_CHOICE:
         split = meta.dataset.get("eval_split", "val")
         index = st.number_input(f"Sample of the SynthBirds {split} split (0 to {count - 1})",
                                 min_value=0, max_value=count - 1, value=0, step=1,
@@ -165,4 +193,17 @@ def stage_sliders(
                     f"Target downsampling rate of {c.label} (output = input x DSR; ARP's "
                     f"lower bound on the crop); trained with {c.trained_dsr:g}.")
             knobs[c.name] = session.Knob(k_value, dsr_value)
+    return knobs
+
+
+def saved_knobs(loaded: LoadedCheckpoint, prefix: str) -> dict[str, session.Knob]:
+    """The k and DSR a page's sliders hold in ``st.session_state`` for this checkpoint (e.g.
+    Explore's from another page), without drawing them; ``{}`` when they are not set."""
+    if st.session_state.get(f"{prefix}_knobs_for") != loaded.key:
+        return {}
+    knobs = {}
+    for c in session.stage_controls(loaded.model):
+        if c.steerable:
+            knobs[c.name] = session.Knob(st.session_state.get(f"{prefix}_k:{c.name}"),
+                                         st.session_state.get(f"{prefix}_dsr:{c.name}"))
     return knobs

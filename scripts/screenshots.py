@@ -4,8 +4,9 @@ Starts ``streamlit run app.py`` headless on a free loopback port with ``checkpoi
 bundled folder (the server helpers of ``tests/helpers.py``), drives Debian's chromium
 through Playwright (``executable_path``; nothing is downloaded) and writes one PNG per
 page to ``docs/img/<page>.png``: Explore and RP against ARP on the default SynthBirds sample with
-the trained rates, Appendix A at its defaults, and Training as it opens (the ARP run with its
-STN counterpart).
+the trained rates, Appendix A at its defaults, Training as it opens (the ARP run with its
+STN counterpart), the Gallery on the default checkpoint's SynthBirds split, and Explore's
+faithfulness panel opened (``explore_faithfulness.png``).
 Run::
 
     .venv/bin/python scripts/screenshots.py [--out docs/img] [--checkpoints checkpoints]
@@ -46,6 +47,7 @@ PAGES = [
     ("RP against ARP", ".st-key-compare_crops .js-plotly-plot", "rp_vs_arp", 1600),
     ("Appendix A", ".st-key-appx_sweep .js-plotly-plot", "appendix_a", 1800),
     ("Training", ".st-key-train_pair_fig .js-plotly-plot", "training", 4600),
+    ("Gallery", "[class*='st-key-gallery_open'] button", "gallery", 2000),
 ]
 
 
@@ -54,6 +56,25 @@ def _settle(page, timeout_ms: float) -> None:
     page.wait_for_function(IDLE, timeout=timeout_ms)
     page.wait_for_timeout(1500)
     page.wait_for_function(IDLE, timeout=timeout_ms)
+
+
+def _faithfulness(page, out: Path, timeout_ms: float) -> Path:
+    """Explore's faithfulness panel, opened and run, as an element screenshot."""
+    page.set_viewport_size({"width": 1400, "height": 1200})
+    page.locator(NAV, has_text="Explore").first.click()
+    page.locator(".st-key-explore_crops .js-plotly-plot").first.wait_for(timeout=timeout_ms)
+    _settle(page, timeout_ms)
+    panel = page.locator("[data-testid='stExpander']", has_text="faithfulness").first
+    panel.locator("summary").click()
+    panel.locator(".st-key-explore_faith label").click()
+    page.locator(".st-key-explore_faith_chart .js-plotly-plot").wait_for(timeout=timeout_ms)
+    _settle(page, timeout_ms)
+    if page.locator(EXCEPTION).count():
+        raise RuntimeError("the faithfulness panel shows an exception")
+    path = out / "explore_faithfulness.png"
+    panel.screenshot(path=str(path))
+    logger.info("Explore faithfulness: %s", path)
+    return path
 
 
 def take(checkpoints: Path, out: Path, *, timeout_s: float = 300.0) -> list[Path]:
@@ -83,6 +104,7 @@ def take(checkpoints: Path, out: Path, *, timeout_s: float = 300.0) -> list[Path
                 page.screenshot(path=str(path))
                 logger.info("%s: %s", title, path)
                 written.append(path)
+            written.append(_faithfulness(page, out, timeout_ms))
         finally:
             browser.close()
     if "Traceback" in server.log_tail(20000):

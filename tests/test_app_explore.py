@@ -22,6 +22,8 @@ from PIL import Image
 from safetensors.torch import save as st_save
 from streamlit.testing.v1 import AppTest
 
+from arpviz.explain import InputGeometry
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 120
 pytestmark = pytest.mark.slow  # the app under AppTest: seconds per test
@@ -368,3 +370,34 @@ def test_other_pages_run_under_the_app(app_env: Path, page: str) -> None:
     at.switch_page(page)
     _run(at)
     assert "tiny" in " ".join(_texts(at.sidebar.markdown))  # the sidebar is drawn there too
+
+
+# ----------------------------------------------------------------------------- export, faithfulness
+
+
+def test_downloads_and_faithfulness_on_explore_and_compare(app_env: Path) -> None:
+    at = _start()
+    at.slider(key="explore_k:conv4.local0").set_value(0.4)
+    _run(at)
+    view = at.session_state["arpviz_result"]
+    record = at.session_state["explore_record"]
+    assert record.size == (146, 146)  # a sample is rendered at the resize, 128 * 8 / 7
+    geometry = InputGeometry.of(146, 146, 128)
+    assert record.stages["conv3"].box == geometry.to_image(view.stages["conv3"].image_box)
+    assert record.stages["conv4.local0"].k == pytest.approx(0.4)
+    assert record.stages["conv4.local0"].input_box == view.stages["conv4.local0"].image_box
+    assert record.top5[0].index == view.predictions.top1.index
+    buttons = at.get("download_button")
+    assert [b.proto.label for b in buttons] == ["Record (JSON)", "Overlay (PNG)"]
+
+    at.toggle(key="explore_faith").set_value(True)
+    _run(at)
+    check = at.session_state["arpviz_faith"]
+    assert check.stage == "conv4.local0" and 0 <= check.keep <= 1 and len(check.insertion) == 11
+    assert check.target == view.predictions.top1.index
+
+    at.switch_page("pages/rp_vs_arp.py")
+    _run(at)
+    arp, rp = at.session_state["compare_arp_record"], at.session_state["compare_rp_record"]
+    assert arp.stages["conv3"].mode == "arp" and rp.stages["conv3"].mode == "rp"
+    assert len(at.get("download_button")) == 4

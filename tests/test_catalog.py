@@ -20,6 +20,38 @@ def test_converted_cache_dir_follows_arpviz_cache(monkeypatch, tmp_path):
     assert catalog.converted_cache_dir() == tmp_path / "home" / ".cache" / "arpviz" / "converted"
 
 
+def test_one_converted_cache_dir_and_imagenet_offers(monkeypatch, tmp_path):
+    from arpviz import convert
+
+    assert catalog.converted_cache_dir is convert.converted_cache_dir  # one, the core's
+    monkeypatch.setattr("torch.hub.get_dir", lambda: str(tmp_path / "hub"))
+    assert catalog.imagenet_offers(tmp_path / "out") == []
+    weights = tmp_path / "hub" / "checkpoints" / "resnet50-11ad3fa6.pth"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"x")  # only its name and size matter to the offer
+    [offer] = catalog.imagenet_offers(tmp_path / "out")
+    assert (offer.arch, offer.label, offer.weights) == (
+        "resnet50", "ImageNet ResNet-50 with ARP", weights)
+    assert offer.target == (tmp_path / "out"
+                            / "resnet50-11ad3fa6_c3-arp1_c4-arp0.7_dsr0.5.safetensors")
+
+
+def test_model_card_says_what_a_converted_checkpoint_is(tiny_checkpoint):
+    from dataclasses import replace
+
+    meta = load(tiny_checkpoint).meta
+    assert catalog.model_card(meta)["about"] == []
+    dataset = {"name": "imagenet", "title": "ImageNet-1k, torchvision weights, not fine-tuned",
+               "source": "ResNet50_Weights.IMAGENET1K_V2", "fine_tuned": False,
+               "arp_inserted": ["conv3", "conv4"], "conv3_k": 1.0, "conv4_k": 0.5,
+               "dsr": [0.5, 0.5]}
+    about = catalog.model_card(replace(meta, dataset=dataset))["about"]
+    assert about[0] == "ImageNet-1k, torchvision weights, not fine-tuned"
+    assert about[1] == "weights: ResNet50_Weights.IMAGENET1K_V2"
+    assert about[2].startswith("not fine-tuned")
+    assert about[3] == "ARP inserted in conv3, conv4 (conv3 k 1, conv4 k 0.5), DSR 0.5 x 0.5"
+
+
 def test_checkpoint_roots(monkeypatch, tmp_path):
     monkeypatch.delenv("ARPVIZ_CHECKPOINT_ROOTS", raising=False)
     monkeypatch.delenv("ARPVIZ_CHECKPOINT_DIR", raising=False)

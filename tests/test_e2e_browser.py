@@ -168,7 +168,7 @@ def _explore_k(page) -> float:
 
 
 def test_explore_upload_and_k_slider(page, shots, tmp_path):
-    assert page.locator(NAV).count() == 4  # Explore, RP against ARP, Appendix A, Training
+    assert page.locator(NAV).count() == 5  # Explore, RP against ARP, Gallery, Appendix A, Training
     _no_exception(page, "Explore (sample)")
     assert _explore_k(page) == pytest.approx(0.7)  # the trained k
     before = _boxes(page, "explore_boxes")
@@ -265,6 +265,22 @@ def test_training(page, shots):
     boxes = _boxes(page, "train_probe_fig_0")
     assert {b[0] for b in boxes} == {"conv3", "conv4.local0"}
     _shot(page, shots, "training")
+
+
+def test_gallery_opens_an_image_in_explore(page, shots):
+    button = "[class*='st-key-gallery_open'] button"
+    _open(page, "Gallery", button)
+    _no_exception(page, "Gallery")
+    assert page.locator(button).count() == 12  # a full first page of thumbnails
+    page.wait_for_function(  # the thumbnails load after the buttons
+        "() => Array.from(document.querySelectorAll('[data-testid=\"stMain\"] img'))"
+        ".filter(i => i.complete && i.naturalWidth > 0).length >= 12", timeout=TIMEOUT_MS)
+    _shot(page, shots, "gallery")
+    _rerun(page, lambda: page.locator(button).nth(1).click())
+    page.locator(".st-key-explore_boxes .js-plotly-plot").first.wait_for(timeout=TIMEOUT_MS)
+    _settle(page)
+    _no_exception(page, "Explore opened from the Gallery")
+    assert page.locator(".st-key-explore_sample input").input_value() == "1"
 
 
 def test_server_log_has_no_traceback(server, page):

@@ -30,11 +30,18 @@ from arpviz.checkpoint import (
     EpochSnapshot,
     read_snapshots,
 )
+from arpviz.convert import (
+    available_in_torch_cache,
+    converted_cache_dir,
+    converted_name,
+    imagenet_config,
+)
 
 __all__ = [
     "BUNDLED_DEFAULT",
     "METRICS",
     "FolderNotAllowed",
+    "ImagenetOffer",
     "TrainingRecord",
     "allowed_folder",
     "bundled_dir",
@@ -45,6 +52,8 @@ __all__ = [
     "default_runs",
     "discover_runs",
     "find_checkpoints",
+    "imagenet_label",
+    "imagenet_offers",
     "load_record",
     "metric_columns",
     "model_card",
@@ -78,14 +87,6 @@ def bundled_dir() -> Path:
     """The bundled checkpoints' folder: env ``ARPVIZ_BUNDLED_DIR``, else ``checkpoints/`` of
     the repository."""
     return Path(os.environ.get("ARPVIZ_BUNDLED_DIR") or _REPO_ROOT / "checkpoints")
-
-
-def converted_cache_dir() -> Path:
-    """Where converted (e.g. pretrained) models are written: ``$ARPVIZ_CACHE/converted``, else
-    ``~/.cache/arpviz/converted``. Not created here."""
-    base = os.environ.get("ARPVIZ_CACHE")
-    root = Path(base).expanduser() if base else Path.home() / ".cache" / "arpviz"
-    return root / "converted"
 
 
 def checkpoint_roots() -> tuple[Path, ...]:
@@ -132,6 +133,42 @@ def allowed_folder(folder: str | os.PathLike, roots: Sequence[Path] | None = Non
             f"{str(folder)!r} is outside the folders this server lets you open; the operator "
             "names them with ARPVIZ_CHECKPOINT_ROOTS")
     return resolved
+
+
+_ARCH_LABELS = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50",
+                "resnet101": "ResNet-101", "resnext101_32x8d": "ResNeXt-101 32x8d"}
+
+
+def imagenet_label(arch: str) -> str:
+    """What the sidebar calls a converted torchvision network: "ImageNet ResNet-50 with ARP"."""
+    return f"ImageNet {_ARCH_LABELS.get(arch, arch)} with ARP"
+
+
+@dataclass(frozen=True)
+class ImagenetOffer:
+    """A torchvision ImageNet network the sidebar can offer (its weights are in the torch cache).
+
+    Attributes:
+        arch: ``"resnet50"``, ...; label: :func:`imagenet_label`.
+        weights: torchvision's file in the torch hub cache.
+        target: where :func:`arpviz.convert.convert_cached` writes (or finds) its default
+            conversion; it may not exist yet.
+    """
+
+    arch: str
+    label: str
+    weights: Path
+    target: Path
+
+
+def imagenet_offers(out_dir: str | os.PathLike | None = None) -> list[ImagenetOffer]:
+    """One :class:`ImagenetOffer` per architecture whose weights are in the torch cache
+    (:func:`arpviz.convert.available_in_torch_cache`), converting into ``out_dir`` (default
+    :func:`arpviz.convert.converted_cache_dir`) with the default settings."""
+    folder = Path(out_dir) if out_dir is not None else converted_cache_dir()
+    return [ImagenetOffer(arch, imagenet_label(arch), weights,
+                          folder / converted_name(imagenet_config(arch), weights))
+            for arch, weights in available_in_torch_cache()]
 
 
 def find_checkpoints(folders: Iterable[str | os.PathLike | None]) -> list[Path]:
@@ -181,7 +218,10 @@ def model_card(meta: CheckpointMeta) -> dict[str, Any]:
     Keys: ``backbone``, ``classes``, ``input_size``, ``local_branches``, ``dataset``,
     ``stages`` (list of ``{"stage", "mode", "k", "dsr", "detail"}``; ``detail`` is
     ``"bounded box"`` for a bounded spatial transformer, else ``None``), ``epochs``,
-    ``metrics`` (the last history entry's numbers, e.g. ``val_top1``), ``best_val_top1``.
+    ``metrics`` (the last history entry's numbers, e.g. ``val_top1``), ``best_val_top1``,
+    ``about`` (sentences on where the weights came from, from ``meta.dataset``'s ``title``,
+    ``source``, ``fine_tuned``, ``arp_inserted``, ``conv3_k``, ``conv4_k``, ``dsr``, which a
+    converted checkpoint has (:mod:`arpviz.convert`); empty when the record has none).
     """
     cfg = meta.config
     stages = [{"stage": "Conv3", "mode": cfg.conv3,
@@ -209,7 +249,32 @@ def model_card(meta: CheckpointMeta) -> dict[str, Any]:
         "epochs": int(last.get("epoch", len(history))) if history else 0,
         "metrics": metrics,
         "best_val_top1": max(tops) if tops else None,
+        "about": _about(meta.dataset),
     }
+
+
+def _about(dataset: Mapping[str, Any]) -> list[str]:
+    """The model card's sentences on a converted checkpoint's origin (see :func:`model_card`)."""
+    lines = []
+    if dataset.get("title"):
+        lines.append(str(dataset["title"]))
+    if dataset.get("source"):
+        lines.append(f"weights: {dataset['source']}")
+    if dataset.get("fine_tuned") is False:
+        lines.append("not fine-tuned: the weights were trained without ARP; the predictions "
+                     "differ from the original network's")
+    inserted = list(dataset.get("arp_inserted") or ())
+    if inserted:
+        ks = [f"{stage} k {dataset[f'{stage}_k']:g}" for stage in inserted
+              if isinstance(dataset.get(f"{stage}_k"), (int, float))]
+        dsr = dataset.get("dsr")
+        text = f"ARP inserted in {', '.join(inserted)}"
+        if ks:
+            text += f" ({', '.join(ks)})"
+        if isinstance(dsr, (list, tuple)) and dsr:
+            text += ", DSR " + " x ".join(f"{float(r):g}" for r in dsr)
+        lines.append(text)
+    return lines
 
 
 def trained_on_synthbirds(meta: CheckpointMeta) -> bool:

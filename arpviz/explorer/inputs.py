@@ -15,6 +15,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ __all__ = [
     "crop_center",
     "crop_image",
     "image_digest",
+    "load_file",
     "load_upload",
     "preprocess",
     "probe_images",
@@ -78,6 +80,8 @@ class PreparedImage:
         name: where it came from ("val #3", the file name, ...).
         notes: conversions the loader made (EXIF rotation, alpha, 16-bit, first frame, ...).
         truth: the ground truth of a SynthBirds sample, else ``None``.
+        original: the decoded RGB image of ``source_size`` (what an export draws its overlay
+            on), or ``None``.
     """
 
     image: np.ndarray
@@ -87,6 +91,7 @@ class PreparedImage:
     name: str = ""
     notes: tuple[str, ...] = ()
     truth: GroundTruth | None = None
+    original: Image.Image | None = None
 
 
 def image_digest(data: bytes | np.ndarray) -> str:
@@ -158,7 +163,8 @@ def preprocess(
     std = torch.tensor(meta.std, dtype=torch.float32).view(3, 1, 1)
     tensor = ((x.float() / 255.0 - mean) / std).unsqueeze(0).contiguous()
     key = image_digest(shown) + image_digest(np.array(meta.mean + meta.std))[:8]
-    return PreparedImage(shown, tensor, key, (pil.width, pil.height), name, tuple(notes), truth)
+    return PreparedImage(shown, tensor, key, (pil.width, pil.height), name, tuple(notes), truth,
+                         pil)
 
 
 def load_upload(data: bytes, meta: CheckpointMeta, name: str = "uploaded file") -> PreparedImage:
@@ -176,6 +182,22 @@ def load_upload(data: bytes, meta: CheckpointMeta, name: str = "uploaded file") 
     except ValueError as exc:
         raise ValueError(str(exc).replace("'image data'", repr(name))) from exc
     return preprocess(info.image, meta, name=name, notes=info.notes)
+
+
+def load_file(path: str | Path, meta: CheckpointMeta) -> PreparedImage:
+    """Decode an image file safely (the upload limits) and :func:`preprocess` it.
+
+    Raises:
+        ValueError: missing, not a file, corrupt, too large (the message is fit to show).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{str(path)!r} is not a file")
+    try:
+        info = load_image_info(path, max_pixels=MAX_PIXELS, max_bytes=MAX_IMAGE_BYTES)
+    except OSError as exc:
+        raise ValueError(f"{path.name!r} could not be read: {exc}") from exc
+    return preprocess(info.image, meta, name=path.name, notes=info.notes)
 
 
 def sample_count(meta: CheckpointMeta) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from arpviz.explorer.faithful import CropCheck
 from arpviz.explorer.figures.palette import (
     REFERENCE,
     TRUTH,
@@ -27,6 +28,7 @@ __all__ = [
     "boxes_figure",
     "confidence_figure",
     "crops_figure",
+    "faithfulness_figure",
     "predictions_figure",
     "rates_figure",
     "sweep_figure",
@@ -317,4 +319,42 @@ def sweep_figure(sweep: KSweep, height: int = 420) -> go.Figure:
         fig.add_annotation(x=k, xref="x", y=1.0, yref="y domain", text=f"{label} k {k:.2f}",
                            showarrow=False, yanchor="bottom", font={"size": 11})
     fig.update_xaxes(title="k", row=2, col=1)
+    return _layout(fig, None, height)
+
+
+def faithfulness_figure(check: CropCheck, height: int = 340) -> go.Figure:
+    """Left: the target's probability with only the box kept / the box removed, for the crop, a
+    centred and random boxes of its size (the full image as a line). Right: the insertion and
+    deletion curves over the box's scale (hover: the scaled box's share of the image)."""
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.1)
+    boxes = ["crop", "centre", "random"]
+    keep = [check.keep, check.centre_keep, check.random_keep]
+    remove = [check.remove, check.centre_remove, check.random_remove]
+    colour = stage_colour(check.stage)
+    for name, values, pattern in (("keep only the box", keep, ""),
+                                  ("remove the box", remove, "/")):
+        fig.add_trace(go.Bar(
+            x=boxes, y=values, name=name,
+            marker={"color": [colour, REFERENCE, REFERENCE], "pattern": {"shape": pattern}},
+            hovertemplate="%{x} box, " + name + ": p = %{y:.4f}<extra></extra>",
+        ), row=1, col=1)
+    fig.add_trace(go.Scatter(
+        x=boxes, y=[check.full] * 3, mode="lines", name="whole image",
+        line={"color": "#000000", "dash": "dot"},
+        hovertemplate="whole image: p = %{y:.4f}<extra></extra>"), row=1, col=1)
+    area = [f"{a:.1%}" for a in check.curve_area]
+    for name, values, i in (("insertion (only the box kept)", check.insertion, 0),
+                            ("deletion (the box filled)", check.deletion, 1)):
+        fig.add_trace(go.Scatter(
+            x=check.scales, y=values, mode="lines+markers", name=name, customdata=area,
+            line={"color": series_colour(i)},
+            hovertemplate="scale %{x:.2f} (%{customdata} of the image): p = %{y:.4f}"
+                          "<extra>" + name.split(" ")[0] + "</extra>",
+        ), row=1, col=2)
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(range=[0, 1.02], title="p(" + _short(check.target_name, 24) + ")", row=1,
+                     col=1)
+    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+    fig.update_xaxes(title="box of the same size as the crop", row=1, col=1)
+    fig.update_xaxes(title="the crop scaled about its centre (1 = the crop)", row=1, col=2)
     return _layout(fig, None, height)
