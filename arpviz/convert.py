@@ -102,7 +102,7 @@ def converted_cache_dir() -> Path:
     """Where converted checkpoints are kept: ``$ARPVIZ_CACHE/converted`` (default
     ``~/.cache/arpviz/converted``). Not created here."""
     root = os.environ.get("ARPVIZ_CACHE") or Path.home() / ".cache" / "arpviz"
-    return Path(root) / "converted"
+    return Path(root).expanduser() / "converted"
 
 
 def _check_arch(arch: object) -> str:
