@@ -133,7 +133,8 @@ def test_records_follow_input_order_and_overrides_change_k(bundle: ckpt.Checkpoi
     images = [_noise(64 + 10 * i, 64, i) for i in range(3)]
     low = explain_images(bundle, images, {"conv4.local0": StageOverride(k=0.2)},
                          names=["x", "y", "z"], batch_size=2)
-    high = explain_images(bundle, images, {"conv4.local0": StageOverride(k=3.0)})
+    # the same batches as `low`: BLAS results may differ in the last bits between batch sizes
+    high = explain_images(bundle, images, {"conv4.local0": StageOverride(k=3.0)}, batch_size=2)
     assert [r.file for r in low] == ["x", "y", "z"]
     assert [r.size for r in low] == [(64, 64), (74, 64), (84, 64)]
     for a, b in zip(low, high, strict=True):
