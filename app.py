@@ -21,6 +21,7 @@ pages = [
     st.Page("pages/rp_vs_arp.py", title="RP against ARP", icon=":material/compare:"),
     st.Page("pages/appendix_a.py", title="Appendix A", icon=":material/functions:"),
     st.Page("pages/training.py", title="Training", icon=":material/timeline:"),
+    st.Page("pages/retrieval.py", title="Retrieval", icon=":material/image_search:"),
 ]
 
 # st.navigation first: until it runs, Streamlit shows the legacy list of pages/ files.

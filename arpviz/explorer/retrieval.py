@@ -16,6 +16,7 @@ those input pixels.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ import torch
 from torch import Tensor
 
 from arpviz.checkpoint import Checkpoint, CheckpointMeta
+from arpviz.explorer.session import Knob, overrides_from, stage_controls
 from arpviz.images import load_image_info
 from arpviz.models import MSGN, StageCache, StageOverride
 from arpviz.reid import descriptor, is_reid
@@ -44,6 +46,7 @@ __all__ = [
     "QueryImage",
     "SearchView",
     "SettingEmbeddings",
+    "gallery_cap",
     "is_reid_checkpoint",
     "setting_key",
     "upload_query",
@@ -59,6 +62,21 @@ CACHE_BUDGET_BYTES = 512 * 1024 * 1024
 _BATCH = 64
 
 Progress = Callable[[float, str], None]
+
+
+def gallery_cap() -> int:
+    """The gallery cap of the app: env ``ARPVIZ_RETRIEVAL_GALLERY`` (images), else
+    :data:`MAX_GALLERY`."""
+    raw = os.environ.get("ARPVIZ_RETRIEVAL_GALLERY", "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value >= 1:
+            return value
+        logger.warning("ignoring ARPVIZ_RETRIEVAL_GALLERY=%r (not an int >= 1)", raw)
+    return MAX_GALLERY
 
 
 def is_reid_checkpoint(meta: CheckpointMeta) -> bool:
@@ -217,6 +235,10 @@ class GalleryIndex:
         return QueryImage(self.images[index], self._tensors[index:index + 1],
                           int(self.query_pids[index]), int(self.query_camids[index]),
                           f"query #{index}")
+
+    def overrides(self, knobs: Mapping[str, Knob]) -> dict[str, StageOverride]:
+        """The stage overrides of a slider setting (``{}`` for the trained one)."""
+        return overrides_from(stage_controls(self.model), knobs)
 
     def has(self, overrides: Mapping[str, StageOverride]) -> bool:
         """Whether the embeddings of this setting are already kept."""
