@@ -60,6 +60,12 @@ def epoch_view(runs: list[catalog.TrainingRecord], epochs: list[int], playing: b
     st.subheader("Learning curves")
     st.plotly_chart(figures.learning_curves(runs, epoch=epoch), width="stretch",
                     key="train_curves")
+    reid = [r.name for r in runs if r.is_reid]
+    if reid:
+        st.caption(f"Re-ID runs ({', '.join(reid)}): the middle panel shows each epoch's test "
+                   "mAP (thick) and rank-1 (dash-dot) on the query/gallery split, as the paper's "
+                   "Figure 4; their probe images are the first query images, identities the "
+                   "classifier never saw, so their captions name the identity, not a prediction.")
     animate = probe_section(runs, epoch, probe_images)
     comparison_section(runs, epoch, animate, probe_images)
 
