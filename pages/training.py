@@ -124,6 +124,8 @@ st.fragment(epoch_view, run_every=float(delay) if playing else None)(
 pairs = catalog.comparison_pairs(runs)
 possible = [] if pairs else sorted(catalog.comparison_pairs(list(records.values())),
                                    key=lambda pair: -sum(r.name in chosen for r in pair))
+if not pairs and all(r.is_reid for r in runs):
+    st.stop()  # no offer of the SynthBirds ARP/STN pair under re-ID runs (other probe images)
 if not pairs:
     st.subheader("MSGN with ARP against MSGN with the spatial transformer")
 if not pairs and possible:

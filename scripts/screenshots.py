@@ -56,7 +56,8 @@ PAGES = [
 
 def _choose_checkpoint(page, name: str, timeout_ms: float) -> None:
     """Pick the sidebar's checkpoint whose label contains ``name``."""
-    page.locator(".st-key-arpviz_checkpoint [data-baseweb='select']").first.click()
+    page.locator("[data-testid='stSidebar'] input[role='combobox'][aria-label='Checkpoint']"
+                 ).first.click()
     page.locator("[role='option']", has_text=name).first.click()
     page.wait_for_timeout(500)
     page.wait_for_function(IDLE, timeout=timeout_ms)

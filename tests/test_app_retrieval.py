@@ -115,6 +115,7 @@ def test_training_page_on_a_reid_run(env):
     probes = json.loads(at.get("plotly_chart")[1].proto.spec)
     texts = [a["text"] for a in probes["layout"]["annotations"]]
     assert texts and all(t.startswith("#") and " id " in t for t in texts)
+    assert not any("Add **" in i.value for i in at.info)  # no ARP/STN offer for re-ID runs
     at.select_slider(key="train_epoch").set_value(1).run()
     assert not at.exception
     assert any(c.value.startswith("training boxes of tiny_reid, epoch 1") for c in at.caption)

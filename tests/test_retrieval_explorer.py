@@ -181,3 +181,14 @@ def test_training_record_of_a_reid_run(reid_path):
     probe = hfig.probe_figure(images, record, 2)
     texts = [a.text for a in probe.layout.annotations]
     assert texts[0].startswith("#0 id ") and not any("✗" in t or "✓" in t for t in texts)
+
+
+def test_a_strided_model_ranks_without_crops(tmp_path):
+    path = write_reid_checkpoint(tmp_path / "stride.safetensors", "stride", epochs=1)
+    index = rx.GalleryIndex(ckpt.load(path), max_gallery=8)
+    assert index.overrides({}) == {}
+    view = index.search(index.query(0), {}, index.embeddings({}))
+    assert view.query_boxes == {} and view.top_boxes == {}
+    assert len(view.ranking.indices) == 8 - view.ranking.excluded == 6
+    assert [t.name for t in rfig.query_figure(view).data] == ["probes"]
+    assert "Conv4 local0 crop" not in [t.name for t in rfig.results_figure(view).data]

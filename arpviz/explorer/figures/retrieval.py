@@ -33,7 +33,7 @@ def query_figure(view: SearchView, tile_px: int = 220) -> go.Figure:
                         tile_px=tile_px)
 
 
-def results_figure(view: SearchView, cols: int = 5, tile_px: int = 160) -> go.Figure:
+def results_figure(view: SearchView, cols: int = 5, tile_px: int = 100) -> go.Figure:
     """The top-k gallery images, best first, with their crops; true matches framed."""
     count, height, width = view.top_images.shape[:3]
     frame = np.full((count, 4), np.nan)
