@@ -65,7 +65,7 @@ if not rx.is_reid_checkpoint(loaded.meta):
     st.stop()
 
 index = gallery_index(loaded.key, rx.gallery_cap(), loaded)
-g_ids = len(set(index.gallery_pids.tolist()))
+g_ids = index.num_gallery_ids
 note = (f" (the first {g_ids} of {index.total_ids} identities, {len(index.gallery_indices)} "
         f"of {index.total_gallery} images: a cap so that a new setting takes seconds on a CPU; "
         "env ARPVIZ_RETRIEVAL_GALLERY sets it)" if index.capped else "")

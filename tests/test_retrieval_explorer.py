@@ -72,6 +72,7 @@ def test_index_keeps_whole_identities_and_their_queries(index):
     # 6 test identities, 2 cameras x 3 images: 2 queries and 4 gallery images per identity
     assert index.total_gallery == 24 and index.total_ids == 6 and index.capped
     assert len(index.gallery_indices) == 12 and index.num_queries == 6  # 3 identities fit in 14
+    assert index.num_gallery_ids == 3
     assert set(index.query_pids.tolist()) == set(index.gallery_pids.tolist())
     assert index.images.shape == (18, 64, 64, 3) and index.images.dtype == np.uint8
     with pytest.raises(ValueError, match="index"):

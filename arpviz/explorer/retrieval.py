@@ -224,6 +224,11 @@ class GalleryIndex:
         return len(self.query_indices)
 
     @property
+    def num_gallery_ids(self) -> int:
+        """Identities in the kept gallery."""
+        return len(set(self.gallery_pids.tolist()))
+
+    @property
     def capped(self) -> bool:
         """Whether the gallery holds fewer images than the split's."""
         return len(self.gallery_indices) < self.total_gallery
