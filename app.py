@@ -22,6 +22,7 @@ pages = [
     st.Page("pages/gallery.py", title="Gallery", icon=":material/grid_view:"),
     st.Page("pages/appendix_a.py", title="Appendix A", icon=":material/functions:"),
     st.Page("pages/training.py", title="Training", icon=":material/timeline:"),
+    st.Page("pages/retrieval.py", title="Retrieval", icon=":material/image_search:"),
 ]
 
 # st.navigation first: until it runs, Streamlit shows the legacy list of pages/ files.

@@ -60,6 +60,12 @@ def epoch_view(runs: list[catalog.TrainingRecord], epochs: list[int], playing: b
     st.subheader("Learning curves")
     st.plotly_chart(figures.learning_curves(runs, epoch=epoch), width="stretch",
                     key="train_curves")
+    reid = [r.name for r in runs if r.is_reid]
+    if reid:
+        st.caption(f"Re-ID runs ({', '.join(reid)}): the middle panel shows each epoch's test "
+                   "mAP (thick) and rank-1 (dash-dot) on the query/gallery split, as the paper's "
+                   "Figure 4; their probe images are the first query images, identities the "
+                   "classifier never saw, so their captions name the identity, not a prediction.")
     animate = probe_section(runs, epoch, probe_images)
     comparison_section(runs, epoch, animate, probe_images)
 
@@ -118,6 +124,8 @@ st.fragment(epoch_view, run_every=float(delay) if playing else None)(
 pairs = catalog.comparison_pairs(runs)
 possible = [] if pairs else sorted(catalog.comparison_pairs(list(records.values())),
                                    key=lambda pair: -sum(r.name in chosen for r in pair))
+if not pairs and all(r.is_reid for r in runs):
+    st.stop()  # no offer of the SynthBirds ARP/STN pair under re-ID runs (other probe images)
 if not pairs:
     st.subheader("MSGN with ARP against MSGN with the spatial transformer")
 if not pairs and possible:

@@ -5,8 +5,10 @@ bundled folder (the server helpers of ``tests/helpers.py``), drives Debian's chr
 through Playwright (``executable_path``; nothing is downloaded) and writes one PNG per
 page to ``docs/img/<page>.png``: Explore and RP against ARP on the default SynthBirds sample with
 the trained rates, Appendix A at its defaults, Training as it opens (the ARP run with its
-STN counterpart), the Gallery on the default checkpoint's SynthBirds split, and Explore's
-faithfulness panel opened (``explore_faithfulness.png``).
+STN counterpart), the Gallery on the default checkpoint's SynthBirds split, Explore's
+faithfulness panel opened (``explore_faithfulness.png``), and, with the re-ID checkpoint
+``synthreid_msgn_arp`` chosen in the sidebar, Retrieval on its first query and Training on that
+re-ID run.
 Run::
 
     .venv/bin/python scripts/screenshots.py [--out docs/img] [--checkpoints checkpoints]
@@ -41,14 +43,27 @@ from tests.helpers import (  # noqa: E402
 
 logger = logging.getLogger("screenshots")
 #: page title in the navigation, a selector that shows once the page has rendered, file name,
-#: window height (Streamlit scrolls inside its own container, so the window sets what is seen)
+#: window height (Streamlit scrolls inside its own container, so the window sets what is seen),
+#: and the checkpoint to choose in the sidebar first (None: keep the one chosen)
 PAGES = [
-    ("Explore", ".st-key-explore_crops .js-plotly-plot", "explore", 1000),
-    ("RP against ARP", ".st-key-compare_crops .js-plotly-plot", "rp_vs_arp", 1600),
-    ("Appendix A", ".st-key-appx_sweep .js-plotly-plot", "appendix_a", 1800),
-    ("Training", ".st-key-train_pair_fig .js-plotly-plot", "training", 4600),
-    ("Gallery", "[class*='st-key-gallery_open'] button", "gallery", 2000),
+    ("Explore", ".st-key-explore_crops .js-plotly-plot", "explore", 1000, None),
+    ("RP against ARP", ".st-key-compare_crops .js-plotly-plot", "rp_vs_arp", 1600, None),
+    ("Appendix A", ".st-key-appx_sweep .js-plotly-plot", "appendix_a", 1800, None),
+    ("Training", ".st-key-train_pair_fig .js-plotly-plot", "training", 4600, None),
+    ("Gallery", "[class*='st-key-gallery_open'] button", "gallery", 2000, None),
+    ("Retrieval", ".st-key-retrieval_results_fig .js-plotly-plot", "retrieval", 1300,
+     "synthreid_msgn_arp"),
+    ("Training", ".st-key-train_probe_fig_0 .js-plotly-plot", "training_reid", 3000, None),
 ]
+
+
+def _choose_checkpoint(page, name: str, timeout_ms: float) -> None:
+    """Pick the sidebar's checkpoint whose label contains ``name``."""
+    page.locator("[data-testid='stSidebar'] input[role='combobox'][aria-label='Checkpoint']"
+                 ).first.click()
+    page.locator("[role='option']", has_text=name).first.click()
+    page.wait_for_timeout(500)
+    page.wait_for_function(IDLE, timeout=timeout_ms)
 
 
 def _settle(page, timeout_ms: float) -> None:
@@ -77,9 +92,10 @@ def _faithfulness(page, out: Path, timeout_ms: float) -> Path:
     return path
 
 
-def take(checkpoints: Path, out: Path, *, timeout_s: float = 300.0) -> list[Path]:
-    """Write a screenshot of every page (the window's height, per :data:`PAGES`) to ``out``;
-    the files written."""
+def take(checkpoints: Path, out: Path, *, timeout_s: float = 300.0,
+         only: list[str] | None = None) -> list[Path]:
+    """Write a screenshot of every page (the window's height, per :data:`PAGES`; ``only``:
+    those file names) to ``out``; the files written."""
     from playwright.sync_api import sync_playwright
 
     problem = browser_problem()
@@ -93,7 +109,11 @@ def take(checkpoints: Path, out: Path, *, timeout_s: float = 300.0) -> list[Path
         browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             page = open_app(browser, server.url, timeout_ms)
-            for title, ready, name, height in PAGES:
+            for title, ready, name, height, checkpoint in PAGES:
+                if checkpoint:
+                    _choose_checkpoint(page, checkpoint, timeout_ms)
+                if only and name not in only:
+                    continue
                 page.set_viewport_size({"width": 1400, "height": height})
                 page.locator(NAV, has_text=title).first.click()
                 page.locator(ready).first.wait_for(timeout=timeout_ms)
@@ -104,7 +124,8 @@ def take(checkpoints: Path, out: Path, *, timeout_s: float = 300.0) -> list[Path
                 page.screenshot(path=str(path))
                 logger.info("%s: %s", title, path)
                 written.append(path)
-            written.append(_faithfulness(page, out, timeout_ms))
+                if name == "gallery" and not only:  # still on the default checkpoint
+                    written.append(_faithfulness(page, out, timeout_ms))
         finally:
             browser.close()
     if "Traceback" in server.log_tail(20000):
@@ -117,9 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per wait")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="file names (without .png) of the pages to take; default all: "
+                        + ", ".join(name for _, _, name, _, _ in PAGES))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    take(args.checkpoints, args.out, timeout_s=args.timeout)
+    take(args.checkpoints, args.out, timeout_s=args.timeout, only=args.only)
     return 0
 
 

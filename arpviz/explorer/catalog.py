@@ -74,6 +74,10 @@ METRICS: dict[str, str] = {
     "train_top1": "train top-1 %",
     "val_top1": "val top-1 %",
     "val_top5": "val top-5 %",
+    "mAP": "test mAP %",
+    "rank1": "test rank-1 %",
+    "rank5": "test rank-5 %",
+    "rank10": "test rank-10 %",
     "lr": "learning rate",
     "seconds": "seconds",
 }
@@ -315,6 +319,14 @@ class TrainingRecord:
     def has_history(self) -> bool:
         """Whether there is anything to plot (metrics or snapshots)."""
         return bool(self.meta.history) or bool(self.snapshots)
+
+    @property
+    def is_reid(self) -> bool:
+        """Whether the run is re-ID training (history: test ``mAP``/``rank1``; probes: query
+        images of test identities, which the classifier never saw)."""
+        from arpviz.reid import is_reid
+
+        return is_reid(self.meta.dataset)
 
     @property
     def conv4(self) -> str:

@@ -41,6 +41,7 @@ __all__ = [
     "probe_figure",
     "rates_figure",
     "stage_rows",
+    "tiles_figure",
 ]
 
 logger = logging.getLogger(__name__)
@@ -157,16 +158,28 @@ class _Caption:
     colour: str
 
     def long(self) -> str:
+        if self.prob != self.prob:  # NaN: a re-ID probe, no prediction
+            return f"#{self.probe} {self.top_name}"
         return f"#{self.probe} {self.mark} {_short(self.top_name, 14)} {self.prob:.0%}"
 
     def short(self, tag: str) -> str:
+        if self.prob != self.prob:
+            return f"{tag} #{self.probe} {self.top_name}"
         return f"{tag} #{self.probe} {self.mark} {self.prob:.0%}"
 
 
 def _prediction_caption(
-    snapshot: EpochSnapshot, probe: int, labels: np.ndarray | None, class_names: Sequence[str]
+    snapshot: EpochSnapshot, probe: int, labels: np.ndarray | None, class_names: Sequence[str],
+    reid: bool = False,
 ) -> _Caption:
+    """The probe's top-1 against its label; for a re-ID run (``reid``: the probes are query
+    images of identities the classifier never saw) its identity only, no right or wrong."""
     indices, probs = snapshot.top5
+    if reid:
+        label = int(labels[probe]) if labels is not None and probe < len(labels) else None
+        name = "query" if label is None else f"id {label}"
+        return _Caption(probe, "", name, float("nan"), f"query image #{probe}, {name} (a test "
+                        "identity: no classifier prediction to mark)", "#222")
     top = [int(v) for v in indices[probe].tolist()]
     p = [float(v) for v in probs[probe].tolist()]
 
@@ -272,6 +285,34 @@ def _mosaic_figure(
     return fig
 
 
+def tiles_figure(
+    tiles: np.ndarray,
+    layers: Sequence[BoxLayer],
+    captions: Sequence[tuple[str, str, str]],
+    *,
+    cols: int = 5,
+    tile_px: int = 160,
+) -> go.Figure:
+    """Images in a grid with boxes and a caption above each (the probe figures' mosaic).
+
+    Args:
+        tiles: ``uint8 [T, H, W, 3]``.
+        layers: boxes to draw, one :class:`BoxLayer` each (``[T, 4]`` tile pixels; a NaN box
+            leaves its tile out).
+        captions: ``(text, hover, colour)`` per tile.
+    """
+    if len(captions) != len(tiles):
+        raise ValueError(f"captions must have one entry per tile ({len(tiles)}), "
+                         f"got {len(captions)}")
+    mosaic = _Mosaic(np.asarray(tiles), cols)
+
+    def draw(_: Any) -> tuple[list[go.Scatter], list[dict]]:
+        return ([mosaic.box_trace(layer) for layer in layers],
+                [mosaic.caption(t, *c) for t, c in enumerate(captions)])
+
+    return _mosaic_figure(mosaic, tile_px, draw, None, [], 0)
+
+
 # ----------------------------------------------------------------------------- figures
 
 
@@ -312,7 +353,7 @@ def probe_figure(
             traces.append(mosaic.box_trace(layer))
         captions = []
         for t, p in enumerate(chosen):
-            cap = _prediction_caption(s, p, record.probe_labels, names)
+            cap = _prediction_caption(s, p, record.probe_labels, names, record.is_reid)
             captions.append(mosaic.caption(t, cap.long(), cap.hover, cap.colour))
         return traces, captions
 
@@ -367,7 +408,8 @@ def comparison_figure(
                 dash = "solid" if stg == stage else "dot"
                 traces.append(mosaic.box_trace(BoxLayer(name, boxes, colour, info, dash)))
             for t, p in enumerate(chosen):
-                cap = _prediction_caption(snap, p, run.probe_labels, run.meta.class_names)
+                cap = _prediction_caption(snap, p, run.probe_labels, run.meta.class_names,
+                                          run.is_reid)
                 captions.append(mosaic.caption(2 * t + side, cap.short(tags[side]),
                                                f"{run.name} (epoch {snap.epoch})<br>{cap.hover}",
                                                cap.colour))
@@ -502,12 +544,16 @@ def rates_figure(records: Sequence[TrainingRecord], epoch: int | None = None) ->
 
 
 def learning_curves(records: Sequence[TrainingRecord], epoch: int | None = None) -> go.Figure:
-    """Loss, top-1 (train and val; val top-5 dotted) and learning rate against epoch.
+    """Loss, top-1 (train and val; val top-5 dotted) and learning rate against epoch; re-ID
+    runs show their test mAP (solid, thick) and rank-1 (dash-dot) in the middle panel.
 
     Every run gets its own colour; ``epoch`` draws a marker line on each panel.
     """
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "top-1 / top-5 (%)",
-                                                        "learning rate"),
+    reid = any(r.is_reid for r in records)
+    middle = "top-1 / mAP / rank-1 (%)" if reid else "top-1 / top-5 (%)"
+    if reid and all(r.is_reid for r in records):
+        middle = "train top-1, test mAP / rank-1 (%)"
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", middle, "learning rate"),
                         horizontal_spacing=0.07)
     for r, record in enumerate(records):
         cols = metric_columns(record.meta)
@@ -515,7 +561,8 @@ def learning_curves(records: Sequence[TrainingRecord], epoch: int | None = None)
         epochs = cols["epoch"]
         panels = (
             ("train_loss", 1, "solid"), ("train_top1", 2, "dash"), ("val_top1", 2, "solid"),
-            ("val_top5", 2, "dot"), ("lr", 3, "solid"),
+            ("val_top5", 2, "dot"), ("mAP", 2, "solid"), ("rank1", 2, "dashdot"),
+            ("lr", 3, "solid"),
         )
         for key, col, dash in panels:
             if key not in cols:
@@ -524,7 +571,8 @@ def learning_curves(records: Sequence[TrainingRecord], epoch: int | None = None)
                 go.Scatter(
                     x=epochs, y=cols[key], mode="lines+markers", name=f"{record.name}: "
                     f"{METRICS[key]}", legendgroup=record.name,
-                    line={"color": colour, "dash": dash}, marker={"size": 5},
+                    line={"color": colour, "dash": dash, "width": 3.5 if key == "mAP" else 2},
+                    marker={"size": 5, "symbol": "diamond" if key == "mAP" else "circle"},
                     hovertemplate=f"{record.name}<br>epoch %{{x:.0f}}<br>{METRICS[key]} "
                     "%{y:.4g}<extra></extra>",
                 ),
