@@ -19,6 +19,7 @@ pages = [
     st.Page("pages/explore.py", title="Explore", icon=":material/center_focus_strong:",
             default=True),
     st.Page("pages/rp_vs_arp.py", title="RP against ARP", icon=":material/compare:"),
+    st.Page("pages/adaptivity.py", title="Adaptivity", icon=":material/straighten:"),
     st.Page("pages/appendix_a.py", title="Appendix A", icon=":material/functions:"),
     st.Page("pages/training.py", title="Training", icon=":material/timeline:"),
 ]
