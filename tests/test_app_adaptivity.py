@@ -59,3 +59,21 @@ def test_tau_and_split_controls_recompute(adapt_env: Path) -> None:
     _run(at)
     assert at.session_state["adapt_report"].split == "test"
     assert at.number_input(key="adapt_index").disabled  # Explore shows val only
+
+
+def test_explore_tau_is_an_explicit_extension(adapt_env: Path) -> None:
+    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    control = at.select_slider(key="explore_tau")
+    assert "1 = the paper" in control.label and control.value == 1.0
+    assert not at.session_state["arpviz_result"].overrides
+    trained = at.session_state["arpviz_result"].stages["conv3"].confidence
+    control.set_value(8.0)
+    _run(at)
+    view = at.session_state["arpviz_result"]
+    assert {o.tau for o in view.overrides.values()} == {8.0}
+    assert set(view.overrides) == {"conv3", "conv4.local0"}
+    assert view.stages["conv3"].confidence.std() > trained.std()
+    at.button(key="explore_reset").click()
+    _run(at)
+    assert at.select_slider(key="explore_tau").value == 1.0
+    assert not at.session_state["arpviz_result"].overrides
