@@ -117,9 +117,12 @@ candidates = ad.k_curve_candidates([p for p in common.checkpoint_paths()
 usable = [p for p, why in candidates.items() if why is None]
 others = st.multiselect("Add checkpoints (computed with the split, images and tau above)", usable,
                         format_func=lambda p: Path(p).name, key="adapt_others")
-skipped = {Path(p).name: why for p, why in candidates.items() if why is not None}
-if skipped:
-    st.caption("Not offered: " + "; ".join(f"{n}: {why}" for n, why in skipped.items()))
+skipped: dict[str, list[str]] = {}
+for p, why in candidates.items():
+    if why is not None:
+        skipped.setdefault(why, []).append(Path(p).name)
+for why, names in skipped.items():
+    st.caption(f"Not offered: {', '.join(names)}: {why}")
 reports = {Path(loaded.label).stem: report}
 reports |= {Path(p).stem: _report(p, split, limit, tau, Path(p).name) for p in others}
 curves = ad.k_curves(reports)

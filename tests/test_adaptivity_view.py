@@ -72,8 +72,10 @@ def test_verdict_follows_the_numbers(report: AdaptivityReport) -> None:
     stage = "conv4.local0"
     up = ad.verdict(_with_corr(report, stage, (0.5, 0.3, 0.7), (0.4, 0.1, 0.6)), stage)
     assert "**follows the object**" in up and "+0.50 [+0.30, +0.70]" in up
-    down = ad.verdict(_with_corr(report, stage, (-0.3, -0.5, -0.1), (-0.1, -0.3, 0.1)), stage)
-    assert "moves **against** it" in down
+    down = ad.verdict(_with_corr(report, stage, (-0.3, -0.5, -0.1), (-0.2, -0.3, -0.1)), stage)
+    assert "it moves **against** it: bigger objects get smaller crops" in down
+    one = ad.verdict(_with_corr(report, stage, (-0.1, -0.3, 0.1), (-0.3, -0.5, -0.1)), stage)
+    assert "along its width it moves **against** it" in one
     flat = ad.verdict(_with_corr(report, stage, (0.1, -0.2, 0.4), (-0.1, -0.3, 0.2)), stage)
     assert "not** follow the object detectably" in flat
     mixed = ad.verdict(_with_corr(report, stage, (0.5, 0.3, 0.7), (-0.4, -0.6, -0.2)), stage)

@@ -290,7 +290,8 @@ def verdict(report: AdaptivityReport, stage: str) -> str:
         return (f"{label}: {spread}; without ground truth (object boxes) it cannot be said "
                 "whether the rate follows the object.")
     height, width = st.rate_vs_object["height"], st.rate_vs_object["width"]
-    directions = {_direction(height), _direction(width)}
+    by_axis = {"height": _direction(height), "width": _direction(width)}
+    directions = set(by_axis.values())
     numbers = (f"Spearman with the object's height {height['spearman']:+.2f} "
                f"{_fmt_ci((height.get('ci95') or {}).get('spearman'))}, width "
                f"{width['spearman']:+.2f} {_fmt_ci((width.get('ci95') or {}).get('spearman'))}"
@@ -300,9 +301,14 @@ def verdict(report: AdaptivityReport, stage: str) -> str:
         answer = "cannot tell whether the rate follows the object"
     elif directions == {"up"}:
         answer = "the rate **follows the object**: bigger objects get bigger crops"
-    elif directions == {"down"} or directions == {"down", "none"}:
+    elif directions == {"down"}:
         answer = ("the rate does **not** follow the object, it moves **against** it: bigger "
                   "objects get smaller crops")
+    elif directions == {"down", "none"}:
+        against = next(a for a, d in by_axis.items() if d == "down")
+        answer = (f"the rate does **not** follow the object; along its {against} it moves "
+                  f"**against** it (bigger objects get smaller crops), along the other axis "
+                  "no relation is detectable")
     elif directions == {"none"}:
         answer = ("the rate does **not** follow the object detectably: no correlation "
                   "distinguishable from 0 at this image count")
