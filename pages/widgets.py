@@ -64,7 +64,7 @@ def image_input(loaded: LoadedCheckpoint, prefix: str) -> ChosenImage | None:
     if source == _SAMPLE_CHOICE:
         split = meta.dataset.get("eval_split", "val")
         index = st.number_input(f"Sample of the SynthBirds {split} split (0 to {count - 1})",
-                                min_value=0, max_value=count - 1, value=0, step=1,
+                                min_value=0, max_value=count - 1, step=1,
                                 key=f"{prefix}_sample", persist_state="session")
         show = st.checkbox("Show the ground truth box and keypoints", key=f"{prefix}_show_gt",
                            persist_state="session")

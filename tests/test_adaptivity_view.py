@@ -65,6 +65,8 @@ def test_scatter_carries_the_image_index_and_picking_reads_it(report) -> None:
     assert indices == list(range(10))
     assert ad.picked_index([{"customdata": [7, 0.1], "point_index": 0}]) == 7
     assert ad.picked_index([{"customdata": 3}]) == 3
+    # as Streamlit 1.67 sends a 2-D customdata row (seen in the browser)
+    assert ad.picked_index([{"curve_number": 1, "customdata": {"0": 19, "1": 0.04}}]) == 19
     assert ad.picked_index([]) is None and ad.picked_index([{"x": 1}]) is None
 
 

@@ -178,10 +178,13 @@ def rate_points(report: AdaptivityReport, stage: str, axis: str = "height") -> R
 
 def picked_index(points: Sequence[Mapping[str, Any]]) -> int | None:
     """The image index of the first selected point of the rate scatter (its ``customdata``
-    holds the index first), or ``None`` when nothing usable is selected."""
+    holds the index first: a list, or a mapping ``{"0": index, ...}`` as Streamlit may send
+    it), or ``None`` when nothing usable is selected."""
     for point in points or ():
         data = point.get("customdata")
-        if isinstance(data, (list, tuple)) and data:
+        if isinstance(data, Mapping):
+            data = data.get("0", data.get(0))
+        elif isinstance(data, (list, tuple)) and data:
             data = data[0]
         if isinstance(data, (int, float)) and not isinstance(data, bool) and data >= 0:
             return int(data)

@@ -43,7 +43,7 @@ def rate_scatter(points: RatePoints, class_names: Sequence[str] = ()) -> go.Figu
             continue
         names = [class_names[i] if 0 <= i < len(class_names) else str(i)
                  for i in points.label[keep]]
-        custom = np.stack([points.index[keep], points.spread[keep]], axis=1)
+        custom = np.stack([points.index[keep], points.spread[keep]], axis=1).tolist()
         fig.add_trace(go.Scatter(
             x=points.size[keep], y=points.rate[keep], mode="markers", name=name,
             marker={"color": colour, "size": 7, "opacity": 0.75}, customdata=custom,
