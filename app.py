@@ -20,6 +20,7 @@ pages = [
             default=True),
     st.Page("pages/rp_vs_arp.py", title="RP against ARP", icon=":material/compare:"),
     st.Page("pages/gallery.py", title="Gallery", icon=":material/grid_view:"),
+    st.Page("pages/adaptivity.py", title="Adaptivity", icon=":material/straighten:"),
     st.Page("pages/appendix_a.py", title="Appendix A", icon=":material/functions:"),
     st.Page("pages/training.py", title="Training", icon=":material/timeline:"),
     st.Page("pages/retrieval.py", title="Retrieval", icon=":material/image_search:"),

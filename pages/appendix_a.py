@@ -5,18 +5,23 @@ from __future__ import annotations
 import streamlit as st
 
 from arpviz.appendix import Analysis, SimulationSettings, analyse, k_sweep, summary_stats
+from arpviz.explorer.catalog import trained_on_synthbirds
 from arpviz.explorer.figures.appendix import (
     coverage_histograms,
     distributions_figure,
     k_sweep_figure,
     length_scatter,
 )
+from arpviz.explorer.session import stage_label
+from arpviz.simulate import measure_confidence_floor
+from pages.common import LoadedCheckpoint, current_checkpoint
 
 LENGTHS = (14, 28, 56, 112)
 SPIKINESS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 SUMMARY_COUNTS = (100, 300, 1000, 3000)
 SWEEP_KS = tuple(round(0.1 * i, 2) for i in range(1, 21))  # 0.1 .. 2.0, as the k slider
 SWEEP_COUNT = 300
+FLOOR_CHOICES = ("set by hand", "as measured in the loaded checkpoint")
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -31,6 +36,36 @@ def cached_sweep(settings: SimulationSettings) -> dict:
     return k_sweep(settings, SWEEP_KS)
 
 
+@st.cache_resource(max_entries=8, show_spinner="Measuring the checkpoint's confidence floor...")
+def cached_floor(key: tuple, _loaded: LoadedCheckpoint) -> dict:
+    """:func:`arpviz.simulate.measure_confidence_floor` of a loaded checkpoint (16 images of its
+    evaluation split), cached per checkpoint version and device."""
+    split = str(_loaded.meta.dataset.get("eval_split", "val"))
+    return measure_confidence_floor(_loaded.checkpoint, count=16,
+                                    split=split if split in ("val", "test") else "val")
+
+
+def floor_control(choice: str) -> float:
+    """The simulator's ``background``: a slider (0 to 0.6), or the loaded checkpoint's floor."""
+    loaded = current_checkpoint()
+    if choice == FLOOR_CHOICES[1]:
+        if loaded is None or not trained_on_synthbirds(loaded.meta):
+            st.info("Measuring needs a SynthBirds checkpoint loaded in the sidebar; set the "
+                    "floor by hand.")
+        else:
+            floors = cached_floor(loaded.key, loaded)
+            stage = st.selectbox("stage", list(floors), index=len(floors) - 1,
+                                 format_func=stage_label, key="appx_floor_stage")
+            floor = floors[stage]
+            st.caption(f"appendix floor: {loaded.label}, {stage_label(stage)}: background "
+                       f"{floor.level:.3f}, peak {floor.peak:.3f} (mean over {floor.count} "
+                       f"images) -> floor {floor.relative:.3f} of the peak above it")
+            return float(floor.relative)
+    return st.slider("floor (relative to the peak)", 0.0, 0.6, 0.02, 0.01, key="appx_background",
+                     help="0.02: the earlier default; a trained network's sigmoid leaves "
+                          "about 0.5 (see below).")
+
+
 st.header("Appendix A: the adaptive rate on simulated distributions")
 st.markdown(
     "Random 1-D keypoint distributions by the paper's rules (most keypoints in one interval of "
@@ -38,6 +73,16 @@ st.markdown(
     "Eq. 9's rate. As in Figure 7, the line is the distribution, the area under it is **red "
     "inside the crop** and **blue outside**; dotted lines mark the true interval (envelope mean "
     "± 2 std)."
+)
+
+st.markdown(
+    "**Why a floor.** The keypoint confidence is `sigmoid(s)` of the channel mean `s` of "
+    "per-channel standardised features. That mean sits near 0 on the background, so the "
+    "sigmoid gives about 0.5 there, not 0: every trained map carries a floor under the object. "
+    "Eq. 9 takes the spread of the whole distribution, and a floor spreads it over the whole "
+    "interval; a bigger object then adds mass at a smaller spread than the floor's and can "
+    "*narrow* the crop. Raise the floor (or take the loaded checkpoint's) and watch the "
+    "correlation of crop and true length below (docs/adaptivity.md)."
 )
 
 with st.container(border=True):
@@ -52,7 +97,9 @@ with st.container(border=True):
             "sparsity (exponent on the random significance)", SPIKINESS, value=1.0,
             key="appx_spikiness", help="1: uniform significance; larger: fewer, sharper peaks",
         )
-        background = st.slider("background floor", 0.0, 0.2, 0.02, 0.01, key="appx_background")
+        floor_choice = st.radio("background floor", FLOOR_CHOICES, key="appx_floor_source",
+                                help="The simulator's floor is relative to the envelope's peak.")
+        background = floor_control(floor_choice)
         placement = st.slider("placement of the interval (fraction of L)", 0.0, 1.0, (0.1, 0.9),
                               0.05, key="appx_placement")
         spread = st.slider("interval spread, std (fraction of L)", 0.01, 0.5, (0.03, 0.3), 0.01,

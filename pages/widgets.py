@@ -20,6 +20,8 @@ from pages.common import LoadedCheckpoint, upload_key
 
 logger = logging.getLogger(__name__)
 
+#: Confidence temperatures offered (beyond the paper; 1 is the paper).
+TAUS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 _UPLOAD_CHOICE = "Upload an image"
 SAMPLE_CHOICE = "SynthBirds sample"
 FILE_CHOICE = "Gallery image"
@@ -90,7 +92,7 @@ def image_input(loaded: LoadedCheckpoint, prefix: str) -> ChosenImage | None:
     if source == SAMPLE_CHOICE:
         split = meta.dataset.get("eval_split", "val")
         index = st.number_input(f"Sample of the SynthBirds {split} split (0 to {count - 1})",
-                                min_value=0, max_value=count - 1, value=0, step=1,
+                                min_value=0, max_value=count - 1, step=1,
                                 key=f"{prefix}_sample", persist_state="session")
         show = st.checkbox("Show the ground truth box and keypoints", key=f"{prefix}_show_gt",
                            persist_state="session")
@@ -138,6 +140,8 @@ def _trained_values(prefix: str, controls: tuple[session.StageControl, ...]) -> 
             values[f"{prefix}_k:{c.name}"] = float(c.k)
         if c.trained_dsr is not None:
             values[f"{prefix}_dsr:{c.name}"] = float(c.trained_dsr)
+    if controls:
+        values[f"{prefix}_tau"] = float(controls[0].tau)
     return values
 
 
@@ -153,12 +157,14 @@ def _slider(label: str, value: float, bounds: tuple[float, float], step: float, 
 
 
 def stage_sliders(
-    loaded: LoadedCheckpoint, prefix: str, *, k: bool = True, dsr: bool = True
+    loaded: LoadedCheckpoint, prefix: str, *, k: bool = True, dsr: bool = True, tau: bool = True
 ) -> dict[str, session.Knob]:
-    """k (ARP stages) and DSR sliders for every RP/ARP stage, with a "reset to trained" button.
+    """k (ARP stages) and DSR sliders for every RP/ARP stage, with a "reset to trained" button,
+    and (``tau``) the confidence temperature of every RP/ARP stage, labelled beyond the paper.
 
-    Keys: ``{prefix}_k:<stage>``, ``{prefix}_dsr:<stage>``, ``{prefix}_reset``. The sliders go
-    back to the trained values when the checkpoint changes. Returns ``{stage: Knob}``.
+    Keys: ``{prefix}_k:<stage>``, ``{prefix}_dsr:<stage>``, ``{prefix}_tau``,
+    ``{prefix}_reset``. The sliders go back to the trained values when the checkpoint changes.
+    Returns ``{stage: Knob}``.
     """
     controls = tuple(c for c in session.stage_controls(loaded.model) if c.steerable)
     if not controls:
@@ -193,6 +199,16 @@ def stage_sliders(
                     f"Target downsampling rate of {c.label} (output = input x DSR; ARP's "
                     f"lower bound on the crop); trained with {c.trained_dsr:g}.")
             knobs[c.name] = session.Knob(k_value, dsr_value)
+    if tau:
+        trained = float(controls[0].tau)
+        with st.expander("Beyond the paper: confidence temperature tau"):
+            value = st.select_slider(
+                f"tau, every RP/ARP stage (trained {trained:g}; 1 = the paper)",
+                sorted(set(TAUS) | {trained}), key=f"{prefix}_tau", persist_state="session",
+                help="An extension, not in the paper: C = sigmoid(tau * s). A larger tau "
+                     "sharpens the keypoint confidence (the background moves towards 0).")
+        knobs = {name: session.Knob(knob.k, knob.dsr, float(value))
+                 for name, knob in knobs.items()}
     return knobs
 
 

@@ -4,7 +4,8 @@ Starts ``streamlit run app.py`` headless on a free loopback port with ``checkpoi
 bundled folder (the server helpers of ``tests/helpers.py``), drives Debian's chromium
 through Playwright (``executable_path``; nothing is downloaded) and writes one PNG per
 page to ``docs/img/<page>.png``: Explore and RP against ARP on the default SynthBirds sample with
-the trained rates, Appendix A at its defaults, Training as it opens (the ARP run with its
+the trained rates, Adaptivity on the first 32 validation images (computed, then cached in
+``$ARPVIZ_CACHE/analysis``), Appendix A at its defaults, Training as it opens (the ARP run with its
 STN counterpart), the Gallery on the default checkpoint's SynthBirds split, Explore's
 faithfulness panel opened (``explore_faithfulness.png``), and, with the re-ID checkpoint
 ``synthreid_msgn_arp`` chosen in the sidebar, Retrieval on its first query and Training on that
@@ -48,6 +49,7 @@ logger = logging.getLogger("screenshots")
 PAGES = [
     ("Explore", ".st-key-explore_crops .js-plotly-plot", "explore", 1000, None),
     ("RP against ARP", ".st-key-compare_crops .js-plotly-plot", "rp_vs_arp", 1600, None),
+    ("Adaptivity", ".st-key-adapt_contrast .js-plotly-plot", "adaptivity", 2700, None),
     ("Appendix A", ".st-key-appx_sweep .js-plotly-plot", "appendix_a", 1800, None),
     ("Training", ".st-key-train_pair_fig .js-plotly-plot", "training", 4600, None),
     ("Gallery", "[class*='st-key-gallery_open'] button", "gallery", 2000, None),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_app_explore import APP, _run, app_env  # noqa: F401 - the fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "appendix_a.py")
@@ -67,3 +68,34 @@ def test_simulation_controls(page):
     page.select_slider(key="appx_summary_count").set_value(100).run()
     assert not page.exception
     assert page.metric[0].value.endswith("%")
+
+
+def test_floor_slider_reaches_0_6_and_preset_needs_a_checkpoint():
+    page = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    page.slider(key="appx_dsr").set_value(0.05).run()  # the rate unbounded below
+    assert page.slider(key="appx_background").max == 0.6
+    page.slider(key="appx_background").set_value(0.6).run()
+    assert not page.exception
+    high = page.metric[3].value
+    page.slider(key="appx_background").set_value(0.0).run()
+    assert float(page.metric[3].value) > float(high)  # a floor turns the correlation down
+    page.radio(key="appx_floor_source").set_value("as measured in the loaded checkpoint").run()
+    assert not page.exception
+    assert any("needs a SynthBirds checkpoint" in str(i.value) for i in page.info)
+    page.radio(key="appx_floor_source").set_value("set by hand").run()
+    assert "Why a floor" in " ".join(str(m.value) for m in page.markdown)
+
+
+def test_floor_preset_measures_the_loaded_checkpoint(app_env, tiny_checkpoint):  # noqa: F811
+    from arpviz.checkpoint import load
+    from arpviz.simulate import measure_confidence_floor
+
+    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    at.switch_page("pages/appendix_a.py")
+    _run(at)
+    at.radio(key="appx_floor_source").set_value("as measured in the loaded checkpoint")
+    _run(at)
+    text = next(c.value for c in at.caption if c.value.startswith("appendix floor"))
+    expected = measure_confidence_floor(load(str(tiny_checkpoint)), count=16)["conv4.local0"]
+    assert f"floor {expected.relative:.3f} of the peak" in text
+    assert f"background {expected.level:.3f}" in text

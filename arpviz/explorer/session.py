@@ -139,6 +139,7 @@ class StageControl:
     k: float | None
     dsr: tuple[float, float] | None
     arp_k: float | None
+    tau: float = 1.0
 
     @property
     def steerable(self) -> bool:
@@ -153,11 +154,13 @@ class StageControl:
 
 @dataclass(frozen=True)
 class Knob:
-    """A slider setting of one stage: ARP's ``k`` (``None`` for RP) and the DSR (one number,
-    for height and width)."""
+    """A slider setting of one stage: ARP's ``k`` (``None`` for RP), the DSR (one number,
+    for height and width) and the confidence temperature ``tau`` (beyond the paper; ``None``:
+    the trained one)."""
 
     k: float | None = None
     dsr: float | None = None
+    tau: float | None = None
 
 
 def stage_controls(model: MSGN) -> tuple[StageControl, ...]:
@@ -173,7 +176,7 @@ def stage_controls(model: MSGN) -> tuple[StageControl, ...]:
             arp_k = settings.k if settings.k is not None else \
                 model.stage_settings({name: StageOverride(mode="arp")})[name].k
         out.append(StageControl(name, stage_label(name), settings.mode, settings.k,
-                                settings.dsr, arp_k))
+                                settings.dsr, arp_k, settings.tau))
     return tuple(out)
 
 
@@ -191,7 +194,8 @@ def overrides_from(
     Only stages whose ``k`` or DSR differ from the trained values get an override (so the
     trained setting gives ``{}``). ``mode`` ``"rp"``/``"arp"`` switches every steerable stage
     (an ARP override then always names its ``k``). A ``k`` on an RP stage is ignored unless
-    ``mode`` is ``"arp"``. A knob's DSR applies to height and width.
+    ``mode`` is ``"arp"``. A knob's DSR applies to height and width; its ``tau`` (beyond the
+    paper) overrides the stage's confidence temperature when it differs from the trained one.
     """
     if mode not in (None, "rp", "arp"):
         raise ValueError(f"mode must be 'rp', 'arp' or None, got {mode!r}")
@@ -210,9 +214,13 @@ def overrides_from(
             pair = (float(knob.dsr), float(knob.dsr))
             if control.dsr is None or not all(map(_close, pair, control.dsr)):
                 dsr = pair
-        if mode is None and k is None and dsr is None:
+        tau = None
+        if knob.tau is not None and not _close(float(knob.tau), control.tau):
+            tau = float(knob.tau)
+        if mode is None and k is None and dsr is None and tau is None:
             continue
-        out[control.name] = StageOverride(mode=mode, k=k, dsr=dsr)  # type: ignore[arg-type]
+        out[control.name] = StageOverride(mode=mode, k=k, dsr=dsr,  # type: ignore[arg-type]
+                                          tau=tau)
     return out
 
 
@@ -513,10 +521,11 @@ class LiveSession:
         probs, widths, heights, rates = [], [], [], []
         with torch.no_grad():
             for k in ks_arr:
-                knobs[stage] = Knob(float(k), base.dsr)
+                knobs[stage] = Knob(float(k), base.dsr, base.tau)
                 overrides = overrides_from(self.controls, knobs)
-                overrides[stage] = StageOverride(
-                    mode="arp", k=float(k), dsr=overrides.get(stage, StageOverride()).dsr)
+                changed = overrides.get(stage, StageOverride())
+                overrides[stage] = StageOverride(mode="arp", k=float(k), dsr=changed.dsr,
+                                                 tau=changed.tau)
                 explanation = self.model.explain_from(cache, overrides)
                 probs.append(self._probs(explanation))
                 x1, y1, x2, y2 = _tuple(explanation.image_boxes[stage][0])

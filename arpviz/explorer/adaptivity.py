@@ -1,0 +1,322 @@
+"""What the Adaptivity page shows: :mod:`arpviz.analysis` run, cached and read for plotting.
+
+- :func:`unavailable_reason`: why a checkpoint cannot be analysed here (``None`` when it can);
+- :func:`run_report`: :func:`arpviz.analysis.analyse_cached` for a checkpoint file (a JSON cache
+  per checkpoint digest, split, limit and tau in :func:`analysis_cache_dir`), or
+  :func:`arpviz.analysis.analyse` for a checkpoint held only in memory (an upload);
+- :func:`precomputed_reports`: the committed ``logs/wide/*.analysis.json`` of the same checkpoint
+  (the same SHA-256), shown as a labelled fallback;
+- :func:`rate_points`, :func:`picked_index`, :func:`correlation_rows`, :func:`k_curves`: plain
+  values for the figures (:mod:`arpviz.explorer.figures.adaptivity`);
+- :func:`verdict`: one plain sentence per stage, from the report's numbers, saying whether the
+  rate follows the object.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from arpviz.analysis import AdaptivityReport, analyse, analyse_cached, checkpoint_digest
+from arpviz.checkpoint import Checkpoint, CheckpointError, CheckpointMeta, read_meta
+from arpviz.explorer.catalog import converted_cache_dir, trained_on_synthbirds
+from arpviz.explorer.session import stage_label
+
+__all__ = [
+    "AXES",
+    "DEFAULT_LIMIT",
+    "LIMITS",
+    "PLACEMENTS",
+    "KCurve",
+    "RatePoints",
+    "analysis_cache_dir",
+    "correlation_rows",
+    "k_curve_candidates",
+    "k_curves",
+    "picked_index",
+    "precomputed_reports",
+    "rate_points",
+    "run_report",
+    "unavailable_reason",
+    "verdict",
+]
+
+logger = logging.getLogger(__name__)
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Image counts the page offers; the default takes well under a minute on one CPU thread.
+LIMITS: tuple[int, ...] = (16, 32, 64, 128, 300, 600)
+DEFAULT_LIMIT = 32
+#: The placements of ``StageAnalysis.placement``, in the order the bars show them.
+PLACEMENTS: tuple[str, ...] = ("arp", "centred", "random", "least_confident")
+#: Axis -> (per-image rate column, object size column, spread column, ``rate_vs_object`` key).
+AXES: Mapping[str, tuple[str, str, str, str]] = {
+    "height": ("rate_h", "object_h", "spread_h", "height"),
+    "width": ("rate_w", "object_w", "spread_w", "width"),
+}
+
+
+def analysis_cache_dir() -> Path:
+    """Where the page caches analyses: ``$ARPVIZ_CACHE/analysis``, else
+    ``~/.cache/arpviz/analysis`` (beside :func:`~arpviz.explorer.catalog.converted_cache_dir`)."""
+    return converted_cache_dir().parent / "analysis"
+
+
+def unavailable_reason(meta: CheckpointMeta) -> str | None:
+    """Why ``meta``'s checkpoint cannot be analysed here, or ``None`` when it can."""
+    name = str(meta.dataset.get("name", "?"))
+    if name == "synthreid":
+        return ("this is a re-ID checkpoint (SynthReID): arpviz.analysis measures top-1 "
+                "classification and does not support mAP, so its adaptivity analysis and k curve "
+                "are not available.")
+    if not trained_on_synthbirds(meta):
+        return (f"this checkpoint was trained on {name!r}: the page analyses SynthBirds "
+                "val/test splits only (use python -m arpviz.analysis for other data).")
+    return None
+
+
+def run_report(
+    checkpoint: Checkpoint | str | Path, split: str, limit: int | None, tau: float, *,
+    cache_dir: str | Path | None = None, device: str = "cpu",
+    progress: Callable[[float, str], None] | None = None,
+) -> AdaptivityReport:
+    """The analysis of a checkpoint file (cached as JSON per digest, split, limit and tau in
+    ``cache_dir``, default :func:`analysis_cache_dir`) or of a loaded checkpoint (not cached).
+
+    ``progress(fraction, message)`` is called after every batch of a fresh computation.
+    """
+    if isinstance(checkpoint, Checkpoint):
+        return analyse(checkpoint, split, limit=limit, tau=tau, device=device,
+                       progress=progress, show_progress=False)
+    folder = analysis_cache_dir() if cache_dir is None else Path(cache_dir)
+    return analyse_cached(checkpoint, split, cache_dir=folder, limit=limit, tau=tau,
+                          device=device, progress=progress, show_progress=False)
+
+
+def precomputed_reports(
+    checkpoint: str | Path, folder: str | Path | None = None
+) -> list[tuple[Path, AdaptivityReport]]:
+    """The committed analyses (``folder/*.analysis.json``, default ``logs/wide/``) of the
+    checkpoint file ``checkpoint`` (the same SHA-256); unreadable files are skipped with a log
+    line."""
+    digest = checkpoint_digest(checkpoint)
+    root = _REPO_ROOT / "logs" / "wide" if folder is None else Path(folder)
+    found = []
+    for path in sorted(root.glob("*.analysis.json")):
+        try:
+            data = json.loads(path.read_text())
+            if data.get("sha256") != digest:
+                continue
+            found.append((path, AdaptivityReport.from_dict(data)))
+        except (OSError, ValueError, TypeError) as exc:
+            logger.warning("skipping %s: %s", path, exc)
+    return found
+
+
+# ----------------------------------------------------------------------------- plot values
+
+
+@dataclass(frozen=True)
+class RatePoints:
+    """One point per image of one stage and axis (all arrays ``[N]``).
+
+    Attributes:
+        stage, axis: e.g. ``"conv4.local0"``, ``"height"``.
+        index: the image's index in the split; ``correct``: top-1 right.
+        rate: the rate the stage used on this axis.
+        size: the object's extent as a share of the stage's frame (NaN without ground truth).
+        spread: the parts' keypoint spread (SD) as a share of the frame (NaN without truth).
+        label, pred: true and predicted class indices.
+    """
+
+    stage: str
+    axis: str
+    index: np.ndarray
+    correct: np.ndarray
+    rate: np.ndarray
+    size: np.ndarray
+    spread: np.ndarray
+    label: np.ndarray
+    pred: np.ndarray
+
+
+def _check_stage(report: AdaptivityReport, stage: str) -> None:
+    if stage not in report.stages:
+        raise ValueError(f"stage must be one of {sorted(report.stages)}, got {stage!r}")
+
+
+def rate_points(report: AdaptivityReport, stage: str, axis: str = "height") -> RatePoints:
+    """The per-image rate of ``stage`` against the object's ``axis`` (``"height"``/``"width"``)."""
+    _check_stage(report, stage)
+    if axis not in AXES:
+        raise ValueError(f"axis must be one of {sorted(AXES)}, got {axis!r}")
+    rate_col, size_col, spread_col, _ = AXES[axis]
+    columns = report.per_image["stages"][stage]
+    count = len(columns[rate_col])
+
+    def column(name: str) -> np.ndarray:
+        values = columns.get(name)
+        if values is None:
+            return np.full(count, np.nan)
+        return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+
+    return RatePoints(
+        stage=stage, axis=axis,
+        index=np.asarray(report.per_image["index"], dtype=np.int64),
+        correct=np.asarray(report.per_image["correct"], dtype=bool),
+        rate=column(rate_col), size=column(size_col), spread=column(spread_col),
+        label=np.asarray(report.per_image["label"], dtype=np.int64),
+        pred=np.asarray(report.per_image["pred"], dtype=np.int64),
+    )
+
+
+def picked_index(points: Sequence[Mapping[str, Any]]) -> int | None:
+    """The image index of the first selected point of the rate scatter (its ``customdata``
+    holds the index first: a list, or a mapping ``{"0": index, ...}`` as Streamlit may send
+    it), or ``None`` when nothing usable is selected."""
+    for point in points or ():
+        data = point.get("customdata")
+        if isinstance(data, Mapping):
+            data = data.get("0", data.get(0))
+        elif isinstance(data, (list, tuple)) and data:
+            data = data[0]
+        if isinstance(data, (int, float)) and not isinstance(data, bool) and data >= 0:
+            return int(data)
+    return None
+
+
+def _fmt_ci(ci: Sequence[float] | None) -> str:
+    return "-" if not ci else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+
+def correlation_rows(report: AdaptivityReport, stage: str) -> list[dict[str, Any]]:
+    """The stage's correlations with the object as table rows (``measure``, ``n``, ``pearson``,
+    ``pearson CI95``, ``spearman``, ``spearman CI95``); empty without ground truth."""
+    _check_stage(report, stage)
+    found = report.stages[stage].rate_vs_object
+    if not found:
+        return []
+    pairs = [("rate_h ~ object height", found["height"]),
+             ("rate_w ~ object width", found["width"]),
+             ("rate_h ~ keypoint spread (y)", found["keypoint_spread"]["h"]),
+             ("rate_w ~ keypoint spread (x)", found["keypoint_spread"]["w"])]
+    free = (report.stages[stage].floor_free or {}).get("rate_vs_object")
+    if free:
+        pairs += [("floor-free rate_h ~ height (diagnostic)", free["height"]),
+                  ("floor-free rate_w ~ width (diagnostic)", free["width"])]
+    rows = []
+    for measure, corr in pairs:
+        ci = corr.get("ci95") or {}
+        rows.append({"measure": measure, "n": corr.get("n"),
+                     "pearson": corr.get("pearson"), "pearson CI95": _fmt_ci(ci.get("pearson")),
+                     "spearman": corr.get("spearman"),
+                     "spearman CI95": _fmt_ci(ci.get("spearman"))})
+    return rows
+
+
+@dataclass(frozen=True)
+class KCurve:
+    """Top-1 (%) against k of one ARP stage of one checkpoint; ``trained_k`` its own k."""
+
+    label: str
+    stage: str
+    k: tuple[float, ...]
+    top1: tuple[float, ...]
+    trained_k: float | None
+
+
+def k_curves(reports: Mapping[str, AdaptivityReport]) -> list[KCurve]:
+    """Every ARP stage's k curve of every report (keyed by a label for the legend)."""
+    out = []
+    for label, report in reports.items():
+        for name, stage in report.stages.items():
+            if stage.k_curve:
+                out.append(KCurve(label, name, tuple(stage.k_curve["k"]),
+                                  tuple(stage.k_curve["top1"]), stage.k))
+    return out
+
+
+def k_curve_candidates(paths: Sequence[str | Path]) -> dict[str, str | None]:
+    """For each checkpoint file: ``None`` when its k curve can be computed here, else why not
+    (a re-ID checkpoint, other data, no ARP stage, an unreadable file). Reads headers only."""
+    out: dict[str, str | None] = {}
+    for path in paths:
+        try:
+            meta = read_meta(path)
+        except (CheckpointError, OSError, ValueError) as exc:
+            out[str(path)] = f"unreadable ({exc})"
+            continue
+        reason = unavailable_reason(meta)
+        if reason is None and "arp" not in (meta.config.conv3, meta.config.conv4):
+            reason = "no ARP stage, so no k curve"
+        out[str(path)] = reason
+    return out
+
+
+# ----------------------------------------------------------------------------- the verdict
+
+
+def _direction(corr: Mapping[str, Any] | None) -> str:
+    """``"up"``, ``"down"`` or ``"none"`` from a Spearman CI95 (``"none"``: it holds 0)."""
+    if not corr or corr.get("spearman") is None:
+        return "unknown"
+    ci = (corr.get("ci95") or {}).get("spearman")
+    if not ci:
+        return "unknown"
+    if ci[0] > 0:
+        return "up"
+    if ci[1] < 0:
+        return "down"
+    return "none"
+
+
+def verdict(report: AdaptivityReport, stage: str) -> str:
+    """One plain sentence: does ``stage``'s rate follow the object on this checkpoint?
+
+    Decided from the Spearman correlations of the rate with the object's height and width and
+    their bootstrap 95% intervals (above 0: follows; below 0: moves against; holding 0: no
+    detectable relation at this image count), with the rate's spread; never hard-coded.
+    """
+    _check_stage(report, stage)
+    st = report.stages[stage]
+    label = stage_label(stage)
+    rate = st.rate["h"]
+    spread = (f"its rate is {rate['mean']:.3f} ± {rate['sd']:.3f} (SD) over "
+              f"{report.count} images") if rate["mean"] is not None else "no rates"
+    if not st.rate_vs_object:
+        return (f"{label}: {spread}; without ground truth (object boxes) it cannot be said "
+                "whether the rate follows the object.")
+    height, width = st.rate_vs_object["height"], st.rate_vs_object["width"]
+    by_axis = {"height": _direction(height), "width": _direction(width)}
+    directions = set(by_axis.values())
+    numbers = (f"Spearman with the object's height {height['spearman']:+.2f} "
+               f"{_fmt_ci((height.get('ci95') or {}).get('spearman'))}, width "
+               f"{width['spearman']:+.2f} {_fmt_ci((width.get('ci95') or {}).get('spearman'))}"
+               if height.get("spearman") is not None and width.get("spearman") is not None
+               else "the correlations are undefined (a constant rate or size)")
+    if "unknown" in directions:
+        answer = "cannot tell whether the rate follows the object"
+    elif directions == {"up"}:
+        answer = "the rate **follows the object**: bigger objects get bigger crops"
+    elif directions == {"down"}:
+        answer = ("the rate does **not** follow the object, it moves **against** it: bigger "
+                  "objects get smaller crops")
+    elif directions == {"down", "none"}:
+        against = next(a for a, d in by_axis.items() if d == "down")
+        answer = (f"the rate does **not** follow the object; along its {against} it moves "
+                  f"**against** it (bigger objects get smaller crops), along the other axis "
+                  "no relation is detectable")
+    elif directions == {"none"}:
+        answer = ("the rate does **not** follow the object detectably: no correlation "
+                  "distinguishable from 0 at this image count")
+    elif directions == {"up", "none"}:
+        answer = "the rate follows the object on one axis only"
+    else:
+        answer = "the rate follows the object on one axis and moves against it on the other"
+    return f"{label} on this checkpoint: {answer} ({numbers}; 95% bootstrap CIs); {spread}."

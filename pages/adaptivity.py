@@ -1,0 +1,142 @@
+"""Adaptivity: does the crop follow the object? ``arpviz.analysis`` on the loaded checkpoint.
+
+Widgets, one library call (:func:`arpviz.explorer.adaptivity.run_report`, cached as JSON per
+checkpoint digest, split, limit and tau), rendering (:mod:`arpviz.explorer.figures.adaptivity`).
+Picking a point of the rate scatter opens that image in Explore. Kept in session_state for
+tests: ``adapt_report`` (the :class:`~arpviz.analysis.AdaptivityReport` shown).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from arpviz.explorer import adaptivity as ad
+from arpviz.explorer.figures import adaptivity as figures
+from arpviz.explorer.session import stage_label
+from pages import common, widgets
+
+TAUS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+TAU_LABEL = "Confidence temperature tau (beyond the paper; 1 = the paper)"
+
+st.title("Adaptivity")
+st.caption("ARP's one idea (Eq. 5-9): the crop's size follows the spread of the keypoint "
+           "confidence, so a big object should get a big crop. Measured here over a split with "
+           "python -m arpviz.analysis's library (docs/adaptivity.md).")
+loaded = common.require_checkpoint()
+reason = ad.unavailable_reason(loaded.meta)
+if reason:
+    st.info(f"No adaptivity analysis for this checkpoint: {reason}")
+    st.stop()
+path = loaded.key[1] if loaded.key[0] == "file" else None
+eval_split = str(loaded.meta.dataset.get("eval_split", "val"))
+
+
+@st.cache_resource(max_entries=16, show_spinner="Looking for precomputed results...")
+def _precomputed(path: str, stamp: int) -> list:
+    return ad.precomputed_reports(path)
+
+
+def _report(source, split: str, limit: int | None, tau: float, label: str):
+    """The analysis, held in this session per (checkpoint, split, limit, tau); the disk cache
+    of :func:`~arpviz.explorer.adaptivity.run_report` shares it between sessions."""
+    held = st.session_state.setdefault("adapt_reports", {})
+    key = (loaded.key if source is loaded.checkpoint else str(source), split, limit, tau)
+    if key not in held:
+        progress = st.progress(0.0, text=f"Analysing {label}...")
+        held[key] = ad.run_report(source, split, limit, tau, device=loaded.device,
+                                  progress=lambda f, m: progress.progress(f, text=f"{label}: {m}"))
+        progress.empty()
+    return held[key]
+
+
+c1, c2, c3 = st.columns(3)
+split = c1.radio("Split (SynthBirds)", ["val", "test"], horizontal=True, key="adapt_split",
+                 persist_state="session", index=int(eval_split == "test"))
+limit = c2.select_slider("Images (the first N of the split)", ad.LIMITS, value=ad.DEFAULT_LIMIT,
+                         key="adapt_limit", persist_state="session",
+                         help="32 images take about 15-30 s on one CPU thread")
+tau = c3.select_slider(TAU_LABEL, TAUS, value=1.0, key="adapt_tau", persist_state="session",
+                       help="C = sigmoid(tau * s). An extension beyond the paper: a larger tau "
+                            "sharpens the confidence map. tau = 1 is the paper's operator.")
+found = _precomputed(path, loaded.key[2]) if path else []
+sources = ["computed here"] + [f"precomputed: {p.relative_to(common.APP_ROOT)}"
+                               if p.is_relative_to(common.APP_ROOT) else str(p) for p, _ in found]
+source = st.radio("Results", sources, horizontal=True, key="adapt_source",
+                  help="A committed analysis of this very checkpoint (same SHA-256), made with "
+                       "python -m arpviz.analysis; its split, image count and tau are its own.")
+if source == sources[0]:
+    try:
+        report = _report(path or loaded.checkpoint, split, limit, tau, loaded.label)
+    except (ValueError, TypeError) as exc:
+        st.error(f"Cannot analyse this checkpoint: {exc}")
+        st.stop()
+else:
+    report = found[sources.index(source) - 1][1]
+    st.warning(f"Showing the precomputed file {source.split(': ', 1)[1]} (not computed in this "
+               f"session): {report.split} split, {report.count} images, tau {report.tau:g}.")
+
+st.session_state["adapt_report"] = report
+st.markdown(f"**{report.count} {report.split} images, tau {report.tau:g}"
+            f"{' (the paper)' if report.tau == 1 else ' (beyond the paper)'}: top-1 "
+            f"{report.top1:.1f}%.**")
+for name in report.stages:
+    st.markdown("- " + ad.verdict(report, name))
+
+st.markdown("### Rate against object size")
+left, right = st.columns([3, 1])
+stage = right.selectbox("Stage", list(report.stages), index=len(report.stages) - 1,
+                        format_func=stage_label, key="adapt_stage")
+axis = right.radio("Axis", list(ad.AXES), horizontal=True, key="adapt_axis")
+points = ad.rate_points(report, stage, axis)
+with left:
+    event = st.plotly_chart(figures.rate_scatter(points, loaded.meta.class_names),
+                            on_select="rerun", selection_mode="points", key="adapt_scatter")
+openable = report.split == eval_split
+picked = ad.picked_index(event.selection.points) if event else None
+right.caption("Pick a point to open that image in Explore." if openable else
+              f"Explore shows the {eval_split} split: analyse it to open points there.")
+index = right.number_input("...or image index", 0, max(int(points.index.max()), 0),
+                           int(points.index[0]), key="adapt_index", disabled=not openable)
+if openable and (picked is not None or right.button("Open in Explore", key="adapt_open")):
+    st.session_state["explore_source"] = widgets._SAMPLE_CHOICE
+    st.session_state["explore_sample"] = int(index if picked is None else picked)
+    st.switch_page("pages/explore.py")
+
+rows = ad.correlation_rows(report, stage)
+if rows:
+    st.markdown(f"**Correlations of {stage_label(stage)}'s rate** (bootstrap 95% intervals, "
+                f"{report.settings.get('n_boot', '?')} resamples)")
+    st.dataframe(rows, hide_index=True)
+else:
+    st.info("No ground truth: no correlations with the object.")
+
+st.markdown("### k curves")
+candidates = ad.k_curve_candidates([p for p in common.checkpoint_paths()
+                                    if str(p) != str(path)])
+usable = [p for p, why in candidates.items() if why is None]
+others = st.multiselect("Add checkpoints (computed with the split, images and tau above)", usable,
+                        format_func=lambda p: Path(p).name, key="adapt_others")
+skipped: dict[str, list[str]] = {}
+for p, why in candidates.items():
+    if why is not None:
+        skipped.setdefault(why, []).append(Path(p).name)
+for why, names in skipped.items():
+    st.caption(f"Not offered: {', '.join(names)}: {why}")
+reports = {Path(loaded.label).stem: report}
+reports |= {Path(p).stem: _report(p, split, limit, tau, Path(p).name) for p in others}
+curves = ad.k_curves(reports)
+if curves:
+    st.plotly_chart(figures.k_curves_figure(curves), key="adapt_kcurves")
+else:
+    st.info("No ARP stage in these checkpoints: no k curve.")
+
+st.markdown("### Placement and contrast")
+bars, hist = st.columns(2)
+bars.plotly_chart(figures.placement_figure(report), key="adapt_placement")
+contrast = {n: report.per_image["stages"][n].get("contrast") or [] for n in report.stages}
+if any(contrast.values()):
+    hist.plotly_chart(figures.contrast_histogram(contrast), key="adapt_contrast")
+else:
+    hist.info("No ground truth: no object/background contrast.")
