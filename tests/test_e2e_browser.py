@@ -168,7 +168,8 @@ def _explore_k(page) -> float:
 
 
 def test_explore_upload_and_k_slider(page, shots, tmp_path):
-    assert page.locator(NAV).count() == 5  # Explore, RP against ARP, Gallery, Appendix A, Training
+    # Explore, RP against ARP, Gallery, Adaptivity, Appendix A, Training, Retrieval
+    assert page.locator(NAV).count() == 7
     _no_exception(page, "Explore (sample)")
     assert _explore_k(page) == pytest.approx(0.7)  # the trained k
     before = _boxes(page, "explore_boxes")
