@@ -5,8 +5,8 @@ bundled folder (the server helpers of ``tests/helpers.py``), drives Debian's chr
 through Playwright (``executable_path``; nothing is downloaded) and writes one PNG per
 page to ``docs/img/<page>.png``: Explore and RP against ARP on the default SynthBirds sample with
 the trained rates, Adaptivity on the first 32 validation images (computed, then cached in
-``$ARPVIZ_CACHE/analysis``), Appendix A at its defaults, and Training as it opens (the ARP run with its
-STN counterpart).
+``$ARPVIZ_CACHE/analysis``), Appendix A at its defaults, and Training as it opens (the ARP run
+with its STN counterpart).
 Run::
 
     .venv/bin/python scripts/screenshots.py [--out docs/img] [--checkpoints checkpoints]
