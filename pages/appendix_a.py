@@ -59,7 +59,8 @@ def floor_control(choice: str) -> float:
             floor = floors[stage]
             st.caption(f"appendix floor: {loaded.label}, {stage_label(stage)}: background "
                        f"{floor.level:.3f}, peak {floor.peak:.3f} (mean over {floor.count} "
-                       f"images) -> floor {floor.relative:.3f} of the peak above it")
+                       f"images) -> simulator floor {floor.relative:.3f} = background / "
+                       "(peak - background)")
             return float(floor.relative)
     return st.slider("floor (relative to the peak)", 0.0, 0.6, 0.02, 0.01, key="appx_background",
                      help="0.02: the earlier default; a trained network's sigmoid leaves "

@@ -97,5 +97,5 @@ def test_floor_preset_measures_the_loaded_checkpoint(app_env, tiny_checkpoint): 
     _run(at)
     text = next(c.value for c in at.caption if c.value.startswith("appendix floor"))
     expected = measure_confidence_floor(load(str(tiny_checkpoint)), count=16)["conv4.local0"]
-    assert f"floor {expected.relative:.3f} of the peak" in text
+    assert f"simulator floor {expected.relative:.3f} = background" in text
     assert f"background {expected.level:.3f}" in text
