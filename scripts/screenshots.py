@@ -5,16 +5,11 @@ bundled folder (the server helpers of ``tests/helpers.py``), drives Debian's chr
 through Playwright (``executable_path``; nothing is downloaded) and writes one PNG per
 page to ``docs/img/<page>.png``: Explore and RP against ARP on the default SynthBirds sample with
 the trained rates, Adaptivity on the first 32 validation images (computed, then cached in
-<<<<<<< HEAD
 ``$ARPVIZ_CACHE/analysis``), Appendix A at its defaults, Training as it opens (the ARP run with its
 STN counterpart), the Gallery on the default checkpoint's SynthBirds split, Explore's
 faithfulness panel opened (``explore_faithfulness.png``), and, with the re-ID checkpoint
 ``synthreid_msgn_arp`` chosen in the sidebar, Retrieval on its first query and Training on that
 re-ID run.
-=======
-``$ARPVIZ_CACHE/analysis``), Appendix A at its defaults, and Training as it opens (the ARP run
-with its STN counterpart).
->>>>>>> pages3
 Run::
 
     .venv/bin/python scripts/screenshots.py [--out docs/img] [--checkpoints checkpoints]
