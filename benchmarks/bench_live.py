@@ -18,7 +18,7 @@ Times what the Explore page computes, at the library level
 Each result is a full :class:`~arpviz.explorer.session.ExploreView` (boxes, confidence maps,
 rates, top-5 with deltas). The three are interleaved, one of each per repeat; medians are
 reported with their ratio to the new-image time. Cases: ``tiny``, the bundled checkpoint
-(``checkpoints/synthbirds_msgn_arp.safetensors``) when present, else an untrained tiny MSGN of
+(``checkpoints/synthbirds_wide_msgn_arp.safetensors``) when present, else an untrained tiny MSGN of
 the same configuration, at 128 px; ``resnet50``, an untrained ResNet-50 MSGN at 448 px. Target
 (issue 5): a k change at most 100 ms median for the bundled model on 2 CPU cores.
 """

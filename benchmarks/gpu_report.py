@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = ROOT / "checkpoints" / "synthbirds_msgn_arp.safetensors"
+BUNDLED = ROOT / "checkpoints" / "synthbirds_wide_msgn_arp.safetensors"
 
 
 def _structured(batch: int, size: int, seed: int) -> torch.Tensor:

@@ -87,7 +87,7 @@ if skipped:
 if not records:
     st.info(
         "No checkpoint with a training history found. Train one (`python -m arpviz.train "
-        "--config configs/synthbirds_msgn_arp.json`), or pick a folder or upload a checkpoint "
+        "--config configs/synthbirds_wide_msgn_arp.json`), or pick a folder or upload a checkpoint "
         "in the sidebar."
     )
     st.stop()
@@ -141,6 +141,6 @@ if not pairs and possible:
 elif not pairs:
     st.info(
         "Appears when an MSGN checkpoint with ARP in Conv4 and one with the spatial transformer "
-        "(STN) on the same probe images are both there, e.g. checkpoints/synthbirds_msgn_arp "
-        "and checkpoints/synthbirds_msgn_stn."
+        "(STN) on the same probe images are both there, e.g. checkpoints/synthbirds_wide_msgn_arp "
+        "and checkpoints/synthbirds_wide_msgn_stn."
     )

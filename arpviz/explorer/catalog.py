@@ -67,7 +67,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The checkpoint the app opens first when it is present.
-BUNDLED_DEFAULT = "synthbirds_msgn_arp.safetensors"
+BUNDLED_DEFAULT = "synthbirds_wide_msgn_arp.safetensors"
 #: history keys the learning curves know, with their display names.
 METRICS: dict[str, str] = {
     "train_loss": "train loss",
@@ -200,7 +200,7 @@ def find_checkpoints(folders: Iterable[str | os.PathLike | None]) -> list[Path]:
 
 
 def default_checkpoint(paths: Sequence[Path]) -> Path | None:
-    """``synthbirds_msgn_arp.safetensors`` when listed, else the first path, else ``None``."""
+    """``synthbirds_wide_msgn_arp.safetensors`` when listed, else the first path, else ``None``."""
     for path in paths:
         if path.name == BUNDLED_DEFAULT:
             return path
