@@ -82,6 +82,28 @@ def main() -> None:
                   f"{100 * st['crop_precision']:.1f}% | {100 * st['keypoint_recall']:.1f}% | "
                   f"{p['arp']:.1f} / {p['centred']:.1f} / {p['random']:.1f} / "
                   f"{p['least_confident']:.1f} | {contrast:+.3f} |")
+    print("\n## Rates by bird size (terciles of the box's longer side / input side)\n")
+    print("| run | stage | tercile | longer side | object h / w share of frame | "
+          "rate_h / rate_w | top-1 |")
+    print("|---|---|---|---|---|---|---|")
+    for (row, seed), rep in sorted(analyses.items()):
+        pi = rep["per_image"]
+        if not pi.get("object_height_px"):
+            continue
+        size = 128.0
+        longer = [max(h, w) / size for h, w in zip(pi["object_height_px"],
+                                                    pi["object_width_px"], strict=True)]
+        order = sorted(range(len(longer)), key=longer.__getitem__)
+        thirds = [order[i * len(order) // 3:(i + 1) * len(order) // 3] for i in range(3)]
+        for name, cols in pi["stages"].items():
+            for label, idx in zip(("small", "medium", "large"), thirds, strict=True):
+                def m(values: list, idx: list = idx) -> float:
+                    return statistics.mean(values[i] for i in idx)
+
+                top1 = 100 * m([float(c) for c in pi["correct"]])
+                print(f"| {row} s{seed} | {name} | {label} | {m(longer):.2f} | "
+                      f"{m(cols['object_h']):.3f} / {m(cols['object_w']):.3f} | "
+                      f"{m(cols['rate_h']):.4f} / {m(cols['rate_w']):.4f} | {top1:.1f} |")
     print("\n## Diagnostic: Eq. 9 on the map above its floor, relu(C - median C)\n")
     print("| run | stage | rate_h mean ± SD | Spearman ~height [CI95] | ~width [CI95] |")
     print("|---|---|---|---|---|")
