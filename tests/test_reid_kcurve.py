@@ -83,3 +83,18 @@ def test_adaptivity_page_on_a_reid_checkpoint(env, tmp_path, monkeypatch) -> Non
     assert curve.stage == "conv4.local0" and all(0 <= v <= 100 for v in curve.mAP)
     assert len(at.get("plotly_chart")) == 1
     assert list((tmp_path / "analysis").glob("reidk_*.json"))  # cached on disk
+
+
+@pytest.mark.slow  # the app under AppTest
+def test_classification_page_adds_a_reid_mAP_subplot(env, tmp_path, monkeypatch) -> None:  # noqa: F811
+    monkeypatch.setenv("ARPVIZ_CACHE", str(tmp_path))
+    at = _open("pages/adaptivity.py", "tiny_classifier")
+    at.session_state["adapt_limit"] = 16
+    at.run()
+    reid = str(env / "tiny_reid.safetensors")
+    at.multiselect(key="adapt_reid_others").set_value([reid]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["adapt_report"].count == 12
+    assert reid in at.session_state["adapt_reid_curves"]
+    figure = next(c for c in at.get("plotly_chart") if "mAP" in c.proto.spec)
+    assert '"top-1 (%)"' in figure.proto.spec and "mAP %" in figure.proto.spec
