@@ -31,15 +31,20 @@ path = loaded.key[1] if loaded.key[0] == "file" else None
 others_paths = [str(p) for p in common.checkpoint_paths() if str(p) != str(path)]
 
 
-def _reid_curves(p: str) -> list:
-    """A re-ID checkpoint file's mAP k curves, held in this session (and cached on disk)."""
-    held = st.session_state.setdefault("adapt_reid_curves", {})
-    if p not in held:
-        bar = st.progress(0.0, text=f"k curve of {Path(p).name} (mAP)...")
-        held[p] = ad.reid_k_curves(p, device=loaded.device,
-                                   progress=lambda f, m: bar.progress(f, text=m))
+def _held(store: str, key, label: str, compute):
+    """``compute(progress)`` once per ``key`` in this session (``session_state[store]``) under a
+    progress bar; the library's disk caches share results between sessions."""
+    held = st.session_state.setdefault(store, {})
+    if key not in held:
+        bar = st.progress(0.0, text=f"Analysing {label}...")
+        held[key] = compute(lambda f, m: bar.progress(f, text=f"{label}: {m}"))
         bar.empty()
-    return held[p]
+    return held[key]
+
+
+def _reid_curves(p: str) -> list:
+    return _held("adapt_reid_curves", p, f"{Path(p).name} (mAP)",
+                 lambda bar: ad.reid_k_curves(p, device=loaded.device, progress=bar))
 
 
 def _k_figure(top1: list, own_reid: str | None = None) -> None:
@@ -73,16 +78,9 @@ def _precomputed(path: str, stamp: int) -> list:
 
 
 def _report(source, split: str, limit: int | None, tau: float, label: str):
-    """The analysis, held in this session per (checkpoint, split, limit, tau); the disk cache
-    of :func:`~arpviz.explorer.adaptivity.run_report` shares it between sessions."""
-    held = st.session_state.setdefault("adapt_reports", {})
     key = (loaded.key if source is loaded.checkpoint else str(source), split, limit, tau)
-    if key not in held:
-        progress = st.progress(0.0, text=f"Analysing {label}...")
-        held[key] = ad.run_report(source, split, limit, tau, device=loaded.device,
-                                  progress=lambda f, m: progress.progress(f, text=f"{label}: {m}"))
-        progress.empty()
-    return held[key]
+    return _held("adapt_reports", key, label, lambda bar: ad.run_report(
+        source, split, limit, tau, device=loaded.device, progress=bar))
 
 
 c1, c2, c3 = st.columns(3)
