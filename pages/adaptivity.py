@@ -3,7 +3,8 @@
 Widgets, one library call (:func:`arpviz.explorer.adaptivity.run_report`, cached as JSON per
 checkpoint digest, split, limit and tau), rendering (:mod:`arpviz.explorer.figures.adaptivity`).
 Picking a point of the rate scatter opens that image in Explore. Kept in session_state for
-tests: ``adapt_report`` (the :class:`~arpviz.analysis.AdaptivityReport` shown).
+tests: ``adapt_report`` (the :class:`~arpviz.analysis.AdaptivityReport` shown). A re-ID
+checkpoint gets only the k curve, of mAP (:func:`~arpviz.explorer.adaptivity.reid_k_curves`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import streamlit as st
 
 from arpviz.explorer import adaptivity as ad
 from arpviz.explorer.figures import adaptivity as figures
+from arpviz.explorer.retrieval import is_reid_checkpoint
 from arpviz.explorer.session import stage_label
 from pages import common, widgets
 
@@ -25,11 +27,48 @@ st.caption("ARP's one idea (Eq. 5-9): the crop's size follows the spread of the 
            "confidence, so a big object should get a big crop. Measured here over a split with "
            "python -m arpviz.analysis's library (docs/adaptivity.md).")
 loaded = common.require_checkpoint()
+path = loaded.key[1] if loaded.key[0] == "file" else None
+others_paths = [str(p) for p in common.checkpoint_paths() if str(p) != str(path)]
+
+
+def _held(store: str, key, label: str, compute):
+    """``compute(progress)`` once per ``key`` in this session (``session_state[store]``) under a
+    progress bar; the library's disk caches share results between sessions."""
+    held = st.session_state.setdefault(store, {})
+    if key not in held:
+        bar = st.progress(0.0, text=f"Analysing {label}...")
+        held[key] = compute(lambda f, m: bar.progress(f, text=f"{label}: {m}"))
+        bar.empty()
+    return held[key]
+
+
+def _reid_curves(p: str) -> list:
+    return _held("adapt_reid_curves", p, f"{Path(p).name} (mAP)",
+                 lambda bar: ad.reid_k_curves(p, device=loaded.device, progress=bar))
+
+
+def _k_figure(top1: list, own_reid: str | None = None) -> None:
+    """The k curves: ``top1`` ones, and mAP ones of ``own_reid`` and the re-ID files picked."""
+    usable, skipped = ad.offered(ad.k_curve_candidates(others_paths, "mAP"))
+    picked = st.multiselect("Add re-ID checkpoints (mAP over their test query/gallery)", usable,
+                            format_func=lambda p: Path(p).name, key="adapt_reid_others")
+    for why, names in skipped.items():
+        if why.startswith("no ARP"):
+            st.caption(f"Not offered: {', '.join(names)}: {why}")
+    reid = {Path(p).stem: _reid_curves(p) for p in [own_reid] * bool(own_reid) + picked}
+    if top1 or any(reid.values()):
+        st.plotly_chart(figures.k_curves_figure(top1, reid), key="adapt_kcurves")
+    else:
+        st.info("No ARP stage in these checkpoints: no k curve.")
+
+
 reason = ad.unavailable_reason(loaded.meta)
 if reason:
     st.info(f"No adaptivity analysis for this checkpoint: {reason}")
+    if is_reid_checkpoint(loaded.meta):
+        st.markdown("### k curve (re-ID: mAP against k)")
+        _k_figure([], path)
     st.stop()
-path = loaded.key[1] if loaded.key[0] == "file" else None
 eval_split = str(loaded.meta.dataset.get("eval_split", "val"))
 
 
@@ -39,16 +78,9 @@ def _precomputed(path: str, stamp: int) -> list:
 
 
 def _report(source, split: str, limit: int | None, tau: float, label: str):
-    """The analysis, held in this session per (checkpoint, split, limit, tau); the disk cache
-    of :func:`~arpviz.explorer.adaptivity.run_report` shares it between sessions."""
-    held = st.session_state.setdefault("adapt_reports", {})
     key = (loaded.key if source is loaded.checkpoint else str(source), split, limit, tau)
-    if key not in held:
-        progress = st.progress(0.0, text=f"Analysing {label}...")
-        held[key] = ad.run_report(source, split, limit, tau, device=loaded.device,
-                                  progress=lambda f, m: progress.progress(f, text=f"{label}: {m}"))
-        progress.empty()
-    return held[key]
+    return _held("adapt_reports", key, label, lambda bar: ad.run_report(
+        source, split, limit, tau, device=loaded.device, progress=bar))
 
 
 c1, c2, c3 = st.columns(3)
@@ -113,24 +145,14 @@ else:
     st.info("No ground truth: no correlations with the object.")
 
 st.markdown("### k curves")
-candidates = ad.k_curve_candidates([p for p in common.checkpoint_paths()
-                                    if str(p) != str(path)])
-usable = [p for p, why in candidates.items() if why is None]
+usable, skipped = ad.offered(ad.k_curve_candidates(others_paths))
 others = st.multiselect("Add checkpoints (computed with the split, images and tau above)", usable,
                         format_func=lambda p: Path(p).name, key="adapt_others")
-skipped: dict[str, list[str]] = {}
-for p, why in candidates.items():
-    if why is not None:
-        skipped.setdefault(why, []).append(Path(p).name)
 for why, names in skipped.items():
     st.caption(f"Not offered: {', '.join(names)}: {why}")
 reports = {Path(loaded.label).stem: report}
 reports |= {Path(p).stem: _report(p, split, limit, tau, Path(p).name) for p in others}
-curves = ad.k_curves(reports)
-if curves:
-    st.plotly_chart(figures.k_curves_figure(curves), key="adapt_kcurves")
-else:
-    st.info("No ARP stage in these checkpoints: no k curve.")
+_k_figure(ad.k_curves(reports))
 
 st.markdown("### Placement and contrast")
 bars, hist = st.columns(2)

@@ -8,6 +8,8 @@
   (the same SHA-256), shown as a labelled fallback;
 - :func:`rate_points`, :func:`picked_index`, :func:`correlation_rows`, :func:`k_curves`: plain
   values for the figures (:mod:`arpviz.explorer.figures.adaptivity`);
+- :func:`k_curve_candidates` (which checkpoint files have a top-1 or an mAP k curve) and
+  :func:`reid_k_curves` (a re-ID checkpoint's mAP/rank-1 against k, cached per digest and k);
 - :func:`verdict`: one plain sentence per stage, from the report's numbers, saying whether the
   rate follows the object.
 """
@@ -23,10 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from arpviz.analysis import AdaptivityReport, analyse, analyse_cached, checkpoint_digest
+from arpviz.analysis import (
+    DEFAULT_K_VALUES,
+    AdaptivityReport,
+    ReIDKCurve,
+    analyse,
+    analyse_cached,
+    checkpoint_digest,
+    reid_k_curve,
+)
 from arpviz.checkpoint import Checkpoint, CheckpointError, CheckpointMeta, read_meta
 from arpviz.explorer.catalog import converted_cache_dir, trained_on_synthbirds
 from arpviz.explorer.session import stage_label
+from arpviz.models import MSGNConfig
+from arpviz.reid import is_reid
 
 __all__ = [
     "AXES",
@@ -36,12 +48,15 @@ __all__ = [
     "KCurve",
     "RatePoints",
     "analysis_cache_dir",
+    "arp_stages",
     "correlation_rows",
     "k_curve_candidates",
     "k_curves",
+    "offered",
     "picked_index",
     "precomputed_reports",
     "rate_points",
+    "reid_k_curves",
     "run_report",
     "unavailable_reason",
     "verdict",
@@ -71,10 +86,10 @@ def analysis_cache_dir() -> Path:
 def unavailable_reason(meta: CheckpointMeta) -> str | None:
     """Why ``meta``'s checkpoint cannot be analysed here, or ``None`` when it can."""
     name = str(meta.dataset.get("name", "?"))
-    if name == "synthreid":
-        return ("this is a re-ID checkpoint (SynthReID): arpviz.analysis measures top-1 "
-                "classification and does not support mAP, so its adaptivity analysis and k curve "
-                "are not available.")
+    if is_reid(meta.dataset):
+        return (f"this is a re-ID checkpoint ({name}): the rate and placement analysis measures "
+                "top-1 classification on SynthBirds and needs a classification checkpoint; "
+                "its k curve is measured with mAP (below).")
     if not trained_on_synthbirds(meta):
         return (f"this checkpoint was trained on {name!r}: the page analyses SynthBirds "
                 "val/test splits only (use python -m arpviz.analysis for other data).")
@@ -242,9 +257,25 @@ def k_curves(reports: Mapping[str, AdaptivityReport]) -> list[KCurve]:
     return out
 
 
-def k_curve_candidates(paths: Sequence[str | Path]) -> dict[str, str | None]:
-    """For each checkpoint file: ``None`` when its k curve can be computed here, else why not
-    (a re-ID checkpoint, other data, no ARP stage, an unreadable file). Reads headers only."""
+def arp_stages(config: MSGNConfig) -> list[str]:
+    """The names of a network's ARP stages (keys as in :meth:`arpviz.models.MSGN.stage_settings`)
+    from its config alone."""
+    stages = ["conv3"] if config.conv3 == "arp" else []
+    if config.conv4 == "arp":
+        stages += (["conv4.main"] if config.local_branches == 0 else
+                   [f"conv4.local{i}" for i in range(config.local_branches)])
+    return stages
+
+
+def k_curve_candidates(
+    paths: Sequence[str | Path], metric: str = "top1"
+) -> dict[str, str | None]:
+    """For each checkpoint file: ``None`` when its k curve of ``metric`` can be computed here,
+    else why not. ``"top1"``: SynthBirds classification checkpoints (analysed with the page's
+    split, images and tau); ``"mAP"``: re-ID checkpoints (their test query/gallery). Either
+    needs an ARP stage. Reads headers only."""
+    if metric not in ("top1", "mAP"):
+        raise ValueError(f"metric must be 'top1' or 'mAP', got {metric!r}")
     out: dict[str, str | None] = {}
     for path in paths:
         try:
@@ -252,10 +283,49 @@ def k_curve_candidates(paths: Sequence[str | Path]) -> dict[str, str | None]:
         except (CheckpointError, OSError, ValueError) as exc:
             out[str(path)] = f"unreadable ({exc})"
             continue
-        reason = unavailable_reason(meta)
-        if reason is None and "arp" not in (meta.config.conv3, meta.config.conv4):
+        reid = is_reid(meta.dataset)
+        if metric == "top1":
+            reason = ("a re-ID checkpoint: its k curve is of mAP (re-ID checkpoints)" if reid
+                      else unavailable_reason(meta))
+        else:
+            reason = None if reid else "not a re-ID checkpoint: its k curve is of top-1"
+        if reason is None and not arp_stages(meta.config):
             reason = "no ARP stage, so no k curve"
         out[str(path)] = reason
+    return out
+
+
+def offered(candidates: Mapping[str, str | None]) -> tuple[list[str], dict[str, list[str]]]:
+    """The usable paths of :func:`k_curve_candidates`'s answer, and the others' file names
+    grouped by why not."""
+    usable = [p for p, why in candidates.items() if why is None]
+    skipped: dict[str, list[str]] = {}
+    for p, why in candidates.items():
+        if why is not None:
+            skipped.setdefault(why, []).append(Path(p).name)
+    return usable, skipped
+
+
+def reid_k_curves(
+    path: str | Path, k_values: Sequence[float] = DEFAULT_K_VALUES, *,
+    cache_dir: str | Path | None = None, device: str = "cpu",
+    progress: Callable[[float, str], None] | None = None,
+) -> list[ReIDKCurve]:
+    """mAP and rank-1 against k of every ARP stage of re-ID checkpoint file ``path``
+    (:func:`arpviz.analysis.reid_k_curve`, cached per digest, stage and k values in
+    ``cache_dir``, default :func:`analysis_cache_dir`); empty without an ARP stage.
+
+    ``progress(fraction, message)`` is called after every k of a fresh computation.
+    """
+    stages = arp_stages(read_meta(path).config)
+    folder = analysis_cache_dir() if cache_dir is None else Path(cache_dir)
+    out = []
+    for i, stage in enumerate(stages):
+        def step(fraction: float, message: str, i: int = i, stage: str = stage) -> None:
+            if progress is not None:
+                progress((i + fraction) / len(stages), f"{stage}: {message}")
+        out.append(reid_k_curve(path, stage, k_values, cache_dir=folder, device=device,
+                                progress=step))
     return out
 
 

@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-from arpviz.analysis import AdaptivityReport
+from arpviz.analysis import AdaptivityReport, ReIDKCurve
 from arpviz.explorer.adaptivity import PLACEMENTS, KCurve, RatePoints
 from arpviz.explorer.figures.palette import REFERENCE, RIGHT, WRONG, series_colour, stage_colour
 from arpviz.explorer.session import stage_label
@@ -62,26 +63,61 @@ def rate_scatter(points: RatePoints, class_names: Sequence[str] = ()) -> go.Figu
                    f"object {axis} (share of the stage's frame)", f"rate ({axis})", 420)
 
 
-def k_curves_figure(curves: Sequence[KCurve]) -> go.Figure:
-    """Top-1 against k, one line per checkpoint and ARP stage; a marker at each trained k."""
-    fig = go.Figure()
-    labels = list(dict.fromkeys(c.label for c in curves))
+def _k_lines(fig: go.Figure, name: str, colour: str, dash: str, k: Sequence[float],
+             values: Sequence[float], metric: str, trained_k: float | None,
+             col: int | None, star: bool = True) -> None:
+    """One k curve (and a star at the trained k) into ``fig`` (subplot column ``col``)."""
+    where = {} if col is None else {"row": 1, "col": col}
+    fig.add_trace(go.Scatter(x=list(k), y=list(values), mode="lines+markers", name=name,
+                             line={"color": colour, "dash": dash},
+                             hovertemplate=f"k %{{x:g}}<br>{metric} %{{y:.1f}}%<extra>"
+                                           + name + "</extra>"), **where)
+    if star and trained_k is not None and trained_k in k:
+        at = list(k).index(trained_k)
+        fig.add_trace(go.Scatter(x=[trained_k], y=[values[at]], mode="markers",
+                                 marker={"color": colour, "size": 13, "symbol": "star"},
+                                 name=f"{name}: trained k", showlegend=False,
+                                 hovertemplate=f"trained k %{{x:g}}<br>{metric} %{{y:.1f}}%"
+                                               "<extra></extra>"), **where)
+
+
+def k_curves_figure(
+    curves: Sequence[KCurve], reid_curves: Mapping[str, Sequence[ReIDKCurve]] | None = None
+) -> go.Figure:
+    """Top-1 against k, one line per checkpoint and ARP stage; a star at each trained k.
+
+    ``reid_curves`` (label -> :class:`~arpviz.analysis.ReIDKCurve` list) adds the re-ID
+    checkpoints' mAP (solid) and rank-1 (dotted) against k on their own axis ("mAP %"): a
+    second subplot beside top-1, or the only one without classification curves.
+    """
+    reid = [(label, c) for label, found in (reid_curves or {}).items() for c in found]
+    both = bool(curves) and bool(reid)
+    fig = (make_subplots(rows=1, cols=2, subplot_titles=("classification: top-1",
+                                                          "re-ID: mAP (dotted: rank-1)"))
+           if both else go.Figure())
+    labels = list(dict.fromkeys([c.label for c in curves] + [label for label, _ in reid]))
     for curve in curves:
-        colour = series_colour(labels.index(curve.label))
-        dash = "solid" if curve.stage.startswith("conv4") else "dash"
-        name = f"{curve.label} · {stage_label(curve.stage)}"
-        fig.add_trace(go.Scatter(x=list(curve.k), y=list(curve.top1), mode="lines+markers",
-                                 name=name, line={"color": colour, "dash": dash},
-                                 hovertemplate="k %{x:g}<br>top-1 %{y:.1f}%<extra>"
-                                               + name + "</extra>"))
-        if curve.trained_k is not None and curve.trained_k in curve.k:
-            at = curve.k.index(curve.trained_k)
-            fig.add_trace(go.Scatter(x=[curve.trained_k], y=[curve.top1[at]], mode="markers",
-                                     marker={"color": colour, "size": 13, "symbol": "star"},
-                                     name=f"{name}: trained k", showlegend=False,
-                                     hovertemplate="trained k %{x:g}<br>top-1 %{y:.1f}%"
-                                                   "<extra></extra>"))
-    return _layout(fig, "Top-1 against k (stars: the trained k)", "k", "top-1 (%)")
+        _k_lines(fig, f"{curve.label} · {stage_label(curve.stage)}",
+                 series_colour(labels.index(curve.label)),
+                 "solid" if curve.stage.startswith("conv4") else "dash", curve.k, curve.top1,
+                 "top-1", curve.trained_k, 1 if both else None)
+    for label, curve in reid:
+        name = f"{label} · {stage_label(curve.stage)}"
+        colour = series_colour(labels.index(label))
+        col = 2 if both else None
+        _k_lines(fig, f"{name}: mAP", colour, "solid", curve.k, curve.mAP, "mAP",
+                 curve.trained_k, col)
+        _k_lines(fig, f"{name}: rank-1", colour, "dot", curve.k, curve.rank1, "rank-1",
+                 curve.trained_k, col, star=False)
+    if not both:
+        title, y = (("mAP and rank-1 (dotted) against k (stars: the trained k)", "mAP %")
+                    if reid else ("Top-1 against k (stars: the trained k)", "top-1 (%)"))
+        return _layout(fig, title, "k", y)
+    fig.update_xaxes(title_text="k")
+    fig.update_yaxes(title_text="top-1 (%)", row=1, col=1)
+    fig.update_yaxes(title_text="mAP % (dotted: rank-1 %)", row=1, col=2)
+    return _layout(fig, "Top-1 and mAP against k (stars: the trained k)", "k", "top-1 (%)",
+                   420)
 
 
 def placement_figure(report: AdaptivityReport) -> go.Figure:
