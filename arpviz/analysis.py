@@ -64,7 +64,7 @@ from arpviz.evaluate import GroundTruthBatch, ground_truth_batches
 from arpviz.faithfulness import centre_boxes, faithfulness_over_loader, random_boxes
 from arpviz.models import MSGN, StageOverride
 from arpviz.pooling import adaptive_rates, select_boxes
-from arpviz.validation import check_k, check_tau
+from arpviz.validation import check_k, check_tau, dataclass_fields_of
 
 __all__ = [
     "DEFAULT_K_VALUES",
@@ -256,13 +256,7 @@ class AdaptivityReport:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AdaptivityReport:
         """Inverse of :meth:`to_dict`."""
-        if not isinstance(data, Mapping):
-            raise TypeError(f"data must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"data has unknown AdaptivityReport keys: {unknown}")
-        values = dict(data)
+        values = dataclass_fields_of(data, cls)
         values["stages"] = {name: StageAnalysis(**stage)
                             for name, stage in dict(values.get("stages", {})).items()}
         return cls(**values)

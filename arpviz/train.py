@@ -39,6 +39,7 @@ from arpviz.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.datasources import DataSources, build, probe_batch
 from arpviz.models import MSGN, MSGNConfig, from_torchvision
 from arpviz.reid import ReIDModel, is_reid, reid_epoch_loader, reid_loss, reid_record, warm_start
+from arpviz.validation import dataclass_fields_of
 
 __all__ = [
     "TrainConfig", "learning_rate", "main", "param_groups", "process_group_backend", "snapshot",
@@ -118,11 +119,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are a ``ValueError``."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys {unknown}")
-        return cls(**data)
+        return cls(**dataclass_fields_of(data, cls))
 
 
 def learning_rate(config: TrainConfig, progress: float) -> float:

@@ -5,7 +5,10 @@ Each raises ``TypeError`` (wrong type) or ``ValueError`` (wrong value) naming th
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
+from typing import Any
 
 KERNELS = ("gaussian", "box")
 
@@ -54,3 +57,14 @@ def check_kernel(kernel: object, sigma: object) -> float:
     if not (sigma > 0) or not math.isfinite(sigma):
         raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
     return float(sigma)
+
+
+def dataclass_fields_of(data: object, cls: type) -> dict[str, Any]:
+    """``data`` as a plain dict for ``cls(**...)``: a mapping whose keys are all fields of the
+    dataclass ``cls`` (a ``TypeError`` for a non-mapping, a ``ValueError`` naming unknown keys)."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"data must be a mapping, got {type(data).__name__}")
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"data has unknown {cls.__name__} keys: {unknown}")
+    return dict(data)

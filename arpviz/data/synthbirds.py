@@ -27,6 +27,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from arpviz.validation import dataclass_fields_of
+
 __all__ = [
     "PART_NAMES",
     "SPLITS",
@@ -153,13 +155,7 @@ class SynthBirdsConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SynthBirdsConfig:
         """Build a config from a dict (missing keys take defaults; unknown keys are an error)."""
-        if not isinstance(data, Mapping):
-            raise TypeError(f"data must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"data has unknown SynthBirdsConfig keys: {unknown}")
-        return cls(**dict(data))
+        return cls(**dataclass_fields_of(data, cls))
 
     def replace(self, **changes: Any) -> SynthBirdsConfig:
         """A copy with some fields changed (validated)."""

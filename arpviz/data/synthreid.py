@@ -41,6 +41,7 @@ from arpviz.data.synthbirds import (
     class_cues,
     render_bird,
 )
+from arpviz.validation import dataclass_fields_of
 
 __all__ = ["REID_SPLITS", "SynthReID", "SynthReIDConfig", "SynthReIDSample", "camera_look"]
 
@@ -108,12 +109,7 @@ class SynthReIDConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SynthReIDConfig:
         """Build a config from a dict (missing keys take defaults; unknown keys are an error)."""
-        if not isinstance(data, Mapping):
-            raise TypeError(f"data must be a mapping, got {type(data).__name__}")
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"data has unknown SynthReIDConfig keys: {unknown}")
-        return cls(**dict(data))
+        return cls(**dataclass_fields_of(data, cls))
 
     def replace(self, **changes: Any) -> SynthReIDConfig:
         """A copy with some fields changed (validated)."""
