@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import write_checkpoint
 from PIL import Image
 
 from arpviz import checkpoint as ckpt
@@ -35,27 +36,12 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _tiny_checkpoint(path: Path) -> Path:
-    """An untrained ``tiny`` MSGN (ARP in Conv3 and Conv4, one local branch), input 64.
-
-    The same recipe as ``tests/conftest.py``'s factory, smaller and without snapshots.
-    """
-    from arpviz.images import IMAGENET_MEAN, IMAGENET_STD
-    from arpviz.models import MSGN, MSGNConfig
-
-    torch.manual_seed(0)
-    config = MSGNConfig(backbone="tiny", num_classes=CLASSES)
-    meta = ckpt.CheckpointMeta(
-        config=config, class_names=tuple(f"class {i}" for i in range(CLASSES)),
-        input_size=INPUT, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        history=({"epoch": 1, "val_top1": 10.0},), dataset={"name": "test"},
-    )
-    return ckpt.save(path, MSGN(config).eval(), meta)
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _tiny_checkpoint(tmp_path_factory.mktemp("explain_ckpt") / "tiny.safetensors")
+    """An untrained ``tiny`` MSGN (ARP in Conv3 and Conv4), input 64: the shared factory's,
+    with its initial weights (no perturbation)."""
+    path = tmp_path_factory.mktemp("explain_ckpt") / "tiny.safetensors"
+    return write_checkpoint(path, classes=CLASSES, input_size=INPUT, epochs=1, perturb=0.0)
 
 
 @pytest.fixture(scope="module")
