@@ -54,6 +54,7 @@ __all__ = [
     "marginals",
     "output_size",
     "region_pool",
+    "resample_boxes",
     "select_boxes",
 ]
 
@@ -357,7 +358,7 @@ def interpolation_matrix(start: Tensor, length: Tensor, out: int, size: int) -> 
 
 
 @_no_autocast
-def _resample(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
+def resample_boxes(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
     """Bilinear, cell-centre aligned resampling of ``boxes`` ``[B, 4]`` of ``x`` to ``size``.
 
     Output cell ``(i, j)`` samples the box at its own centre, ``x1 + (j + 0.5) * (x2 - x1) / w``
@@ -375,7 +376,7 @@ def _resample(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def _resample_separable(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
-    """:func:`_resample` as ``out[b, c] = Ry[b] @ x[b, c] @ Rx[b]^T``.
+    """:func:`resample_boxes` as ``out[b, c] = Ry[b] @ x[b, c] @ Rx[b]^T``.
 
     The crop is axis-aligned, so bilinear resampling is separable: two batched matrix products
     with the per-sample matrices of :func:`interpolation_matrix` (``[h, H]`` and ``[w, W]``),
@@ -401,7 +402,7 @@ def _resample_separable(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tens
 
 
 def _resample_grid(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
-    """:func:`_resample` with ``affine_grid`` + ``grid_sample`` (border padding)."""
+    """:func:`resample_boxes` with ``affine_grid`` + ``grid_sample`` (border padding)."""
     height, width = x.shape[2], x.shape[3]
     x1, y1, x2, y2 = boxes.float().unbind(1)
     zero = torch.zeros_like(x1)
@@ -447,7 +448,7 @@ def _pool(
             rates = adaptive_rates(confidence, lower, k)
         boxes = select_boxes(confidence, rates, kernel=kernel, sigma=sigma_f,
                              suppress=boxes_to_suppress)
-    features = _resample(x, boxes, out_size)
+    features = resample_boxes(x, boxes, out_size)
     return RegionPoolResult(features=features, confidence=confidence, boxes=boxes, rates=rates)
 
 

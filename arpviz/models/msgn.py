@@ -52,11 +52,11 @@ from arpviz.models.config import MSGNConfig
 from arpviz.models.stn import SpatialTransformer
 from arpviz.pooling import (
     RegionPoolResult,
-    _resample,
     adaptive_region_pool,
     keypoint_confidence,
     output_size,
     region_pool,
+    resample_boxes,
 )
 from arpviz.validation import check_k, check_rate_pair, check_tau
 
@@ -307,7 +307,7 @@ def _forced_pool(
     confidence = keypoint_confidence(x, tau)
     rates = torch.stack([(boxes[:, 3] - boxes[:, 1]) / height,
                          (boxes[:, 2] - boxes[:, 0]) / width], dim=1)
-    features = _resample(x, boxes, output_size(height, width, dsr))
+    features = resample_boxes(x, boxes, output_size(height, width, dsr))
     return RegionPoolResult(features=features, confidence=confidence, boxes=boxes, rates=rates)
 
 
