@@ -17,6 +17,7 @@ Optimizer state for resuming lives beside it (:func:`save_training_state`), also
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ __all__ = [
     "CheckpointMeta",
     "EpochSnapshot",
     "SnapshotRecord",
+    "file_digest",
     "load",
     "load_training_state",
     "read_meta",
@@ -310,6 +312,16 @@ def _read_head(path: Path) -> tuple[bytes, int]:
         # the header when its length is sane, else a few bytes for the error message's checks
         head += handle.read(header_len if 0 < header_len <= 100 * 1024**2 else 8)
     return head, size
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file's bytes (read in 1 MiB blocks): a checkpoint's identity in
+    caches and records."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_meta(path: str | os.PathLike | bytes) -> CheckpointMeta:

@@ -15,7 +15,9 @@ Meanwhile the server's resident memory (``VmRSS`` of ``/proc/<pid>/status``) is 
 result: sessions, interactions, errors, isolation failures, p50/p95/max interaction latency
 (key press to the end of the rerun, as the browser sees it), the server's own time per script
 run (p50/p95 of the runs the app logs to ``ARPVIZ_RUN_LOG``, apart from the browser round
-trip, which many browsers on few cores dominate), server RSS at the start (after one warm-up
+trip, which many browsers on few cores dominate: wall clock, which includes waiting for the
+other sessions' runs and the browsers on the same cores, and the CPU time of the script's
+thread), server RSS at the start (after one warm-up
 session) and at its peak. Run::
 
     .venv/bin/python -m benchmarks.load_test --sessions 8 --interactions 50 \
@@ -91,6 +93,8 @@ class LoadResult:
     server_run_p50_s: float
     server_run_p95_s: float
     server_run_max_s: float
+    server_cpu_p50_s: float
+    server_cpu_p95_s: float
     rss_start_mb: float
     rss_peak_mb: float
     rss_end_mb: float
@@ -283,8 +287,9 @@ async def _run(server: Server, sessions: int, interactions: int, folder: Path,
     return list(results), start_rss, peak, rss_mb(server.pid), wall, mark
 
 
-def server_run_seconds(run_log: Path, offset: int = 0) -> list[float]:
-    """The seconds of every script run the app logged to ``run_log`` after byte ``offset``."""
+def server_run_seconds(run_log: Path, offset: int = 0, field: str = "seconds") -> list[float]:
+    """``field`` (``"seconds"``: wall clock, ``"cpu_seconds"``: the script thread's CPU time) of
+    every script run the app logged to ``run_log`` after byte ``offset``."""
     try:
         with open(run_log, "rb") as handle:
             handle.seek(offset)
@@ -294,7 +299,7 @@ def server_run_seconds(run_log: Path, offset: int = 0) -> list[float]:
     seconds = []
     for line in text.splitlines():
         try:
-            seconds.append(float(json.loads(line)["seconds"]))
+            seconds.append(float(json.loads(line)[field]))
         except (ValueError, KeyError, TypeError):
             continue  # a line cut short by the server's exit
     return seconds
@@ -319,6 +324,7 @@ def run_load(
                 _run(server, sessions, interactions, folder, timeout_s * 1000))
             log = server.log_tail(20000)
         runs = server_run_seconds(run_log, mark)
+        cpu = server_run_seconds(run_log, mark, "cpu_seconds")
     finally:
         if own:
             shutil.rmtree(folder, ignore_errors=True)
@@ -340,6 +346,8 @@ def run_load(
         server_run_p50_s=round(_percentile(runs, 0.5), 4),
         server_run_p95_s=round(_percentile(runs, 0.95), 4),
         server_run_max_s=round(max(runs, default=float("nan")), 4),
+        server_cpu_p50_s=round(_percentile(cpu, 0.5), 4),
+        server_cpu_p95_s=round(_percentile(cpu, 0.95), 4),
         rss_start_mb=round(start, 1),
         rss_peak_mb=round(peak, 1),
         rss_end_mb=round(end, 1),

@@ -16,10 +16,9 @@ import streamlit as st
 from arpviz.explorer import adaptivity as ad
 from arpviz.explorer.figures import adaptivity as figures
 from arpviz.explorer.retrieval import is_reid_checkpoint
-from arpviz.explorer.session import stage_label
+from arpviz.explorer.session import TAUS, stage_label
 from pages import common, widgets
 
-TAUS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 TAU_LABEL = "Confidence temperature tau (beyond the paper; 1 = the paper)"
 
 st.title("Adaptivity")
@@ -36,9 +35,8 @@ def _held(store: str, key, label: str, compute):
     progress bar; the library's disk caches share results between sessions."""
     held = st.session_state.setdefault(store, {})
     if key not in held:
-        bar = st.progress(0.0, text=f"Analysing {label}...")
-        held[key] = compute(lambda f, m: bar.progress(f, text=f"{label}: {m}"))
-        bar.empty()
+        held[key] = common.with_progress(
+            f"Analysing {label}...", lambda bar: compute(lambda f, m: bar(f, f"{label}: {m}")))
     return held[key]
 
 
@@ -157,7 +155,7 @@ _k_figure(ad.k_curves(reports))
 st.markdown("### Placement and contrast")
 bars, hist = st.columns(2)
 bars.plotly_chart(figures.placement_figure(report), key="adapt_placement")
-contrast = {n: report.per_image["stages"][n].get("contrast") or [] for n in report.stages}
+contrast = ad.contrast_values(report)
 if any(contrast.values()):
     hist.plotly_chart(figures.contrast_histogram(contrast), key="adapt_contrast")
 else:

@@ -1,11 +1,12 @@
 """What every page shares: the loaded checkpoint, the cached loaders, the live sessions.
 
 The sidebar (:mod:`pages.shell`, drawn by ``app.py`` before the page) loads the checkpoint; a
-page then uses this module, :mod:`pages.widgets` and :mod:`pages.outputs` in this order::
+page then uses this module, :mod:`pages.widgets`, :mod:`pages.sliders` and :mod:`pages.outputs`
+in this order::
 
     loaded = common.require_checkpoint()            # the sidebar (drawn by app.py) loaded it
     chosen = widgets.image_input(loaded, "mypage")   # sample or upload, errors shown in the page
-    knobs = widgets.stage_sliders(loaded, "mypage")  # k and DSR of every RP/ARP stage
+    knobs = sliders.stage_sliders(loaded, "mypage")  # k and DSR of every RP/ARP stage
     view = common.live_session(loaded, chosen.image).explain(knobs)  # one library call
     st.plotly_chart(figures.boxes_figure(view))                       # rendering
     outputs.show_predictions(view.predictions, loaded, chosen, key="mypage")
@@ -23,6 +24,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import streamlit as st
 
@@ -32,6 +34,7 @@ from arpviz.explorer.inputs import PreparedImage
 from arpviz.models import MSGN
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 #: session_state key of the :class:`LoadedCheckpoint` the sidebar loaded in this run (or None).
@@ -97,6 +100,17 @@ def live_session(loaded: LoadedCheckpoint, image: PreparedImage) -> session.Live
     """This visitor's :class:`~arpviz.explorer.session.LiveSession` of a checkpoint and image
     (the last three are kept), so a slider move reuses the cached stages."""
     return _live_session(loaded.key, image.key, loaded, image)
+
+
+def with_progress(text: str, compute: Callable[[Callable[[float, str], None]], T]) -> T:
+    """``compute(progress)`` under a progress bar that starts with ``text`` and shows every
+    ``progress(fraction_done, message)``; the bar goes away when ``compute`` returns or fails."""
+    bar = st.progress(0.0, text=text)
+    try:
+        return compute(lambda done, message: bar.progress(min(max(float(done), 0.0), 1.0),
+                                                          text=message))
+    finally:
+        bar.empty()
 
 
 def upload_key(upload) -> tuple[str, str, int]:

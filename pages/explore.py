@@ -14,7 +14,7 @@ import streamlit as st
 from arpviz.explorer import faithful
 from arpviz.explorer import session as ex
 from arpviz.explorer.figures import explore as figures
-from pages import common, outputs, widgets
+from pages import common, outputs, sliders, widgets
 
 PREFIX = "explore"
 
@@ -31,7 +31,7 @@ with left:
     if chosen is None:
         st.stop()
     st.markdown("#### Stages")
-    knobs = widgets.stage_sliders(loaded, PREFIX)
+    knobs = sliders.stage_sliders(loaded, PREFIX)
 
 session = common.live_session(loaded, chosen.image)
 view = session.explain(knobs)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import streamlit as st
 
 from arpviz.explorer import catalog, gallery, inputs, session
-from pages import common, widgets
+from pages import common, sliders, widgets
 
 PAGE_SIZE = 12
 SCAN_PAGE = 24
@@ -47,7 +47,7 @@ if not len(source):
 limit = int(st.number_input(f"Images to explain (of {len(source)})", 1, len(source),
                             min(len(source), 48), key="gallery_limit"))
 controls = session.stage_controls(loaded.model)
-overrides = session.overrides_from(controls, widgets.saved_knobs(loaded, "explore"))
+overrides = session.overrides_from(controls, sliders.saved_knobs(loaded, "explore"))
 changed = ", ".join(f"{session.stage_label(n)} " + ", ".join(
     f"{f} {getattr(o, f)}" for f in ("k", "dsr") if getattr(o, f) is not None)
     for n, o in overrides.items())
@@ -57,15 +57,9 @@ st.caption(f"Explore's settings: {changed}." if changed else
 scan_key = (loaded.key, source.key, limit, repr(sorted(overrides.items())))
 cached = st.session_state.get("gallery_items")
 if cached is None or cached[0] != scan_key:
-    bar = st.progress(0.0, text="Explaining...")
-    items: list[gallery.GalleryItem] = []
-    pages = gallery.page_count(limit, SCAN_PAGE)
-    for page in range(pages):
-        items += gallery.explain_gallery_page(loaded.checkpoint, source, page, SCAN_PAGE,
-                                              overrides, flips=bool(overrides))
-        bar.progress((page + 1) / pages, text=f"Explained {min(len(items), limit)} of {limit}")
-    bar.empty()
-    cached = (scan_key, items[:limit])
+    items = common.with_progress("Explaining...", lambda bar: gallery.explain_gallery(
+        loaded.checkpoint, source, limit, SCAN_PAGE, overrides, progress=bar))
+    cached = (scan_key, items)
     st.session_state["gallery_items"] = cached
 items = cached[1]
 

@@ -1,5 +1,5 @@
-"""Outputs the Explore-family pages share: the prediction flag and table, the stage numbers,
-the export buttons."""
+"""Outputs the pages share: the model card (sidebar), the prediction flag and table, the stage
+numbers, the export buttons."""
 
 from __future__ import annotations
 
@@ -9,6 +9,35 @@ from arpviz.explorer import catalog, records, session
 from arpviz.explorer.figures import explore as figures
 from pages.common import LoadedCheckpoint
 from pages.widgets import ChosenImage
+
+
+def show_model_card(loaded: LoadedCheckpoint) -> None:
+    """The sidebar's model card: architecture, data, trained stage settings, last metrics."""
+    card = catalog.model_card(loaded.meta)
+    with st.expander("Model card", expanded=True):
+        st.markdown(
+            f"**{loaded.label}**  \n"
+            f"backbone `{card['backbone']}`, {card['classes']} classes, input "
+            f"{card['input_size']} px, {card['local_branches']} local branch(es)  \n"
+            f"data set: {card['dataset']}, {card['epochs']} epoch(s)"
+        )
+        lines = [
+            f"- {s['stage']}: {s['mode'].upper()}"
+            + ("" if s["detail"] is None else f" ({s['detail']})")
+            + ("" if s["k"] is None else f", k {s['k']:g}")
+            + ("" if s["dsr"] == "-" else f", DSR {s['dsr']}")
+            for s in card["stages"]
+        ]
+        st.markdown("Trained settings:\n" + "\n".join(lines))
+        for line in card["about"]:
+            st.caption(line)
+        if card["metrics"]:
+            metrics = ", ".join(f"{k} {v:.3g}" for k, v in card["metrics"].items())
+            best = card["best_val_top1"]
+            extra = f" (best val top-1 {best:.1f}%)" if best is not None else ""
+            st.caption(f"last epoch: {metrics}{extra}")
+        else:
+            st.caption("no training history in this checkpoint")
 
 
 def show_prediction_flag(table: session.PredictionTable, loaded: LoadedCheckpoint,

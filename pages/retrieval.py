@@ -19,7 +19,7 @@ from arpviz.checkpoint import CheckpointMeta
 from arpviz.explorer import retrieval as rx
 from arpviz.explorer.figures import retrieval as figures
 from arpviz.explorer.inputs import IMAGE_TYPES, MAX_IMAGE_BYTES
-from pages import common, widgets
+from pages import common, sliders
 
 logger = logging.getLogger(__name__)
 PREFIX = "retrieval"
@@ -41,10 +41,8 @@ def embeddings(index: rx.GalleryIndex, overrides: dict, what: str):
     """The split's embeddings under ``overrides``, with a progress bar when not kept yet."""
     if index.has(overrides):
         return index.embeddings(overrides)
-    bar = st.progress(0.0, f"Embedding the split under the {what}...")
-    result = index.embeddings(overrides, progress=lambda f, text: bar.progress(f, text))
-    bar.empty()
-    return result
+    return common.with_progress(f"Embedding the split under the {what}...",
+                                lambda bar: index.embeddings(overrides, progress=bar))
 
 
 st.title("Retrieval")
@@ -94,7 +92,7 @@ with left:
             st.error(f"Cannot use this image: {exc}")
             st.stop()
     st.markdown("#### Stages")
-    knobs = widgets.stage_sliders(loaded, PREFIX)
+    knobs = sliders.stage_sliders(loaded, PREFIX)
 
 overrides = index.overrides(knobs)
 trained = embeddings(index, {}, "trained setting")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from arpviz.explorer.figures import explore as figures
-from pages import common, outputs, widgets
+from pages import common, outputs, sliders, widgets
 
 PREFIX = "compare"
 
@@ -29,7 +29,7 @@ with st.expander("Image and settings", expanded=True):
         st.stop()
     with right:
         st.caption("k applies to the ARP side, the DSR to both.")
-        knobs = widgets.stage_sliders(loaded, PREFIX)
+        knobs = sliders.stage_sliders(loaded, PREFIX)
 
 session = common.live_session(loaded, chosen.image)
 if not any(c.steerable for c in session.controls):

@@ -19,6 +19,7 @@ import streamlit as st
 from arpviz.checkpoint import CheckpointError
 from arpviz.convert import convert_cached
 from arpviz.explorer import catalog, session
+from pages import outputs
 from pages.common import (
     APP_ROOT,
     ERROR_KEY,
@@ -30,6 +31,7 @@ from pages.common import (
     load_checkpoint_upload,
     setup_threads,
     upload_key,
+    with_progress,
 )
 
 logger = logging.getLogger(__name__)
@@ -42,32 +44,6 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def _model_card(loaded: LoadedCheckpoint) -> None:
-    card = catalog.model_card(loaded.meta)
-    with st.expander("Model card", expanded=True):
-        st.markdown(
-            f"**{loaded.label}**  \n"
-            f"backbone `{card['backbone']}`, {card['classes']} classes, input "
-            f"{card['input_size']} px, {card['local_branches']} local branch(es)  \n"
-            f"data set: {card['dataset']}, {card['epochs']} epoch(s)"
-        )
-        lines = [
-            f"- {s['stage']}: {s['mode'].upper()}"
-            + ("" if s["detail"] is None else f" ({s['detail']})")
-            + ("" if s["k"] is None else f", k {s['k']:g}")
-            + ("" if s["dsr"] == "-" else f", DSR {s['dsr']}")
-            for s in card["stages"]
-        ]
-        st.markdown("Trained settings:\n" + "\n".join(lines))
-        for line in card["about"]:
-            st.caption(line)
-        if card["metrics"]:
-            metrics = ", ".join(f"{k} {v:.3g}" for k, v in card["metrics"].items())
-            best = card["best_val_top1"]
-            extra = f" (best val top-1 {best:.1f}%)" if best is not None else ""
-            st.caption(f"last epoch: {metrics}{extra}")
-        else:
-            st.caption("no training history in this checkpoint")
 
 
 def _folder_input() -> list[Path]:
@@ -96,11 +72,8 @@ def _convert(offer: catalog.ImagenetOffer) -> Path:
     """The offer's converted checkpoint: converted once (a progress bar), then reused."""
     if offer.target.is_file():
         return convert_cached(offer.arch)
-    bar = st.progress(0.0, text=f"Converting {offer.label}...")
-    try:
-        path = convert_cached(offer.arch, progress=lambda f, m: bar.progress(f, text=m))
-    finally:
-        bar.empty()
+    path = with_progress(f"Converting {offer.label}...",
+                         lambda bar: convert_cached(offer.arch, progress=bar))
     st.toast(f"{offer.label}: converted once into {path.parent}")
     return path
 
@@ -191,7 +164,7 @@ def sidebar() -> LoadedCheckpoint | None:
         if st.session_state[ERROR_KEY]:
             st.error(st.session_state[ERROR_KEY])
         if loaded is not None:
-            _model_card(loaded)
+            outputs.show_model_card(loaded)
     st.session_state[LOADED_KEY] = loaded
     return loaded
 
@@ -202,18 +175,22 @@ _RUN_LOG_LOCK = threading.Lock()
 def run_app(navigation) -> None:
     """Draw the sidebar, then run the page ``st.navigation`` chose.
 
-    With env ``ARPVIZ_RUN_LOG`` set, the seconds of every script run are appended to that file
-    as a JSON line ``{"page", "seconds"}`` (the load test reads them: the server's own time per
-    interaction, apart from the browser's round trip).
+    With env ``ARPVIZ_RUN_LOG`` set, every script run is appended to that file as a JSON line
+    ``{"page", "seconds", "cpu_seconds"}``: its wall-clock seconds and the CPU seconds of the
+    script's own thread (the load test reads them: the server's time per interaction, apart from
+    the browser's round trip; the CPU time leaves out the waits for other sessions' runs and
+    torch's helper threads).
     """
     path = os.environ.get("ARPVIZ_RUN_LOG")
     start = time.perf_counter()
+    cpu_start = time.thread_time()
     try:
         sidebar()
         navigation.run()
     finally:
         if path:
             line = json.dumps({"page": navigation.url_path,
-                               "seconds": round(time.perf_counter() - start, 5)})
+                               "seconds": round(time.perf_counter() - start, 5),
+                               "cpu_seconds": round(time.thread_time() - cpu_start, 5)})
             with _RUN_LOG_LOCK, open(path, "a", encoding="utf-8") as handle:
                 handle.write(line + "\n")

@@ -12,11 +12,13 @@ Checkpoints come from the one factory, :func:`helpers.write_checkpoint`.
 from __future__ import annotations
 
 import os
+import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import write_checkpoint
+from helpers import write_checkpoint, write_reid_checkpoint
 from hypothesis import settings
 
 # CI replays a fixed set of examples (derandomized, no example database); local runs explore.
@@ -90,3 +92,50 @@ def streamlit_v2_pages(monkeypatch: pytest.MonkeyPatch) -> None:
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", init_v2)
+
+
+@pytest.fixture()
+def app_env(monkeypatch: pytest.MonkeyPatch, tiny_checkpoint: Path, tmp_path: Path,
+            streamlit_v2_pages: None) -> Iterator[Path]:
+    """The app under AppTest on the tiny checkpoint only (the bundled folder an empty one, the
+    checkpoint roots the test's own folder), with unpickling forbidden while it runs; yields
+    the test's folder and restores torch's thread count (the sidebar sets it)."""
+    empty = tmp_path / "bundled"
+    empty.mkdir()
+    monkeypatch.setenv("ARPVIZ_BUNDLED_DIR", str(empty))
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(tiny_checkpoint.parent))
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", str(tmp_path))  # the test's own folders
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the app tried to unpickle something")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    threads = torch.get_num_threads()
+    yield tmp_path
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def reid_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a tiny untrained re-ID checkpoint (``tiny_reid``, 3 epochs of made-up
+    history) and a tiny SynthBirds classifier (``tiny_classifier``)."""
+    path = tmp_path_factory.mktemp("reid_app")
+    write_reid_checkpoint(path / "tiny_reid.safetensors", epochs=3)
+    write_checkpoint(path / "tiny_classifier.safetensors", epochs=1, probes=(0,))
+    return path
+
+
+@pytest.fixture()
+def reid_app(reid_folder: Path, monkeypatch: pytest.MonkeyPatch,
+             streamlit_v2_pages: None) -> Iterator[Path]:
+    """The app under AppTest with ``reid_folder`` as its bundled folder and the retrieval
+    gallery capped at 14 images; yields the folder."""
+    monkeypatch.setenv("ARPVIZ_BUNDLED_DIR", str(reid_folder))
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", str(reid_folder))
+    monkeypatch.delenv("ARPVIZ_CHECKPOINT_DIR", raising=False)
+    monkeypatch.setenv("ARPVIZ_RETRIEVAL_GALLERY", "14")
+    threads = torch.get_num_threads()
+    yield reid_folder
+    torch.set_num_threads(threads)

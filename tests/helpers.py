@@ -101,6 +101,121 @@ def rewrite_checkpoint(source: Path, target: Path, *, meta: Callable | None = No
     return target
 
 
+# --------------------------------------------------------------------------- AppTest
+
+APP = str(ROOT / "app.py")
+#: Seconds one AppTest run may take (the app's first run loads a model and imports plotly).
+APP_TIMEOUT = 180
+
+
+def run_app(at, timeout: float = APP_TIMEOUT):
+    """``at.run()`` and assert that no exception shows in the app; returns ``at``."""
+    at.run(timeout=timeout)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def open_page(page: str, checkpoint: str, timeout: float = APP_TIMEOUT):
+    """A fresh AppTest of the app with the sidebar's checkpoint whose label contains
+    ``checkpoint`` chosen, switched to ``page`` (e.g. ``"pages/retrieval.py"``)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = run_app(AppTest.from_file(APP, default_timeout=timeout), timeout)
+    box = at.selectbox(key="arpviz_checkpoint")
+    box.select(next(o for o in box.options if checkpoint in o)).run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+# --------------------------------------------------------------------------- data sets
+
+
+def tiny_reid_config():
+    """The SynthReID setting of the re-ID tests: 8 train and 6 test identities, 64 px."""
+    from arpviz.data.synthreid import SynthReIDConfig
+
+    return SynthReIDConfig(train_ids=8, test_ids=6, num_cameras=3, cameras_per_id=2,
+                           images_per_camera=3, image_size=64)
+
+
+def write_reid_checkpoint(path: Path, conv4: str = "arp", *, epochs: int = 2,
+                          config=None, seed: int = 0) -> Path:
+    """A tiny untrained re-ID MSGN checkpoint (strided Conv3, ``conv4`` in Conv4) on SynthReID
+    ``config``, with ``epochs`` rows of made-up history (``mAP = 10 * epoch``, ``rank1 = 12 *
+    epoch``) and snapshots of the first 3 query images."""
+    import torch
+
+    from arpviz import checkpoint as ckpt
+    from arpviz.datasources import build
+    from arpviz.images import IMAGENET_MEAN, IMAGENET_STD
+    from arpviz.models import MSGN, MSGNConfig
+    from arpviz.reid import reid_labels
+    from arpviz.train import snapshot
+
+    config = tiny_reid_config() if config is None else config
+    torch.manual_seed(seed)
+    size = config.image_size
+    model = MSGN(MSGNConfig(backbone="tiny", num_classes=config.train_ids, conv3="stride",
+                            conv4=conv4)).eval()
+    record = {"name": "synthreid", "config": config.to_dict()}
+    sources = build(record, size)
+    probes = [0, 1, 2]
+    images = torch.stack([sources.query[i][0] for i in probes])
+    with torch.no_grad():
+        snaps = tuple(snapshot(model, images, e) for e in range(1, epochs + 1))
+    history = tuple({"epoch": e, "train_loss": 5.0 - e, "train_top1": 5.0 * e,
+                     "mAP": 10.0 * e, "rank1": 12.0 * e, "rank5": 40.0, "rank10": 60.0,
+                     "lr": 0.01, "seconds": 1.0} for e in range(1, epochs + 1))
+    meta = ckpt.CheckpointMeta(
+        config=model.config, class_names=sources.class_names, input_size=size,
+        mean=IMAGENET_MEAN, std=IMAGENET_STD, recipe={"epochs": epochs}, history=history,
+        dataset={**sources.record, "eval_split": "query", "probe_indices": probes},
+    )
+    labels = torch.tensor(reid_labels(sources.query)[0][:3])
+    return ckpt.save(path, model, meta, snaps, labels)
+
+
+CUB_CLASSES = ["001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Sooty_Albatross"]
+# (image id, class id 1-based, train flag, size (w, h), box x y w h)
+CUB_IMAGES = [
+    (1, 1, 1, (40, 30), (2.0, 3.0, 20.0, 10.0)),
+    (2, 1, 0, (32, 32), (0.0, 0.0, 32.0, 32.0)),
+    (3, 2, 1, (24, 36), (5.5, 6.5, 10.0, 12.0)),
+    (4, 3, 1, (30, 20), (1.0, 1.0, 5.0, 5.0)),
+    (5, 3, 0, (20, 30), (3.0, 4.0, 8.0, 9.0)),
+    (6, 2, 0, (28, 28), (0.0, 2.0, 27.0, 20.0)),
+]
+
+
+def make_cub(root: Path) -> Path:
+    """A miniature CUB-200-2011 folder (3 classes, 6 images, the real file layout) at ``root``."""
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    lines: dict[str, list[str]] = {
+        name: []
+        for name in (
+            "images.txt",
+            "train_test_split.txt",
+            "image_class_labels.txt",
+            "bounding_boxes.txt",
+        )
+    }
+    for image_id, cls, flag, (w, h), (bx, by, bw, bh) in CUB_IMAGES:
+        rel = f"{CUB_CLASSES[cls - 1]}/img_{image_id:04d}.jpg"
+        (root / "images" / rel).parent.mkdir(exist_ok=True)
+        Image.new("RGB", (w, h), (40 * cls, 20, 200)).save(root / "images" / rel, quality=90)
+        lines["images.txt"].append(f"{image_id} {rel}")
+        lines["train_test_split.txt"].append(f"{image_id} {flag}")
+        lines["image_class_labels.txt"].append(f"{image_id} {cls}")
+        lines["bounding_boxes.txt"].append(f"{image_id} {bx} {by} {bw} {bh}")
+    lines["classes.txt"] = [f"{i + 1} {c}" for i, c in enumerate(CUB_CLASSES)]
+    for name, rows in lines.items():
+        (root / name).write_text("\n".join(rows) + "\n")
+    return root
+
+
 # --------------------------------------------------------------------------- the browser harness
 
 #: Debian's chromium (``apt-get install -y chromium``); ``ARPVIZ_CHROMIUM`` points elsewhere.

@@ -5,23 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import APP, APP_TIMEOUT, run_app
 from streamlit.testing.v1 import AppTest
-from test_app_explore import APP, TIMEOUT, _run, app_env  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow  # the app under AppTest: seconds per test
 
 
 @pytest.fixture()
-def adapt_env(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
+def adapt_env(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ARPVIZ_CACHE", str(app_env / "cache"))  # the analysis cache
     return app_env
 
 
 def _open() -> AppTest:
-    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    at = run_app(AppTest.from_file(APP, default_timeout=APP_TIMEOUT))
     at.switch_page("pages/adaptivity.py")
     at.session_state["adapt_limit"] = 16
-    return _run(at)
+    return run_app(at)
 
 
 def test_adaptivity_page_analyses_and_opens_an_image_in_explore(adapt_env: Path) -> None:
@@ -40,7 +40,7 @@ def test_adaptivity_page_analyses_and_opens_an_image_in_explore(adapt_env: Path)
     # the fallback of a point pick: open image 5 in Explore
     at.number_input(key="adapt_index").set_value(5)
     at.button(key="adapt_open").click()
-    _run(at)
+    run_app(at)
     assert at.session_state["explore_sample"] == 5
     assert at.session_state["arpviz_result"] is not None  # Explore ran on it
     assert any("sample 5" in str(c.value) or "#5" in str(c.value) for c in at.caption), \
@@ -51,29 +51,29 @@ def test_tau_and_split_controls_recompute(adapt_env: Path) -> None:
     at = _open()
     first = at.session_state["adapt_report"]
     at.select_slider(key="adapt_tau").set_value(4.0)
-    _run(at)
+    run_app(at)
     sharp = at.session_state["adapt_report"]
     assert sharp.tau == 4.0 and sharp is not first
     assert "beyond the paper" in " ".join(str(m.value) for m in at.markdown)
     at.radio(key="adapt_split").set_value("test")
-    _run(at)
+    run_app(at)
     assert at.session_state["adapt_report"].split == "test"
     assert at.number_input(key="adapt_index").disabled  # Explore shows val only
 
 
 def test_explore_tau_is_an_explicit_extension(adapt_env: Path) -> None:
-    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    at = run_app(AppTest.from_file(APP, default_timeout=APP_TIMEOUT))
     control = at.select_slider(key="explore_tau")
     assert "1 = the paper" in control.label and control.value == 1.0
     assert not at.session_state["arpviz_result"].overrides
     trained = at.session_state["arpviz_result"].stages["conv3"].confidence
     control.set_value(8.0)
-    _run(at)
+    run_app(at)
     view = at.session_state["arpviz_result"]
     assert {o.tau for o in view.overrides.values()} == {8.0}
     assert set(view.overrides) == {"conv3", "conv4.local0"}
     assert view.stages["conv3"].confidence.std() > trained.std()
     at.button(key="explore_reset").click()
-    _run(at)
+    run_app(at)
     assert at.select_slider(key="explore_tau").value == 1.0
     assert not at.session_state["arpviz_result"].overrides

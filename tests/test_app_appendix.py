@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import APP, run_app
 from streamlit.testing.v1 import AppTest
-from test_app_explore import APP, _run, app_env  # noqa: F401 - the fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "appendix_a.py")
@@ -86,15 +86,15 @@ def test_floor_slider_reaches_0_6_and_preset_needs_a_checkpoint():
     assert "Why a floor" in " ".join(str(m.value) for m in page.markdown)
 
 
-def test_floor_preset_measures_the_loaded_checkpoint(app_env, tiny_checkpoint):  # noqa: F811
+def test_floor_preset_measures_the_loaded_checkpoint(app_env, tiny_checkpoint):
     from arpviz.checkpoint import load
     from arpviz.simulate import measure_confidence_floor
 
-    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    at = run_app(AppTest.from_file(APP, default_timeout=TIMEOUT))
     at.switch_page("pages/appendix_a.py")
-    _run(at)
+    run_app(at)
     at.radio(key="appx_floor_source").set_value("as measured in the loaded checkpoint")
-    _run(at)
+    run_app(at)
     text = next(c.value for c in at.caption if c.value.startswith("appendix floor"))
     expected = measure_confidence_floor(load(str(tiny_checkpoint)), count=16)["conv4.local0"]
     assert f"simulator floor {expected.relative:.3f} = background" in text

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from helpers import run_app
 from streamlit.testing.v1 import AppTest
 
 from arpviz.explorer import catalog
@@ -42,19 +43,13 @@ def torch_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_checkpoint
     torch.set_num_threads(threads)
 
 
-def _run(at: AppTest) -> AppTest:
-    at.run(timeout=TIMEOUT)
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def test_sidebar_offers_converts_once_and_explore_runs(torch_cache: Path, tmp_path: Path) -> None:
-    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    at = run_app(AppTest.from_file(APP, default_timeout=TIMEOUT))
     box = at.sidebar.selectbox(key="arpviz_checkpoint")
     assert "ImageNet ResNet-18 with ARP" in box.options
     assert box.value.endswith("tiny_msgn_arp.safetensors")  # the offer is not the default
     box.set_value("imagenet:resnet18")
-    _run(at)
+    run_app(at)
     converted = catalog.converted_cache_dir()
     assert converted == tmp_path / "arpviz" / "converted"
     files = sorted(p.name for p in converted.iterdir())
@@ -74,14 +69,14 @@ def test_sidebar_offers_converts_once_and_explore_runs(torch_cache: Path, tmp_pa
     Image.fromarray(rng.integers(0, 255, (180, 240, 3), dtype=np.uint8)).save(buffer, "PNG")
     at.file_uploader(key="explore_upload").set_value(("photo.png", buffer.getvalue(),
                                                       "image/png"))
-    _run(at)
+    run_app(at)
     view = at.session_state["arpviz_result"]
     assert set(view.stages) == {"conv3", "conv4.main"}
     categories = torchvision.models.ResNet18_Weights.DEFAULT.meta["categories"]
     assert all(row.name == categories[row.index] for row in view.predictions.rows)
     assert view.probs.shape == (1000,)
     at.slider(key="explore_k:conv4.main").set_value(0.3)
-    _run(at)
+    run_app(at)
     assert at.session_state["arpviz_result"].stages["conv4.main"].k == pytest.approx(0.3)
     # a second run reuses the file: not converted again
     assert (converted / files[0]).stat().st_mtime_ns == stamp
@@ -89,12 +84,12 @@ def test_sidebar_offers_converts_once_and_explore_runs(torch_cache: Path, tmp_pa
 
 def test_a_broken_cached_file_gives_a_message(torch_cache: Path) -> None:
     torch_cache.write_bytes(b"not a state dict")
-    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    at = run_app(AppTest.from_file(APP, default_timeout=TIMEOUT))
     at.sidebar.selectbox(key="arpviz_checkpoint").set_value("imagenet:resnet18")
-    _run(at)
+    run_app(at)
     assert any("Cannot load this checkpoint" in str(e.value) for e in at.sidebar.error)
     # the app stays up: the tiny checkpoint still loads
     at.sidebar.selectbox(key="arpviz_checkpoint").set_value(
         at.sidebar.selectbox(key="arpviz_checkpoint").options[0])
-    _run(at)
+    run_app(at)
     assert at.session_state["arpviz_result"] is not None

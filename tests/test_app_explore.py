@@ -12,48 +12,20 @@ import json
 import pickle
 import struct
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import APP, run_app
 from PIL import Image
 from safetensors.torch import save as st_save
 from streamlit.testing.v1 import AppTest
 
 from arpviz.explain import InputGeometry
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 120
 pytestmark = pytest.mark.slow  # the app under AppTest: seconds per test
-
-
-@pytest.fixture()
-def app_env(monkeypatch: pytest.MonkeyPatch, tiny_checkpoint: Path, tmp_path: Path,
-            streamlit_v2_pages: None) -> Iterator[Path]:
-    """Point the app at the tiny checkpoint only; forbid unpickling while the app runs."""
-    empty = tmp_path / "bundled"
-    empty.mkdir()
-    monkeypatch.setenv("ARPVIZ_BUNDLED_DIR", str(empty))
-    monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(tiny_checkpoint.parent))
-    monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", str(tmp_path))  # the test's own folders
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the app tried to unpickle something")
-
-    monkeypatch.setattr(torch, "load", refuse)
-    monkeypatch.setattr(pickle, "loads", refuse)
-    monkeypatch.setattr(pickle, "load", refuse)
-    threads = torch.get_num_threads()  # the sidebar sets the app's thread count
-    yield tmp_path
-    torch.set_num_threads(threads)
-
-
-def _run(at: AppTest) -> AppTest:
-    at.run(timeout=TIMEOUT)
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def _texts(elements) -> list[str]:
@@ -61,7 +33,7 @@ def _texts(elements) -> list[str]:
 
 
 def _start() -> AppTest:
-    return _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    return run_app(AppTest.from_file(APP, default_timeout=TIMEOUT))
 
 
 def _boxes(view) -> dict[str, tuple[float, ...]]:
@@ -91,7 +63,7 @@ def test_explore_every_slider_moves_boxes_and_predictions(app_env: Path) -> None
     for key, value in moves.items():
         before = at.session_state["arpviz_result"]
         at.slider(key=key).set_value(value)
-        _run(at)
+        run_app(at)
         after = at.session_state["arpviz_result"]
         assert _boxes(after) != _boxes(before), key
         assert not np.array_equal(after.probs, before.probs), key
@@ -105,7 +77,7 @@ def test_explore_every_slider_moves_boxes_and_predictions(app_env: Path) -> None
     assert changed.stages["conv4.local0"].frame == changed.stages["conv3"].image_box
 
     at.button(key="explore_reset").click()
-    _run(at)
+    run_app(at)
     assert at.slider(key="explore_k:conv3").value == pytest.approx(1.0)
     assert at.slider(key="explore_dsr:conv4.local0").value == pytest.approx(0.5)
     reset = at.session_state["arpviz_result"]
@@ -115,13 +87,13 @@ def test_explore_every_slider_moves_boxes_and_predictions(app_env: Path) -> None
     at.slider(key="explore_opacity").set_value(0.2)
     at.checkbox(key="explore_show_gt").check()
     at.number_input(key="explore_sample").set_value(5)
-    _run(at)
+    run_app(at)
     assert "val #5" in " ".join(_texts(at.caption))
     assert at.session_state["arpviz_result"].image is not trained.image
 
     at.selectbox(key="explore_sweep_stage").set_value("conv3")
     at.toggle(key="explore_sweep").set_value(True)
-    _run(at)
+    run_app(at)
     sweep = at.session_state["arpviz_sweep"][1]
     assert sweep.stage == "conv3" and sweep.probs.shape == (20, 24)
     assert np.all(np.diff(sweep.crop_w) >= -1e-4)
@@ -131,12 +103,12 @@ def test_settings_survive_a_page_switch(app_env: Path) -> None:
     at = _start()
     at.slider(key="explore_k:conv4.local0").set_value(1.2)
     at.number_input(key="explore_sample").set_value(3)
-    _run(at)
+    run_app(at)
     moved = _boxes(at.session_state["arpviz_result"])
     at.switch_page("pages/rp_vs_arp.py")
-    _run(at)
+    run_app(at)
     at.switch_page("pages/explore.py")
-    _run(at)
+    run_app(at)
     assert at.slider(key="explore_k:conv4.local0").value == pytest.approx(1.2)
     assert at.slider(key="explore_k:conv3").value == pytest.approx(1.0)  # never below range
     assert _boxes(at.session_state["arpviz_result"]) == moved
@@ -149,7 +121,7 @@ def test_top1_flip_is_flagged(app_env: Path) -> None:
     # small DSRs flip the untrained tiny model's top-1 on sample 0
     for key, value in (("explore_dsr:conv3", 0.25), ("explore_dsr:conv4.local0", 0.25)):
         at.slider(key=key).set_value(value)
-        _run(at)
+        run_app(at)
         view = at.session_state["arpviz_result"]
         warnings = " ".join(_texts(at.warning))
         assert view.predictions.flipped == ("Top-1 flipped" in warnings)
@@ -164,7 +136,7 @@ def test_top1_flip_is_flagged(app_env: Path) -> None:
 def test_rp_vs_arp_page(app_env: Path) -> None:
     at = _start()
     at.switch_page("pages/rp_vs_arp.py")
-    _run(at)
+    run_app(at)
     comparison = at.session_state["arpviz_compare"]
     for name, stage in comparison.rp.stages.items():
         assert stage.mode == "rp" and stage.rates == pytest.approx((0.5, 0.5)), name
@@ -172,20 +144,20 @@ def test_rp_vs_arp_page(app_env: Path) -> None:
     assert comparison.rp.predictions.ref_top1 == int(np.argmax(comparison.arp.probs))
 
     at.slider(key="compare_k:conv3").set_value(0.2)
-    _run(at)
+    run_app(at)
     moved = at.session_state["arpviz_compare"]
     assert _boxes(moved.arp) != _boxes(comparison.arp)
     assert moved.rp.stages["conv3"].image_box == comparison.rp.stages["conv3"].image_box
 
     at.slider(key="compare_dsr:conv4.local0").set_value(0.75)
-    _run(at)
+    run_app(at)
     wider = at.session_state["arpviz_compare"]
     assert wider.rp.stages["conv4.local0"].rates == pytest.approx((0.75, 0.75))
     assert not np.array_equal(wider.rp.probs, moved.rp.probs)
 
     at.slider(key="compare_k:conv4.local0").set_value(1.9)
     at.slider(key="compare_dsr:conv3").set_value(0.3)
-    _run(at)
+    run_app(at)
     last = at.session_state["arpviz_compare"]
     assert _boxes(last.arp) != _boxes(wider.arp)
     assert last.rp.stages["conv3"].rates == pytest.approx((0.3, 0.3))
@@ -252,11 +224,11 @@ ODD_IMAGES = [
 def test_bad_and_odd_images_give_messages(app_env: Path) -> None:
     at = _start()
     at.radio(key="explore_source").set_value("Upload an image")
-    _run(at)
+    run_app(at)
     assert "Upload an image to explore it." in _texts(at.info)
     for name, data, kind, text in BAD_IMAGES + ODD_IMAGES:
         at.file_uploader(key="explore_upload").set_value((name, data, "application/octet-stream"))
-        _run(at)
+        run_app(at)
         messages = _texts(at.error if kind == "error" else at.info)
         assert any(text in m for m in messages), (name, messages)
         if kind == "info":  # converted, explained, and flagged as not SynthBirds
@@ -264,7 +236,7 @@ def test_bad_and_odd_images_give_messages(app_env: Path) -> None:
             assert view.image.shape == (128, 128, 3)
             assert any("trained on SynthBirds" in m for m in _texts(at.info)), name
     at.file_uploader(key="explore_upload").set_value(None)
-    _run(at)
+    run_app(at)
     assert "Upload an image to explore it." in _texts(at.info)
 
 
@@ -292,13 +264,13 @@ def test_bad_checkpoints_give_messages(app_env: Path, tiny_checkpoint: Path) -> 
     ]
     for name, data, text in cases:
         at.file_uploader(key="arpviz_ckpt_upload").set_value((name, data, "application/x"))
-        _run(at)
+        run_app(at)
         messages = _texts(at.error)
         assert any("Cannot load this checkpoint" in m and text in m for m in messages), (
             name, messages)
     at.file_uploader(key="arpviz_ckpt_upload").set_value(
         ("mine.safetensors", good, "application/x"))
-    _run(at)
+    run_app(at)
     assert not at.error, _texts(at.error)
     assert "mine.safetensors" in " ".join(_texts(at.sidebar.markdown))
     assert at.session_state["arpviz_result"].probs.shape == (24,)
@@ -312,7 +284,7 @@ def test_no_checkpoint_and_broken_folder(app_env: Path, monkeypatch: pytest.Monk
     at = _start()
     assert any("No checkpoint found" in m for m in _texts(at.error))
     at.switch_page("pages/rp_vs_arp.py")
-    _run(at)
+    run_app(at)
     assert any("No checkpoint found" in m for m in _texts(at.error))
 
     broken = tmp_path / "broken"
@@ -320,7 +292,7 @@ def test_no_checkpoint_and_broken_folder(app_env: Path, monkeypatch: pytest.Monk
     (broken / "bad.safetensors").write_bytes(_foreign_safetensors())
     (broken / "bad.state.safetensors").write_bytes(b"ignored")  # training state: not listed
     at.text_input(key="arpviz_ckpt_dir").set_value(str(broken))
-    _run(at)
+    run_app(at)
     assert any("not an arpviz checkpoint" in m for m in _texts(at.error))
     assert at.selectbox(key="arpviz_checkpoint").options == [str(broken / "bad.safetensors")]
 
@@ -330,10 +302,11 @@ def test_run_log_times_every_script_run(app_env: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("ARPVIZ_RUN_LOG", str(log))
     at = _start()
     at.slider(key="explore_k:conv3").set_value(0.5)
-    _run(at)
+    run_app(at)
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(rows) == 2 and all(0 < r["seconds"] < TIMEOUT for r in rows)
-    assert {"page", "seconds"} <= set(rows[0])
+    assert {"page", "seconds", "cpu_seconds"} <= set(rows[0])
+    assert all(0 <= r["cpu_seconds"] for r in rows)
 
 
 def test_folder_outside_the_roots_is_refused(app_env: Path, tiny_checkpoint: Path,
@@ -348,7 +321,7 @@ def test_folder_outside_the_roots_is_refused(app_env: Path, tiny_checkpoint: Pat
     for typed in (str(outside), str(link), f"{app_env}/../{outside.name}",
                   str(app_env / ".." / ".." / outside.parent.name / outside.name)):
         at.text_input(key="arpviz_ckpt_dir").set_value(typed)
-        _run(at)
+        run_app(at)
         warnings = _texts(at.sidebar.warning)
         assert any("outside the folders" in w for w in warnings), (typed, warnings)
         assert at.selectbox(key="arpviz_checkpoint").options == [str(bundled)], typed
@@ -359,7 +332,7 @@ def test_folder_outside_the_roots_is_refused(app_env: Path, tiny_checkpoint: Pat
 def test_cuda_choice_without_cuda_falls_back(app_env: Path) -> None:
     at = _start()
     at.radio(key="arpviz_device").set_value("cuda")
-    _run(at)
+    run_app(at)
     assert any("CUDA is not available" in m for m in _texts(at.sidebar.warning))
     assert at.session_state["arpviz_result"].probs.shape == (24,)
 
@@ -368,7 +341,7 @@ def test_cuda_choice_without_cuda_falls_back(app_env: Path) -> None:
 def test_other_pages_run_under_the_app(app_env: Path, page: str) -> None:
     at = _start()
     at.switch_page(page)
-    _run(at)
+    run_app(at)
     assert "tiny" in " ".join(_texts(at.sidebar.markdown))  # the sidebar is drawn there too
 
 
@@ -378,7 +351,7 @@ def test_other_pages_run_under_the_app(app_env: Path, page: str) -> None:
 def test_downloads_and_faithfulness_on_explore_and_compare(app_env: Path) -> None:
     at = _start()
     at.slider(key="explore_k:conv4.local0").set_value(0.4)
-    _run(at)
+    run_app(at)
     view = at.session_state["arpviz_result"]
     record = at.session_state["explore_record"]
     assert record.size == (146, 146)  # a sample is rendered at the resize, 128 * 8 / 7
@@ -391,13 +364,13 @@ def test_downloads_and_faithfulness_on_explore_and_compare(app_env: Path) -> Non
     assert [b.proto.label for b in buttons] == ["Record (JSON)", "Overlay (PNG)"]
 
     at.toggle(key="explore_faith").set_value(True)
-    _run(at)
+    run_app(at)
     check = at.session_state["arpviz_faith"]
     assert check.stage == "conv4.local0" and 0 <= check.keep <= 1 and len(check.insertion) == 11
     assert check.target == view.predictions.top1.index
 
     at.switch_page("pages/rp_vs_arp.py")
-    _run(at)
+    run_app(at)
     arp, rp = at.session_state["compare_arp_record"], at.session_state["compare_rp_record"]
     assert arp.stages["conv3"].mode == "arp" and rp.stages["conv3"].mode == "rp"
     assert len(at.get("download_button")) == 4

@@ -1,7 +1,7 @@
 """The Retrieval page, and the Training page on a re-ID run, under Streamlit's AppTest.
 
 The app runs with the bundled folder pointed at a folder of tiny untrained checkpoints (a
-re-ID one from :func:`test_retrieval_explorer.write_reid_checkpoint` and a SynthBirds
+re-ID one from :func:`helpers.write_reid_checkpoint` and a SynthBirds
 classifier), and the gallery capped at 14 images (``ARPVIZ_RETRIEVAL_GALLERY``).
 """
 
@@ -9,53 +9,17 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from helpers import write_checkpoint
+from helpers import open_page
 from PIL import Image
-from streamlit.testing.v1 import AppTest
-from test_retrieval_explorer import write_reid_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
-TIMEOUT = 180
 pytestmark = pytest.mark.slow  # the app under AppTest: seconds per test
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("retrieval_app")
-    write_reid_checkpoint(path / "tiny_reid.safetensors", epochs=3)
-    write_checkpoint(path / "tiny_classifier.safetensors", epochs=1, probes=(0,))
-    return path
-
-
-@pytest.fixture()
-def env(folder, monkeypatch, streamlit_v2_pages) -> Path:
-    monkeypatch.setenv("ARPVIZ_BUNDLED_DIR", str(folder))
-    monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", str(folder))
-    monkeypatch.delenv("ARPVIZ_CHECKPOINT_DIR", raising=False)
-    monkeypatch.setenv("ARPVIZ_RETRIEVAL_GALLERY", "14")
-    threads = torch.get_num_threads()
-    yield folder
-    torch.set_num_threads(threads)
-
-
-def _open(page: str, checkpoint: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.selectbox(key="arpviz_checkpoint").select(
-        next(o for o in at.selectbox(key="arpviz_checkpoint").options if checkpoint in o)).run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def test_retrieval_page_ranks_and_reranks_live(env):
-    at = _open("pages/retrieval.py", "tiny_reid")
+def test_retrieval_page_ranks_and_reranks_live(reid_app):
+    at = open_page("pages/retrieval.py", "tiny_reid")
     view = at.session_state["retrieval_view"]
     trained, current = at.session_state["retrieval_metrics"]
     assert trained is current and trained.gallery == 12 and trained.queries == 6
@@ -82,8 +46,8 @@ def test_retrieval_page_ranks_and_reranks_live(env):
     assert not at.exception and not at.session_state["retrieval_view"].setting
 
 
-def test_retrieval_page_with_an_upload(env):
-    at = _open("pages/retrieval.py", "tiny_reid")
+def test_retrieval_page_with_an_upload(reid_app):
+    at = open_page("pages/retrieval.py", "tiny_reid")
     at.radio(key="retrieval_source").set_value("Upload an image").run()
     assert not at.exception
     assert any("Upload an image" in i.value for i in at.info)
@@ -96,15 +60,15 @@ def test_retrieval_page_with_an_upload(env):
     assert not at.exception and any("bad.png" in e.value for e in at.error)
 
 
-def test_retrieval_page_asks_for_a_reid_checkpoint(env):
-    at = _open("pages/retrieval.py", "tiny_classifier")
+def test_retrieval_page_asks_for_a_reid_checkpoint(reid_app):
+    at = open_page("pages/retrieval.py", "tiny_classifier")
     text = " ".join(i.value for i in at.info)
     assert "needs a re-ID checkpoint" in text and "synthreid_msgn_arp.safetensors" in text
     assert "retrieval_view" not in at.session_state
 
 
-def test_training_page_on_a_reid_run(env):
-    at = _open("pages/training.py", "tiny_reid")
+def test_training_page_on_a_reid_run(reid_app):
+    at = open_page("pages/training.py", "tiny_reid")
     assert at.multiselect(key="train_runs").value == ["tiny_reid"]
     assert at.select_slider(key="train_epoch").value == 3
     assert not at.exception

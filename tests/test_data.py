@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import make_cub
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -181,9 +182,7 @@ def _render_without_bird(cfg: SynthBirdsConfig, rng: np.random.Generator) -> np.
     from arpviz.data import synthbirds as sb
 
     gain = rng.uniform(0.85, 1.15)
-    img = sb._background(rng, cfg.image_size, gain)
-    sb._distractors(rng, img, cfg, gain)
-    return img
+    return sb.draw_scene(rng, cfg, gain)
 
 
 @pytest.mark.parametrize("size", [32, 64, 200])
@@ -349,45 +348,8 @@ def test_transform_argument_errors() -> None:
 # --------------------------------------------------------------------------- CUB
 
 
-CUB_CLASSES = ["001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Sooty_Albatross"]
-# (image id, class id 1-based, train flag, size (w, h), box x y w h)
-CUB_IMAGES = [
-    (1, 1, 1, (40, 30), (2.0, 3.0, 20.0, 10.0)),
-    (2, 1, 0, (32, 32), (0.0, 0.0, 32.0, 32.0)),
-    (3, 2, 1, (24, 36), (5.5, 6.5, 10.0, 12.0)),
-    (4, 3, 1, (30, 20), (1.0, 1.0, 5.0, 5.0)),
-    (5, 3, 0, (20, 30), (3.0, 4.0, 8.0, 9.0)),
-    (6, 2, 0, (28, 28), (0.0, 2.0, 27.0, 20.0)),
-]
-
-
-def _make_cub(root: Path) -> Path:
-    (root / "images").mkdir(parents=True)
-    lines: dict[str, list[str]] = {
-        name: []
-        for name in (
-            "images.txt",
-            "train_test_split.txt",
-            "image_class_labels.txt",
-            "bounding_boxes.txt",
-        )
-    }
-    for image_id, cls, flag, (w, h), (bx, by, bw, bh) in CUB_IMAGES:
-        rel = f"{CUB_CLASSES[cls - 1]}/img_{image_id:04d}.jpg"
-        (root / "images" / rel).parent.mkdir(exist_ok=True)
-        Image.new("RGB", (w, h), (40 * cls, 20, 200)).save(root / "images" / rel, quality=90)
-        lines["images.txt"].append(f"{image_id} {rel}")
-        lines["train_test_split.txt"].append(f"{image_id} {flag}")
-        lines["image_class_labels.txt"].append(f"{image_id} {cls}")
-        lines["bounding_boxes.txt"].append(f"{image_id} {bx} {by} {bw} {bh}")
-    lines["classes.txt"] = [f"{i + 1} {c}" for i, c in enumerate(CUB_CLASSES)]
-    for name, rows in lines.items():
-        (root / name).write_text("\n".join(rows) + "\n")
-    return root
-
-
 def test_cub_splits_labels_and_boxes(tmp_path: Path) -> None:
-    root = _make_cub(tmp_path / "cub")
+    root = make_cub(tmp_path / "cub")
     train, test = CUB200(root, "train"), CUB200(root, "test")
     assert len(train) == 3 and len(test) == 3
     assert [s.image_id for s in train.samples] == [1, 3, 4]
@@ -405,7 +367,7 @@ def test_cub_splits_labels_and_boxes(tmp_path: Path) -> None:
 
 
 def test_cub_accepts_the_archive_folder(tmp_path: Path) -> None:
-    _make_cub(tmp_path / "CUB_200_2011")
+    make_cub(tmp_path / "CUB_200_2011")
     assert len(CUB200(tmp_path, "train")) == 3
 
 
@@ -414,7 +376,7 @@ def test_cub_accepts_the_archive_folder(tmp_path: Path) -> None:
     ["train_test_split.txt", "image_class_labels.txt", "classes.txt", "bounding_boxes.txt"],
 )
 def test_cub_missing_metadata_file_is_named(tmp_path: Path, missing: str) -> None:
-    root = _make_cub(tmp_path / "cub")
+    root = make_cub(tmp_path / "cub")
     (root / missing).unlink()
     with pytest.raises(FileNotFoundError, match=missing):
         CUB200(root, "train")
@@ -423,11 +385,11 @@ def test_cub_missing_metadata_file_is_named(tmp_path: Path, missing: str) -> Non
 def test_cub_missing_root_images_txt_or_image(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not a directory"):
         CUB200(tmp_path / "nowhere")
-    root = _make_cub(tmp_path / "cub")
+    root = make_cub(tmp_path / "cub")
     (root / "images.txt").unlink()
     with pytest.raises(FileNotFoundError, match="images.txt"):
         CUB200(root)
-    root = _make_cub(tmp_path / "cub2")
+    root = make_cub(tmp_path / "cub2")
     ds = CUB200(root, "train")
     ds.samples[0].path.unlink()
     with pytest.raises(FileNotFoundError, match="img_0001.jpg"):
@@ -435,24 +397,24 @@ def test_cub_missing_root_images_txt_or_image(tmp_path: Path) -> None:
 
 
 def test_cub_malformed_metadata(tmp_path: Path) -> None:
-    root = _make_cub(tmp_path / "a")
+    root = make_cub(tmp_path / "a")
     (root / "bounding_boxes.txt").write_text("1 2.0 3.0\n")
     with pytest.raises(ValueError, match="bounding_boxes.txt line 1"):
         CUB200(root)
-    root = _make_cub(tmp_path / "b")
+    root = make_cub(tmp_path / "b")
     (root / "image_class_labels.txt").write_text("1 1\n2 1\n3 9\n4 3\n5 3\n6 2\n")
     with pytest.raises(ValueError, match="class 9"):
         CUB200(root)
-    root = _make_cub(tmp_path / "c")
+    root = make_cub(tmp_path / "c")
     (root / "train_test_split.txt").write_text("1 1\n2 0\n")
     with pytest.raises(ValueError, match="train_test_split.txt has no entry for image id 3"):
         CUB200(root)
-    root = _make_cub(tmp_path / "d")
+    root = make_cub(tmp_path / "d")
     (root / "images.txt").write_text("1 ../../outside.jpg\n")
     with pytest.raises(ValueError, match="leaves images"):
         CUB200(root)
     with pytest.raises(ValueError, match="split"):
-        CUB200(_make_cub(tmp_path / "e"), "val")
+        CUB200(make_cub(tmp_path / "e"), "val")
 
 
 # --------------------------------------------------------------------------- image folder

@@ -58,4 +58,5 @@ def test_concurrent_sessions(tmp_path):
     assert result["server_runs"] >= result["interactions"]
     assert 0 < result["server_run_p50_s"] <= result["server_run_p95_s"]
     assert result["server_run_p95_s"] <= result["latency_p95_s"]
+    assert 0 < result["server_cpu_p50_s"] <= result["server_cpu_p95_s"]
     assert done.returncode == 0, done.stderr[-3000:]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 import torchvision
-from test_data import _make_cub
+from helpers import make_cub
 
 from arpviz import checkpoint as ckpt
 from arpviz import train
@@ -33,7 +33,7 @@ def test_cub_config_is_the_paper_recipe() -> None:
 
 
 def test_cub_config_trains_one_step_on_a_miniature_cub(tmp_path, monkeypatch) -> None:
-    root = _make_cub(tmp_path / "CUB_200_2011")
+    root = make_cub(tmp_path / "CUB_200_2011")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     weights = cached_weights_path(torchvision.models.ResNet50_Weights.DEFAULT)
     weights.parent.mkdir(parents=True)

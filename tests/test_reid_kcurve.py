@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_app_retrieval import _open, env, folder  # noqa: F401 - the fixtures
-from test_retrieval_explorer import write_reid_checkpoint
+from helpers import open_page, write_reid_checkpoint
 
 from arpviz import checkpoint as ckpt
 from arpviz.analysis import ReIDKCurve, reid_k_curve
@@ -74,24 +73,24 @@ def test_candidates_strided_and_figure(small: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow  # the app under AppTest
-def test_adaptivity_page_on_a_reid_checkpoint(env, tmp_path, monkeypatch) -> None:  # noqa: F811
+def test_adaptivity_page_on_a_reid_checkpoint(reid_app, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("ARPVIZ_CACHE", str(tmp_path))
-    at = _open("pages/adaptivity.py", "tiny_reid")
+    at = open_page("pages/adaptivity.py", "tiny_reid")
     assert not at.error, [e.value for e in at.error]
     assert any("classification checkpoint" in str(i.value) for i in at.info)
-    (curve,) = at.session_state["adapt_reid_curves"][str(env / "tiny_reid.safetensors")]
+    (curve,) = at.session_state["adapt_reid_curves"][str(reid_app / "tiny_reid.safetensors")]
     assert curve.stage == "conv4.local0" and all(0 <= v <= 100 for v in curve.mAP)
     assert len(at.get("plotly_chart")) == 1
     assert list((tmp_path / "analysis").glob("reidk_*.json"))  # cached on disk
 
 
 @pytest.mark.slow  # the app under AppTest
-def test_classification_page_adds_a_reid_mAP_subplot(env, tmp_path, monkeypatch) -> None:  # noqa: F811
+def test_classification_page_adds_a_reid_mAP_subplot(reid_app, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("ARPVIZ_CACHE", str(tmp_path))
-    at = _open("pages/adaptivity.py", "tiny_classifier")
+    at = open_page("pages/adaptivity.py", "tiny_classifier")
     at.session_state["adapt_limit"] = 16
     at.run()
-    reid = str(env / "tiny_reid.safetensors")
+    reid = str(reid_app / "tiny_reid.safetensors")
     at.multiselect(key="adapt_reid_others").set_value([reid]).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["adapt_report"].count == 12

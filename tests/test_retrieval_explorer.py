@@ -9,52 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import write_reid_checkpoint
 from PIL import Image
 
 from arpviz import checkpoint as ckpt
-from arpviz.data.synthreid import SynthReIDConfig
 from arpviz.explorer import catalog
 from arpviz.explorer import retrieval as rx
 from arpviz.explorer.figures import history as hfig
 from arpviz.explorer.figures import retrieval as rfig
 from arpviz.explorer.session import Knob
 from arpviz.retrieval import embed, evaluate_ranking, pairwise_distances
-
-TINY = SynthReIDConfig(train_ids=8, test_ids=6, num_cameras=3, cameras_per_id=2,
-                       images_per_camera=3, image_size=64)
-
-
-def write_reid_checkpoint(path: Path, conv4: str = "arp", *, epochs: int = 2,
-                          config: SynthReIDConfig = TINY, seed: int = 0) -> Path:
-    """A tiny untrained re-ID MSGN checkpoint (strided Conv3, ``conv4`` in Conv4) on SynthReID
-    ``config``, with ``epochs`` rows of made-up history (``mAP = 10 * epoch``, ``rank1 = 12 *
-    epoch``) and snapshots of the first 3 query images."""
-    from arpviz.datasources import build
-    from arpviz.images import IMAGENET_MEAN, IMAGENET_STD
-    from arpviz.models import MSGN, MSGNConfig
-    from arpviz.reid import reid_labels
-    from arpviz.train import snapshot
-
-    torch.manual_seed(seed)
-    size = config.image_size
-    model = MSGN(MSGNConfig(backbone="tiny", num_classes=config.train_ids, conv3="stride",
-                            conv4=conv4)).eval()
-    record = {"name": "synthreid", "config": config.to_dict()}
-    sources = build(record, size)
-    probes = [0, 1, 2]
-    images = torch.stack([sources.query[i][0] for i in probes])
-    with torch.no_grad():
-        snaps = tuple(snapshot(model, images, e) for e in range(1, epochs + 1))
-    history = tuple({"epoch": e, "train_loss": 5.0 - e, "train_top1": 5.0 * e,
-                     "mAP": 10.0 * e, "rank1": 12.0 * e, "rank5": 40.0, "rank10": 60.0,
-                     "lr": 0.01, "seconds": 1.0} for e in range(1, epochs + 1))
-    meta = ckpt.CheckpointMeta(
-        config=model.config, class_names=sources.class_names, input_size=size,
-        mean=IMAGENET_MEAN, std=IMAGENET_STD, recipe={"epochs": epochs}, history=history,
-        dataset={**sources.record, "eval_split": "query", "probe_indices": probes},
-    )
-    labels = torch.tensor(reid_labels(sources.query)[0][:3])
-    return ckpt.save(path, model, meta, snaps, labels)
 
 
 @pytest.fixture(scope="module")

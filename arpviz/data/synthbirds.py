@@ -11,13 +11,12 @@ in any worker, and always comes out the same.
 
 from __future__ import annotations
 
-import colorsys
 import dataclasses
 import functools
 import hashlib
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,18 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from arpviz.data.synthscene import (
+    SHIFT,
+    SHIFT_SCALE,
+    background,
+    distractors,
+    ellipse,
+    hsv,
+    mix,
+    noise_side,
+    noise_tile,
+    segment,
+)
 from arpviz.validation import dataclass_fields_of
 
 __all__ = [
@@ -39,6 +50,7 @@ __all__ = [
     "benchmark",
     "class_cues",
     "class_names",
+    "draw_scene",
     "image_rng",
     "render_bird",
 ]
@@ -67,14 +79,8 @@ _CROWN_COLOURS = {"pale": np.array([250.0, 236.0, 150.0]), "dark": np.array([25.
 
 _NUISANCE_DRAWS = 40  # uniform draws reserved for the per-image bird nuisance
 _CROWN_ANGLE = math.radians(-100.0)  # where the crown keypoint and stripe sit on the head
-_N_CIRCLE = 28
-_ANGLES = np.linspace(0.0, 2.0 * math.pi, _N_CIRCLE, endpoint=False)
-_CIRCLE = np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1)
-_SHIFT = 4  # sub-pixel bits for cv2.fillPoly
-_SHIFT_SCALE = float(1 << _SHIFT)
 
 Box = tuple[float, float, float, float]
-Colour = tuple[int, int, int]
 
 
 # --------------------------------------------------------------------------- configuration
@@ -246,42 +252,10 @@ def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, _split_id(split), index]))
 
 
-# --------------------------------------------------------------------------- drawing helpers
-
-
-def _hsv(h: float, s: float, v: float) -> np.ndarray:
-    return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v)) * 255.0
-
-
-def _mix(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    return a * (1.0 - t) + b * t
-
-
-def _colour(c: Sequence[float] | np.ndarray, gain: float = 1.0) -> Colour:
-    r, g, b = (min(255, max(0, round(v * gain))) for v in c)
-    return (r, g, b)
-
-
-def _ellipse(cx: float, cy: float, a: float, b: float, angle: float = 0.0) -> np.ndarray:
-    ca, sa = math.cos(angle), math.sin(angle)
-    rot = np.array([[ca, -sa], [sa, ca]])
-    return (_CIRCLE * (a, b)) @ rot.T + (cx, cy)
-
-
-def _segment(p: np.ndarray, q: np.ndarray, half_width: float) -> np.ndarray:
-    d = q - p
-    n = np.array([-d[1], d[0]]) / max(float(np.hypot(*d)), 1e-9) * half_width
-    return np.stack([p + n, q + n, q - n, p - n])
-
-
-def _fill(img: np.ndarray, pts: np.ndarray, colour: Colour) -> None:
-    # Our points use pixel-edge coordinates; cv2 puts integer coordinates on pixel centres.
-    fixed = np.rint((pts - 0.5) * _SHIFT_SCALE).astype(np.int32)
-    cv2.fillPoly(img, [fixed], colour, lineType=cv2.LINE_AA, shift=_SHIFT)
-
+# --------------------------------------------------------------------------- colours and scene
 
 def _beak_palette(subtlety: float) -> np.ndarray:
-    return _mix(_BEAK_DISTINCT, _BEAK_SUBTLE, subtlety)
+    return mix(_BEAK_DISTINCT, _BEAK_SUBTLE, subtlety)
 
 
 @functools.lru_cache(maxsize=16)
@@ -291,110 +265,12 @@ def _cue_colour_pool(subtlety: float) -> list[list[float]]:
     return pool.tolist()
 
 
-def _noise_side(size: int) -> int:
-    return max(256, 2 * size)
-
-
-@functools.lru_cache(maxsize=8)
-def _noise_tile(side: int, std: float) -> np.ndarray:
-    """A fixed tile of Gaussian pixel noise (int16); images use random crops of it."""
-    tile = np.random.default_rng(0x5EED).standard_normal((side, side, 3)) * std
-    tile = np.rint(tile).astype(np.int16)
-    tile.setflags(write=False)
-    return tile
-
-
-# --------------------------------------------------------------------------- background
-
-
-def _background(rng: np.random.Generator, size: int, gain: float) -> np.ndarray:
-    """A gradient with blotches and sometimes stripes or fine texture, uint8 HxWx3."""
-    c1 = _hsv(rng.random(), rng.uniform(0.05, 0.6), rng.uniform(0.3, 0.9))
-    c2 = _hsv(rng.random(), rng.uniform(0.05, 0.6), rng.uniform(0.3, 0.9))
-    angle = rng.uniform(0.0, 2.0 * math.pi)
-    cells = int(rng.integers(3, 9))
-    ramp = np.linspace(0.0, 1.0, cells)
-    t = ramp[None, :] * math.cos(angle) + ramp[:, None] * math.sin(angle)
-    t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
-    grid = c1 + t[..., None] * (c2 - c1)
-    grid += (rng.random((cells, cells, 3)) - 0.5) * rng.uniform(20.0, 70.0)
-    # two-stage upsampling: smooth (cubic) on a small grid, then cheap bilinear
-    mid = min(size, 32)
-    grid = cv2.resize(grid.astype(np.float32), (mid, mid), interpolation=cv2.INTER_CUBIC)
-    img = cv2.resize(grid, (size, size), interpolation=cv2.INTER_LINEAR)
-    kind = int(rng.integers(0, 3))
-    texture = None
-    if kind == 1:  # stripes
-        period = rng.uniform(0.03, 0.15) * size
-        b = rng.uniform(0.0, 2.0 * math.pi)
-        axis = np.arange(size, dtype=np.float32) * np.float32(2.0 * math.pi / period)
-        phase = np.add.outer(axis * np.float32(math.sin(b)), axis * np.float32(math.cos(b)))
-        texture = np.sin(phase) * np.float32(rng.uniform(6.0, 22.0))
-    elif kind == 2:  # fine texture
-        cells = int(rng.integers(20, 44))  # a fixed number of draws at every image size
-        fine = (rng.random((cells, cells), dtype=np.float32) - 0.5) * rng.uniform(15.0, 45.0)
-        texture = cv2.resize(fine.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
-    if texture is not None:
-        img = cv2.add(img, cv2.cvtColor(texture, cv2.COLOR_GRAY2RGB))
-    return cv2.convertScaleAbs(cv2.max(img, 0.0), alpha=gain)
-
-
-def _distractor_colours(
-    rng: np.random.Generator, n: int, subtlety: float, gain: float
-) -> list[Colour]:
-    """Colours drawn independently of the label, cue colours included on purpose."""
-    pool = _cue_colour_pool(subtlety)
-    rgb = []
-    for kind, h, s, v, pick, j1, j2, j3 in rng.random((n, 8)).tolist():
-        if kind < 0.55:  # any colour
-            rgb.append(colorsys.hsv_to_rgb(h, 0.1 + 0.8 * s, 0.15 + 0.8 * v))
-        elif kind < 0.8:  # a cue colour (beak palette, pale, dark) with jitter
-            r, g, b = pool[min(int(pick * len(pool)), len(pool) - 1)]
-            rgb.append((r + 0.12 * (j1 - 0.5), g + 0.12 * (j2 - 0.5), b + 0.12 * (j3 - 0.5)))
-        else:  # a body-like colour
-            rgb.append(colorsys.hsv_to_rgb(h, 0.15 + 0.6 * s, 0.35 + 0.45 * v))
-    return np.clip(np.rint(np.array(rgb) * (255.0 * gain)), 0, 255).astype(int).tolist()
-
-
-def _distractors(
-    rng: np.random.Generator, img: np.ndarray, cfg: SynthBirdsConfig, gain: float
-) -> None:
-    """Draw ellipses, rectangles, polygons, branches and rings under the bird."""
-    if cfg.clutter == 0:
-        return
-    size = img.shape[0]
-    n = int(rng.integers(cfg.clutter // 2, cfg.clutter + (cfg.clutter + 1) // 2 + 1))
-    colours = _distractor_colours(rng, 2 * n, cfg.subtlety, gain)  # outer, then ring centres
-    kinds = rng.integers(0, 5, n).tolist()
-    geo = rng.random((n, 6)).tolist()
-    polys = rng.random((n, 2, 6))
-    sc = _SHIFT_SCALE
-    for i, (kind, (gx, gy, gr, ga, shape, gk)) in enumerate(zip(kinds, geo, strict=True)):
-        colour = colours[i]
-        cx, cy = (-0.05 + 1.1 * gx) * size, (-0.05 + 1.1 * gy) * size
-        r = (0.03 + 0.17 * gr) * size
-        angle = ga * 180.0
-        centre = (round((cx - 0.5) * sc), round((cy - 0.5) * sc))
-        if kind == 0:  # ellipse / leaf
-            axes = (round(r * sc), round(r * (0.2 + 0.8 * shape) * sc))
-            cv2.ellipse(img, centre, axes, angle, 0, 360, colour, -1, cv2.LINE_AA, _SHIFT)
-        elif kind == 1:  # rotated rectangle
-            w, h = 2.0 * r, 2.0 * r * (0.15 + 0.85 * shape)
-            _fill(img, cv2.boxPoints(((cx, cy), (w, h), angle)), colour)
-        elif kind == 2:  # irregular polygon
-            k = 3 + int(gk * 4)
-            ang = np.sort(polys[i, 0, :k]) * (2.0 * math.pi)
-            rad = r * (0.4 + 0.6 * polys[i, 1, :k])
-            _fill(img, np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], 1), colour)
-        elif kind == 3:  # branch: a long thin bar
-            a = math.radians(angle)
-            p = np.array([cx, cy])
-            q = p + 2.5 * r * np.array([math.cos(a), math.sin(a)])
-            _fill(img, _segment(p, q, max(0.6, r * (0.04 + 0.11 * shape))), colour)
-        else:  # ring
-            outer, inner = round(0.6 * r * sc), round(0.6 * r * (0.5 + 0.35 * shape) * sc)
-            cv2.circle(img, centre, outer, colour, -1, cv2.LINE_AA, _SHIFT)
-            cv2.circle(img, centre, inner, colours[n + i], -1, cv2.LINE_AA, _SHIFT)
+def draw_scene(rng: np.random.Generator, config: SynthBirdsConfig, gain: float) -> np.ndarray:
+    """The background with its distractors (uint8 ``[size, size, 3]``), before the bird: the
+    first draws of an image's generator, independent of the label."""
+    img = background(rng, config.image_size, gain)
+    distractors(rng, img, config.clutter, _cue_colour_pool(config.subtlety), gain)
+    return img
 
 
 # --------------------------------------------------------------------------- the bird
@@ -417,7 +293,7 @@ def _bird_parts(
         return lo + (hi - lo) * next(draws)
 
     def body_like() -> np.ndarray:
-        return _hsv(u(), u(0.15, 0.75), u(0.35, 0.8))
+        return hsv(u(), u(0.15, 0.75), u(0.35, 0.8))
 
     body_a, body_b = 0.55 * u(0.9, 1.1), 0.33 * u(0.88, 1.12)
     hx, hy, rh = 0.5 + u(-0.05, 0.05), -0.3 + u(-0.06, 0.06), 0.21 * u(0.9, 1.1)
@@ -430,15 +306,15 @@ def _bird_parts(
     head = body * u(0.9, 1.1) if u() < 0.7 else body_like()
     wing = body * u(0.6, 0.9) if u() < 0.75 else body_like()
     tail = wing * u(0.8, 1.0)
-    belly = _mix(body, np.full(3, 245.0), u(0.3, 0.6))
-    legs = _hsv(u(0.0, 0.12), u(0.1, 0.5), u(0.2, 0.5))
+    belly = mix(body, np.full(3, 245.0), u(0.3, 0.6))
+    legs = hsv(u(0.0, 0.12), u(0.1, 0.5), u(0.2, 0.5))
 
     # ---- class cues (plus a little per-image jitter)
     sub, ps = cfg.subtlety, cfg.part_size
     jitter = rng.random(4).tolist()
     beak_colour = _beak_palette(sub)[BEAK_COLOURS.index(cues.beak_colour)]
     beak_colour = beak_colour + (np.array(jitter[:3]) - 0.5) * (14.0 + 14.0 * sub)
-    geom = _mix(_BEAK_GEOMETRY[BEAK_SHAPES.index(cues.beak_shape)], _BEAK_MEAN, 0.6 * sub)
+    geom = mix(_BEAK_GEOMETRY[BEAK_SHAPES.index(cues.beak_shape)], _BEAK_MEAN, 0.6 * sub)
     beak_len, beak_w, hook = (geom * (ps * rh * (0.93 + 0.14 * jitter[3]))).tolist()
 
     parts: list[tuple[np.ndarray, np.ndarray]] = []
@@ -450,21 +326,21 @@ def _bird_parts(
     leg_pts = []
     if has_legs:
         for lx in (0.08, -0.1):
-            seg = _segment(np.array([lx, 0.2]), np.array([lx - 0.04, 0.28 + leg_len]), 0.022)
+            seg = segment(np.array([lx, 0.2]), np.array([lx - 0.04, 0.28 + leg_len]), 0.022)
             leg_pts.append(seg)
             parts.append((seg, legs))
-    body_pts = _ellipse(0.0, 0.0, body_a, body_b)
+    body_pts = ellipse(0.0, 0.0, body_a, body_b)
     parts.append((body_pts, body))
     if has_belly:
-        parts.append((_ellipse(0.12, 0.14, 0.3, 0.12, math.radians(-8.0)), belly))
-    wing_pts = _ellipse(wx, wy, wa, wb, wang)
+        parts.append((ellipse(0.12, 0.14, 0.3, 0.12, math.radians(-8.0)), belly))
+    wing_pts = ellipse(wx, wy, wa, wb, wang)
     parts.append((wing_pts, wing))
     # wing bars: thin ellipses across the wing
     cw, sw = math.cos(wang), math.sin(wang)
-    bar_colour = _mix(_PALE, wing, 0.55 * sub)
+    bar_colour = mix(_PALE, wing, 0.55 * sub)
     for t in {0: (), 1: (0.15,), 2: (0.35, -0.05)}[cues.wing_bars]:
         half_len = 0.85 * wb * math.sqrt(1.0 - t * t)
-        bar = _ellipse(wx + cw * t * wa, wy + sw * t * wa, 0.03 * ps, half_len, wang)
+        bar = ellipse(wx + cw * t * wa, wy + sw * t * wa, 0.03 * ps, half_len, wang)
         parts.append((bar, bar_colour))
     # beak (drawn before the head, which hides its base)
     d = np.array([math.cos(beak_angle), math.sin(beak_angle)])
@@ -481,25 +357,25 @@ def _bird_parts(
         ]
     )
     parts.append((beak_pts, beak_colour))
-    head_pts = _ellipse(hx, hy, rh, rh)
+    head_pts = ellipse(hx, hy, rh, rh)
     parts.append((head_pts, head))
     # crown stripe along the top of the head
     cphi, sphi = math.cos(_CROWN_ANGLE), math.sin(_CROWN_ANGLE)
     if cues.crown != "plain":
-        colour = _mix(_CROWN_COLOURS[cues.crown], head, 0.5 * sub)
+        colour = mix(_CROWN_COLOURS[cues.crown], head, 0.5 * sub)
         cx, cy = hx + 0.74 * rh * cphi, hy + 0.74 * rh * sphi
-        stripe = _ellipse(cx, cy, 0.62 * rh, 0.2 * rh * ps, _CROWN_ANGLE + math.pi / 2)
+        stripe = ellipse(cx, cy, 0.62 * rh, 0.2 * rh * ps, _CROWN_ANGLE + math.pi / 2)
         parts.append((stripe, colour))
     # eye with optional ring
     ex, ey = hx + 0.38 * rh, hy - 0.18 * rh
     eye_r = 0.24 * rh
     if cues.eye_ring:
         ring_r = eye_r * (1.0 + 0.75 * ps)
-        parts.append((_ellipse(ex, ey, ring_r, ring_r), _mix(_PALE, head, 0.55 * sub)))
-    parts.append((_ellipse(ex, ey, eye_r, eye_r), _DARK))
+        parts.append((ellipse(ex, ey, ring_r, ring_r), mix(_PALE, head, 0.55 * sub)))
+    parts.append((ellipse(ex, ey, eye_r, eye_r), _DARK))
 
     # nominal extent: every nuisance part plus the longest beak this config can draw
-    longest = float(_mix(_BEAK_GEOMETRY[:, 0], _BEAK_MEAN[0], 0.6 * sub).max()) * ps * rh * 1.07
+    longest = float(mix(_BEAK_GEOMETRY[:, 0], _BEAK_MEAN[0], 0.6 * sub).max()) * ps * rh * 1.07
     nominal_tip = base + longest * d
     extent = np.concatenate(
         [tail_pts, body_pts, wing_pts, head_pts, nominal_tip[None], *leg_pts], axis=0
@@ -540,8 +416,7 @@ def render_bird(
         raise TypeError(f"parts_rng must be a numpy Generator, got {type(parts_rng).__name__}")
     size = config.image_size
     gain = rng.uniform(0.85, 1.15)  # global lighting, applied to every colour drawn
-    img = _background(rng, size, gain)
-    _distractors(rng, img, config, gain)
+    img = draw_scene(rng, config, gain)
     # pose and noise, drawn before the parts so they are independent of the label too
     scale_frac, rot, flip, place_x, place_y, noise_x, noise_y = rng.random(7).tolist()
     scale_frac = config.scale_min + (config.scale_max - config.scale_min) * scale_frac
@@ -565,11 +440,11 @@ def render_bird(
     counts = [len(p) for p, _ in parts]
     pts = np.concatenate([p for p, _ in parts] + [keypoints], axis=0) @ mat + offset
     n_drawn = sum(counts)
-    fixed = np.rint((pts[:n_drawn] - 0.5) * _SHIFT_SCALE).astype(np.int32)
+    fixed = np.rint((pts[:n_drawn] - 0.5) * SHIFT_SCALE).astype(np.int32)
     colours = np.clip(np.rint(np.stack([c for _, c in parts]) * gain), 0, 255).astype(int)
     start = 0
     for count, colour in zip(counts, colours.tolist(), strict=True):
-        cv2.fillPoly(img, [fixed[start : start + count]], colour, cv2.LINE_AA, _SHIFT)
+        cv2.fillPoly(img, [fixed[start : start + count]], colour, cv2.LINE_AA, SHIFT)
         start += count
     # whole pixels around the polygons, plus one for cv2's anti-aliased fringe
     x1, y1 = (np.floor(pts[:n_drawn].min(axis=0)) - 1).tolist()
@@ -579,9 +454,9 @@ def render_bird(
     kps = {name: (float(x), float(y)) for name, (x, y) in zip(PART_NAMES, kp_list, strict=True)}
 
     if config.noise_std > 0:
-        side = _noise_side(size)
+        side = noise_side(size)
         x0, y0 = int(noise_x * (side - size + 1)), int(noise_y * (side - size + 1))
-        noise = _noise_tile(side, float(config.noise_std))[y0 : y0 + size, x0 : x0 + size]
+        noise = noise_tile(side, float(config.noise_std))[y0 : y0 + size, x0 : x0 + size]
         img = cv2.add(img, noise, dtype=cv2.CV_8U)
     return SynthSample(image=img, label=label, box=box, keypoints=kps)
 

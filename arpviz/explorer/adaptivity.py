@@ -41,6 +41,7 @@ from arpviz.models import MSGNConfig
 from arpviz.reid import is_reid
 
 __all__ = [
+    "contrast_values",
     "AXES",
     "DEFAULT_LIMIT",
     "LIMITS",
@@ -344,6 +345,13 @@ def _direction(corr: Mapping[str, Any] | None) -> str:
     if ci[1] < 0:
         return "down"
     return "none"
+
+
+def contrast_values(report: AdaptivityReport) -> dict[str, list[float]]:
+    """Per pooled stage, the per-image object-minus-background confidence contrasts (empty
+    without ground truth): the Adaptivity page's histogram."""
+    stages = report.per_image.get("stages", {})
+    return {name: list(stages.get(name, {}).get("contrast") or []) for name in report.stages}
 
 
 def verdict(report: AdaptivityReport, stage: str) -> str:

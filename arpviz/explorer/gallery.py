@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,7 @@ __all__ = [
     "GalleryItem",
     "GalleryQuery",
     "GallerySource",
+    "explain_gallery",
     "explain_gallery_page",
     "folder_source",
     "page_count",
@@ -194,6 +195,30 @@ def explain_gallery_page(
             trained_top1=trained[i])
         for i, (record, image, label) in enumerate(zip(records, images, labels, strict=True))
     ]
+
+
+def explain_gallery(
+    bundle: Checkpoint,
+    source: GallerySource,
+    limit: int,
+    page_size: int = 24,
+    overrides: Mapping[str, StageOverride] | None = None,
+    *,
+    progress: Callable[[float, str], None] | None = None,
+) -> list[GalleryItem]:
+    """The first ``limit`` images of ``source`` explained page by page
+    (:func:`explain_gallery_page`, with the trained top-1 for flips when there are
+    ``overrides``); ``progress(fraction_done, message)`` after each page."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+    items: list[GalleryItem] = []
+    pages = page_count(min(limit, len(source)), page_size)
+    for page in range(pages):
+        items += explain_gallery_page(bundle, source, page, page_size, overrides,
+                                      flips=bool(overrides))
+        if progress is not None:
+            progress((page + 1) / pages, f"Explained {min(len(items), limit)} of {limit}")
+    return items[:limit]
 
 
 @dataclass(frozen=True)

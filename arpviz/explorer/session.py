@@ -34,6 +34,7 @@ __all__ = [
     "DSR_STEP",
     "K_RANGE",
     "K_STEP",
+    "TAUS",
     "ExploreView",
     "KSweep",
     "Knob",
@@ -57,6 +58,8 @@ logger = logging.getLogger(__name__)
 #: Slider ranges for ARP's k and the DSR.
 K_RANGE: tuple[float, float] = (0.1, 2.0)
 K_STEP = 0.05
+#: Confidence temperatures the app offers (beyond the paper; 1 is the paper).
+TAUS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 DSR_RANGE: tuple[float, float] = (0.25, 1.0)
 DSR_STEP = 0.05
 _SWEEP_POINTS = 20

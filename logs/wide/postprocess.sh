@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Evaluate and analyse every finished wide-scale run that has no results yet (docs/adaptivity.md).
-# Usage (from the repository root): bash logs/wide/postprocess.sh
+# Usage (from the repository root): bash logs/wide/postprocess.sh [RUN_NAME]
+# (one run, e.g. synthbirds_wide_msgn_arp_seed1; all finished runs without one)
 set -u
 PY=${PY:-/work/main/.venv/bin/python}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-for ckpt in runs/synthbirds_wide_*_seed*.safetensors; do
+pattern=${1:-synthbirds_wide_*_seed*}
+for ckpt in runs/${pattern}.safetensors; do
   [ -e "$ckpt" ] || continue
   case "$ckpt" in *.state.safetensors) continue ;; esac
   name=$(basename "$ckpt" .safetensors)

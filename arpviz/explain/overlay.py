@@ -1,0 +1,60 @@
+"""An :class:`~arpviz.explain.records.ImageRecord`'s stage boxes drawn on its image, as PNG bytes
+(one colour per stage, the app's palette)."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageDraw, ImageFont
+
+from arpviz.explain.records import ImageRecord
+
+__all__ = ["overlay_png"]
+
+def _colour(name: str) -> str:
+    from arpviz.explorer.figures.palette import stage_colour
+
+    return stage_colour(name)
+
+
+def overlay_png(image: Image.Image, record: ImageRecord, *, max_side: int | None = None) -> bytes:
+    """The image with every stage's box of ``record`` drawn on it, as PNG bytes.
+
+    ``image`` is the decoded PIL image the record belongs to (e.g.
+    ``arpviz.images.load_image_info(...).image``); the PNG has its size. Each stage has its
+    colour (:func:`arpviz.explorer.figures.palette.stage_colour`) and a label; the line width
+    grows with the image. ``max_side`` (a thumbnail, e.g. for a gallery) shrinks a larger image
+    first so that its longer side is ``max_side``, and draws the boxes at that scale.
+    """
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"image must be a PIL image, got {type(image).__name__}")
+    if not isinstance(record, ImageRecord):
+        raise TypeError(f"record must be an ImageRecord, got {type(record).__name__}")
+    if record.size is not None and tuple(record.size) != image.size:
+        raise ValueError(f"record is for a {record.size} image, got {image.size}")
+    if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
+        raise ValueError(f"max_side must be an int >= 1 or None, got {max_side!r}")
+    canvas = image.convert("RGB")  # a copy: the caller's image is untouched
+    scale = 1.0
+    if max_side is not None and max(canvas.size) > max_side:
+        scale = max_side / max(canvas.size)
+        canvas = canvas.resize((max(1, round(canvas.width * scale)),
+                                max(1, round(canvas.height * scale))), Image.Resampling.BILINEAR)
+    draw = ImageDraw.Draw(canvas)
+    side = min(canvas.size)
+    width = max(1, round(side / 160))
+    font = ImageFont.load_default(size=max(10, side // 30))
+    line = font.getbbox("Ag")[3] + 4
+    for row, (name, stage) in enumerate(record.stages.items()):
+        colour = _colour(name)
+        x1, y1, x2, y2 = (v * scale for v in stage.box)
+        # PIL's rectangle includes its far edge; a box under a pixel wide stays one pixel
+        draw.rectangle((x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)), outline=colour, width=width)
+        label = name if stage.k is None else f"{name} k={stage.k:g}"
+        tx, ty = x1 + width + 1, y1 + width + 1 + row * line  # nested boxes: labels stack
+        bbox = draw.textbbox((tx, ty), label, font=font)
+        draw.rectangle(bbox, fill=(0, 0, 0))
+        draw.text((tx, ty), label, fill=colour, font=font)
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    return buffer.getvalue()
