@@ -44,8 +44,6 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-
-
 def _folder_input() -> list[Path]:
     folder = st.text_input(
         "Checkpoint folder", value=os.environ.get("ARPVIZ_CHECKPOINT_DIR", ""),

@@ -46,8 +46,6 @@ def mix(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return a * (1.0 - t) + b * t
 
 
-
-
 def ellipse(cx: float, cy: float, a: float, b: float, angle: float = 0.0) -> np.ndarray:
     """Polygon ``[N, 2]`` of an ellipse with half-axes ``a``, ``b`` turned by ``angle`` (rad)."""
     ca, sa = math.cos(angle), math.sin(angle)
@@ -67,8 +65,6 @@ def fill(img: np.ndarray, pts: np.ndarray, colour: Colour) -> None:
     # Our points use pixel-edge coordinates; cv2 puts integer coordinates on pixel centres.
     fixed = np.rint((pts - 0.5) * SHIFT_SCALE).astype(np.int32)
     cv2.fillPoly(img, [fixed], colour, lineType=cv2.LINE_AA, shift=SHIFT)
-
-
 
 
 def noise_side(size: int) -> int:

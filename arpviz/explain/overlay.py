@@ -11,6 +11,7 @@ from arpviz.explain.records import ImageRecord
 
 __all__ = ["overlay_png"]
 
+
 def _colour(name: str) -> str:
     from arpviz.explorer.figures.palette import stage_colour
 

@@ -41,7 +41,6 @@ from arpviz.models import MSGNConfig
 from arpviz.reid import is_reid
 
 __all__ = [
-    "contrast_values",
     "AXES",
     "DEFAULT_LIMIT",
     "LIMITS",
@@ -50,6 +49,7 @@ __all__ = [
     "RatePoints",
     "analysis_cache_dir",
     "arp_stages",
+    "contrast_values",
     "correlation_rows",
     "k_curve_candidates",
     "k_curves",
