@@ -35,6 +35,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from arpviz.models import MSGN, StageOverride
+from arpviz.validation import check_count
 
 __all__ = [
     "DEFAULT_SCALES",
@@ -220,8 +221,7 @@ def random_boxes(
 
     Returns ``Tensor[B, count, 4]``; the positions come from ``generator`` (CPU) only.
     """
-    if not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be an int >= 1, got {count!r}")
+    count = check_count(count, "count")
     height, width = size
     boxes = boxes.float()
     w, h = _sizes(boxes)
@@ -303,8 +303,7 @@ def predict_probs(
 ) -> Tensor:
     """Softmax probabilities ``Tensor[N, classes]`` float32 of ``images [N, C, H, W]``, in
     chunks of ``batch_size`` (``overrides`` need an :class:`~arpviz.models.MSGN`)."""
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    batch_size = check_count(batch_size, "batch_size")
     parts = [_logits(model, images[i : i + batch_size], overrides).float().softmax(dim=1)
              for i in range(0, images.shape[0], batch_size)]
     return torch.cat(parts)
@@ -539,8 +538,7 @@ def faithfulness_over_loader(
         raise TypeError(f"model must be an MSGN, got {type(model).__name__}")
     _check_fill(fill)
     _check_scales(scales)
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be an int >= 1 or None, got {limit!r}")
+    limit = check_count(limit, "limit", optional=True)
     model.stage_settings(overrides)
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(int(seed))

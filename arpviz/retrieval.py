@@ -29,6 +29,7 @@ from arpviz import checkpoint as ckpt
 from arpviz.models import MSGN
 from arpviz.models.msgn import StageOverride
 from arpviz.reid import descriptor
+from arpviz.validation import check_count
 
 __all__ = [
     "QueryRanking",
@@ -201,8 +202,7 @@ def rank_query(
     A query of unknown identity (an upload) may pass ``query_pid=-1``: nothing is excluded,
     no gallery image matches, ``ap``/``first_match`` are None.
     """
-    if not isinstance(top, int) or top < 1:
-        raise ValueError(f"top must be an int >= 1, got {top!r}")
+    top = check_count(top, "top")
     if query_embedding.dim() != 1:
         raise ValueError(f"query_embedding must be [D], got {tuple(query_embedding.shape)}")
     dist = pairwise_distances(query_embedding[None], gallery_embeddings)[0].numpy()

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from arpviz.pooling import Kernel, adaptive_rates, select_boxes
-from arpviz.validation import check_k, check_kernel, check_rate_pair
+from arpviz.validation import check_count, check_k, check_kernel, check_rate_pair
 
 __all__ = [
     "ConfidenceFloor",
@@ -105,8 +105,7 @@ def simulate(
         spikiness: exponent on the uniform significance (1: uniform; larger: sparser peaks).
         background: uniform floor added before normalising, relative to the envelope's peak.
     """
-    if not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be an int >= 1, got {count!r}")
+    count = check_count(count, "count")
     if not isinstance(length, int) or length < 2:
         raise ValueError(f"length must be an int >= 2, got {length!r}")
     _check_range(spread, "spread", 1e-3, 10.0)
@@ -246,8 +245,7 @@ def measure_confidence_floor(
     """
     from arpviz.analysis import analyse  # lazy: the simulator itself needs no network
 
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise ValueError(f"count must be an int >= 1, got {count!r}")
+    count = check_count(count, "count")
     report = analyse(checkpoint, split, limit=count, tau=tau, n_random=1, k_values=(),
                      n_boot=0, batch_size=count, show_progress=False)
     if not report.ground_truth:

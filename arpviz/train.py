@@ -39,7 +39,7 @@ from arpviz.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.datasources import DataSources, build, probe_batch
 from arpviz.models import MSGN, MSGNConfig, from_torchvision
 from arpviz.reid import ReIDModel, is_reid, reid_epoch_loader, reid_loss, reid_record, warm_start
-from arpviz.validation import dataclass_fields_of
+from arpviz.validation import check_count, dataclass_fields_of
 
 __all__ = [
     "TrainConfig", "learning_rate", "main", "param_groups", "process_group_backend", "snapshot",
@@ -95,9 +95,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "image_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            check_count(getattr(self, name), name)
         for name in ("lr", "warmup_lr", "localisation_lr_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 KERNELS = ("gaussian", "box")
 
@@ -36,6 +36,17 @@ def check_positive(value: object, name: str) -> float:
     if not (value > 0) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
+
+
+def check_count(value: object, name: str, *, optional: bool = False) -> int | None:
+    """``value`` as an int >= 1 (a count, a size, a limit; ``bool`` is not one), or ``None``
+    when ``optional``; otherwise a ``ValueError`` naming ``name``."""
+    if optional and value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1{' or None' if optional else ''}, "
+                         f"got {value!r}")
+    return value
 
 
 def check_k(k: object) -> float:
@@ -68,3 +79,24 @@ def dataclass_fields_of(data: object, cls: type) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"data has unknown {cls.__name__} keys: {unknown}")
     return dict(data)
+
+
+_Config = TypeVar("_Config", bound="DictConfig")
+
+
+class DictConfig:
+    """Mixin of a frozen config dataclass: :meth:`to_dict`, :meth:`from_dict` (missing keys
+    take defaults, unknown keys are a ``ValueError``) and a validated :meth:`replace`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, JSON-serialisable dict of all fields."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[_Config], data: Mapping[str, Any]) -> _Config:
+        """Build a config from a dict (missing keys take defaults; unknown keys are an error)."""
+        return cls(**dataclass_fields_of(data, cls))
+
+    def replace(self: _Config, **changes: Any) -> _Config:
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)

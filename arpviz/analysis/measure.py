@@ -32,7 +32,7 @@ from arpviz.evaluate import GroundTruthBatch, ground_truth_batches
 from arpviz.faithfulness import centre_boxes, faithfulness_over_loader, random_boxes
 from arpviz.models import MSGN, StageOverride
 from arpviz.pooling import adaptive_rates, select_boxes
-from arpviz.validation import check_k, check_tau
+from arpviz.validation import check_count, check_k, check_tau
 
 __all__ = ["DEFAULT_K_VALUES", "Progress", "analyse"]
 
@@ -102,14 +102,6 @@ class _StageAccumulator:
         return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def _check_limit(limit: object) -> int | None:
-    if limit is None:
-        return None
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise ValueError(f"limit must be an int >= 1 or None, got {limit!r}")
-    return limit
-
-
 def _tau_overrides(model: MSGN, tau: float) -> dict[str, StageOverride]:
     if tau == model.config.tau:
         return {}
@@ -165,13 +157,11 @@ def analyse(
     """
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-    limit = _check_limit(limit)
+    limit = check_count(limit, "limit", optional=True)
     tau = check_tau(tau)
-    if not isinstance(n_random, int) or isinstance(n_random, bool) or n_random < 1:
-        raise ValueError(f"n_random must be an int >= 1, got {n_random!r}")
+    n_random = check_count(n_random, "n_random")
     k_values = tuple(check_k(k) for k in k_values)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    batch_size = check_count(batch_size, "batch_size")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None, got {progress!r}")
     path = ""

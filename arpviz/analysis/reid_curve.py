@@ -17,7 +17,7 @@ from arpviz.analysis.cache import cache_key, write_atomic
 from arpviz.analysis.measure import DEFAULT_K_VALUES, Progress
 from arpviz.analysis.statistics import json_ready
 from arpviz.models import MSGN, StageOverride
-from arpviz.validation import check_k
+from arpviz.validation import check_count, check_k
 
 __all__ = ["ReIDKCurve", "reid_k_curve"]
 
@@ -82,8 +82,7 @@ def reid_k_curve(
     k_values = tuple(check_k(k) for k in k_values)
     if not k_values:
         raise ValueError("k_values must hold at least one k")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    batch_size = check_count(batch_size, "batch_size")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None, got {progress!r}")
     digest = cache_file = None

@@ -11,12 +11,11 @@ in any worker, and always comes out the same.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import itertools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +37,7 @@ from arpviz.data.synthscene import (
     noise_tile,
     segment,
 )
-from arpviz.validation import dataclass_fields_of
+from arpviz.validation import DictConfig
 
 __all__ = [
     "PART_NAMES",
@@ -104,7 +103,7 @@ def _check_float(name: str, value: object, low: float, high: float) -> float:
 
 
 @dataclass(frozen=True)
-class SynthBirdsConfig:
+class SynthBirdsConfig(DictConfig):
     """Everything that defines a SynthBirds data set; round-trips through a plain dict.
 
     ``scale_min``/``scale_max`` bound the bird's longer box side as a fraction of the image
@@ -153,19 +152,6 @@ class SynthBirdsConfig:
         """Number of images in ``split`` ("train", "val" or "test")."""
         _split_id(split)
         return int(getattr(self, f"{split}_size"))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain, JSON-serialisable dict of all fields."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SynthBirdsConfig:
-        """Build a config from a dict (missing keys take defaults; unknown keys are an error)."""
-        return cls(**dataclass_fields_of(data, cls))
-
-    def replace(self, **changes: Any) -> SynthBirdsConfig:
-        """A copy with some fields changed (validated)."""
-        return dataclasses.replace(self, **changes)
 
 
 def _split_id(split: object) -> int:

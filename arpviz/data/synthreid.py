@@ -22,8 +22,7 @@ rendered from ``SeedSequence([seed, 0x5EE1D, pid, camera, view])`` and the look 
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +40,7 @@ from arpviz.data.synthbirds import (
     class_cues,
     render_bird,
 )
-from arpviz.validation import dataclass_fields_of
+from arpviz.validation import DictConfig
 
 __all__ = ["REID_SPLITS", "SynthReID", "SynthReIDConfig", "SynthReIDSample", "camera_look"]
 
@@ -54,7 +53,7 @@ Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
-class SynthReIDConfig:
+class SynthReIDConfig(DictConfig):
     """Everything that defines a SynthReID data set; round-trips through a plain dict.
 
     ``train_ids``/``test_ids`` identities (disjoint), ``group_size`` identities per look-alike
@@ -101,19 +100,6 @@ class SynthReIDConfig:
             part_size=self.part_size, scale_min=low, scale_max=high, clutter=self.clutter,
             noise_std=self.noise_std, seed=self.seed,
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain, JSON-serialisable dict of all fields."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SynthReIDConfig:
-        """Build a config from a dict (missing keys take defaults; unknown keys are an error)."""
-        return cls(**dataclass_fields_of(data, cls))
-
-    def replace(self, **changes: Any) -> SynthReIDConfig:
-        """A copy with some fields changed (validated)."""
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)

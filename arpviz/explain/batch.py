@@ -25,6 +25,7 @@ from arpviz.explain.records import (
 )
 from arpviz.images import DEFAULT_MAX_PIXELS, LoadedImage, load_image_info
 from arpviz.models import MSGNExplanation, StageOverride
+from arpviz.validation import check_count
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -166,8 +167,7 @@ def explain_images(
     """
     if not isinstance(model_bundle, ckpt.Checkpoint):
         raise TypeError(f"model_bundle must be a Checkpoint, got {type(model_bundle).__name__}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    batch_size = check_count(batch_size, "batch_size")
     if names is not None and len(names) != len(images):
         raise ValueError(f"names has {len(names)} entries for {len(images)} images")
     model, meta = model_bundle.model, model_bundle.meta
@@ -249,8 +249,7 @@ def explain_page(
         ValueError: ``page_size < 1`` or ``page`` outside ``[0, pages)`` (an empty list has
             one empty page 0).
     """
-    if not isinstance(page_size, int) or page_size < 1:
-        raise ValueError(f"page_size must be an int >= 1, got {page_size!r}")
+    page_size = check_count(page_size, "page_size")
     pages = max(1, math.ceil(len(files) / page_size))
     if not isinstance(page, int) or not 0 <= page < pages:
         raise ValueError(f"page must be in [0, {pages}), got {page!r}")

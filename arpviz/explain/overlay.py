@@ -8,6 +8,7 @@ import io
 from PIL import Image, ImageDraw, ImageFont
 
 from arpviz.explain.records import ImageRecord
+from arpviz.validation import check_count
 
 __all__ = ["overlay_png"]
 
@@ -33,8 +34,7 @@ def overlay_png(image: Image.Image, record: ImageRecord, *, max_side: int | None
         raise TypeError(f"record must be an ImageRecord, got {type(record).__name__}")
     if record.size is not None and tuple(record.size) != image.size:
         raise ValueError(f"record is for a {record.size} image, got {image.size}")
-    if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
-        raise ValueError(f"max_side must be an int >= 1 or None, got {max_side!r}")
+    max_side = check_count(max_side, "max_side", optional=True)
     canvas = image.convert("RGB")  # a copy: the caller's image is untouched
     scale = 1.0
     if max_side is not None and max(canvas.size) > max_side:

@@ -26,6 +26,7 @@ from arpviz.explain import ImageRecord, explain_images, explain_page, list_image
 from arpviz.explorer.catalog import allowed_folder
 from arpviz.explorer.inputs import sample_count
 from arpviz.models import StageOverride
+from arpviz.validation import check_count
 
 __all__ = [
     "SORTS",
@@ -169,8 +170,7 @@ def explain_gallery_page(
         images = [e.image for e in explained]
         labels = [None] * len(records)
     else:
-        if not isinstance(page_size, int) or page_size < 1:
-            raise ValueError(f"page_size must be an int >= 1, got {page_size!r}")
+        page_size = check_count(page_size, "page_size")
         pages = page_count(len(source), page_size)
         if not isinstance(page, int) or not 0 <= page < pages:
             raise ValueError(f"page must be in [0, {pages}), got {page!r}")
@@ -209,8 +209,7 @@ def explain_gallery(
     """The first ``limit`` images of ``source`` explained page by page
     (:func:`explain_gallery_page`, with the trained top-1 for flips when there are
     ``overrides``); ``progress(fraction_done, message)`` after each page."""
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+    limit = check_count(limit, "limit")
     items: list[GalleryItem] = []
     pages = page_count(min(limit, len(source)), page_size)
     for page in range(pages):

@@ -39,6 +39,7 @@ from arpviz.retrieval import (
     pairwise_distances,
     rank_query,
 )
+from arpviz.validation import check_count
 
 __all__ = [
     "MAX_GALLERY",
@@ -179,8 +180,7 @@ class GalleryIndex:
         if not is_reid_checkpoint(checkpoint.meta):
             raise ValueError("checkpoint: not a re-ID checkpoint (its data set has no "
                              "query/gallery split)")
-        if not isinstance(max_gallery, int) or max_gallery < 1:
-            raise ValueError(f"max_gallery must be an int >= 1, got {max_gallery!r}")
+        max_gallery = check_count(max_gallery, "max_gallery")
         self.model: MSGN = checkpoint.model
         self.meta = checkpoint.meta
         self.device = next(self.model.parameters()).device
