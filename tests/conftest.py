@@ -75,6 +75,16 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """Run the test on one torch CPU thread (the result does not depend on the thread count,
+    and small models run faster so); the count is restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture()
 def streamlit_v2_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ``AppTest.from_file("app.py")`` rerun app.py (and its sidebar) on every run.
 

@@ -27,9 +27,7 @@ INPUT = 64
 CLASSES = 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _save(path: Path, config: MSGNConfig, dataset: dict) -> Path:

@@ -24,9 +24,7 @@ from arpviz.models import MSGN, MSGNConfig, StageOverride
 SIZE = 64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
