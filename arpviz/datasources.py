@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from arpviz.data.cub import CUB200
 from arpviz.data.folder import ImageFolderDataset
-from arpviz.data.synthbirds import SynthBirds, SynthBirdsConfig
+from arpviz.data.synthbirds import SynthBirds, SynthBirdsConfig, transform_with_mask
 from arpviz.data.transforms import default_resize, eval_transform, train_transform
 
 __all__ = ["DATASETS", "DataSources", "RenderedSynthBirds", "build", "probe_batch", "synth_config"]
@@ -51,13 +51,17 @@ class RenderedSynthBirds(Dataset):
 
     Rendering is the slow part of SynthBirds; each image is rendered on its first access, so
     every epoch after the first costs only the transforms. Memory: ``N * 3 * H * W`` bytes (4000
-    images at 146 px: 256 MB). With DataLoader workers, each worker keeps its own cache.
+    images at 146 px: 256 MB), plus ``N * H * W`` with ``masks`` (items are then ``(image,
+    label, mask)`` as :class:`~arpviz.data.synthbirds.SynthBirds` gives them). With DataLoader
+    workers, each worker keeps its own cache.
     """
 
-    def __init__(self, source: SynthBirds, transform: Any = None) -> None:
+    def __init__(self, source: SynthBirds, transform: Any = None, *, masks: bool = False) -> None:
         self.source = source
         self.transform = transform
+        self.masks = bool(masks)
         self._images: torch.Tensor | None = None
+        self._masks: torch.Tensor | None = None
         self.class_names = source.class_names
 
     def __len__(self) -> int:
@@ -67,21 +71,29 @@ class RenderedSynthBirds(Dataset):
         if self._images is None:
             size = self.source.config.image_size
             self._images = torch.empty(len(self.source), 3, size, size, dtype=torch.uint8)
+            if self.masks:
+                self._masks = torch.empty(len(self.source), size, size, dtype=torch.uint8)
             self._done = torch.zeros(len(self.source), dtype=torch.bool)
         if not self._done[index]:
-            image = self.source.render(index).image
-            self._images[index] = torch.from_numpy(image).permute(2, 0, 1)
+            sample = self.source.render(index)
+            self._images[index] = torch.from_numpy(sample.image).permute(2, 0, 1)
+            if self._masks is not None:
+                self._masks[index] = torch.from_numpy(sample.mask)
             self._done[index] = True
         return self._images[index]
 
-    def __getitem__(self, index: int) -> tuple[Any, int]:
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
         image = self._image(index)
         label = self.source.label(index)
+        if self._masks is not None:
+            x, mask = transform_with_mask(self.transform, image, self._masks[index])
+            return x, label, mask
         return (self.transform(image) if self.transform else image), label
 
 
 def build(
-    record: Mapping[str, Any], image_size: int, *, eval_split: str = "val", cache: bool = False
+    record: Mapping[str, Any], image_size: int, *, eval_split: str = "val", cache: bool = False,
+    masks: bool = False,
 ) -> DataSources:
     """Build the data sets a record names.
 
@@ -92,12 +104,17 @@ def build(
         image_size: the network's input side (448 for CUB, 128 for the bundled SynthBirds).
         eval_split: ``"val"`` or ``"test"`` (SynthBirds), ignored by CUB (its test split).
         cache: render SynthBirds once into memory (:class:`RenderedSynthBirds`).
+        masks: items are ``(image, label, mask)`` with the object's ground-truth mask (for a
+            model with an ``"oracle"`` stage); only SynthBirds renders masks.
     """
     from arpviz.reid import build_reid, is_reid
 
+    name = record.get("name") if isinstance(record, Mapping) else None
+    if masks and name != "synthbirds":
+        raise ValueError(f"masks: only SynthBirds renders ground-truth masks, not {name!r} "
+                         "(an 'oracle' stage needs them)")
     if is_reid(record):
         return build_reid(record, image_size, cache=cache)
-    name = record.get("name")
     if name not in DATASETS:
         raise ValueError(f"dataset name must be one of {DATASETS}, got {name!r}")
     resize = default_resize(image_size)
@@ -105,11 +122,11 @@ def build(
     eval_tf = eval_transform(image_size, resize=resize)
     if name == "synthbirds":
         config = synth_config(record, image_size)
-        train = SynthBirds(config, "train", transform=train_tf)
-        val = SynthBirds(config, eval_split, transform=eval_tf)
+        train = SynthBirds(config, "train", transform=train_tf, masks=masks)
+        val = SynthBirds(config, eval_split, transform=eval_tf, masks=masks)
         if cache:
-            train = RenderedSynthBirds(SynthBirds(config, "train"), train_tf)
-            val = RenderedSynthBirds(SynthBirds(config, eval_split), eval_tf)
+            train = RenderedSynthBirds(SynthBirds(config, "train"), train_tf, masks=masks)
+            val = RenderedSynthBirds(SynthBirds(config, eval_split), eval_tf, masks=masks)
         names = train.class_names
         rec = {"name": name, "config": config.to_dict()}
     elif name == "cub":
@@ -131,9 +148,13 @@ def build(
     return DataSources(train, val, names, rec)
 
 
-def probe_batch(dataset: Dataset, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack the probe images ``[P, 3, H, W]`` and labels ``[P]`` of an evaluation data set."""
+def probe_batch(
+    dataset: Dataset, indices: list[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Stack the probe images ``[P, 3, H, W]``, labels ``[P]`` and, where the data set gives
+    masks, the masks ``[P, 1, H, W]`` (else ``None``) of an evaluation data set."""
     items = [dataset[i] for i in indices]
-    images = torch.stack([img for img, _ in items])
-    labels = torch.tensor([int(lbl) for _, lbl in items])
-    return images, labels
+    images = torch.stack([item[0] for item in items])
+    labels = torch.tensor([int(item[1]) for item in items])
+    masks = torch.stack([item[2] for item in items]) if items and len(items[0]) > 2 else None
+    return images, labels, masks

@@ -1,6 +1,6 @@
 """Region Pooling (RP) and Adaptive Region Pooling (ARP).
 
-The operator follows ``SPEC.md`` (steps 1 to 9) and the paper's Eq. 1 to 9:
+The operator follows the paper's Eq. 1 to 9 (restated in docs/method.md, steps 1 to 9):
 
 1. each channel is standardised over its own ``H x W`` (InstanceNorm, no affine, eps 1e-5);
 2. the significance of a location is the channel mean of the standardised feature;
@@ -56,6 +56,7 @@ __all__ = [
     "region_pool",
     "resample_boxes",
     "select_boxes",
+    "significance",
 ]
 
 Kernel = Literal["gaussian", "box"]
@@ -136,21 +137,19 @@ def _no_autocast(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 @_no_autocast
-def keypoint_confidence(x: Tensor, tau: float = 1.0) -> Tensor:
-    """Keypoint confidence map of Eq. 1 to 3.
+def significance(x: Tensor) -> Tensor:
+    """Significance of every location, Eq. 1 and 2.
 
     Args:
         x: ``Tensor[B, C, H, W]``, any floating dtype.
-        tau: confidence temperature, ``C = sigmoid(tau * s)``. **Beyond the paper** (an
-            exploration aid, SPEC step 3): ``1`` is the paper and the default.
 
     Returns:
-        ``Tensor[B, H, W]`` in float32: ``sigmoid`` of the channel mean of the per-channel
-        standardised feature (biased variance, eps 1e-5). A constant channel standardises to 0,
-        so a constant or all-zero input gives ``C = 0.5`` everywhere, never NaN.
+        ``Tensor[B, H, W]`` in float32: the channel mean of the per-channel standardised feature
+        (biased variance, eps 1e-5). Every standardised channel averages 0 over the map, so the
+        significance does too. A constant channel standardises to 0; a constant or all-zero
+        input gives 0 everywhere, never NaN.
     """
     x = _check_input(x)
-    tau = check_tau(tau)
     with torch.no_grad():
         batch, channels, height, width = x.shape
         xf = x.detach().float()
@@ -167,14 +166,28 @@ def keypoint_confidence(x: Tensor, tau: float = 1.0) -> Tensor:
         weights = torch.rsqrt(var + _EPS) / channels  # [B, C]
         # mean_c((x - mu_c) / sigma_c) as one batched product, without the standardised tensor
         if last:
-            significance = torch.bmm(flat, weights[:, :, None])  # [B, HW, 1]
+            product = torch.bmm(flat, weights[:, :, None])  # [B, HW, 1]
         else:
-            significance = torch.bmm(weights[:, None, :], flat)  # [B, 1, HW]
+            product = torch.bmm(weights[:, None, :], flat)  # [B, 1, HW]
         offset = (mean.reshape(batch, channels) * weights).sum(1)  # [B]
-        significance = significance.reshape(batch, height, width) - offset[:, None, None]
-        if tau != 1.0:
-            significance = significance * tau
-        return torch.sigmoid(significance)
+        return product.reshape(batch, height, width) - offset[:, None, None]
+
+
+def keypoint_confidence(x: Tensor, tau: float = 1.0) -> Tensor:
+    """Keypoint confidence map of Eq. 1 to 3: ``sigmoid(tau * significance(x))``.
+
+    Args:
+        x: ``Tensor[B, C, H, W]``, any floating dtype.
+        tau: confidence temperature, ``C = sigmoid(tau * s)``. **Beyond the paper** (an
+            exploration aid): ``1`` is the paper and the default.
+
+    Returns:
+        ``Tensor[B, H, W]`` in float32 (:func:`significance`). A constant or all-zero input
+        gives ``C = 0.5`` everywhere, never NaN.
+    """
+    tau = check_tau(tau)
+    s = significance(x)
+    return torch.sigmoid(s * tau if tau != 1.0 else s)
 
 
 def marginals(confidence: Tensor) -> tuple[Tensor, Tensor]:
@@ -202,23 +215,31 @@ def _std_over_index(dist: Tensor) -> Tensor:
 
 
 @_no_autocast
-def adaptive_rates(confidence: Tensor, dsr: tuple[float, float], k: float) -> Tensor:
+def adaptive_rates(
+    confidence: Tensor, dsr: tuple[float, float], k: float, *,
+    min_rate: tuple[float, float] | None = None,
+) -> Tensor:
     """Adaptive downsampling rates of Eq. 9.
 
     Args:
-        confidence: ``Tensor[B, H, W]``.
-        dsr: ``(dsr_h, dsr_w)``, the lower bounds.
+        confidence: ``Tensor[B, H, W]``, non-negative.
+        dsr: ``(dsr_h, dsr_w)``, the lower bounds (the paper).
         k: the trade-off coefficient, ``> 0``.
+        min_rate: other lower bounds ``(h, w)`` in place of ``dsr`` (the foreground variant of
+            :mod:`arpviz.foreground`, which may crop less than the DSR and zoom).
 
     Returns:
-        ``Tensor[B, 2]`` as ``(rate_h, rate_w)``: ``min(max(k * sqrt(12) * std / size, dsr), 1)``.
+        ``Tensor[B, 2]`` as ``(rate_h, rate_w)``: ``min(max(k * sqrt(12) * std / size, lower),
+        1)`` with ``lower = min_rate or dsr``. ``sqrt(12) * std`` of a marginal is the extent of
+        a uniform distribution with that spread, in cells.
     """
+    lower = dsr if min_rate is None else min_rate
     d_v, d_h = marginals(confidence.float())
     height, width = confidence.shape[1], confidence.shape[2]
     rate_h = (k * _SQRT12 / height) * _std_over_index(d_v)
     rate_w = (k * _SQRT12 / width) * _std_over_index(d_h)
     # Python scalars as bounds: no host-to-device copy, so no synchronisation on CUDA
-    return torch.stack([rate_h.clamp(dsr[0], 1.0), rate_w.clamp(dsr[1], 1.0)], dim=1)
+    return torch.stack([rate_h.clamp(lower[0], 1.0), rate_w.clamp(lower[1], 1.0)], dim=1)
 
 
 def _window_matrix(size: int, window: Tensor, kernel: Kernel, sigma: float) -> Tensor:
@@ -317,7 +338,7 @@ def _place(
     start: Tensor, window: Tensor, extent: Tensor, size: int, first: Tensor, last: Tensor
 ) -> Tensor:
     """Where a box of ``extent`` cells starts along one axis, for the window ``[start, start +
-    window)`` (SPEC step 8); all ``Tensor[B]``.
+    window)`` (docs/method.md, step 8); all ``Tensor[B]``.
 
     The box is up to half a cell shorter or longer than the rounded window. Centred on the
     window, a shorter box would cut up to a quarter cell from both of the window's edges, and
@@ -328,7 +349,7 @@ def _place(
       (``first``, ``last``: the confidence summed over the window's first and last row or
       column, inside the window), so the part cut off is the less confident one;
     - on a tie, or where the box is longer, a border of the map that the window touches
-      (SPEC step 8), else it stays centred; always inside ``[0, size]``.
+      (docs/method.md, step 8), else it stays centred; always inside ``[0, size]``.
     """
     centred = torch.minimum((start + window / 2 - extent / 2).clamp_min(0), size - extent)
     at_first = start == 0
@@ -429,27 +450,41 @@ def _pool(
     kernel: object,
     sigma: object,
     suppress: object,
-    tau: object = 1.0,
+    confidence_of: Callable[[Tensor], Tensor],
+    *,
+    crop: object = None,
+    min_rate: float | None = None,
 ) -> RegionPoolResult:
+    """The steps every mode shares: bounds, rates (fixed ``crop`` or ``dsr`` when ``k`` is
+    None, else Eq. 9 with the lower bound ``min_rate`` or ``dsr``), window search, resampling.
+    ``confidence_of(x)`` gives the map the rates and the search use."""
     x = _check_input(x)
     dsr_pair = check_rate_pair(dsr, "dsr")
+    crop_pair = dsr_pair if crop is None else check_rate_pair(crop, "crop")
     sigma_f = check_kernel(kernel, sigma)
     boxes_to_suppress = _check_suppress(suppress, x.shape[0])
     height, width = x.shape[2], x.shape[3]
     out_size = output_size(height, width, dsr_pair)
     # an axis that keeps its size (a 1-cell map, say) is not cropped: its rate is 1
-    sizes = zip(out_size, (height, width), dsr_pair, strict=True)
-    lower = tuple(1.0 if out == size else d for out, size, d in sizes)
-    confidence = keypoint_confidence(x, tau)
+    kept = tuple(out == size for out, size in zip(out_size, (height, width), strict=True))
+    fixed = tuple(1.0 if keep else r for keep, r in zip(kept, crop_pair, strict=True))
+    lower = tuple(1.0 if keep else r for keep, r in zip(kept, dsr_pair, strict=True))
+    floor = None if min_rate is None else tuple(1.0 if keep else min_rate for keep in kept)
+    confidence = confidence_of(x)
     with torch.no_grad():
         if k is None:  # torch.full fills on the device: no host copy
-            rates = torch.stack([confidence.new_full((x.shape[0],), r) for r in lower], dim=1)
+            rates = torch.stack([confidence.new_full((x.shape[0],), r) for r in fixed], dim=1)
         else:
-            rates = adaptive_rates(confidence, lower, k)
+            rates = adaptive_rates(confidence, lower, k, min_rate=floor)
         boxes = select_boxes(confidence, rates, kernel=kernel, sigma=sigma_f,
                              suppress=boxes_to_suppress)
     features = resample_boxes(x, boxes, out_size)
     return RegionPoolResult(features=features, confidence=confidence, boxes=boxes, rates=rates)
+
+
+def _sigmoid_confidence(tau: object) -> Callable[[Tensor], Tensor]:
+    tau_f = check_tau(tau)
+    return lambda x: keypoint_confidence(x, tau_f)
 
 
 def region_pool(
@@ -460,6 +495,7 @@ def region_pool(
     sigma: float = 0.25,
     suppress: Tensor | None = None,
     tau: float = 1.0,
+    crop: tuple[float, float] | float | None = None,
 ) -> RegionPoolResult:
     """Region Pooling: crop the most significant ``dsr``-sized region and resample it.
 
@@ -471,15 +507,19 @@ def region_pool(
         suppress: optional ``Tensor[B, N, 4]`` boxes excluded from the window search.
         tau: confidence temperature of :func:`keypoint_confidence` (beyond the paper; 1 is the
             paper).
+        crop: the crop's fixed rate ``(h, w)`` in ``(0, 1]`` when it differs from ``dsr``
+            (``None``: ``dsr``, the paper's RP). A crop of 0.7 resampled to a DSR of 0.5 is the
+            fixed-size control that separates ARP's crop size from its adaptivity.
 
     Returns:
         :class:`RegionPoolResult` with ``features`` of shape
-        ``[B, C, round(H * dsr_h), round(W * dsr_w)]`` and ``rates`` equal to ``dsr``.
+        ``[B, C, round(H * dsr_h), round(W * dsr_w)]`` and ``rates`` equal to ``crop`` (or
+        ``dsr``).
 
     Raises:
         TypeError, ValueError: naming the argument that is wrong.
     """
-    return _pool(x, dsr, None, kernel, sigma, suppress, tau)
+    return _pool(x, dsr, None, kernel, sigma, suppress, _sigmoid_confidence(tau), crop=crop)
 
 
 def adaptive_region_pool(
@@ -510,7 +550,7 @@ def adaptive_region_pool(
     Raises:
         TypeError, ValueError: naming the argument that is wrong.
     """
-    return _pool(x, dsr, check_k(k), kernel, sigma, suppress, tau)
+    return _pool(x, dsr, check_k(k), kernel, sigma, suppress, _sigmoid_confidence(tau))
 
 
 class RegionPool(nn.Module):
@@ -527,23 +567,27 @@ class RegionPool(nn.Module):
         kernel: Kernel = "gaussian",
         sigma: float = 0.25,
         tau: float = 1.0,
+        crop: tuple[float, float] | float | None = None,
     ) -> None:
         super().__init__()
         self.dsr = check_rate_pair(dsr, "dsr")
         self.sigma = check_kernel(kernel, sigma)
         self.kernel: Kernel = kernel
         self.tau = check_tau(tau)
+        self.crop = None if crop is None else check_rate_pair(crop, "crop")
 
     def forward_result(self, x: Tensor, suppress: Tensor | None = None) -> RegionPoolResult:
         """Run RP and return everything it computed."""
         return region_pool(x, self.dsr, kernel=self.kernel, sigma=self.sigma, suppress=suppress,
-                           tau=self.tau)
+                           tau=self.tau, crop=self.crop)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_result(x).features
 
     def extra_repr(self) -> str:
-        return f"dsr={self.dsr}, kernel={self.kernel!r}, sigma={self.sigma}, tau={self.tau}"
+        crop = "" if self.crop is None else f", crop={self.crop}"
+        return (f"dsr={self.dsr}{crop}, kernel={self.kernel!r}, sigma={self.sigma}, "
+                f"tau={self.tau}")
 
 
 class AdaptiveRegionPool(nn.Module):

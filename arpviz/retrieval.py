@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from arpviz import checkpoint as ckpt
 from arpviz.models import MSGN
-from arpviz.models.msgn import StageOverride
+from arpviz.models.stages import StageOverride
 from arpviz.reid import descriptor
 from arpviz.validation import check_count
 

@@ -42,8 +42,8 @@ from arpviz.reid import ReIDModel, is_reid, reid_epoch_loader, reid_loss, reid_r
 from arpviz.validation import check_count, dataclass_fields_of
 
 __all__ = [
-    "TrainConfig", "learning_rate", "main", "param_groups", "process_group_backend", "snapshot",
-    "state_path", "train",
+    "TrainConfig", "learning_rate", "main", "model_inputs", "param_groups",
+    "process_group_backend", "snapshot", "state_path", "train",
 ]
 
 logger = logging.getLogger(__name__)
@@ -191,11 +191,14 @@ def _autocast(device: torch.device, enabled: bool):
 
 
 @torch.no_grad()
-def snapshot(model: MSGN, images: Tensor, epoch: int) -> ckpt.EpochSnapshot:
-    """Explain ``images`` ``[P, 3, H, W]`` and keep what the training page shows."""
+def snapshot(
+    model: MSGN, images: Tensor, epoch: int, mask: Tensor | None = None
+) -> ckpt.EpochSnapshot:
+    """Explain ``images`` ``[P, 3, H, W]`` (with their ``mask`` for an oracle stage) and keep
+    what the training page shows."""
     was_training = model.training
     model.eval()
-    explanation = model.explain(images)
+    explanation = model.explain(images, mask=mask)
     model.train(was_training)
     stages = {
         name: {
@@ -211,16 +214,24 @@ def snapshot(model: MSGN, images: Tensor, epoch: int) -> ckpt.EpochSnapshot:
     return ckpt.EpochSnapshot(epoch, stages, (top.indices.cpu(), top.values.cpu()))
 
 
+def model_inputs(batch: Sequence[Tensor], device: torch.device) -> tuple[tuple, Tensor]:
+    """A loader's batch as ``(model arguments, labels)`` on ``device``: ``(images,)``, or
+    ``(images, masks)`` where the data set gives masks (``(image, label, mask)`` items)."""
+    images, labels, *rest = batch
+    args = (images.to(device, non_blocking=True), *(m.to(device) for m in rest))
+    return args, labels.to(device)
+
+
 @torch.no_grad()
 def evaluate_top(model: nn.Module, loader: DataLoader, device: torch.device,
                  amp: bool = True) -> tuple[float, float, int]:
     """Top-1 and top-5 accuracy (in %) and the count, summed over all processes."""
     model.eval()
     correct1 = correct5 = count = 0.0
-    for images, labels in loader:
-        images, labels = images.to(device), labels.to(device)
+    for batch in loader:
+        args, labels = model_inputs(batch, device)
         with _autocast(device, amp):
-            logits = model(images)
+            logits = model(*args)
         top = logits.float().topk(min(5, logits.shape[1]), dim=1).indices
         correct1 += (top[:, 0] == labels).sum().item()
         correct5 += (top == labels[:, None]).any(dim=1).sum().item()
@@ -250,8 +261,12 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     torch.manual_seed(config.seed)
-    sources: DataSources = build(config.dataset, config.image_size, cache=config.cache)
+    needs_mask = "oracle" in (config.model.get("conv3"), config.model.get("conv4"))
+    sources: DataSources = build(config.dataset, config.image_size, cache=config.cache,
+                                 masks=needs_mask)
     reid = is_reid(config.dataset)
+    if reid and needs_mask:
+        raise ValueError("model: an 'oracle' stage needs masks, which re-ID training lacks")
     model_config = MSGNConfig.from_dict(
         {**config.model, "num_classes": len(sources.class_names)}
     )
@@ -334,17 +349,17 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
         loss_sum = correct = seen = 0.0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                    disable=rank != 0 or not config.progress)
-        for step, (images, labels) in enumerate(bar):
+        for step, batch in enumerate(bar):
             lr = learning_rate(config, epoch + step / steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
-            images, labels = images.to(device, non_blocking=True), labels.to(device)
+            args, labels = model_inputs(batch, device)
             with _autocast(device, config.amp):
                 if reid:
-                    output = net(images)
+                    output = net(*args)
                     logits, loss = output[1], reid_loss(output, labels, config.triplet_margin)
                 else:
-                    logits = net(images)
+                    logits = net(*args)
                     loss = F.cross_entropy(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -371,7 +386,8 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
         history.append(record)
         if rank == 0:
             if probes is not None:
-                snapshots.append(snapshot(model, probes[0].to(device), epoch + 1))
+                probe_mask = None if probes[2] is None else probes[2].to(device)
+                snapshots.append(snapshot(model, probes[0].to(device), epoch + 1, probe_mask))
             final = dataclasses.replace(meta, history=tuple(history))
             ckpt.save(out, model, final, tuple(snapshots),
                       probes[1] if probes is not None else None)

@@ -141,9 +141,11 @@ def test_backbone_shapes(backbone: str) -> None:
 def test_every_variant_runs(conv3: str, conv4: str, local: int) -> None:
     model = _model(conv3=conv3, conv4=conv4, local_branches=local)
     x = _images(2, 64)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[:, :, 10:40, 20:50] = 1.0  # only the oracle reads it
     with torch.no_grad():
-        explanation = model.explain(x)
-        logits = model(x)
+        explanation = model.explain(x, mask=mask)
+        logits = model(x, mask)
     assert logits.shape == (2, 7)
     torch.testing.assert_close(explanation.logits, logits)
     branches = ["main"] if local == 0 else ["global"] + [f"local{i}" for i in range(local)]

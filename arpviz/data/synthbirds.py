@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+from torchvision import tv_tensors
 
 from arpviz.data.synthscene import (
     SHIFT,
@@ -52,6 +53,7 @@ __all__ = [
     "draw_scene",
     "image_rng",
     "render_bird",
+    "transform_with_mask",
 ]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -222,13 +224,16 @@ class SynthSample:
     ``image`` is HxWx3 uint8 RGB; ``box`` is (x1, y1, x2, y2) in pixels with pixel-edge
     coordinates (pixel ``j`` spans [j, j + 1)), whole numbers enclosing the bird's polygons
     plus one pixel for the anti-aliased fringe, clipped to the image;
-    ``keypoints`` maps each name of ``PART_NAMES`` to an (x, y) point in the same coordinates.
+    ``keypoints`` maps each name of ``PART_NAMES`` to an (x, y) point in the same coordinates;
+    ``mask`` is the bird's ground-truth mask, HxW uint8 (255 inside its polygons, anti-aliased
+    at the edges like the image; ``None`` only where a sample was built without one).
     """
 
     image: np.ndarray
     label: int
     box: Box
     keypoints: dict[str, tuple[float, float]]
+    mask: np.ndarray | None = None
 
 
 def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -429,8 +434,10 @@ def render_bird(
     fixed = np.rint((pts[:n_drawn] - 0.5) * SHIFT_SCALE).astype(np.int32)
     colours = np.clip(np.rint(np.stack([c for _, c in parts]) * gain), 0, 255).astype(int)
     start = 0
+    mask = np.zeros(img.shape[:2], dtype=np.uint8)
     for count, colour in zip(counts, colours.tolist(), strict=True):
         cv2.fillPoly(img, [fixed[start : start + count]], colour, cv2.LINE_AA, SHIFT)
+        cv2.fillPoly(mask, [fixed[start : start + count]], 255, cv2.LINE_AA, SHIFT)
         start += count
     # whole pixels around the polygons, plus one for cv2's anti-aliased fringe
     x1, y1 = (np.floor(pts[:n_drawn].min(axis=0)) - 1).tolist()
@@ -444,10 +451,28 @@ def render_bird(
         x0, y0 = int(noise_x * (side - size + 1)), int(noise_y * (side - size + 1))
         noise = noise_tile(side, float(config.noise_std))[y0 : y0 + size, x0 : x0 + size]
         img = cv2.add(img, noise, dtype=cv2.CV_8U)
-    return SynthSample(image=img, label=label, box=box, keypoints=kps)
+    return SynthSample(image=img, label=label, box=box, keypoints=kps, mask=mask)
 
 
 # --------------------------------------------------------------------------- the data set
+
+
+def transform_with_mask(
+    transform: Callable[..., Any] | None, image: torch.Tensor, mask: np.ndarray | torch.Tensor
+) -> tuple[Any, torch.Tensor]:
+    """``(image, mask)`` through one call of a torchvision v2 ``transform`` (same crop and flip).
+
+    ``image`` is uint8 ``[3, H, W]``, ``mask`` uint8 ``[H, W]`` or ``[1, H, W]``. Without a
+    transform the image becomes float32 in [0, 1]. The mask comes back as a plain uint8
+    ``Tensor[1, h, w]`` (0..255); geometric steps move it with the image, colour steps leave it.
+    """
+    mask_t = torch.as_tensor(mask)
+    mask_t = tv_tensors.Mask(mask_t[None] if mask_t.dim() == 2 else mask_t)
+    if transform is None:
+        return image.float().div(255.0).contiguous(), mask_t.as_subclass(torch.Tensor)
+    out, out_mask = transform(tv_tensors.Image(image), mask_t)
+    return out, torch.as_tensor(out_mask).as_subclass(torch.Tensor)
+
 
 
 class SynthBirds(Dataset):
@@ -455,13 +480,18 @@ class SynthBirds(Dataset):
 
     Without a transform the image is a float32 tensor [3, H, W] in [0, 1]; with one, the
     transform receives a PIL RGB image. Labels are ``index % num_classes`` (balanced).
+    With ``masks=True`` items are ``(image, label, mask)``: the bird's mask as a
+    ``torchvision.tv_tensors.Mask`` (uint8 [1, H, W], 0..255) that goes through the transform
+    together with the image (same crop and flip), or a uint8 tensor without a transform.
     """
 
     def __init__(
         self,
         config: SynthBirdsConfig | None = None,
         split: str = "train",
-        transform: Callable[[Image.Image], Any] | None = None,
+        transform: Callable[..., Any] | None = None,
+        *,
+        masks: bool = False,
     ) -> None:
         if config is None:
             config = SynthBirdsConfig()
@@ -473,6 +503,7 @@ class SynthBirds(Dataset):
         self.config = config
         self.split = split
         self.transform = transform
+        self.masks = bool(masks)
         self._len = config.split_size(split)
 
     def __len__(self) -> int:
@@ -518,8 +549,12 @@ class SynthBirds(Dataset):
         rng = image_rng(self.config.seed, self.split, i)
         return render_bird(self.config, i % self.config.num_classes, rng)
 
-    def __getitem__(self, index: int) -> tuple[Any, int]:
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
         sample = self.render(index)
+        if self.masks:
+            image = torch.from_numpy(sample.image).permute(2, 0, 1)
+            x, mask = transform_with_mask(self.transform, image, sample.mask)
+            return x, sample.label, mask
         if self.transform is None:
             x = torch.from_numpy(sample.image).permute(2, 0, 1).float().div_(255.0)
             return x.contiguous(), sample.label

@@ -312,7 +312,7 @@ def probe_images(meta: CheckpointMeta, indices: Sequence[int] | None = None) -> 
         images = [crop_center(data.render(int(i)).image, size) for i in indices]
         return np.stack(images).astype(np.uint8)
     sources = build(record, size, eval_split=split)
-    batch, _ = probe_batch(sources.val, [int(i) for i in indices])
+    batch, _, _ = probe_batch(sources.val, [int(i) for i in indices])
     mean = torch.tensor(meta.mean).view(1, 3, 1, 1)
     std = torch.tensor(meta.std).view(1, 3, 1, 1)
     raw = (batch.float() * std + mean).clamp(0, 1).mul(255).round().byte()

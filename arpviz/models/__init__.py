@@ -8,24 +8,33 @@ from arpviz.models.config import (
     LOCAL_BRANCHES,
     MSGNConfig,
 )
-from arpviz.models.flops import count_flops, count_parameters
-from arpviz.models.msgn import (
-    MSGN,
-    MSGNBranch,
+from arpviz.models.explanation import (
     MSGNExplanation,
     StageCache,
-    StageOverride,
-    StageSettings,
+    check_mask,
     compose_boxes,
+    mask_on_map,
 )
+from arpviz.models.flops import count_flops, count_parameters
+from arpviz.models.msgn import MSGN, MSGNBranch
 from arpviz.models.pretrained import (
     cached_weights_path,
     from_torchvision,
     load_backbone_state_dict,
 )
+from arpviz.models.stages import (
+    ADAPTIVE_MODES,
+    POOLED_MODES,
+    STAGE_MODES,
+    STEERABLE_MODES,
+    StageOverride,
+    StageSettings,
+    mode_label,
+)
 from arpviz.models.stn import SpatialTransformer, affine_boxes, spatial_transform
 
 __all__ = [
+    "ADAPTIVE_MODES",
     "BACKBONES",
     "CONV3_MODES",
     "CONV4_MODES",
@@ -34,6 +43,9 @@ __all__ = [
     "MSGNBranch",
     "MSGNConfig",
     "MSGNExplanation",
+    "POOLED_MODES",
+    "STAGE_MODES",
+    "STEERABLE_MODES",
     "SpatialTransformer",
     "StageCache",
     "StageOverride",
@@ -42,11 +54,14 @@ __all__ = [
     "affine_boxes",
     "build_backbone",
     "cached_weights_path",
+    "check_mask",
     "compose_boxes",
     "count_flops",
     "count_parameters",
     "from_torchvision",
     "load_backbone_state_dict",
+    "mask_on_map",
+    "mode_label",
     "remove_stride",
     "spatial_transform",
 ]

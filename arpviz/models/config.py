@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from arpviz.foreground import DEFAULT_MIN_RATE, check_min_rate
 from arpviz.validation import check_k, check_kernel, check_rate_pair, check_tau
 
 __all__ = [
@@ -19,14 +20,14 @@ __all__ = [
 ]
 
 Backbone = Literal["resnet50", "resnet101", "resnext101_32x8d", "tiny", "resnet18", "resnet34"]
-Conv3Mode = Literal["stride", "rp", "arp"]
-Conv4Mode = Literal["stride", "rp", "arp", "stn"]
+Conv3Mode = Literal["stride", "rp", "arp", "arpfg", "arpfg_peak"]
+Conv4Mode = Literal["stride", "rp", "arp", "arpfg", "arpfg_peak", "oracle", "stn"]
 
 BACKBONES: tuple[str, ...] = (
     "resnet50", "resnet101", "resnext101_32x8d", "tiny", "resnet18", "resnet34"
 )
-CONV3_MODES: tuple[str, ...] = ("stride", "rp", "arp")
-CONV4_MODES: tuple[str, ...] = ("stride", "rp", "arp", "stn")
+CONV3_MODES: tuple[str, ...] = ("stride", "rp", "arp", "arpfg", "arpfg_peak")
+CONV4_MODES: tuple[str, ...] = ("stride", "rp", "arp", "arpfg", "arpfg_peak", "oracle", "stn")
 LOCAL_BRANCHES: tuple[int, ...] = (0, 1, 2, 4)
 
 
@@ -65,12 +66,17 @@ class MSGNConfig:
             ``"resnet34"`` (for ImageNet conversion, :mod:`arpviz.convert`).
         num_classes: classifier outputs, ``>= 1``.
         local_branches: 0 (the baseline: one branch, no global/local split), 1, 2 or 4.
-        conv3: downsampling of the shared Conv3 (``layer2``): ``"stride"``, ``"rp"`` or ``"arp"``.
-        conv3_k: ARP's ``k`` in Conv3 (paper: 1.0).
+        conv3: downsampling of the shared Conv3 (``layer2``): ``"stride"``, ``"rp"``, ``"arp"``,
+            or ARP-FG's ``"arpfg"`` / ``"arpfg_peak"`` (beyond the paper,
+            :mod:`arpviz.foreground`).
+        conv3_k: ``k`` of an adaptive Conv3 (paper: 1.0).
         conv4: downsampling of Conv4 (``layer3``) of every local branch, or of the single
-            branch when ``local_branches == 0``: ``"stride"``, ``"rp"``, ``"arp"`` or ``"stn"``.
-        conv4_k: ARP's ``k`` in Conv4 (default 0.7, the paper's choice with one local branch;
-            the paper uses 0.5 with 2 or 4 local branches, and 0.9 for "baseline w/ ARP").
+            branch when ``local_branches == 0``: ``"stride"``, ``"rp"``, ``"arp"``,
+            ``"arpfg"``, ``"arpfg_peak"``, ``"oracle"`` (ARP-FG on the object's ground-truth
+            mask; the model then needs masks) or ``"stn"`` (see :mod:`arpviz.models.stages`).
+        conv4_k: ``k`` of an adaptive Conv4 (default 0.7, the paper's choice with one local
+            branch; the paper uses 0.5 with 2 or 4 local branches, and 0.9 for "baseline w/
+            ARP").
         dsr: ``(dsr_h, dsr_w)`` of every RP/ARP/STN stage, in ``(0, 1]``.
         embedding_dim: width of the embedding layer; ``None`` picks 512 (ResNets) or 128
             (``tiny``) and is stored resolved; ``0`` means no embedding layer: the classifier
@@ -84,6 +90,12 @@ class MSGNConfig:
         tau: confidence temperature of every RP/ARP stage, ``C = sigmoid(tau * s)``
             (:func:`arpviz.pooling.keypoint_confidence`). **Beyond the paper**: ``1.0`` is the
             paper and the default; :meth:`to_dict` omits it at 1.0 (absent means 1.0).
+        min_rate: the lower rate bound of the ARP-FG and oracle stages (beyond the paper;
+            default 0.25; below the DSR the crop is zoomed); omitted by :meth:`to_dict` at its
+            default.
+        conv4_crop: with ``conv4="rp"``, the crop's rate when it differs from the DSR (the
+            fixed-size control: a 0.7 crop resampled to the DSR's output, as ARP's crop at
+            ``k = 0.7``); ``None`` (the default, omitted by :meth:`to_dict`) is the DSR.
 
     Invalid values raise ``TypeError`` or ``ValueError`` naming the field.
     """
@@ -101,6 +113,8 @@ class MSGNConfig:
     sigma: float = 0.25
     stn_bounded: bool = False
     tau: float = 1.0
+    min_rate: float = DEFAULT_MIN_RATE
+    conv4_crop: float | None = None
 
     def __post_init__(self) -> None:
         _check_choice("backbone", self.backbone, BACKBONES)
@@ -123,6 +137,11 @@ class MSGNConfig:
         if self.stn_bounded and self.conv4 != "stn":
             raise ValueError(f"stn_bounded needs conv4='stn', got conv4={self.conv4!r}")
         object.__setattr__(self, "tau", check_tau(self.tau))  # the message names tau
+        object.__setattr__(self, "min_rate", check_min_rate(self.min_rate))
+        if self.conv4_crop is not None:
+            object.__setattr__(self, "conv4_crop", check_min_rate(self.conv4_crop, "conv4_crop"))
+            if self.conv4 != "rp":
+                raise ValueError(f"conv4_crop needs conv4='rp', got conv4={self.conv4!r}")
 
     @property
     def num_branches(self) -> int:
@@ -137,6 +156,10 @@ class MSGNConfig:
             del out["stn_bounded"]
         if self.tau == 1.0:  # the paper's confidence; absent means 1.0 (older files)
             del out["tau"]
+        if self.min_rate == DEFAULT_MIN_RATE:
+            del out["min_rate"]
+        if self.conv4_crop is None:
+            del out["conv4_crop"]
         return out
 
     @classmethod

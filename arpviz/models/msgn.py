@@ -14,10 +14,16 @@ concatenated features (a converted torchvision ImageNet ResNet: ``classifier`` i
 With ``local_branches == 0`` there is one branch, ``"main"``: the baseline ResNet, whose layer3
 downsamples by ``config.conv4`` and whose layer4 has stride 2.
 
-A pooled stage (RP, ARP or STN) crops and resamples the stage's input to ``round(H * dsr)`` and
-runs the stage's first block at stride 1 (its 3x3 conv and its downsample 1x1 conv). A local
-branch with ``conv4 == "stride"`` keeps layer3's stride 2. Local branch ``i`` searches its window
-with the boxes of the RP/ARP local branches ``0..i-1`` suppressed.
+A pooled stage (RP, ARP, ARP-FG, oracle or STN; :mod:`arpviz.models.stages`) crops and resamples
+the stage's input to ``round(H * dsr)`` and runs the stage's first block at stride 1 (its 3x3 conv
+and its downsample 1x1 conv). A local branch with ``conv4 == "stride"`` keeps layer3's stride 2.
+Local branch ``i`` searches its window with the boxes of the pooled local branches ``0..i-1``
+suppressed.
+
+Masks (``forward(x, mask=...)``, ``prepare(x, mask=...)``): the objects' ground-truth masks in
+image pixels, needed only by a stage in the ``"oracle"`` mode, which crops by the mask's share of
+every cell of its input map (:func:`~arpviz.models.explanation.mask_on_map` over the map's frame)
+instead of the features' confidence.
 
 Stage names (keys of :class:`MSGNExplanation` and of overrides): ``"conv3"`` and
 ``"conv4.<branch>"`` (``conv4.global``, ``conv4.local0``, ... or ``conv4.main``).
@@ -26,39 +32,42 @@ Forced boxes (``explain(x, boxes={stage: Tensor[B, 4]})``, for analysis): a pool
 the given boxes (in its input map's coordinates) instead of the ones it would choose, and
 everything after it runs on that crop; see :meth:`MSGN.explain_from`.
 
-Box conventions: ``RegionPoolResult.boxes`` are ``(x1, y1, x2, y2)`` pixel-edge coordinates of
-the stage's input map. ``MSGNExplanation.image_boxes`` are the same boxes in input-image pixels:
-a map of ``h x w`` spans its *frame* (the whole image for Conv3's input; Conv3's image box for
-Conv4's input when Conv3 is pooled), so a map coordinate ``u`` becomes
-``frame_x1 + u * frame_width / w`` (for a strided map the frame is the whole image, i.e. the
-stage's effective stride ``W / w``). A Conv4 box therefore lies inside its Conv3 box.
+Box conventions: see :mod:`arpviz.models.explanation` (boxes in a stage's input map, and in
+image pixels through the map's frame).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from arpviz.models.backbones import build_backbone, remove_stride, stage_out_channels
 from arpviz.models.config import MSGNConfig
-from arpviz.models.stn import SpatialTransformer
-from arpviz.pooling import (
-    RegionPoolResult,
-    adaptive_region_pool,
-    keypoint_confidence,
-    output_size,
-    region_pool,
-    resample_boxes,
+from arpviz.models.explanation import (
+    MSGNExplanation,
+    StageCache,
+    check_mask,
+    compose_boxes,
+    mask_on_map,
 )
-from arpviz.validation import check_k, check_rate_pair, check_tau
+from arpviz.models.stages import (
+    POOLED_MODES,
+    StageMode,
+    StageOverride,
+    StageSettings,
+    apply_override,
+    check_forced,
+    config_settings,
+    forced_pool,
+    pool_stage,
+)
+from arpviz.models.stn import SpatialTransformer
+from arpviz.pooling import RegionPoolResult
 
 __all__ = [
     "MSGN",
@@ -72,188 +81,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-StageMode = Literal["stride", "rp", "arp", "stn"]
-_POOLED = ("rp", "arp")
 _MIN_IMAGE_SIDE = 32
 
 
-# ----------------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class StageSettings:
-    """How one stage downsamples: ``mode``, ARP's ``k`` (else ``None``), ``dsr`` and ``tau``.
-
-    ``dsr`` is ``None`` for a strided stage (stride 2). ``tau`` is the confidence temperature of
-    an RP/ARP stage (beyond the paper; 1 is the paper; unused by stride and STN stages).
-    """
-
-    mode: StageMode
-    k: float | None = None
-    dsr: tuple[float, float] | None = None
-    tau: float = 1.0
-
-
-@dataclass(frozen=True)
-class StageOverride:
-    """A change to one RP/ARP stage for :meth:`MSGN.explain` / :meth:`MSGN.explain_from`.
-
-    Attributes:
-        mode: ``"arp"`` or ``"rp"`` to switch the stage's pooling; ``None`` keeps it. Switching
-            RP to ARP takes ``k`` from here or else from the config (``conv3_k``/``conv4_k``).
-        k: ARP's trade-off coefficient (ARP stages only).
-        dsr: target downsampling rate (a number or ``(h, w)``) in ``(0, 1]``; changes the
-            stage's output size.
-        tau: confidence temperature, ``C = sigmoid(tau * s)``. **Beyond the paper** (1 is the
-            paper; ``None`` keeps the config's ``tau``).
-    """
-
-    mode: Literal["arp", "rp"] | None = None
-    k: float | None = None
-    dsr: tuple[float, float] | float | None = None
-    tau: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.mode is not None and self.mode not in _POOLED:
-            raise ValueError(f"mode must be one of {_POOLED} or None, got {self.mode!r}")
-        if self.k is not None:
-            object.__setattr__(self, "k", check_k(self.k))
-        if self.dsr is not None:
-            object.__setattr__(self, "dsr", check_rate_pair(self.dsr, "dsr"))
-        if self.tau is not None:
-            object.__setattr__(self, "tau", check_tau(self.tau))
-
-
-def _apply_override(
-    name: str, base: StageSettings, override: StageOverride, default_k: float
-) -> StageSettings:
-    if not isinstance(override, StageOverride):
-        raise TypeError(
-            f"overrides[{name!r}] must be a StageOverride, got {type(override).__name__}"
-        )
-    if base.mode not in _POOLED:
-        raise ValueError(
-            f"stage {name!r} downsamples by {base.mode!r}; overrides apply to 'rp'/'arp' stages"
-        )
-    mode = override.mode or base.mode
-    if mode == "rp":
-        if override.k is not None:
-            raise ValueError(f"overrides[{name!r}]: k has no meaning for mode 'rp'")
-        k = None
-    else:
-        k = override.k if override.k is not None else (base.k if base.k is not None else default_k)
-    dsr = override.dsr if override.dsr is not None else base.dsr
-    tau = override.tau if override.tau is not None else base.tau
-    return StageSettings(mode=mode, k=k, dsr=dsr, tau=tau)
-
-
-# ----------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class MSGNExplanation:
-    """Everything one MSGN pass computed, for display.
-
-    Attributes:
-        image_size: ``(H, W)`` of the input images.
-        settings: every stage's :class:`StageSettings` as used (overrides applied).
-        stages: the :class:`RegionPoolResult` of every pooled stage (RP, ARP, STN), keyed by
-            stage name (``"conv3"``, ``"conv4.local0"``, ...); boxes in that stage's input map.
-        image_boxes: ``Tensor[B, 4]`` float32 per pooled stage: the boxes in input-image pixel
-            coordinates ``(x1, y1, x2, y2)`` (see the module docstring).
-        map_sizes: ``(h, w)`` of every stage's input map, keyed by stage name.
-        branch_features: ``Tensor[B, C]`` pooled features per branch (``"global"``, ...).
-        features: ``Tensor[B, num_branches * C]``, their concatenation.
-        embedding: ``Tensor[B, embedding_dim]`` (``features`` itself when ``embedding_dim``
-            is 0).
-        logits: ``Tensor[B, num_classes]``, equal to :meth:`MSGN.forward`'s.
-    """
-
-    image_size: tuple[int, int]
-    settings: Mapping[str, StageSettings]
-    stages: Mapping[str, RegionPoolResult]
-    image_boxes: Mapping[str, Tensor]
-    map_sizes: Mapping[str, tuple[int, int]]
-    branch_features: Mapping[str, Tensor]
-    features: Tensor
-    embedding: Tensor
-    logits: Tensor
-
-
-class StageCache:
-    """Cached intermediate results of one image batch for :meth:`MSGN.explain_from`.
-
-    Made by :meth:`MSGN.prepare`. Holds ``conv3_input`` (the stem + layer1 output, ``Tensor[B,
-    C, H/4, W/4]`` for the ResNets) and, filled lazily, a bounded LRU of Conv3 outputs (keyed by
-    Conv3's settings) and branch results (keyed by Conv3's settings and the settings of the
-    branch and of the local branches before it). It assumes the model's weights and mode do not
-    change while it is used; :meth:`clear` drops everything but ``conv3_input``.
-    """
-
-    def __init__(
-        self, model: MSGN, image_size: tuple[int, int], conv3_input: Tensor, max_entries: int
-    ) -> None:
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
-        self._model = weakref.ref(model)
-        self.training = model.training
-        self.image_size = image_size
-        self.conv3_input = conv3_input
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple, tuple[Tensor, RegionPoolResult | None]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        """Forget every cached stage output."""
-        self._entries.clear()
-
-    def _check_owner(self, model: MSGN) -> None:
-        if self._model() is not model:
-            raise ValueError("this StageCache was prepared by another model")
-        if model.training != self.training:
-            raise ValueError("the model's train/eval mode changed since prepare(); prepare again")
-
-    def _get(self, key: tuple) -> tuple[Tensor, RegionPoolResult | None] | None:
-        entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-        return entry
-
-    def _put(self, key: tuple, value: tuple[Tensor, RegionPoolResult | None]) -> None:
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-
-
-def compose_boxes(boxes: Tensor, map_size: tuple[int, int], frame: Tensor) -> Tensor:
-    """Boxes of a map in the coordinates its frame lives in.
-
-    Args:
-        boxes: ``Tensor[B, 4]`` pixel-edge ``(x1, y1, x2, y2)`` in a map of ``map_size = (h, w)``.
-        map_size: the map's ``(h, w)``.
-        frame: ``Tensor[B, 4]``, the region ``(x1, y1, x2, y2)`` the whole map spans in the outer
-            coordinates.
-
-    Returns:
-        ``Tensor[B, 4]`` float32: ``frame_x1 + x * frame_w / w`` (likewise for y).
-    """
-    height, width = map_size
-    frame = frame.float()
-    boxes = boxes.float()
-    sx = (frame[:, 2] - frame[:, 0]) / width
-    sy = (frame[:, 3] - frame[:, 1]) / height
-    return torch.stack(
-        [
-            frame[:, 0] + boxes[:, 0] * sx,
-            frame[:, 1] + boxes[:, 1] * sy,
-            frame[:, 0] + boxes[:, 2] * sx,
-            frame[:, 1] + boxes[:, 3] * sy,
-        ],
-        dim=1,
-    )
+def _image_frame(mask: Tensor) -> Tensor:
+    """``Tensor[B, 4]``: the whole image ``(0, 0, W, H)`` of masks ``[B, 1, H, W]``."""
+    return mask.new_tensor([0.0, 0.0, mask.shape[3], mask.shape[2]]).expand(mask.shape[0], 4)
 
 
 def _check_images(x: object) -> Tensor:
@@ -267,48 +100,6 @@ def _check_images(x: object) -> Tensor:
         raise ValueError(f"x must be at least {_MIN_IMAGE_SIDE} x {_MIN_IMAGE_SIDE} pixels, "
                          f"got {tuple(x.shape[2:])}")
     return x
-
-
-def _pool(
-    x: Tensor, settings: StageSettings, kernel: str, sigma: float, suppress: Tensor | None
-) -> RegionPoolResult:
-    """RP/ARP of ``x`` per ``settings`` (the operator keeps its search in float32 under
-    autocast)."""
-    if settings.mode == "arp":
-        return adaptive_region_pool(x, settings.dsr, settings.k, kernel=kernel, sigma=sigma,
-                                    suppress=suppress, tau=settings.tau)
-    return region_pool(x, settings.dsr, kernel=kernel, sigma=sigma, suppress=suppress,
-                       tau=settings.tau)
-
-
-def _check_forced(name: str, boxes: object, x: Tensor) -> Tensor:
-    """``boxes`` as float32 ``[B, 4]`` inside ``x``'s map, else a ValueError/TypeError."""
-    if not isinstance(boxes, Tensor):
-        raise TypeError(f"boxes[{name!r}] must be a Tensor[B, 4], got {type(boxes).__name__}")
-    if boxes.shape != (x.shape[0], 4):
-        raise ValueError(f"boxes[{name!r}] must have shape [{x.shape[0]}, 4], "
-                         f"got {tuple(boxes.shape)}")
-    boxes = boxes.detach().to(device=x.device, dtype=torch.float32)
-    x1, y1, x2, y2 = boxes.unbind(1)
-    tol = 1e-3
-    inside = ((x1 >= -tol) & (y1 >= -tol) & (x2 <= x.shape[3] + tol) & (y2 <= x.shape[2] + tol)
-              & (x2 > x1) & (y2 > y1))
-    if not bool(inside.all()):
-        raise ValueError(f"boxes[{name!r}] must be non-empty (x1, y1, x2, y2) boxes inside the "
-                         f"stage's {x.shape[2]} x {x.shape[3]} input map")
-    return boxes
-
-
-def _forced_pool(
-    x: Tensor, boxes: Tensor, dsr: tuple[float, float], tau: float
-) -> RegionPoolResult:
-    """Crop the given ``boxes [B, 4]`` of ``x`` and resample them as RP/ARP would (step 8)."""
-    height, width = x.shape[2], x.shape[3]
-    confidence = keypoint_confidence(x, tau)
-    rates = torch.stack([(boxes[:, 3] - boxes[:, 1]) / height,
-                         (boxes[:, 2] - boxes[:, 0]) / width], dim=1)
-    features = resample_boxes(x, boxes, output_size(height, width, dsr))
-    return RegionPoolResult(features=features, confidence=confidence, boxes=boxes, rates=rates)
 
 
 # ----------------------------------------------------------------------------- modules
@@ -409,9 +200,12 @@ class MSGN(nn.Module):
             TypeError: an override that is not a :class:`StageOverride`.
         """
         cfg = self.config
-        settings = {"conv3": self._config_settings(cfg.conv3, cfg.conv3_k)}
+        settings = {"conv3": config_settings(cfg.conv3, cfg.conv3_k, cfg.dsr, cfg.tau,
+                                             cfg.min_rate)}
         for name, branch in self.branches.items():
-            settings[f"conv4.{name}"] = self._config_settings(branch.mode, cfg.conv4_k)
+            settings[f"conv4.{name}"] = config_settings(
+                branch.mode, cfg.conv4_k, cfg.dsr, cfg.tau, cfg.min_rate,
+                None if cfg.conv4_crop is None else (cfg.conv4_crop, cfg.conv4_crop))
         if overrides:
             if not isinstance(overrides, Mapping):
                 raise TypeError(f"overrides must be a mapping, got {type(overrides).__name__}")
@@ -421,14 +215,9 @@ class MSGN(nn.Module):
                         f"unknown stage {name!r} in overrides; stages: {list(settings)}"
                     )
                 default_k = cfg.conv3_k if name == "conv3" else cfg.conv4_k
-                settings[name] = _apply_override(name, settings[name], override, default_k)
+                settings[name] = apply_override(name, settings[name], override, default_k,
+                                                cfg.min_rate)
         return settings
-
-    def _config_settings(self, mode: StageMode, k: float) -> StageSettings:
-        if mode == "stride":
-            return StageSettings("stride")
-        tau = self.config.tau if mode in _POOLED else 1.0
-        return StageSettings(mode, k if mode == "arp" else None, self.config.dsr, tau)
 
     # ------------------------------------------------------------------ computation
 
@@ -436,41 +225,56 @@ class MSGN(nn.Module):
         return self.layer1(self.stem(x))
 
     def _conv3(
-        self, h: Tensor, settings: StageSettings, forced: Tensor | None = None
+        self, h: Tensor, settings: StageSettings, forced: Tensor | None = None,
+        guide: Tensor | None = None,
     ) -> tuple[Tensor, RegionPoolResult | None]:
         result = None
         if forced is not None:
-            result = _forced_pool(h, forced, settings.dsr, settings.tau)
+            result = forced_pool(h, forced, settings, settings.dsr, guide)
         elif settings.mode != "stride":
-            result = _pool(h, settings, self.config.kernel, self.config.sigma, None)
+            result = pool_stage(h, settings, self.config.kernel, self.config.sigma, None, guide)
         if result is not None:
             h = result.features
         return self.layer2(h), result
 
     def _branch(
         self, branch: MSGNBranch, h: Tensor, settings: StageSettings, suppress: Tensor | None,
-        forced: Tensor | None = None,
+        forced: Tensor | None = None, guide: Tensor | None = None,
     ) -> tuple[Tensor, RegionPoolResult | None]:
         result = None
         if forced is not None:
-            result = _forced_pool(h, forced, settings.dsr or self.config.dsr, settings.tau)
+            result = forced_pool(h, forced, settings, settings.dsr or self.config.dsr, guide)
         elif settings.mode == "stn":
             result = branch.stn.forward_result(h)
         elif settings.mode != "stride":
-            result = _pool(h, settings, self.config.kernel, self.config.sigma, suppress)
+            result = pool_stage(h, settings, self.config.kernel, self.config.sigma, suppress,
+                                guide)
         if result is not None:
             h = result.features
         h = branch.layer4(branch.layer3(h))
         return torch.flatten(self.avgpool(h), 1), result
 
+    @staticmethod
+    def _guide(
+        mask: Tensor | None, settings: StageSettings, frame: Tensor | None, h: Tensor
+    ) -> Tensor | None:
+        """The mask on ``h``'s map for an oracle stage (``frame``: what the map spans in the
+        image, ``None`` for the whole image), else ``None``."""
+        if mask is None or settings.mode != "oracle":
+            return None
+        if frame is None:
+            frame = _image_frame(mask)
+        return mask_on_map(mask, frame, (h.shape[2], h.shape[3]))
+
     def _execute(
         self, h1: Tensor, settings: Mapping[str, StageSettings], cache: StageCache | None,
-        forced: Mapping[str, Tensor] | None = None,
+        forced: Mapping[str, Tensor] | None = None, mask: Tensor | None = None,
     ) -> tuple[Tensor, RegionPoolResult | None, dict[str, tuple[Tensor, RegionPoolResult | None]]]:
         """Conv3 and every branch; returns ``(conv4 input, conv3 result, branch outputs)``.
 
         ``forced`` maps stage names to boxes those stages crop instead of their own; a forced
-        stage and everything that depends on it bypass ``cache``.
+        stage and everything that depends on it bypass ``cache``. ``mask`` (``[B, 1, H, W]``)
+        feeds the oracle stages.
         """
         forced = forced or {}
         c3 = settings["conv3"]
@@ -479,13 +283,17 @@ class MSGN(nn.Module):
         use_cache = cache is not None and not conv3_forced
         entry = cache._get(key) if use_cache else None
         if entry is None:
-            forced_boxes = _check_forced("conv3", forced["conv3"], h1) if conv3_forced else None
-            entry = self._conv3(h1, c3, forced_boxes)
+            forced_boxes = check_forced("conv3", forced["conv3"], h1) if conv3_forced else None
+            entry = self._conv3(h1, c3, forced_boxes, self._guide(mask, c3, None, h1))
             if use_cache:
                 logger.debug("computed conv3 with %s", c3)
                 cache._put(key, entry)
         h2, conv3_result = entry
         chain_forced = conv3_forced  # a forced stage upstream: results differ from the cache's
+        frame = None  # what the Conv4 input spans in the image (None: all of it)
+        if mask is not None and conv3_result is not None:
+            frame = compose_boxes(conv3_result.boxes, (h1.shape[2], h1.shape[3]),
+                                  _image_frame(mask))
 
         outputs: dict[str, tuple[Tensor, RegionPoolResult | None]] = {}
         chain: list[StageSettings] = []  # settings of the local branches so far
@@ -504,44 +312,58 @@ class MSGN(nn.Module):
             entry = cache._get(key) if use_cache else None
             if entry is None:
                 suppress = None
-                if local and previous and s.mode in _POOLED:
+                if local and previous and s.mode in POOLED_MODES:
                     suppress = torch.stack(previous, dim=1)  # [B, N, 4]
                 if stage_forced is not None:
-                    stage_forced = _check_forced(f"conv4.{name}", stage_forced, h2)
-                entry = self._branch(branch, h2, s, suppress, stage_forced)
+                    stage_forced = check_forced(f"conv4.{name}", stage_forced, h2)
+                entry = self._branch(branch, h2, s, suppress, stage_forced,
+                                     self._guide(mask, s, frame, h2))
                 if use_cache:
                     logger.debug("computed conv4.%s with %s", name, s)
                     cache._put(key, entry)
             if stage_forced is not None and local:
                 chain_forced = True
             outputs[name] = entry
-            if local and s.mode in _POOLED:
+            if local and s.mode in POOLED_MODES:
                 previous.append(entry[1].boxes)
         return h2, conv3_result, outputs
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """``Tensor[B, 3, H, W] -> Tensor[B, num_branches * C]``: concatenated GAP features."""
+    def forward_features(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``Tensor[B, 3, H, W] -> Tensor[B, num_branches * C]``: concatenated GAP features.
+
+        ``mask`` (``Tensor[B, 1, H, W]`` or ``[B, H, W]`` in [0, 1], or uint8) is the objects'
+        ground-truth masks, needed only by ``"oracle"`` stages.
+        """
         x = _check_images(x)
-        _, _, outputs = self._execute(self._conv3_input(x), self.stage_settings(), None)
+        _, _, outputs = self._execute(self._conv3_input(x), self.stage_settings(), None,
+                                      mask=check_mask(mask, x))
         return torch.cat([feature for feature, _ in outputs.values()], dim=1)
 
     def forward_head(self, features: Tensor) -> Tensor:
         """``Tensor[B, num_branches * C] -> Tensor[B, num_classes]`` (embedding, classifier)."""
         return self.classifier(self.embedding(features))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        return self.forward_head(self.forward_features(x, mask))
+
+    @property
+    def needs_mask(self) -> bool:
+        """Whether a stage crops by the object's mask (the ``"oracle"`` mode)."""
+        return any(s.mode == "oracle" for s in self.stage_settings().values())
 
     # ------------------------------------------------------------------ explanation
 
-    def prepare(self, x: Tensor, *, max_entries: int = 16) -> StageCache:
+    def prepare(
+        self, x: Tensor, *, max_entries: int = 16, mask: Tensor | None = None
+    ) -> StageCache:
         """Run the stem and layer1 once and return a :class:`StageCache` for ``explain_from``.
 
-        ``max_entries`` bounds the cached Conv3 outputs and branch results (LRU).
+        ``max_entries`` bounds the cached Conv3 outputs and branch results (LRU); ``mask``
+        (as in :meth:`forward_features`) is kept for the oracle stages.
         """
         x = _check_images(x)
         size = (x.shape[2], x.shape[3])
-        return StageCache(self, size, self._conv3_input(x), max_entries)
+        return StageCache(self, size, self._conv3_input(x), max_entries, check_mask(mask, x))
 
     def explain_from(
         self, cache: StageCache, overrides: Mapping[str, StageOverride] | None = None,
@@ -577,7 +399,7 @@ class MSGN(nn.Module):
                     raise ValueError(f"boxes: stage {name!r} is not a pooled stage of this "
                                      f"model; pooled stages: {pooled}")
         h1 = cache.conv3_input
-        h2, conv3_result, outputs = self._execute(h1, settings, cache, boxes)
+        h2, conv3_result, outputs = self._execute(h1, settings, cache, boxes, cache.mask)
 
         height, width = cache.image_size
         batch = h1.shape[0]
@@ -616,12 +438,13 @@ class MSGN(nn.Module):
 
     def explain(
         self, x: Tensor, overrides: Mapping[str, StageOverride] | None = None,
-        *, boxes: Mapping[str, Tensor] | None = None,
+        *, boxes: Mapping[str, Tensor] | None = None, mask: Tensor | None = None,
     ) -> MSGNExplanation:
         """Run MSGN on ``x: Tensor[B, 3, H, W]`` and return every stage's result.
 
         ``overrides`` maps stage names to :class:`StageOverride`; ``boxes`` forces stages' crop
-        boxes (see :meth:`explain_from`). Equivalent to ``explain_from(prepare(x), overrides,
-        boxes=boxes)``. Gradient mode is the caller's (wrap in ``torch.no_grad()`` for display).
+        boxes (see :meth:`explain_from`); ``mask`` feeds oracle stages. Equivalent to
+        ``explain_from(prepare(x, mask=mask), overrides, boxes=boxes)``. Gradient mode is the
+        caller's (wrap in ``torch.no_grad()`` for display).
         """
-        return self.explain_from(self.prepare(x), overrides, boxes=boxes)
+        return self.explain_from(self.prepare(x, mask=mask), overrides, boxes=boxes)

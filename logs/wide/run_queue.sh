@@ -5,6 +5,7 @@
 #   setsid nohup bash logs/wide/run_queue.sh [row:seed ...] >> logs/wide/queue.log 2>&1 &
 # With no arguments it runs the whole 3-seed table. DEADLINE (a `date -d` string) stops it from
 # starting a run that is not expected to finish (RUN_MINUTES, default 40) before then.
+# POSTPROCESS=0 leaves evaluation and analysis for later (bash logs/wide/postprocess.sh).
 set -u
 PY=${PY:-/work/main/.venv/bin/python}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -26,8 +27,10 @@ run_one() {
     --seed "$seed" --no-progress --out "runs/${name}.safetensors" > "logs/wide/${row}_seed${seed}.log" 2>&1
   local rc=$?
   echo "$(date -u +%FT%TZ) end $name rc=$rc"
-  bash logs/wide/postprocess.sh "$name"
-  echo "$(date -u +%FT%TZ) postprocessed $name"
+  if [ "${POSTPROCESS:-1}" != 0 ]; then
+    bash logs/wide/postprocess.sh "$name"
+    echo "$(date -u +%FT%TZ) postprocessed $name"
+  fi
 }
 for item in "${QUEUE[@]}"; do
   while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done

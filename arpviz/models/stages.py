@@ -1,0 +1,242 @@
+"""How one MSGN stage downsamples: its settings, a user's override of them, and the pooling call.
+
+Modes of a stage (:data:`STAGE_MODES`):
+
+- ``"stride"``: the ResNet's own stride 2;
+- ``"rp"``: Region Pooling (a fixed crop of ``crop`` or the DSR);
+- ``"arp"``: Adaptive Region Pooling, Eq. 9 (the paper);
+- ``"arpfg"``, ``"arpfg_peak"``: ARP-FG, the foreground-spread variant **beyond the paper**
+  (:mod:`arpviz.foreground`), on every above-mean cell or on the peak's connected region;
+- ``"oracle"``: ARP-FG's rule on the object's ground-truth mask instead of the features (an upper
+  bound no real network has; needs masks);
+- ``"stn"``: the spatial transformer of Section 4.3 (:mod:`arpviz.models.stn`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from arpviz.foreground import check_min_rate, foreground_confidence, foreground_region_pool
+from arpviz.pooling import (
+    RegionPoolResult,
+    adaptive_region_pool,
+    keypoint_confidence,
+    output_size,
+    region_pool,
+    resample_boxes,
+)
+from arpviz.validation import check_k, check_rate_pair, check_tau
+
+__all__ = [
+    "ADAPTIVE_MODES",
+    "MODE_LABELS",
+    "POOLED_MODES",
+    "STAGE_MODES",
+    "STEERABLE_MODES",
+    "StageMode",
+    "StageOverride",
+    "StageSettings",
+    "apply_override",
+    "check_forced",
+    "config_settings",
+    "forced_pool",
+    "mode_label",
+    "pool_stage",
+    "stage_confidence",
+]
+
+StageMode = Literal["stride", "rp", "arp", "arpfg", "arpfg_peak", "oracle", "stn"]
+STAGE_MODES: tuple[str, ...] = ("stride", "rp", "arp", "arpfg", "arpfg_peak", "oracle", "stn")
+# modes whose crop comes from a confidence map and a window search (no parameters)
+POOLED_MODES: tuple[str, ...] = ("rp", "arp", "arpfg", "arpfg_peak", "oracle")
+# modes with an adaptive rate and a trade-off coefficient k
+ADAPTIVE_MODES: tuple[str, ...] = ("arp", "arpfg", "arpfg_peak", "oracle")
+# modes a user can switch a pooled stage to (the oracle needs a mask, so only its own stages)
+STEERABLE_MODES: tuple[str, ...] = ("rp", "arp", "arpfg", "arpfg_peak")
+# the foreground variant's modes (beyond the paper)
+_FOREGROUND = ("arpfg", "arpfg_peak", "oracle")
+
+MODE_LABELS: dict[str, str] = {
+    "stride": "stride",
+    "rp": "RP",
+    "arp": "ARP",
+    "arpfg": "ARP-FG",
+    "arpfg_peak": "ARP-FG peak",
+    "oracle": "oracle (mask)",
+    "stn": "STN",
+}
+
+
+def mode_label(mode: str) -> str:
+    """The name a user reads for ``mode`` (``"arp"`` -> ``"ARP"``, ``"arpfg"`` -> ``"ARP-FG"``)."""
+    return MODE_LABELS.get(mode, mode)
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """How one stage downsamples.
+
+    Attributes:
+        mode: one of :data:`STAGE_MODES`.
+        k: the trade-off coefficient of an adaptive mode (:data:`ADAPTIVE_MODES`), else ``None``.
+        dsr: ``(dsr_h, dsr_w)``, the output size's rate; ``None`` for a strided stage.
+        tau: the confidence temperature of a pooled stage (beyond the paper; 1 is the paper).
+        min_rate: the lower rate bound of the foreground modes (beyond the paper), else ``None``.
+        crop: RP's crop rate ``(h, w)`` where it differs from ``dsr`` (the fixed-size control),
+            else ``None``.
+    """
+
+    mode: StageMode
+    k: float | None = None
+    dsr: tuple[float, float] | None = None
+    tau: float = 1.0
+    min_rate: float | None = None
+    crop: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class StageOverride:
+    """A change to one pooled stage for :meth:`MSGN.explain` / :meth:`MSGN.explain_from`.
+
+    Attributes:
+        mode: one of :data:`STEERABLE_MODES` to switch the stage's pooling (``"rp"``,
+            ``"arp"``, or ARP-FG's ``"arpfg"`` / ``"arpfg_peak"``, beyond the paper); ``None``
+            keeps it. Switching to an adaptive mode takes ``k`` from here or else from the
+            stage (or the config's ``conv3_k``/``conv4_k``).
+        k: the trade-off coefficient (adaptive modes only).
+        dsr: target downsampling rate (a number or ``(h, w)``) in ``(0, 1]``; changes the
+            stage's output size.
+        tau: confidence temperature, ``C = sigmoid(tau * s)``. **Beyond the paper** (1 is the
+            paper; ``None`` keeps the stage's).
+    """
+
+    mode: Literal["rp", "arp", "arpfg", "arpfg_peak"] | None = None
+    k: float | None = None
+    dsr: tuple[float, float] | float | None = None
+    tau: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode is not None and self.mode not in STEERABLE_MODES:
+            raise ValueError(f"mode must be one of {STEERABLE_MODES} or None, got {self.mode!r}")
+        if self.k is not None:
+            object.__setattr__(self, "k", check_k(self.k))
+        if self.dsr is not None:
+            object.__setattr__(self, "dsr", check_rate_pair(self.dsr, "dsr"))
+        if self.tau is not None:
+            object.__setattr__(self, "tau", check_tau(self.tau))
+
+
+def apply_override(
+    name: str, base: StageSettings, override: StageOverride, default_k: float,
+    min_rate: float,
+) -> StageSettings:
+    """``base`` with ``override`` applied (stage ``name``; ``default_k`` and ``min_rate`` from
+    the config for a switch into an adaptive or foreground mode)."""
+    if not isinstance(override, StageOverride):
+        raise TypeError(
+            f"overrides[{name!r}] must be a StageOverride, got {type(override).__name__}"
+        )
+    if base.mode not in POOLED_MODES:
+        raise ValueError(f"stage {name!r} downsamples by {base.mode!r}; overrides apply to "
+                         f"the pooled modes {POOLED_MODES}")
+    mode = override.mode or base.mode
+    if mode in ADAPTIVE_MODES:
+        k = override.k if override.k is not None else (base.k if base.k is not None else default_k)
+    elif override.k is not None:
+        raise ValueError(f"overrides[{name!r}]: k has no meaning for mode {mode!r}")
+    else:
+        k = None
+    dsr = override.dsr if override.dsr is not None else base.dsr
+    tau = override.tau if override.tau is not None else base.tau
+    floor = (base.min_rate if base.min_rate is not None else min_rate) \
+        if mode in _FOREGROUND else None
+    crop = base.crop if mode == base.mode == "rp" else None
+    return StageSettings(mode=mode, k=k, dsr=dsr, tau=tau, min_rate=floor, crop=crop)
+
+
+def config_settings(
+    mode: StageMode, k: float, dsr: tuple[float, float], tau: float, min_rate: float,
+    crop: tuple[float, float] | None = None,
+) -> StageSettings:
+    """A stage's settings as a config describes them (``k`` only for adaptive modes)."""
+    if mode == "stride":
+        return StageSettings("stride")
+    return StageSettings(
+        mode,
+        k if mode in ADAPTIVE_MODES else None,
+        dsr,
+        tau if mode in POOLED_MODES else 1.0,
+        min_rate if mode in _FOREGROUND else None,
+        crop if mode == "rp" else None,
+    )
+
+
+def pool_stage(
+    x: Tensor, settings: StageSettings, kernel: str, sigma: float, suppress: Tensor | None,
+    guide: Tensor | None = None,
+) -> RegionPoolResult:
+    """Pool ``x`` by a pooled stage's ``settings`` (the operators keep their search in float32
+    under autocast). ``guide`` (``Tensor[B, H, W]``, the object's mask on ``x``'s map) is needed
+    by the oracle mode only."""
+    mode = settings.mode
+    if mode == "arp":
+        return adaptive_region_pool(x, settings.dsr, settings.k, kernel=kernel, sigma=sigma,
+                                    suppress=suppress, tau=settings.tau)
+    if mode == "rp":
+        return region_pool(x, settings.dsr, kernel=kernel, sigma=sigma, suppress=suppress,
+                           tau=settings.tau, crop=settings.crop)
+    if mode == "oracle" and guide is None:
+        raise ValueError("mode 'oracle' crops by the object's ground-truth mask: pass mask= "
+                         "(Tensor[B, 1, H, W] of the input images) to the model")
+    return foreground_region_pool(
+        x, settings.dsr, settings.k, min_rate=check_min_rate(settings.min_rate),
+        region="peak" if mode == "arpfg_peak" else "all",
+        guide=guide if mode == "oracle" else None,
+        kernel=kernel, sigma=sigma, suppress=suppress, tau=settings.tau,
+    )
+
+
+def stage_confidence(x: Tensor, settings: StageSettings, guide: Tensor | None = None) -> Tensor:
+    """The confidence map a pooled stage of ``settings`` computes on ``x`` (``Tensor[B, H, W]``)."""
+    if settings.mode == "oracle" and guide is not None:
+        return guide.detach().float()
+    if settings.mode in ("arpfg", "arpfg_peak"):
+        region = "peak" if settings.mode == "arpfg_peak" else "all"
+        return foreground_confidence(x, settings.tau, region)
+    return keypoint_confidence(x, settings.tau)
+
+
+def forced_pool(
+    x: Tensor, boxes: Tensor, settings: StageSettings, dsr: tuple[float, float],
+    guide: Tensor | None = None,
+) -> RegionPoolResult:
+    """Crop the given ``boxes [B, 4]`` of ``x`` and resample them as the stage would (step 9);
+    ``confidence`` is the stage's usual map, ``rates`` the boxes' extents over the map."""
+    height, width = x.shape[2], x.shape[3]
+    confidence = stage_confidence(x, settings, guide)
+    rates = torch.stack([(boxes[:, 3] - boxes[:, 1]) / height,
+                         (boxes[:, 2] - boxes[:, 0]) / width], dim=1)
+    features = resample_boxes(x, boxes, output_size(height, width, dsr))
+    return RegionPoolResult(features=features, confidence=confidence, boxes=boxes, rates=rates)
+
+
+def check_forced(name: str, boxes: object, x: Tensor) -> Tensor:
+    """``boxes`` as float32 ``[B, 4]`` inside ``x``'s map, else a ValueError/TypeError."""
+    if not isinstance(boxes, Tensor):
+        raise TypeError(f"boxes[{name!r}] must be a Tensor[B, 4], got {type(boxes).__name__}")
+    if boxes.shape != (x.shape[0], 4):
+        raise ValueError(f"boxes[{name!r}] must have shape [{x.shape[0]}, 4], "
+                         f"got {tuple(boxes.shape)}")
+    boxes = boxes.detach().to(device=x.device, dtype=torch.float32)
+    x1, y1, x2, y2 = boxes.unbind(1)
+    tol = 1e-3
+    inside = ((x1 >= -tol) & (y1 >= -tol) & (x2 <= x.shape[3] + tol) & (y2 <= x.shape[2] + tol)
+              & (x2 > x1) & (y2 > y1))
+    if not bool(inside.all()):
+        raise ValueError(f"boxes[{name!r}] must be non-empty (x1, y1, x2, y2) boxes inside the "
+                         f"stage's {x.shape[2]} x {x.shape[3]} input map")
+    return boxes
