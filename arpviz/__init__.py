@@ -17,4 +17,4 @@ __all__ = [
     "keypoint_confidence",
     "region_pool",
 ]
-__version__ = "0.1.0"
+__version__ = "0.3.0"

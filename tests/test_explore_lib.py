@@ -229,7 +229,9 @@ def test_rp_stage_ignores_k(ckpt: Checkpoint) -> None:
 
 def test_stage_label() -> None:
     assert sess.stage_label("conv3") == "Conv3"
-    assert sess.stage_label("conv4.local1") == "Conv4 local1"
+    assert sess.stage_label("conv4.local1") == "Conv4 local 1"
+    assert sess.stage_label("conv4.local0", "arp") == "Conv4 local 0 (ARP)"
+    assert sess.stage_label("conv4.main", "arpfg") == "Conv4 (ARP-FG)"
     assert sess.stage_label("other") == "other"
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from arpviz.bundled import DEFAULT_CLASSIFICATION, bundled_dir
 from arpviz.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -67,7 +68,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The checkpoint the app opens first when it is present.
-BUNDLED_DEFAULT = "synthbirds_wide_msgn_arp.safetensors"
+BUNDLED_DEFAULT = DEFAULT_CLASSIFICATION
 #: history keys the learning curves know, with their display names.
 METRICS: dict[str, str] = {
     "train_loss": "train loss",
@@ -81,16 +82,9 @@ METRICS: dict[str, str] = {
     "lr": "learning rate",
     "seconds": "seconds",
 }
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # ----------------------------------------------------------------------------- where from
-
-
-def bundled_dir() -> Path:
-    """The bundled checkpoints' folder: env ``ARPVIZ_BUNDLED_DIR``, else ``checkpoints/`` of
-    the repository."""
-    return Path(os.environ.get("ARPVIZ_BUNDLED_DIR") or _REPO_ROOT / "checkpoints")
 
 
 def checkpoint_roots() -> tuple[Path, ...]:

@@ -27,6 +27,7 @@ import torch
 
 from arpviz.explorer.inputs import PreparedImage
 from arpviz.models import MSGN, MSGNExplanation, StageCache, StageOverride, StageSettings
+from arpviz.models.stages import stage_label
 from arpviz.pooling import output_size
 
 __all__ = [
@@ -112,15 +113,6 @@ def set_threads(threads: int | None = None) -> int:
         torch.set_num_threads(count)
         logger.info("torch CPU threads: %d", count)
     return count
-
-
-def stage_label(name: str) -> str:
-    """A stage name for people: ``conv3`` -> ``Conv3``, ``conv4.local0`` -> ``Conv4 local0``."""
-    if name == "conv3":
-        return "Conv3"
-    if name.startswith("conv4."):
-        return f"Conv4 {name.split('.', 1)[1]}"
-    return name
 
 
 # ----------------------------------------------------------------------------- controls

@@ -47,6 +47,7 @@ __all__ = [
     "mode_label",
     "pool_stage",
     "stage_confidence",
+    "stage_label",
 ]
 
 StageMode = Literal["stride", "rp", "arp", "arpfg", "arpfg_peak", "oracle", "stn"]
@@ -74,6 +75,23 @@ MODE_LABELS: dict[str, str] = {
 def mode_label(mode: str) -> str:
     """The name a user reads for ``mode`` (``"arp"`` -> ``"ARP"``, ``"arpfg"`` -> ``"ARP-FG"``)."""
     return MODE_LABELS.get(mode, mode)
+
+
+def stage_label(name: str, mode: str | None = None) -> str:
+    """The one name people read for a stage, everywhere: ``conv3`` -> ``Conv3``,
+    ``conv4.local0`` -> ``Conv4 local 0``, ``conv4.global`` -> ``Conv4 global``, ``conv4.main``
+    -> ``Conv4``; with ``mode``, its label in brackets: ``Conv4 local 0 (ARP)``."""
+    if name == "conv3":
+        text = "Conv3"
+    elif name == "conv4.main":
+        text = "Conv4"
+    elif name.startswith("conv4.local") and name[len("conv4.local"):].isdigit():
+        text = f"Conv4 local {name[len('conv4.local'):]}"
+    elif name.startswith("conv4."):
+        text = f"Conv4 {name.split('.', 1)[1]}"
+    else:
+        text = name
+    return text if mode is None else f"{text} ({mode_label(mode)})"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,65 @@
+"""``arpviz-app``: start the Streamlit app from anywhere, on the bundled default checkpoint.
+
+``arpviz-app [streamlit flags]`` is ``streamlit run <arpviz>/webapp/app.py [streamlit flags]``
+with the app's own settings (the 256 MB upload cap, no usage statistics) as defaults that any
+flag given overrides, e.g. ``arpviz-app --server.port 8600 --server.headless true``. It needs
+the app's extra: ``pip install "arpviz[app]"``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+__all__ = ["DEFAULT_FLAGS", "main", "streamlit_args"]
+
+PROG = "arpviz-app"
+# the app's settings (the repository's .streamlit/config.toml), for runs outside the checkout
+DEFAULT_FLAGS: dict[str, str] = {
+    "--server.maxUploadSize": "256",
+    "--browser.gatherUsageStats": "false",
+}
+_HELP = f"""usage: {PROG} [-h] [--version] [STREAMLIT_FLAG ...]
+
+Start the arpviz app (Streamlit) on the bundled default checkpoint.
+
+Every flag is passed to `streamlit run`, e.g. --server.port 8600 --server.headless true
+(`streamlit run --help` lists them). Defaults: {' '.join(f'{k} {v}' for k, v in
+DEFAULT_FLAGS.items())}.
+"""
+
+
+def streamlit_args(argv: Sequence[str]) -> list[str]:
+    """The argument list of ``streamlit`` for ``arpviz-app argv``: ``run``, the app script,
+    the defaults that ``argv`` does not set, then ``argv``."""
+    from arpviz.webapp import APP_SCRIPT
+
+    given = {arg.split("=", 1)[0] for arg in argv if arg.startswith("--")}
+    defaults = [part for flag, value in DEFAULT_FLAGS.items() if flag not in given
+                for part in (flag, value)]
+    return ["run", str(APP_SCRIPT), *defaults, *argv]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(_HELP)
+        return 0
+    if argv and argv[0] == "--version":
+        from arpviz import __version__
+
+        print(f"{PROG} {__version__}")
+        return 0
+    try:
+        from streamlit.web import cli as streamlit_cli
+    except ImportError:
+        print(f'{PROG}: the app needs Streamlit and plotly: pip install "arpviz[app]"',
+              file=sys.stderr)
+        return 2
+    sys.argv = ["streamlit", *streamlit_args(argv)]
+    return int(streamlit_cli.main(prog_name="streamlit") or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
