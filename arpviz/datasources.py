@@ -12,24 +12,38 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from arpviz.data.cub import CUB200
 from arpviz.data.folder import ImageFolderDataset
+from arpviz.data.reid_folders import ReIDFolder
 from arpviz.data.synthbirds import SynthBirds, SynthBirdsConfig, transform_with_mask
+from arpviz.data.synthreid import SynthReID, SynthReIDConfig
 from arpviz.data.transforms import default_resize, eval_transform, train_transform
 
-__all__ = ["DATASETS", "DataSources", "RenderedSynthBirds", "build", "probe_batch", "synth_config"]
+__all__ = [
+    "DATASETS",
+    "REID_DATASETS",
+    "DataSources",
+    "RenderedSynthBirds",
+    "build",
+    "build_reid",
+    "is_reid",
+    "probe_batch",
+    "reid_labels",
+    "synth_config",
+]
 
 DATASETS = ("synthbirds", "cub", "folder")
+REID_DATASETS = ("synthreid", "veri776", "market1501")
 
 
 @dataclass(frozen=True)
 class DataSources:
     """Train and evaluation data sets with their class names and JSON record.
 
-    Re-ID data sets (:mod:`arpviz.reid`) also set ``query`` and ``gallery`` (``val`` is the
-    query split there).
+    Re-ID data sets (:data:`REID_DATASETS`, :func:`build_reid`) also set ``query`` and
+    ``gallery`` (``val`` is the query split there).
     """
 
     train: Dataset
@@ -100,15 +114,13 @@ def build(
     Args:
         record: ``{"name": "synthbirds", "config": {...}}`` or ``{"name": "cub", "root": ...}``
             or ``{"name": "folder", "root": ..., "val_root": ...}``, or a re-ID record
-            (:func:`arpviz.reid.build_reid`).
+            (:func:`build_reid`).
         image_size: the network's input side (448 for CUB, 128 for the bundled SynthBirds).
         eval_split: ``"val"`` or ``"test"`` (SynthBirds), ignored by CUB (its test split).
         cache: render SynthBirds once into memory (:class:`RenderedSynthBirds`).
         masks: items are ``(image, label, mask)`` with the object's ground-truth mask (for a
             model with an ``"oracle"`` stage); only SynthBirds renders masks.
     """
-    from arpviz.reid import build_reid, is_reid
-
     name = record.get("name") if isinstance(record, Mapping) else None
     if masks and name != "synthbirds":
         raise ValueError(f"masks: only SynthBirds renders ground-truth masks, not {name!r} "
@@ -158,3 +170,62 @@ def probe_batch(
     labels = torch.tensor([int(item[1]) for item in items])
     masks = torch.stack([item[2] for item in items]) if items and len(items[0]) > 2 else None
     return images, labels, masks
+
+
+# ----------------------------------------------------------------------------- re-ID
+
+
+def is_reid(record: Mapping[str, Any]) -> bool:
+    """Whether a data-set record (``{"name": ...}``) names a re-ID data set."""
+    return isinstance(record, Mapping) and record.get("name") in REID_DATASETS
+
+
+def build_reid(record: Mapping[str, Any], image_size: int, *, cache: bool = False):
+    """The :class:`~arpviz.datasources.DataSources` of a re-ID record.
+
+    ``record``: ``{"name": "synthreid", "config": {...}}`` or ``{"name": "veri776" |
+    "market1501", "root": ...}``. ``val`` is the query split (the probe images come from it);
+    ``query`` and ``gallery`` are set. Transforms: resize to ``image_size`` square (no crop),
+    random flip in training. ``cache`` keeps rendered SynthReID images in memory.
+    """
+    name = record.get("name")
+    if name not in REID_DATASETS:
+        raise ValueError(f"dataset name must be one of {REID_DATASETS}, got {name!r}")
+    train_tf = train_transform(image_size, resize=image_size)
+    eval_tf = eval_transform(image_size, resize=image_size)
+    if name == "synthreid":
+        config = SynthReIDConfig.from_dict(dict(record.get("config", {})))
+        config = config.replace(image_size=image_size)
+        splits = {s: SynthReID(config, s) for s in ("train", "query", "gallery")}
+        tfs = {"train": train_tf, "query": eval_tf, "gallery": eval_tf}
+        if cache:
+            sets = {s: RenderedSynthBirds(d, tfs[s]) for s, d in splits.items()}
+        else:
+            sets = {s: SynthReID(config, s, tfs[s]) for s in splits}
+        rec = {"name": name, "config": config.to_dict()}
+        names = splits["train"].class_names
+    else:
+        root = record.get("root")
+        if not root:
+            raise ValueError(f"dataset {name!r} needs root (the data set's folder)")
+        sets = {s: ReIDFolder(root, name, s, train_tf if s == "train" else eval_tf)
+                for s in ("train", "query", "gallery")}
+        rec = {"name": name, "root": str(root)}
+        names = sets["train"].class_names
+    return DataSources(sets["train"], sets["query"], tuple(names), rec,
+                       query=sets["query"], gallery=sets["gallery"])
+
+
+def reid_labels(dataset: Dataset) -> tuple[list[int], list[int]]:
+    """``(labels, cameras)`` of every item of a re-ID data set, without loading images.
+
+    Looks through :class:`~torch.utils.data.Subset` and the render cache; ``labels`` are the
+    data set's ``targets`` (training labels on train, identities on query/gallery).
+    """
+    if isinstance(dataset, Subset):
+        labels, cams = reid_labels(dataset.dataset)
+        return [labels[i] for i in dataset.indices], [cams[i] for i in dataset.indices]
+    source = getattr(dataset, "source", dataset)
+    if not hasattr(source, "targets") or not hasattr(source, "camids"):
+        raise TypeError(f"dataset must be a re-ID data set, got {type(dataset).__name__}")
+    return list(source.targets), list(source.camids)

@@ -1,4 +1,5 @@
-"""Evaluate a checkpoint: ``python -m arpviz.evaluate CKPT [--split val|test]``.
+"""Evaluate a checkpoint: ``arpviz-evaluate [CKPT] [--split val|test]`` (``python -m
+arpviz.evaluate``); without ``CKPT`` the bundled default (:mod:`arpviz.bundled`).
 
 A re-ID checkpoint (:mod:`arpviz.reid`) reports mAP and CMC rank-1/5/10 (in %) on the test
 query/gallery under the standard protocol (:mod:`arpviz.retrieval`). Otherwise it reports
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from arpviz import checkpoint as ckpt
+from arpviz.bundled import default_checkpoint_path
 from arpviz.data.synthbirds import SynthBirds
 from arpviz.data.transforms import default_resize
 from arpviz.datasources import build, synth_config
@@ -85,6 +87,8 @@ class GroundTruthBatch:
             reach outside ``[0, S]`` where the bird leaves the centre crop).
         keypoints: ``float64 [B, P, 2]``, part keypoints ``(x, y)`` in input pixels
             (``PART_NAMES`` order).
+        masks: ``Tensor[B, 1, S, S]`` float32 in [0, 1], the birds' ground-truth masks in input
+            pixels (for an ``"oracle"`` stage and the ideal-map analysis).
     """
 
     indices: np.ndarray
@@ -92,6 +96,7 @@ class GroundTruthBatch:
     labels: torch.Tensor
     boxes: np.ndarray
     keypoints: np.ndarray
+    masks: torch.Tensor
 
 
 def ground_truth_batches(
@@ -117,8 +122,10 @@ def ground_truth_batches(
     for start in range(0, count, batch_size):
         indices = np.arange(start, min(start + batch_size, count))
         samples = [source.render(int(i)) for i in indices]
-        crops = np.stack([s.image[offset:offset + size, offset:offset + size] for s in samples])
+        window = (slice(offset, offset + size), slice(offset, offset + size))
+        crops = np.stack([s.image[window] for s in samples])
         images = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255)
+        masks = torch.from_numpy(np.stack([s.mask[window] for s in samples]))[:, None]
         yield GroundTruthBatch(
             indices=indices,
             images=(images - mean) / std,
@@ -126,6 +133,7 @@ def ground_truth_batches(
             boxes=np.array([s.box for s in samples], dtype=np.float64) - offset,
             keypoints=np.array([list(s.keypoints.values()) for s in samples],
                                dtype=np.float64) - offset,
+            masks=masks.float().div(255),
         )
 
 
@@ -148,7 +156,7 @@ def crop_quality(
     ious: list[np.ndarray] = []
     batches = ground_truth_batches(meta, split, limit, batch_size)
     for batch in tqdm(batches, desc=f"crops {split}", leave=False):
-        explanation = model.explain(batch.images.to(device))
+        explanation = model.explain(batch.images.to(device), mask=batch.masks.to(device))
         whole = np.tile([0.0, 0.0, size, size], (len(batch.indices), 1))
         conv3 = explanation.image_boxes.get("conv3")
         conv3 = whole if conv3 is None else conv3.cpu().numpy()
@@ -176,7 +184,8 @@ def evaluate(
     meta = checkpoint.meta
     if limit is None and split == meta.dataset.get("eval_split", "val"):
         limit = meta.dataset.get("limit_val")
-    sources = build(meta.dataset, meta.input_size, eval_split=split)
+    sources = build(meta.dataset, meta.input_size, eval_split=split,
+                    masks=checkpoint.model.needs_mask)
     data = sources.val if limit is None else Subset(sources.val, range(min(limit,
                                                                               len(sources.val))))
     loader = DataLoader(data, batch_size=batch_size)
@@ -189,9 +198,11 @@ def evaluate(
 
 def _evaluate_any(args: argparse.Namespace) -> object:
     """Re-ID checkpoints: mAP/CMC on the test query/gallery; others: :func:`evaluate`."""
-    from arpviz.reid import is_reid
+    from arpviz.datasources import is_reid
     from arpviz.retrieval import evaluate_retrieval
 
+    if args.checkpoint is None:
+        args.checkpoint = str(default_checkpoint_path())
     if is_reid(ckpt.read_meta(args.checkpoint).dataset):
         if args.split != "test":
             raise ValueError("re-ID checkpoints are evaluated on --split test (query/gallery)")
@@ -203,13 +214,18 @@ def _evaluate_any(args: argparse.Namespace) -> object:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: prints the result as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m arpviz.evaluate", description=__doc__)
-    parser.add_argument("checkpoint")
-    parser.add_argument("--split", default="val", choices=["val", "test"])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--limit", type=int)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--no-crops", dest="crops", action="store_false")
+    parser = argparse.ArgumentParser(prog="arpviz-evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", nargs="?", default=None,
+                        help="an arpviz .safetensors checkpoint (default: the bundled "
+                        "classification MSGN with ARP)")
+    parser.add_argument("--split", default="val", choices=["val", "test"],
+                        help="the split to score (re-ID checkpoints: test, the query/gallery)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
+    parser.add_argument("--limit", type=int, help="score only the first N images")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    parser.add_argument("--no-crops", dest="crops", action="store_false",
+                        help="skip the crop quality (keypoints in the Conv4 crops, Conv3 IoU)")
     parser.add_argument("--deterministic", action="store_true",
                         help="TF32 off and deterministic algorithms (arpviz.numerics); on CUDA "
                         "the default numerics may differ from the CPU in a few images")
@@ -219,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         set_deterministic()
     try:
         result = _evaluate_any(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError) as exc:  # CheckpointError is a ValueError
         parser.error(str(exc))
     print(json.dumps({**asdict(result), "numerics": describe(args.device)}, indent=2))
     return 0

@@ -1,18 +1,20 @@
 """Re-identification training pieces: data sets by name, the P x K sampler, the losses.
 
-The paper's re-ID recipe (SPEC, "Re-identification"): images resized to the input size (no
+The paper's re-ID recipe (Section 4 and Appendix C): images resized to the input size (no
 crop; random horizontal flip in training), the MSGN embedding as the descriptor, the sum of
 cross-entropy over the training identities and the batch-hard triplet loss (Hermans, Beyer and
 Leibe, "In Defense of the Triplet Loss for Person Re-Identification", 2017) on the embedding
 (:func:`descriptor`), batches of P identities with K images each. :mod:`arpviz.train` uses
-these when the data set is a re-ID one (:data:`REID_DATASETS`); :mod:`arpviz.retrieval`
-evaluates.
+these when the data set is a re-ID one (:data:`~arpviz.datasources.REID_DATASETS`);
+:mod:`arpviz.retrieval` evaluates. The data sets by name (:func:`build_reid`, :func:`is_reid`,
+:func:`reid_labels`) live in :mod:`arpviz.datasources` and the descriptor in
+:mod:`arpviz.retrieval`; they are re-exported here.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
+from arpviz.datasources import REID_DATASETS, build_reid, is_reid, reid_labels
 from arpviz.models import MSGN
+from arpviz.retrieval import descriptor, retrieval_metrics
 
 __all__ = [
     "REID_DATASETS",
@@ -40,70 +44,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-REID_DATASETS = ("synthreid", "veri776", "market1501")
-
-
-def is_reid(record: Mapping[str, Any]) -> bool:
-    """Whether a data-set record (``{"name": ...}``) names a re-ID data set."""
-    return isinstance(record, Mapping) and record.get("name") in REID_DATASETS
-
-
-def build_reid(record: Mapping[str, Any], image_size: int, *, cache: bool = False):
-    """The :class:`~arpviz.datasources.DataSources` of a re-ID record.
-
-    ``record``: ``{"name": "synthreid", "config": {...}}`` or ``{"name": "veri776" |
-    "market1501", "root": ...}``. ``val`` is the query split (the probe images come from it);
-    ``query`` and ``gallery`` are set. Transforms: resize to ``image_size`` square (no crop),
-    random flip in training. ``cache`` keeps rendered SynthReID images in memory.
-    """
-    from arpviz.data.reid_folders import ReIDFolder
-    from arpviz.data.synthreid import SynthReID, SynthReIDConfig
-    from arpviz.data.transforms import eval_transform, train_transform
-    from arpviz.datasources import DataSources, RenderedSynthBirds
-
-    name = record.get("name")
-    if name not in REID_DATASETS:
-        raise ValueError(f"dataset name must be one of {REID_DATASETS}, got {name!r}")
-    train_tf = train_transform(image_size, resize=image_size)
-    eval_tf = eval_transform(image_size, resize=image_size)
-    if name == "synthreid":
-        config = SynthReIDConfig.from_dict(dict(record.get("config", {})))
-        config = config.replace(image_size=image_size)
-        splits = {s: SynthReID(config, s) for s in ("train", "query", "gallery")}
-        tfs = {"train": train_tf, "query": eval_tf, "gallery": eval_tf}
-        if cache:
-            sets = {s: RenderedSynthBirds(d, tfs[s]) for s, d in splits.items()}
-        else:
-            sets = {s: SynthReID(config, s, tfs[s]) for s in splits}
-        rec = {"name": name, "config": config.to_dict()}
-        names = splits["train"].class_names
-    else:
-        root = record.get("root")
-        if not root:
-            raise ValueError(f"dataset {name!r} needs root (the data set's folder)")
-        sets = {s: ReIDFolder(root, name, s, train_tf if s == "train" else eval_tf)
-                for s in ("train", "query", "gallery")}
-        rec = {"name": name, "root": str(root)}
-        names = sets["train"].class_names
-    return DataSources(sets["train"], sets["query"], tuple(names), rec,
-                       query=sets["query"], gallery=sets["gallery"])
-
-
-def reid_labels(dataset: Dataset) -> tuple[list[int], list[int]]:
-    """``(labels, cameras)`` of every item of a re-ID data set, without loading images.
-
-    Looks through :class:`~torch.utils.data.Subset` and the render cache; ``labels`` are the
-    data set's ``targets`` (training labels on train, identities on query/gallery).
-    """
-    if isinstance(dataset, Subset):
-        labels, cams = reid_labels(dataset.dataset)
-        return [labels[i] for i in dataset.indices], [cams[i] for i in dataset.indices]
-    source = getattr(dataset, "source", dataset)
-    if not hasattr(source, "targets") or not hasattr(source, "camids"):
-        raise TypeError(f"dataset must be a re-ID data set, got {type(dataset).__name__}")
-    return list(source.targets), list(source.camids)
-
 
 class PKBatchSampler(Sampler[list[int]]):
     """Batches of ``p`` identities with ``k`` images each (indices into the data set).
@@ -198,17 +138,6 @@ def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 
     return F.relu(margin + hardest_pos - hardest_neg)[valid].mean()
 
 
-def descriptor(model: MSGN, features: Tensor) -> Tensor:
-    """The re-ID descriptor ``[B, D]`` of MSGN features ``[B, num_branches * C]``: the embedding
-    layer's output before its ReLU (Linear + BatchNorm).
-
-    The triplet loss and the retrieval use it; the classifier sees its ReLU, as in MSGN. (A
-    triplet loss on the ReLU output can collapse: once the embedding is all zero, every distance
-    is 0, the loss sits at the margin and no gradient flows back.)
-    """
-    return model.embedding[:-1](features)
-
-
 class ReIDModel(nn.Module):
     """An MSGN that returns ``(descriptor [B, D], logits [B, num_classes])`` (for DDP)."""
 
@@ -247,8 +176,6 @@ def reid_record(model: MSGN, sources: Any, device: torch.device, config: Any,
                 rank: int = 0) -> dict[str, float]:
     """The epoch's test figures for the history (rank 0 only; other ranks get ``{}``):
     ``mAP``, ``rank1``, ``rank5``, ``rank10`` in %."""
-    from arpviz.retrieval import retrieval_metrics
-
     if rank != 0:
         return {}
     metrics = retrieval_metrics(model, sources.query, sources.gallery,

@@ -26,9 +26,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from arpviz import checkpoint as ckpt
+from arpviz.datasources import build, is_reid, reid_labels
 from arpviz.models import MSGN
 from arpviz.models.stages import StageOverride
-from arpviz.reid import descriptor
 from arpviz.validation import check_count
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "RetrievalMetrics",
     "RetrievalSets",
     "average_precision",
+    "descriptor",
     "embed",
     "evaluate_ranking",
     "evaluate_retrieval",
@@ -47,6 +48,17 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
+
+def descriptor(model: MSGN, features: Tensor) -> Tensor:
+    """The re-ID descriptor ``[B, D]`` of MSGN features ``[B, num_branches * C]``: the embedding
+    layer's output before its ReLU (Linear + BatchNorm).
+
+    The triplet loss and the retrieval use it; the classifier sees its ReLU, as in MSGN. (A
+    triplet loss on the ReLU output can collapse: once the embedding is all zero, every distance
+    is 0, the loss sits at the margin and no gradient flows back.)
+    """
+    return model.embedding[:-1](features)
 
 @dataclass(frozen=True)
 class RetrievalMetrics:
@@ -225,8 +237,6 @@ def retrieval_metrics(
     progress: bool = True,
 ) -> RetrievalMetrics:
     """Embed ``query`` and ``gallery`` (re-ID data sets) and score the ranking."""
-    from arpviz.reid import reid_labels
-
     q_pids, q_cams = reid_labels(query)
     g_pids, g_cams = reid_labels(gallery)
     kwargs = {"batch_size": batch_size, "device": device, "overrides": overrides,
@@ -238,9 +248,6 @@ def retrieval_metrics(
 
 def load_retrieval_sets(checkpoint: ckpt.Checkpoint) -> RetrievalSets:
     """The query and gallery of a re-ID checkpoint's data set, with identities and cameras."""
-    from arpviz.datasources import build
-    from arpviz.reid import is_reid, reid_labels
-
     meta = checkpoint.meta
     if not is_reid(meta.dataset):
         raise ValueError(f"checkpoint: data set {meta.dataset.get('name')!r} is not a re-ID one")

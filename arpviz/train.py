@@ -1,10 +1,11 @@
 """Train MSGN with the paper's recipe; ``python -m arpviz.train --help``.
 
-Recipe (SPEC, Section 4.1 / Appendix C): SGD, momentum 0.9, weight decay 5e-4; the learning rate
-warms up linearly from 0.001 to 0.01 over the first 10% of the epochs (per iteration), then is
-multiplied by 0.1 at 40% and 70% of the epochs; cross-entropy. After every epoch the probe images
-(the first ``probes`` images of the evaluation split) are explained and their boxes, rates,
-confidence maps and top-5 predictions are stored in the checkpoint (:mod:`arpviz.checkpoint`).
+Recipe (the paper's Section 4.1 and Appendix C): SGD, momentum 0.9, weight decay 5e-4; the
+learning rate warms up linearly from 0.001 to 0.01 over the first 10% of the epochs (per
+iteration), then is multiplied by 0.1 at 40% and 70% of the epochs; cross-entropy. After every
+epoch the probe images (the first ``probes`` images of the evaluation split) are explained and
+their boxes, rates, confidence maps and top-5 predictions are stored in the checkpoint
+(:mod:`arpviz.checkpoint`).
 
 Several GPUs (or CPU processes): ``torchrun --nproc_per_node N -m arpviz.train ...`` (DDP; NCCL
 on CUDA, gloo on CPU). Resume: ``--resume CKPT`` continues the schedule from the next epoch,

@@ -1,4 +1,4 @@
-"""A slow, loop-by-loop reference of RP/ARP that follows SPEC.md step by step (float64)."""
+"""A slow, loop-by-loop reference of RP/ARP that follows docs/method.md step by step (float64)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Does ARP adapt? Rates against the object, crop precision, placement, k curves and contrast.
 
-``python -m arpviz.analysis CKPT --split test [--limit N] [--tau T] --out FILE.json`` runs a
-checkpoint over a split and measures, for every pooled stage (RP, ARP or STN; keys as in
+``arpviz-analysis [CKPT] --split test [--limit N] [--tau T] [--ideal] --out FILE.json`` (or
+``python -m arpviz.analysis``; without ``CKPT`` the bundled default) runs a checkpoint over a
+split and measures, for every pooled stage (RP, ARP, ARP-FG, oracle or STN; keys as in
 :class:`arpviz.models.MSGNExplanation`, e.g. ``"conv3"``, ``"conv4.local0"``):
 
 - ``rate``: the downsampling rate actually used, per axis (``h``, ``w``): mean, SD, min, max;
@@ -26,7 +27,12 @@ checkpoint over a split and measures, for every pooled stage (RP, ARP or STN; ke
 - ``floor_free`` (a diagnostic, **not** the paper's operator): Eq. 9's rate computed from the
   same map with its floor removed, ``relu(C - median(C))`` per image (k of the stage, 1 for
   RP/STN; not bounded below by dsr; no network pass), and its correlation with the object
-  (ground truth only): whether the map's shape above its floor could follow the object at all.
+  (ground truth only): whether the map's shape above its floor could follow the object at all;
+- ``ideal`` (``--ideal``, ground truth only): the rates of the paper's ARP (key ``arp``) and of
+  ARP-FG (``arpfg``, beyond the paper) when every channel of the stage's input is replaced by
+  the object's ground-truth mask on that map (:func:`arpviz.models.mask_on_map` over the
+  stage's frame), with ``k`` and ``rate_vs_object`` as above: what each rule would do with a
+  perfect map.
 
 What needs ground truth (SynthBirds renders it) is ``None`` (JSON ``null``) on other data.
 ``tau`` (beyond the paper; 1 is the paper) analyses the checkpoint with every RP/ARP stage's

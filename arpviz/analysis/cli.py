@@ -1,4 +1,5 @@
-"""``python -m arpviz.analysis``: analyse a checkpoint, print a table, write JSON."""
+"""``arpviz-analysis`` (``python -m arpviz.analysis``): analyse a checkpoint, print a table,
+write JSON."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ import torch
 import arpviz.analysis as package
 from arpviz.analysis.measure import DEFAULT_K_VALUES, analyse
 from arpviz.analysis.report import AdaptivityReport
+from arpviz.bundled import default_checkpoint_path
 
-__all__ = ["format_table", "main"]
+__all__ = ["PROG", "format_table", "main"]
+
+PROG = "arpviz-analysis"
 
 
 def _fmt(value: Any, spec: str = ".3f") -> str:
@@ -58,6 +62,12 @@ def format_table(report: AdaptivityReport) -> str:
             lines.append(f"{'':<14}floor-free rate_h {_fmt(r['mean'])}+-{_fmt(r['sd'], '.4f')}"
                          f"  rho(height) {_fmt_corr(free['rate_vs_object']['height'])}"
                          f"  rho(width) {_fmt_corr(free['rate_vs_object']['width'])}")
+        for rule, ideal in (st.ideal or {}).items():
+            r = ideal["rate"]["h"]
+            lines.append(f"{'':<14}ideal map, {rule} (k {ideal['k']:g}): rate_h "
+                         f"{_fmt(r['mean'])}+-{_fmt(r['sd'], '.4f')} [{_fmt(r['min'])},"
+                         f"{_fmt(r['max'])}]  rho(height) "
+                         f"{_fmt_corr(ideal['rate_vs_object']['height'])}")
         if st.k_curve:
             pairs = ", ".join(f"{k:g}: {t:.1f}" for k, t in zip(st.k_curve["k"],
                                                                st.k_curve["top1"], strict=True))
@@ -71,9 +81,11 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: analyse a checkpoint, print a table, write JSON."""
-    parser = argparse.ArgumentParser(prog="python -m arpviz.analysis", description=package.__doc__,
+    parser = argparse.ArgumentParser(prog=PROG, description=package.__doc__,
                                      formatter_class=_Formatter)
-    parser.add_argument("checkpoint", help="a .safetensors checkpoint")
+    parser.add_argument("checkpoint", nargs="?", default=None,
+                        help="a .safetensors checkpoint (default: the bundled classification "
+                        "MSGN with ARP)")
     parser.add_argument("--split", default="test", choices=["val", "test"], help="data split")
     parser.add_argument("--limit", type=int, default=None, help="analyse the first N images")
     parser.add_argument("--device", default="cpu", help="torch device")
@@ -89,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--faithfulness", action="store_true",
                         help="also run arpviz.faithfulness on the first Conv4 pooled stage")
+    parser.add_argument("--ideal", action="store_true",
+                        help="also measure the rates of the paper's ARP and of ARP-FG (beyond "
+                        "the paper) with every channel of each pooled stage's input replaced "
+                        "by the object's ground-truth mask (SynthBirds)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--out", default=None, help="write the report as JSON here")
@@ -99,12 +115,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     try:
+        if args.checkpoint is None:
+            args.checkpoint = str(default_checkpoint_path())
         report = analyse(args.checkpoint, args.split, limit=args.limit, tau=args.tau,
                          device=args.device, batch_size=args.batch_size, n_random=args.n_random,
                          k_values=args.k_values, seed=args.seed, n_boot=args.n_boot,
-                         faithfulness=args.faithfulness, show_progress=not args.no_progress)
-    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, RuntimeError) as exc:
-        print(f"python -m arpviz.analysis: error: {exc}", file=sys.stderr)
+                         faithfulness=args.faithfulness, ideal=args.ideal,
+                         show_progress=not args.no_progress)
+    except (ValueError, TypeError, OSError, RuntimeError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     print(format_table(report))
     if args.out:

@@ -30,17 +30,20 @@ from arpviz.analysis.statistics import correlation, stats
 from arpviz.datasources import build
 from arpviz.evaluate import GroundTruthBatch, ground_truth_batches
 from arpviz.faithfulness import centre_boxes, faithfulness_over_loader, random_boxes
-from arpviz.models import MSGN, StageOverride
-from arpviz.pooling import adaptive_rates, select_boxes
+from arpviz.foreground import FG_K, foreground_region_pool
+from arpviz.models import ADAPTIVE_MODES, MSGN, POOLED_MODES, StageOverride, mask_on_map
+from arpviz.models.stages import StageSettings
+from arpviz.pooling import adaptive_rates, adaptive_region_pool, select_boxes
 from arpviz.validation import check_count, check_k, check_tau
 
-__all__ = ["DEFAULT_K_VALUES", "Progress", "analyse"]
+__all__ = ["DEFAULT_K_VALUES", "IDEAL_MODES", "Progress", "analyse", "ideal_k", "ideal_rates"]
 
 logger = logging.getLogger(__name__)
 
 #: The k values of the k curve.
 DEFAULT_K_VALUES: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9, 1.0, 1.2, 1.5)
-_POOLED_BY_RULE = ("rp", "arp")
+#: The rules of the ideal-map analysis: the paper's ARP and ARP-FG (beyond the paper).
+IDEAL_MODES: tuple[str, ...] = ("arp", "arpfg")
 #: ``progress(fraction_done, message)``, called after every batch (a Streamlit progress bar).
 Progress = Callable[[float, str], None]
 
@@ -83,12 +86,13 @@ class _StageAccumulator:
     """Per-image arrays of one stage, collected batch by batch."""
 
     def __init__(self, stage: str, mode: str, k: float | None, k_values: Sequence[float],
-                 n_random: int):
+                 n_random: int, ideal_k: Mapping[str, float] | None = None):
         self.stage, self.mode, self.k, self.n_random = stage, mode, k, n_random
+        self.ideal_k = dict(ideal_k or {})
         self.columns: dict[str, list[np.ndarray]] = {}
         self.placement_correct: dict[str, int] = {}
         self.placement_recall: dict[str, list[np.ndarray]] = {}
-        self.k_values = tuple(k_values) if mode == "arp" else ()
+        self.k_values = tuple(k_values) if mode in ADAPTIVE_MODES else ()
         self.k_correct = [0] * len(self.k_values)
         self.k_rates: list[list[np.ndarray]] = [[] for _ in self.k_values]
         self.conf_min = math.inf
@@ -106,7 +110,36 @@ def _tau_overrides(model: MSGN, tau: float) -> dict[str, StageOverride]:
     if tau == model.config.tau:
         return {}
     return {name: StageOverride(tau=tau) for name, s in model.stage_settings().items()
-            if s.mode in _POOLED_BY_RULE}
+            if s.mode in POOLED_MODES}
+
+
+def ideal_k(model: MSGN, name: str, settings: StageSettings) -> dict[str, float]:
+    """The ``k`` of each ideal rule for stage ``name``: the stage's own where it runs that
+    rule (ARP, or a foreground mode for ARP-FG), else the config's ``conv3_k``/``conv4_k`` for
+    ARP and :data:`arpviz.foreground.FG_K` for ARP-FG."""
+    own = settings.k
+    config_k = model.config.conv3_k if name == "conv3" else model.config.conv4_k
+    foreground = settings.mode in ("arpfg", "arpfg_peak", "oracle")
+    return {"arp": own if settings.mode == "arp" and own is not None else config_k,
+            "arpfg": own if foreground and own is not None else FG_K}
+
+
+def ideal_rates(
+    mask_map: Tensor, settings: StageSettings, k: Mapping[str, float], min_rate: float,
+    kernel: str, sigma: float,
+) -> dict[str, Tensor]:
+    """The rates ``[B, 2]`` each ideal rule (:data:`IDEAL_MODES`) picks when every channel of
+    the stage's input is the object's mask on that map (``mask_map``: ``[B, h, w]``).
+
+    A channel repeated any number of times standardises and averages to itself, so one channel
+    stands for all of them."""
+    x = mask_map[:, None].float()
+    dsr = settings.dsr or (0.5, 0.5)
+    return {
+        "arp": adaptive_region_pool(x, dsr, k["arp"], kernel=kernel, sigma=sigma).rates,
+        "arpfg": foreground_region_pool(x, dsr, k["arpfg"], min_rate=min_rate, kernel=kernel,
+                                        sigma=sigma).rates,
+    }
 
 
 def _frame(explanation: Any, stage: str, batch: int, size: tuple[int, int]) -> Tensor:
@@ -131,6 +164,7 @@ def analyse(
     seed: int = 0,
     n_boot: int = 1000,
     faithfulness: bool = False,
+    ideal: bool = False,
     progress: Progress | None = None,
     show_progress: bool = True,
 ) -> AdaptivityReport:
@@ -148,6 +182,9 @@ def analyse(
         n_boot: bootstrap resamples of the correlation intervals.
         faithfulness: also run :func:`arpviz.faithfulness.faithfulness_over_loader` on the
             first Conv4 pooled stage (slow: about 15 network passes per image).
+        ideal: also measure, for every pooled stage, the rates the paper's ARP and ARP-FG pick
+            when every channel of the stage's input is replaced by the object's ground-truth
+            mask on that map (``StageAnalysis.ideal``; SynthBirds only).
         progress: called as ``progress(fraction_done, message)`` after every batch (for a
             Streamlit progress bar).
         show_progress: show a tqdm bar.
@@ -180,9 +217,14 @@ def analyse(
     overrides = _tau_overrides(model, tau)
     settings = model.stage_settings(overrides)
     batches, total, has_truth = _batches(checkpoint, split, limit, batch_size)
+    if (ideal or model.needs_mask) and not has_truth:
+        raise ValueError("ideal maps and oracle stages need the objects' masks, which only "
+                         "SynthBirds renders")
     generator = torch.Generator().manual_seed(int(seed))
     accs = {name: _StageAccumulator(name, settings[name].mode, settings[name].k, k_values,
-                                    n_random) for name in pooled}
+                                    n_random,
+                                    ideal_k(model, name, settings[name]) if ideal else None)
+            for name in pooled}
     image_cols: dict[str, list[np.ndarray]] = {"index": [], "label": [], "pred": [],
                                                "object_height_px": [], "object_width_px": []}
     kept_images: list[Tensor] = []
@@ -194,14 +236,15 @@ def analyse(
             labels = batch.labels.to(device)
             if faithfulness:
                 kept_images.append(batch.images)
-            cache = model.prepare(x, max_entries=4 + len(k_values))
+            truth = batch.truth
+            mask = None if truth is None else truth.masks.to(device)
+            cache = model.prepare(x, max_entries=4 + len(k_values), mask=mask)
             base = model.explain_from(cache, overrides)
             correct = base.logits.argmax(1) == labels
             correct_total += int(correct.sum())
             image_cols["index"].append(batch.indices)
             image_cols["label"].append(batch.labels.numpy())
             image_cols["pred"].append(base.logits.argmax(1).cpu().numpy())
-            truth = batch.truth
             if truth is not None:
                 image_cols["object_height_px"].append(truth.boxes[:, 3] - truth.boxes[:, 1])
                 image_cols["object_width_px"].append(truth.boxes[:, 2] - truth.boxes[:, 0])
@@ -299,7 +342,15 @@ def _analyse_stage(
 
     if truth is None:
         return
-    frame = _frame(base, name, batch, base.image_size).cpu().numpy().astype(np.float64)
+    frame_t = _frame(base, name, batch, base.image_size)
+    frame = frame_t.cpu().numpy().astype(np.float64)
+    if acc.ideal_k:
+        settings = base.settings[name]
+        mask_map = mask_on_map(truth.masks.to(frame_t.device), frame_t, map_size)
+        for rule, rates_ideal in ideal_rates(mask_map, settings, acc.ideal_k, cfg.min_rate,
+                                             cfg.kernel, cfg.sigma).items():
+            acc.add(f"ideal_{rule}_h", rates_ideal[:, 0].cpu().numpy())
+            acc.add(f"ideal_{rule}_w", rates_ideal[:, 1].cpu().numpy())
     objects = truth.boxes
     points = truth.keypoints
     fh = frame[:, 3] - frame[:, 1]
@@ -356,6 +407,14 @@ def _summarise(
         floor_free["rate_vs_object"] = {
             "height": correlation(free_h, acc.column("object_h"), n_boot=n_boot, seed=seed),
             "width": correlation(free_w, acc.column("object_w"), n_boot=n_boot, seed=seed)}
+    ideal = None
+    if acc.ideal_k and has_truth:
+        ideal = {}
+        for rule, k in acc.ideal_k.items():
+            ih, iw = acc.column(f"ideal_{rule}_h"), acc.column(f"ideal_{rule}_w")
+            ideal[rule] = {"k": k, "rate": {"h": stats(ih), "w": stats(iw)},
+                           "rate_vs_object": {"height": corr(ih, acc.column("object_h")),
+                                              "width": corr(iw, acc.column("object_w"))}}
     k_curve = None
     if acc.k_values:
         k_rates = [np.concatenate(parts) for parts in acc.k_rates]
@@ -368,5 +427,5 @@ def _summarise(
         rate={"h": stats(rate_h), "w": stats(rate_w)},
         rate_vs_object=rate_vs_object, crop_precision=precision, keypoint_recall=recall,
         placement=placement, placement_keypoint_recall=recall_by_placement,
-        k_curve=k_curve, confidence=contrast, floor_free=floor_free,
+        k_curve=k_curve, confidence=contrast, floor_free=floor_free, ideal=ideal,
     )

@@ -21,8 +21,8 @@ class StageAnalysis:
 
     Attributes:
         stage: the stage name, e.g. ``"conv4.local0"``.
-        mode: ``"rp"``, ``"arp"`` or ``"stn"``.
-        k: ARP's k (else ``None``).
+        mode: the stage's mode (``"rp"``, ``"arp"``, ``"arpfg"``, ``"stn"``, ...).
+        k: the k of an adaptive mode (else ``None``).
         rate: ``{"h": stats, "w": stats}`` (:func:`stats`).
         rate_vs_object: ``{"height", "width", "keypoint_spread": {"h", "w"}}`` of
             :func:`correlation` results, or ``None`` without ground truth.
@@ -35,6 +35,10 @@ class StageAnalysis:
             :func:`stats` over images (``None`` without ground truth).
         floor_free: ``{"k", "rate": {"h", "w"}, "rate_vs_object": {"height", "width"} or
             None}``: the diagnostic rate of the map with its floor removed (module docs).
+        ideal: with ``--ideal``, per rule (``"arp"``: the paper's ARP, ``"arpfg"``: ARP-FG,
+            beyond the paper) ``{"k", "rate": {"h", "w"}, "rate_vs_object": {"height",
+            "width"}}``: what the rule picks when every channel of the stage's input is the
+            object's ground-truth mask on that map; else ``None``.
     """
 
     stage: str
@@ -49,6 +53,7 @@ class StageAnalysis:
     k_curve: dict[str, Any] | None
     confidence: dict[str, Any]
     floor_free: dict[str, Any] | None = None
+    ideal: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Training and evaluation transforms (SPEC: resize 512, crop 448, flip; test centre crop).
+"""Training and evaluation transforms (the paper: resize 512, crop 448, flip; test centre crop).
 
 For CUB ``train_transform(448)`` resizes to 512 x 512, takes a random 448 x 448 crop and flips
 horizontally at random; ``eval_transform(448)`` resizes to 512 x 512 and takes the centre crop.

@@ -1,4 +1,4 @@
-"""Explain many images: ``python -m arpviz.explain --checkpoint CKPT --out DIR INPUT...``.
+"""Explain many images: ``arpviz-explain [--checkpoint CKPT] --out DIR INPUT...``.
 
 An INPUT is an image file or a folder (searched recursively for image files, in sorted order).
 The command writes ``DIR/results.jsonl`` (one JSON object per image, in input order),

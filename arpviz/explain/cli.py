@@ -1,5 +1,6 @@
-"""``python -m arpviz.explain``: the batch command (see :mod:`arpviz.explain`), sharded under
-``torchrun``, writing ``results.jsonl``, overlays and ``manifest.json``."""
+"""``arpviz-explain`` (``python -m arpviz.explain``): the batch command (see
+:mod:`arpviz.explain`), sharded under ``torchrun``, writing ``results.jsonl``, overlays and
+``manifest.json``."""
 
 from __future__ import annotations
 
@@ -21,22 +22,24 @@ from PIL import Image
 
 import arpviz.explain as package
 from arpviz import checkpoint as ckpt
+from arpviz.bundled import default_checkpoint_path
 from arpviz.explain.batch import DEFAULT_MAX_BYTES, explain_files, list_images, model_device
 from arpviz.explain.overlay import overlay_png
 from arpviz.explain.records import record_to_json
 from arpviz.images import DEFAULT_MAX_PIXELS
-from arpviz.models import StageOverride
+from arpviz.models import STEERABLE_MODES, StageOverride
 
-__all__ = ["UsageError", "main", "parse_overrides"]
+__all__ = ["PROG", "UsageError", "main", "parse_overrides"]
 
 logger = logging.getLogger(__name__)
+PROG = "arpviz-explain"
 
 
 class UsageError(ValueError):
     """A mistake on the command line (exit status 2)."""
 
 
-_SET = re.compile(r"^(?P<stage>[A-Za-z0-9_.]+)\.(?P<field>k|dsr|mode)=(?P<value>.+)$")
+_SET = re.compile(r"^(?P<stage>[A-Za-z0-9_.]+)\.(?P<field>k|dsr|tau|mode)=(?P<value>.+)$")
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, StageOverride]:
@@ -52,11 +55,11 @@ def parse_overrides(items: Sequence[str]) -> dict[str, StageOverride]:
     for item in items:
         match = _SET.match(item.strip())
         if match is None:
-            raise ValueError(f"--set {item!r}: expected STAGE.k=V, STAGE.dsr=V or STAGE.mode=M, "
-                             "e.g. conv4.local0.k=0.5")
+            raise ValueError(f"--set {item!r}: expected STAGE.k=V, STAGE.dsr=V, STAGE.tau=V or "
+                             "STAGE.mode=M, e.g. conv4.local0.k=0.5")
         stage, name, raw = match["stage"], match["field"], match["value"].strip()
         try:
-            if name == "k":
+            if name in ("k", "tau"):
                 value: Any = float(raw)
             elif name == "dsr":
                 parts = [float(v) for v in raw.split(",")]
@@ -158,20 +161,24 @@ def _overlay_name(index: int, file: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m arpviz.explain",
+        prog=PROG,
         description=package.__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files and folders (searched recursively)")
-    parser.add_argument("--checkpoint", required=True, help="an arpviz .safetensors checkpoint")
+    parser.add_argument("--checkpoint", default=None,
+                        help="an arpviz .safetensors checkpoint (default: the bundled "
+                        "classification MSGN with ARP)")
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="STAGE.FIELD=V",
-                        help="override a stage: STAGE.k=V, STAGE.dsr=V (or H,W), STAGE.mode=rp|arp;"
-                             " repeatable, e.g. --set conv4.local0.k=0.5")
+                        help="override a pooled stage: STAGE.k=V, STAGE.dsr=V (or H,W), "
+                             f"STAGE.tau=V, STAGE.mode={'|'.join(STEERABLE_MODES)} (arpfg: "
+                             "ARP-FG, beyond the paper); repeatable, e.g. --set "
+                             "conv4.local0.k=0.5"),
     parser.add_argument("--no-overlays", dest="overlays", action="store_false",
                         help="skip the overlay PNGs (draw overlays: %(default)s)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
@@ -194,6 +201,8 @@ def _prepare(args: argparse.Namespace, local_rank: int) -> tuple[ckpt.Checkpoint
         raise UsageError(str(exc)) from None
     device = _resolve_device(args.device, local_rank)
     try:
+        if args.checkpoint is None:
+            args.checkpoint = str(default_checkpoint_path())
         bundle = ckpt.load(args.checkpoint, device=device)
     except (FileNotFoundError, ValueError, TypeError) as exc:
         raise UsageError(f"--checkpoint: {exc}") from None
@@ -254,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for _, row in rows:
                 handle.write(json.dumps(row, allow_nan=False) + "\n")
         manifest = {
-            "command": "python -m arpviz.explain",
+            "command": PROG,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "checkpoint": {"path": str(args.checkpoint),
                            "sha256": ckpt.file_digest(Path(args.checkpoint)),

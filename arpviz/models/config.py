@@ -91,8 +91,8 @@ class MSGNConfig:
             (:func:`arpviz.pooling.keypoint_confidence`). **Beyond the paper**: ``1.0`` is the
             paper and the default; :meth:`to_dict` omits it at 1.0 (absent means 1.0).
         min_rate: the lower rate bound of the ARP-FG and oracle stages (beyond the paper;
-            default 0.25; below the DSR the crop is zoomed); omitted by :meth:`to_dict` at its
-            default.
+            default 0.125; below the DSR the crop is zoomed); :meth:`to_dict` writes it only
+            for a config with such a stage.
         conv4_crop: with ``conv4="rp"``, the crop's rate when it differs from the DSR (the
             fixed-size control: a 0.7 crop resampled to the DSR's output, as ARP's crop at
             ``k = 0.7``); ``None`` (the default, omitted by :meth:`to_dict`) is the DSR.
@@ -156,8 +156,8 @@ class MSGNConfig:
             del out["stn_bounded"]
         if self.tau == 1.0:  # the paper's confidence; absent means 1.0 (older files)
             del out["tau"]
-        if self.min_rate == DEFAULT_MIN_RATE:
-            del out["min_rate"]
+        if not {self.conv3, self.conv4} & {"arpfg", "arpfg_peak", "oracle"}:
+            del out["min_rate"]  # unused: files stay readable by older arpviz
         if self.conv4_crop is None:
             del out["conv4_crop"]
         return out

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from arpviz.foreground import check_min_rate, foreground_confidence, foreground_region_pool
+from arpviz.foreground import FG_K, check_min_rate, foreground_confidence, foreground_region_pool
 from arpviz.pooling import (
     RegionPoolResult,
     adaptive_region_pool,
@@ -123,8 +123,10 @@ class StageOverride:
     Attributes:
         mode: one of :data:`STEERABLE_MODES` to switch the stage's pooling (``"rp"``,
             ``"arp"``, or ARP-FG's ``"arpfg"`` / ``"arpfg_peak"``, beyond the paper); ``None``
-            keeps it. Switching to an adaptive mode takes ``k`` from here or else from the
-            stage (or the config's ``conv3_k``/``conv4_k``).
+            keeps it. Switching to an adaptive mode takes ``k`` from here, else from the stage
+            when it already runs a rule of the same family (ARP, or ARP-FG and the oracle),
+            else the family's default: the config's ``conv3_k``/``conv4_k`` for ARP,
+            :data:`arpviz.foreground.FG_K` for ARP-FG.
         k: the trade-off coefficient (adaptive modes only).
         dsr: target downsampling rate (a number or ``(h, w)``) in ``(0, 1]``; changes the
             stage's output size.
@@ -163,7 +165,10 @@ def apply_override(
                          f"the pooled modes {POOLED_MODES}")
     mode = override.mode or base.mode
     if mode in ADAPTIVE_MODES:
-        k = override.k if override.k is not None else (base.k if base.k is not None else default_k)
+        same_family = (mode in _FOREGROUND) == (base.mode in _FOREGROUND)
+        family_k = FG_K if mode in _FOREGROUND else default_k
+        own_k = base.k if base.k is not None and same_family else family_k
+        k = override.k if override.k is not None else own_k
     elif override.k is not None:
         raise ValueError(f"overrides[{name!r}]: k has no meaning for mode {mode!r}")
     else:
