@@ -1,13 +1,15 @@
-"""RP against ARP: the same image with every pooled stage on ARP and on RP, side by side.
+"""RP against ARP, or any two pooling modes: the same image with every steerable stage in one
+mode and in the other, side by side.
 
-ARP keeps the trained k (or the slider's); RP crops a fixed DSR-sized window. Output kept in
-session_state: ``arpviz_compare`` (:class:`~arpviz.explorer.session.ModeComparison`).
+Output kept in session_state: ``arpviz_compare``
+(:class:`~arpviz.explorer.session.ModeComparison`).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from arpviz.explorer import session as ex
 from arpviz.explorer.figures import explore as figures
 from pages import common, outputs, sliders, widgets
 
@@ -15,9 +17,10 @@ PREFIX = "compare"
 
 st.title("RP against ARP")
 st.caption(
-    "Region Pooling crops a window of fixed size (the DSR); Adaptive Region Pooling sizes it "
-    "from the spread of the keypoint confidence (k). Same image, same weights, every RP/ARP "
-    "stage switched to one or the other."
+    "Region Pooling (RP) crops a window of fixed size (the DSR); Adaptive Region Pooling (ARP) "
+    "sizes it from the spread of the keypoint confidence (k); ARP-FG (beyond the paper) from "
+    "the spread of the confidence above the map's mean. Same image, same weights, every "
+    "steerable stage switched to the mode of each side."
 )
 loaded = common.require_checkpoint()
 
@@ -28,39 +31,40 @@ with st.expander("Image and settings", expanded=True):
     if chosen is None:
         st.stop()
     with right:
-        st.caption("k applies to the ARP side, the DSR to both.")
-        knobs = sliders.stage_sliders(loaded, PREFIX)
+        first_col, second_col = st.columns(2)
+        first_mode = first_col.selectbox("Left side", ex.STEERABLE_MODES, index=1,
+                                         format_func=ex.mode_label, key="compare_left")
+        second_mode = second_col.selectbox("Right side", ex.STEERABLE_MODES, index=0,
+                                           format_func=ex.mode_label, key="compare_right")
+        st.caption("The DSR applies to both sides; a stage's k to the side that runs its "
+                   "trained mode (another adaptive mode uses its own default k: ARP the "
+                   "trained one, ARP-FG 1.5).")
+        knobs = sliders.stage_sliders(loaded, PREFIX, modes=False)
 
 session = common.live_session(loaded, chosen.image)
 if not any(c.steerable for c in session.controls):
-    st.info("This model has no RP/ARP stage; there is nothing to switch.")
+    st.info("This model has no RP, ARP or ARP-FG stage; there is nothing to switch.")
     st.stop()
-comparison = session.compare_modes(knobs)
+comparison = session.compare_modes(knobs, (first_mode, second_mode))
 st.session_state["arpviz_compare"] = comparison
-views = {"ARP": comparison.arp, "RP": comparison.rp}
+names = [ex.mode_label(m) for m in comparison.modes]
 
-arp_col, rp_col = st.columns(2, gap="large")
-with arp_col:
-    st.markdown("### ARP")
-    st.plotly_chart(figures.boxes_figure(comparison.arp, chosen.truth, height=400),
-                    key="compare_boxes_arp")
-    outputs.show_stage_numbers(comparison.arp)
-    outputs.download_buttons(comparison.arp, loaded, chosen, key="compare_arp")
-    st.markdown("#### Top-5 against the trained setting")
-    outputs.show_predictions(comparison.arp.predictions, loaded, chosen,
-                            key="compare_predictions_arp")
-with rp_col:
-    st.markdown("### RP")
-    st.plotly_chart(figures.boxes_figure(comparison.rp, chosen.truth, height=400),
-                    key="compare_boxes_rp")
-    outputs.show_stage_numbers(comparison.rp)
-    outputs.download_buttons(comparison.rp, loaded, chosen, key="compare_rp")
-    st.markdown("#### Top-5 against ARP")
-    outputs.show_predictions(comparison.rp.predictions, loaded, chosen, reference="ARP",
-                            key="compare_predictions_rp")
+sides = (("left", comparison.first, names[0], "trained setting"),
+         ("right", comparison.second, names[1], names[0]))
+for column, (side, view, name, reference) in zip(st.columns(2, gap="large"), sides, strict=True):
+    with column:
+        st.markdown(f"### {name}")
+        st.plotly_chart(figures.boxes_figure(view, chosen.truth, height=400),
+                        key=f"compare_boxes_{side}")
+        outputs.show_stage_numbers(view)
+        outputs.download_buttons(view, loaded, chosen, key=f"compare_{side}")
+        st.markdown(f"#### Top-5 against the {reference}" if side == "left"
+                    else f"#### Top-5 against {reference}")
+        outputs.show_predictions(view.predictions, loaded, chosen, reference=reference,
+                                 key=f"compare_predictions_{side}")
 
 st.markdown("### Rates per stage")
-st.plotly_chart(figures.rates_figure(views), key="compare_rates")
+st.plotly_chart(figures.rates_figure(comparison.views), key="compare_rates")
 
 st.markdown("### Resampled crops")
-st.plotly_chart(figures.crops_figure(views), key="compare_crops")
+st.plotly_chart(figures.crops_figure(comparison.views), key="compare_crops")

@@ -138,29 +138,29 @@ def test_rp_vs_arp_page(app_env: Path) -> None:
     at.switch_page("pages/rp_vs_arp.py")
     run_app(at)
     comparison = at.session_state["arpviz_compare"]
-    for name, stage in comparison.rp.stages.items():
+    for name, stage in comparison.second.stages.items():
         assert stage.mode == "rp" and stage.rates == pytest.approx((0.5, 0.5)), name
-        assert comparison.arp.stages[name].mode == "arp"
-    assert comparison.rp.predictions.ref_top1 == int(np.argmax(comparison.arp.probs))
+        assert comparison.first.stages[name].mode == "arp"
+    assert comparison.second.predictions.ref_top1 == int(np.argmax(comparison.first.probs))
 
     at.slider(key="compare_k:conv3").set_value(0.2)
     run_app(at)
     moved = at.session_state["arpviz_compare"]
-    assert _boxes(moved.arp) != _boxes(comparison.arp)
-    assert moved.rp.stages["conv3"].image_box == comparison.rp.stages["conv3"].image_box
+    assert _boxes(moved.first) != _boxes(comparison.first)
+    assert moved.second.stages["conv3"].image_box == comparison.second.stages["conv3"].image_box
 
     at.slider(key="compare_dsr:conv4.local0").set_value(0.75)
     run_app(at)
     wider = at.session_state["arpviz_compare"]
-    assert wider.rp.stages["conv4.local0"].rates == pytest.approx((0.75, 0.75))
-    assert not np.array_equal(wider.rp.probs, moved.rp.probs)
+    assert wider.second.stages["conv4.local0"].rates == pytest.approx((0.75, 0.75))
+    assert not np.array_equal(wider.second.probs, moved.second.probs)
 
     at.slider(key="compare_k:conv4.local0").set_value(1.9)
     at.slider(key="compare_dsr:conv3").set_value(0.3)
     run_app(at)
     last = at.session_state["arpviz_compare"]
-    assert _boxes(last.arp) != _boxes(wider.arp)
-    assert last.rp.stages["conv3"].rates == pytest.approx((0.3, 0.3))
+    assert _boxes(last.first) != _boxes(wider.first)
+    assert last.second.stages["conv3"].rates == pytest.approx((0.3, 0.3))
 
 
 # ----------------------------------------------------------------------------- bad input

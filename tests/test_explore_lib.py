@@ -307,14 +307,41 @@ def test_compare_predictions() -> None:
 
 def test_compare_modes(session: sess.LiveSession) -> None:
     comparison = session.compare_modes()
+    assert comparison.modes == ("arp", "rp") and list(comparison.views) == ["ARP", "RP"]
     for name in ("conv3", "conv4.local0"):
-        assert comparison.rp.stages[name].mode == "rp"
-        assert comparison.rp.stages[name].rates == pytest.approx((0.5, 0.5))
-        assert comparison.arp.stages[name].mode == "arp"
-    np.testing.assert_allclose(comparison.arp.probs, session.trained.probs, atol=1e-6)
-    assert comparison.rp.predictions.ref_top1 == int(np.argmax(comparison.arp.probs))
+        assert comparison.second.stages[name].mode == "rp"
+        assert comparison.second.stages[name].rates == pytest.approx((0.5, 0.5))
+        assert comparison.first.stages[name].mode == "arp"
+    np.testing.assert_allclose(comparison.first.probs, session.trained.probs, atol=1e-6)
+    assert comparison.second.predictions.ref_top1 == int(np.argmax(comparison.first.probs))
     wide = session.compare_modes({"conv3": sess.Knob(1.0, 0.75)})
-    assert wide.rp.stages["conv3"].rates == pytest.approx((0.75, 0.75))
+    assert wide.second.stages["conv3"].rates == pytest.approx((0.75, 0.75))
+    # any two modes: ARP-FG (beyond the paper) runs with its own default k, the DSR shared
+    fg = session.compare_modes({"conv4.local0": sess.Knob(0.4, 0.5)}, ("arpfg", "arp"))
+    assert fg.first.stages["conv4.local0"].mode == "arpfg"
+    assert fg.first.stages["conv4.local0"].k == pytest.approx(1.5)
+    assert fg.second.stages["conv4.local0"].k == pytest.approx(0.4)  # the knob's k is ARP's
+    with pytest.raises(ValueError, match="mode"):
+        session.compare_modes({}, ("arp", "stn"))
+
+
+def test_knob_mode_switches_a_stage(session: sess.LiveSession) -> None:
+    controls = session.controls
+    assert controls[2].mode_k == {"arp": 0.7, "arpfg": 1.5, "arpfg_peak": 1.5}
+    switched = sess.overrides_from(controls, {"conv4.local0": sess.Knob(None, 0.5, None,
+                                                                        "arpfg")})
+    assert switched == {"conv4.local0": StageOverride(mode="arpfg", k=1.5)}
+    steered = sess.overrides_from(controls, {"conv4.local0": sess.Knob(0.9, 0.5, None,
+                                                                       "arpfg_peak")})
+    assert steered == {"conv4.local0": StageOverride(mode="arpfg_peak", k=0.9)}
+    view = session.explain({"conv4.local0": sess.Knob(0.9, 0.5, None, "arpfg")})
+    stage = view.stages["conv4.local0"]
+    assert stage.mode == "arpfg" and stage.label == "Conv4 local 0 (ARP-FG)"
+    assert float(stage.confidence.min()) >= 0.0  # relu(s): no floor
+    assert sess.overrides_from(controls, {"conv4.local0": sess.Knob(0.7, 0.5, None, "arp")}) \
+        == {}
+    with pytest.raises(ValueError, match="mode"):
+        sess.overrides_from(controls, {"conv3": sess.Knob(None, 0.5, None, "stn")})
 
 
 def test_sweep(session: sess.LiveSession) -> None:
@@ -377,15 +404,15 @@ def test_other_layouts(ckpt: Checkpoint, options: dict) -> None:
     assert set(view.overrides) == set(steerable)
     comparison = session.compare_modes(knobs)
     for name in steerable:
-        assert comparison.rp.stages[name].mode == "rp"
-        assert comparison.arp.stages[name].mode == "arp"
+        assert comparison.second.stages[name].mode == "rp"
+        assert comparison.first.stages[name].mode == "arp"
     if steerable:
         sweep = session.sweep(steerable[-1], knobs, ks=[0.3, 1.0])
         assert sweep.probs.shape == (2, 24)
     for name in view.stages:
         figures.confidence_figure(view, name)
     figures.boxes_figure(view)
-    figures.crops_figure({"ARP": comparison.arp, "RP": comparison.rp})
+    figures.crops_figure(comparison.views)
     figures.rates_figure(view)
     card = catalog.model_card(meta)
     assert len(card["stages"]) == 1 + max(1, config.local_branches)

@@ -17,7 +17,7 @@ def _stage(name: str, image_box, frame, mode: str = "arp", k: float | None = 0.7
            rates=(0.6, 0.55), map_size=(8, 10)) -> session.StageView:
     rng = np.random.default_rng(len(name))
     return session.StageView(
-        name=name, label=session.stage_label(name), mode=mode, k=k, dsr=(0.5, 0.5), rates=rates,
+        name=name, label=session.stage_label(name, mode), mode=mode, k=k, dsr=(0.5, 0.5), rates=rates,
         box=(1.0, 1.0, 5.0, 6.0), image_box=image_box, frame=frame, map_size=map_size,
         out_size=(map_size[0] // 2, map_size[1] // 2),
         confidence=rng.random(map_size).astype(np.float32),
@@ -50,12 +50,12 @@ def test_boxes_figure_draws_every_stage_and_the_truth() -> None:
     fig = fg.boxes_figure(view, title="t")
     assert isinstance(fig.data[0], go.Image)
     boxes = _by_name(fig)
-    conv3 = boxes["Conv3 (arp)"]
+    conv3 = boxes["Conv3 (ARP)"]
     assert list(conv3.x) == [8.0, 56.0, 56.0, 8.0, 8.0]
     assert list(conv3.y) == [4.0, 4.0, 52.0, 52.0, 4.0]
     assert conv3.line.color == stage_colour("conv3")
-    assert "Conv4 local0 (arp)" in boxes
-    assert "rates h 0.600" in conv3.hovertemplate
+    assert "Conv4 local 0 (ARP)" in boxes
+    assert "rates 0.600 x 0.550 (height x width)" in conv3.hovertemplate
     assert fig.layout.yaxis.range == (64, 0)  # y down, like the image
     truth = inputs.GroundTruth(1, "class 1", (10.0, 12.0, 30.0, 40.0), {"beak": (11.0, 13.0)})
     with_truth = _by_name(fg.boxes_figure(view, truth))
@@ -96,7 +96,7 @@ def test_crops_figure_one_panel_per_stage_and_row() -> None:
     assert len([t for t in two.data if isinstance(t, go.Image)]) == 4
     titles = [a.text for a in two.layout.annotations]
     assert any(t.startswith("ARP: Conv3") for t in titles)
-    assert any(t.startswith("RP: Conv4 local0") for t in titles)
+    assert any(t.startswith("RP: Conv4 local 0") for t in titles)
     empty = session.ExploreView(view.image, {}, {}, view.probs, view.predictions)
     assert len(fg.crops_figure(empty).data) == 0
 
@@ -105,7 +105,7 @@ def test_rates_figure_values() -> None:
     fig = fg.rates_figure(_view())
     bars = [t for t in fig.data if isinstance(t, go.Bar)]
     assert len(bars) == 1
-    assert list(bars[0].x) == ["Conv3 h", "Conv3 w", "Conv4 local0 h", "Conv4 local0 w"]
+    assert list(bars[0].x) == ["Conv3 h", "Conv3 w", "Conv4 local 0 h", "Conv4 local 0 w"]
     assert list(bars[0].y) == [0.6, 0.55, 0.5, 0.5]
     dsr = _by_name(fig)["DSR (lower bound)"]
     assert list(dsr.y) == [0.5, 0.5, 0.5, 0.5]

@@ -26,8 +26,16 @@ import numpy as np
 import torch
 
 from arpviz.explorer.inputs import PreparedImage
-from arpviz.models import MSGN, MSGNExplanation, StageCache, StageOverride, StageSettings
-from arpviz.models.stages import stage_label
+from arpviz.models import (
+    ADAPTIVE_MODES,
+    MSGN,
+    STEERABLE_MODES,
+    MSGNExplanation,
+    StageCache,
+    StageOverride,
+    StageSettings,
+)
+from arpviz.models.stages import mode_label, stage_label
 from arpviz.pooling import output_size
 
 __all__ = [
@@ -35,6 +43,7 @@ __all__ = [
     "DSR_STEP",
     "K_RANGE",
     "K_STEP",
+    "STEERABLE_MODES",
     "TAUS",
     "ExploreView",
     "KSweep",
@@ -47,6 +56,7 @@ __all__ = [
     "StageView",
     "compare_predictions",
     "default_threads",
+    "mode_label",
     "overrides_from",
     "resolve_device",
     "set_threads",
@@ -122,10 +132,10 @@ def set_threads(threads: int | None = None) -> int:
 class StageControl:
     """One stage of a model as the pages show it.
 
-    ``steerable`` stages (RP/ARP) get sliders; ``k`` and ``dsr`` are the trained values
-    (``k`` only for ARP; ``dsr`` ``None`` for a strided stage); ``arp_k`` is the ``k`` the
-    model runs this stage with when it is switched to ARP (``None`` for a stage that cannot be
-    steered).
+    ``steerable`` stages (RP, ARP, ARP-FG) get a mode choice and sliders; ``k`` and ``dsr``
+    are the trained values (``k`` only for an adaptive mode; ``dsr`` ``None`` for a strided
+    stage); ``mode_k`` is the ``k`` the model runs this stage with in each adaptive mode it can
+    be switched to (empty for a stage that cannot be steered).
     """
 
     name: str
@@ -133,13 +143,27 @@ class StageControl:
     mode: str
     k: float | None
     dsr: tuple[float, float] | None
-    arp_k: float | None
+    mode_k: Mapping[str, float] = field(default_factory=dict)
     tau: float = 1.0
 
     @property
     def steerable(self) -> bool:
-        """RP and ARP stages can be steered; strided and STN stages cannot."""
-        return self.mode in ("rp", "arp")
+        """RP, ARP and ARP-FG stages can be steered; strided, STN and oracle stages cannot
+        (the oracle needs the object's mask, which an uploaded photo lacks)."""
+        return self.mode in STEERABLE_MODES
+
+    @property
+    def arp_k(self) -> float | None:
+        """The ``k`` of this stage switched to ARP (``None``: it cannot be steered)."""
+        return self.mode_k.get("arp")
+
+    def default_k(self, mode: str) -> float | None:
+        """The ``k`` this stage runs with in ``mode`` (``None`` for a mode without ``k``)."""
+        return self.mode_k.get(mode) if mode in ADAPTIVE_MODES else None
+
+    def display(self, mode: str | None = None) -> str:
+        """``Conv4 local 0 (ARP)``: the stage with ``mode`` (default: its trained mode)."""
+        return stage_label(self.name, mode or self.mode)
 
     @property
     def trained_dsr(self) -> float | None:
@@ -149,29 +173,34 @@ class StageControl:
 
 @dataclass(frozen=True)
 class Knob:
-    """A slider setting of one stage: ARP's ``k`` (``None`` for RP), the DSR (one number,
-    for height and width) and the confidence temperature ``tau`` (beyond the paper; ``None``:
-    the trained one)."""
+    """A slider setting of one stage: ``k`` of its mode (``None`` for RP, or the mode's
+    default), the DSR (one number, for height and width), the confidence temperature ``tau``
+    (beyond the paper; ``None``: the trained one) and the pooling ``mode`` (one of
+    :data:`~arpviz.models.STEERABLE_MODES`; ``None``: the trained one)."""
 
     k: float | None = None
     dsr: float | None = None
     tau: float | None = None
+    mode: str | None = None
 
 
 def stage_controls(model: MSGN) -> tuple[StageControl, ...]:
     """Every stage of ``model`` with its trained settings, in execution order.
 
-    A steerable stage's ``arp_k`` comes from the model itself (the settings it gives the stage
-    when switched to ARP), so the default ``k`` is decided in one place, the model.
+    A steerable stage's ``mode_k`` comes from the model itself (the settings it gives the stage
+    when switched to each adaptive mode), so the default ``k`` is decided in one place, the
+    model.
     """
     out = []
     for name, settings in model.stage_settings().items():
-        arp_k = None
-        if settings.mode in ("rp", "arp"):
-            arp_k = settings.k if settings.k is not None else \
-                model.stage_settings({name: StageOverride(mode="arp")})[name].k
+        mode_k: dict[str, float] = {}
+        if settings.mode in STEERABLE_MODES:
+            for mode in STEERABLE_MODES:
+                if mode in ADAPTIVE_MODES:
+                    k = model.stage_settings({name: StageOverride(mode=mode)})[name].k
+                    mode_k[mode] = float(k)  # type: ignore[arg-type]
         out.append(StageControl(name, stage_label(name), settings.mode, settings.k,
-                                settings.dsr, arp_k, settings.tau))
+                                settings.dsr, mode_k, settings.tau))
     return tuple(out)
 
 
@@ -186,23 +215,33 @@ def overrides_from(
 ) -> dict[str, StageOverride]:
     """The overrides that turn the trained setting into ``knobs``.
 
-    Only stages whose ``k`` or DSR differ from the trained values get an override (so the
-    trained setting gives ``{}``). ``mode`` ``"rp"``/``"arp"`` switches every steerable stage
-    (an ARP override then always names its ``k``). A ``k`` on an RP stage is ignored unless
-    ``mode`` is ``"arp"``. A knob's DSR applies to height and width; its ``tau`` (beyond the
-    paper) overrides the stage's confidence temperature when it differs from the trained one.
+    Only stages whose mode, ``k`` or DSR differ from the trained values get an override (so
+    the trained setting gives ``{}``). A knob's ``mode`` switches its stage; ``mode`` (one of
+    :data:`~arpviz.models.STEERABLE_MODES`) switches every steerable stage, and an override
+    then always names the mode and its ``k``. A knob's ``k`` belongs to the knob's mode (its
+    ``mode``, else the stage's trained one): a stage run in another mode takes that mode's
+    default ``k`` (:meth:`StageControl.default_k`). A knob's DSR applies to height and width;
+    its ``tau`` (beyond the paper) overrides the stage's confidence temperature when it
+    differs from the trained one.
     """
-    if mode not in (None, "rp", "arp"):
-        raise ValueError(f"mode must be 'rp', 'arp' or None, got {mode!r}")
+    if mode is not None and mode not in STEERABLE_MODES:
+        raise ValueError(f"mode must be one of {STEERABLE_MODES} or None, got {mode!r}")
     out: dict[str, StageOverride] = {}
     for control in controls:
         if not control.steerable:
             continue
         knob = knobs.get(control.name, Knob())
+        if knob.mode is not None and knob.mode not in STEERABLE_MODES:
+            raise ValueError(f"knobs[{control.name!r}].mode must be one of {STEERABLE_MODES}, "
+                             f"got {knob.mode!r}")
+        knob_mode = knob.mode or control.mode
+        target = mode or knob_mode
+        switched = mode is not None or target != control.mode
         k = None
-        if (mode or control.mode) == "arp":
-            k = knob.k if knob.k is not None else control.arp_k
-            if mode is None and _close(k, control.k):
+        if target in ADAPTIVE_MODES:
+            k = knob.k if knob.k is not None and target == knob_mode else \
+                control.default_k(target)
+            if not switched and _close(k, control.k):
                 k = None
         dsr = None
         if knob.dsr is not None:
@@ -212,10 +251,10 @@ def overrides_from(
         tau = None
         if knob.tau is not None and not _close(float(knob.tau), control.tau):
             tau = float(knob.tau)
-        if mode is None and k is None and dsr is None and tau is None:
+        if not switched and k is None and dsr is None and tau is None:
             continue
-        out[control.name] = StageOverride(mode=mode, k=k, dsr=dsr,  # type: ignore[arg-type]
-                                          tau=tau)
+        out[control.name] = StageOverride(mode=target if switched else None,  # type: ignore
+                                          k=k, dsr=dsr, tau=tau)
     return out
 
 
@@ -227,7 +266,7 @@ class StageView:
     """One pooled stage of one explanation, in numbers ready to draw.
 
     Attributes:
-        name, label: ``"conv4.local0"`` and ``"Conv4 local0"``.
+        name, label: ``"conv4.local0"`` and ``"Conv4 local 0 (ARP)"`` (with its mode).
         mode, k, dsr: the settings used (``k`` ``None`` for RP/STN).
         rates: ``(rate_h, rate_w)``.
         box: ``(x1, y1, x2, y2)`` in the stage's input map.
@@ -253,9 +292,10 @@ class StageView:
 
     @property
     def crop_size(self) -> tuple[float, float]:
-        """``(width, height)`` of the crop in input-image pixels."""
+        """``(height, width)`` of the crop in input-image pixels (the order of ``rates`` and
+        ``out_size``)."""
         x1, y1, x2, y2 = self.image_box
-        return (x2 - x1, y2 - y1)
+        return (y2 - y1, x2 - x1)
 
 
 @dataclass(frozen=True)
@@ -354,7 +394,8 @@ class ExploreView:
 
 @dataclass(frozen=True)
 class KSweep:
-    """How the prediction and one stage's crop move as ``k`` runs over a range.
+    """How the prediction and one stage's crop move as ``k`` runs over a range (in ``mode``;
+    ``trained_k`` is ``None`` when the stage was trained in another mode).
 
     ``probs`` is ``[n, num_classes]``; ``crop_w``/``crop_h`` the crop's size in input-image
     pixels; ``rates`` ``[n, 2]``; ``classes`` the tracked classes (the current top 3).
@@ -370,17 +411,25 @@ class KSweep:
     class_names: tuple[str, ...]
     current_k: float | None
     trained_k: float | None
+    mode: str = "arp"
 
 
 @dataclass(frozen=True)
 class ModeComparison:
-    """The same image through ARP and through RP on every steerable stage.
+    """The same image with every steerable stage in one mode and in another.
 
-    ``arp`` is compared against the trained setting, ``rp`` against ``arp``.
+    ``modes`` are the two modes (e.g. ``("arp", "rp")``); ``first`` is compared against the
+    trained setting, ``second`` against ``first``.
     """
 
-    arp: ExploreView
-    rp: ExploreView
+    modes: tuple[str, str]
+    first: ExploreView
+    second: ExploreView
+
+    @property
+    def views(self) -> dict[str, ExploreView]:
+        """``{mode label: view}`` of both sides (for the figures that take several views)."""
+        return {mode_label(self.modes[0]): self.first, mode_label(self.modes[1]): self.second}
 
 
 def _tuple(t: torch.Tensor) -> tuple[float, ...]:
@@ -445,7 +494,7 @@ class LiveSession:
                 out_size = output_size(map_size[0], map_size[1], settings.dsr)
             stages[name] = StageView(
                 name=name,
-                label=stage_label(name),
+                label=stage_label(name, settings.mode),
                 mode=settings.mode,
                 k=settings.k,
                 dsr=settings.dsr,
@@ -481,13 +530,20 @@ class LiveSession:
         overrides = overrides_from(self.controls, knobs or {})
         return self.explain_overrides(overrides)
 
-    def compare_modes(self, knobs: Mapping[str, Knob] | None = None) -> ModeComparison:
-        """ARP against RP on every steerable stage, with ``knobs`` (k for ARP, DSR for both)."""
+    def compare_modes(
+        self, knobs: Mapping[str, Knob] | None = None, modes: Sequence[str] = ("arp", "rp")
+    ) -> ModeComparison:
+        """Every steerable stage in ``modes[0]`` against ``modes[1]`` (two of
+        :data:`~arpviz.models.STEERABLE_MODES`), with ``knobs``: the DSR on both sides, a knob's
+        ``k`` on the side whose mode is the knob's (else that mode's default ``k``)."""
         knobs = knobs or {}
-        arp = self.explain_overrides(overrides_from(self.controls, knobs, mode="arp"))
-        rp = self.explain_overrides(overrides_from(self.controls, knobs, mode="rp"),
-                                    reference=arp.probs)
-        return ModeComparison(arp, rp)
+        if len(modes) != 2:
+            raise ValueError(f"modes must name two modes, got {modes!r}")
+        first_mode, second_mode = modes
+        first = self.explain_overrides(overrides_from(self.controls, knobs, mode=first_mode))
+        second = self.explain_overrides(overrides_from(self.controls, knobs, mode=second_mode),
+                                        reference=first.probs)
+        return ModeComparison((first_mode, second_mode), first, second)
 
     def sweep(
         self,
@@ -496,7 +552,8 @@ class LiveSession:
         ks: Sequence[float] | None = None,
         track: int = 3,
     ) -> KSweep:
-        """Run ARP's ``k`` of ``stage`` over ``ks`` (default 20 steps over :data:`K_RANGE`).
+        """Run ``k`` of ``stage`` over ``ks`` (default 20 steps over :data:`K_RANGE`), in the
+        stage's mode from ``knobs`` when it is adaptive, else in ARP.
 
         The other stages keep ``knobs``. Uses a cache of its own (sharing the stem output) so
         the live cache keeps its entries. The tracked classes are the ``track`` most likely
@@ -508,6 +565,9 @@ class LiveSession:
             raise ValueError(f"stage {stage!r} cannot be swept; steerable stages: {steerable}")
         knobs = dict(knobs or {})
         base = knobs.get(stage, Knob())
+        sweep_mode = base.mode or control.mode
+        if sweep_mode not in ADAPTIVE_MODES:
+            sweep_mode = "arp"
         if ks is None:
             ks = np.linspace(K_RANGE[0], K_RANGE[1], _SWEEP_POINTS)
         ks_arr = np.asarray([float(k) for k in ks], dtype=np.float64)
@@ -516,11 +576,11 @@ class LiveSession:
         probs, widths, heights, rates = [], [], [], []
         with torch.no_grad():
             for k in ks_arr:
-                knobs[stage] = Knob(float(k), base.dsr, base.tau)
+                knobs[stage] = Knob(float(k), base.dsr, base.tau, sweep_mode)
                 overrides = overrides_from(self.controls, knobs)
                 changed = overrides.get(stage, StageOverride())
-                overrides[stage] = StageOverride(mode="arp", k=float(k), dsr=changed.dsr,
-                                                 tau=changed.tau)
+                overrides[stage] = StageOverride(mode=sweep_mode,  # type: ignore[arg-type]
+                                                 k=float(k), dsr=changed.dsr, tau=changed.tau)
                 explanation = self.model.explain_from(cache, overrides)
                 probs.append(self._probs(explanation))
                 x1, y1, x2, y2 = _tuple(explanation.image_boxes[stage][0])
@@ -538,6 +598,7 @@ class LiveSession:
             rates=np.asarray(rates),
             classes=classes,
             class_names=tuple(self.class_names[i] for i in classes),
-            current_k=base.k if base.k is not None else control.k,
-            trained_k=control.k,
+            current_k=base.k if base.k is not None else control.default_k(sweep_mode),
+            trained_k=control.k if sweep_mode == control.mode else None,
+            mode=sweep_mode,
         )

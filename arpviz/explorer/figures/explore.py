@@ -23,6 +23,7 @@ from arpviz.explorer.figures.palette import (
 )
 from arpviz.explorer.inputs import GroundTruth, crop_image
 from arpviz.explorer.session import ExploreView, KSweep, PredictionTable, StageView
+from arpviz.models.stages import stage_label
 
 __all__ = [
     "boxes_figure",
@@ -63,10 +64,10 @@ def _stage_hover(stage: StageView) -> str:
     x1, y1, x2, y2 = stage.image_box
     k = "-" if stage.k is None else f"{stage.k:.2f}"
     return (
-        f"<b>{stage.label}</b> ({stage.mode}, k {k})<br>"
+        f"<b>{stage.label}</b>, k {k}<br>"
         f"box x {x1:.1f}-{x2:.1f}, y {y1:.1f}-{y2:.1f}<br>"
-        f"crop {x2 - x1:.1f} x {y2 - y1:.1f} px<br>"
-        f"rates h {stage.rates[0]:.3f}, w {stage.rates[1]:.3f}<extra></extra>"
+        f"crop {y2 - y1:.1f} x {x2 - x1:.1f} px (height x width)<br>"
+        f"rates {stage.rates[0]:.3f} x {stage.rates[1]:.3f} (height x width)<extra></extra>"
     )
 
 
@@ -74,7 +75,7 @@ def _box_trace(stage: StageView, dash: str | None = None, legend: str | None = N
                showlegend: bool = True) -> go.Scatter:
     xs, ys = _rect(stage.image_box)
     return go.Scatter(
-        x=xs, y=ys, mode="lines", name=legend or f"{stage.label} ({stage.mode})",
+        x=xs, y=ys, mode="lines", name=legend or stage.label,
         line={"color": stage_colour(stage.name), "width": 3, "dash": dash},
         hovertemplate=_stage_hover(stage), showlegend=showlegend,
         legendgroup=stage.name,
@@ -200,9 +201,10 @@ def crops_figure(
             if s is None:
                 titles.append("")
                 continue
-            cw, ch = s.crop_size
+            ch, cw = s.crop_size
             prefix = f"{title}: " if title else ""
-            titles.append(f"{prefix}{s.label} ({s.mode}) {cw:.0f}x{ch:.0f} px")
+            titles.append(f"{prefix}{s.label}<br>{ch:.0f} x {cw:.0f} px -> "
+                          f"{s.out_size[0]} x {s.out_size[1]} cells")
     fig = make_subplots(rows=len(rows), cols=len(names), subplot_titles=titles,
                         horizontal_spacing=0.04, vertical_spacing=0.12)
     for r, view in enumerate(rows.values(), start=1):
@@ -236,12 +238,12 @@ def rates_figure(
         labels, values, texts, colours = [], [], [], []
         for s in view.stages.values():
             for axis, rate in zip(("h", "w"), s.rates, strict=True):
-                labels.append(f"{s.label} {axis}")
+                labels.append(f"{stage_label(s.name)} {axis}")
                 values.append(rate)
                 colours.append(stage_colour(s.name))
                 dsr = "-" if s.dsr is None else f"{s.dsr[0 if axis == 'h' else 1]:.2f}"
                 k = "-" if s.k is None else f"{s.k:.2f}"
-                texts.append(f"{s.mode}, k {k}, DSR {dsr}")
+                texts.append(f"k {k}, DSR {dsr}")
         fig.add_trace(go.Bar(
             x=labels, y=values, name=series or "rate", customdata=texts,
             marker={"color": colours, "pattern": {"shape": patterns[i % len(patterns)]}},
@@ -250,7 +252,7 @@ def rates_figure(
         dsr_x, dsr_y = [], []
         for s in view.stages.values():
             if s.dsr is not None:
-                dsr_x += [f"{s.label} h", f"{s.label} w"]
+                dsr_x += [f"{stage_label(s.name)} h", f"{stage_label(s.name)} w"]
                 dsr_y += [s.dsr[0], s.dsr[1]]
         if dsr_x and i == 0:
             fig.add_trace(go.Scatter(
