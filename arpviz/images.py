@@ -25,6 +25,7 @@ __all__ = [
     "LoadedImage",
     "load_image",
     "load_image_info",
+    "shape_notes",
     "to_tensor",
 ]
 
@@ -58,6 +59,34 @@ class LoadedImage:
     original_size: tuple[int, int]
     frames: int = 1
     notes: tuple[str, ...] = ()
+
+
+#: An image whose shorter side is under this share of the network's input is "tiny"; one whose
+#: sides differ by more than :data:`EXTREME_ASPECT` times has an "extreme aspect".
+TINY_SHARE = 0.5
+EXTREME_ASPECT = 3.0
+
+
+def shape_notes(width: int, height: int, input_size: int) -> tuple[str, ...]:
+    """What a user should know about an image's shape before trusting its explanation.
+
+    ``width x height`` is the image, ``input_size`` the network's square input side. Returns
+    a note for a tiny image (shorter side under half the input: the network sees it blown up,
+    with details the resize made up) and for an extreme aspect (sides more than 3 times apart:
+    a square input squeezes it or cuts most of it off); else nothing.
+    """
+    for name, value in (("width", width), ("height", height), ("input_size", input_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    notes = []
+    short, long = sorted((width, height))
+    if short < TINY_SHARE * input_size:
+        notes.append(f"tiny image ({width} x {height} px): the network sees it enlarged about "
+                     f"{input_size / short:.0f}x, so its fine detail is made up by the resize")
+    if long / short > EXTREME_ASPECT:
+        notes.append(f"extreme aspect ({width} x {height} px, {long / short:.0f}:1): the "
+                     f"network's square input squeezes it or keeps only part of it")
+    return tuple(notes)
 
 
 def _read_source(source: Source, max_bytes: int | None) -> tuple[bytes, str]:

@@ -280,3 +280,13 @@ def test_explain_page_and_thumbnail(bundle: ckpt.Checkpoint, folder: Path) -> No
     item = last[1]
     thumb = Image.open(io.BytesIO(overlay_png(item.image, item.record, max_side=40)))
     assert thumb.size == (22, 40)  # 50 x 90 shrunk to a longer side of 40
+
+
+def test_records_note_tiny_and_extreme_images(tmp_path: Path, bundle) -> None:
+    from arpviz.explain import explain_images
+
+    tiny = Image.new("RGB", (1, 1), (200, 10, 10))
+    strip = Image.new("RGB", (5000, 20), (10, 200, 10))
+    records = explain_images(bundle, [tiny, strip])
+    assert records[0].notes and records[0].notes[0].startswith("tiny image")
+    assert any(n.startswith("extreme aspect") for n in records[1].notes)

@@ -354,3 +354,17 @@ def test_to_tensor_bad_arguments() -> None:
         to_tensor(np.zeros((4, 4), np.uint8))
     with pytest.raises(ValueError, match="mean and std"):
         to_tensor(image, mean=None)
+
+
+def test_shape_notes_flag_tiny_and_extreme_images() -> None:
+    from arpviz.images import shape_notes
+
+    assert shape_notes(741, 500, 128) == ()
+    tiny = shape_notes(1, 1, 128)
+    assert len(tiny) == 1 and tiny[0].startswith("tiny image (1 x 1 px)") and "128x" in tiny[0]
+    extreme = shape_notes(5000, 20, 128)
+    assert [n.split(" (")[0] for n in extreme] == ["tiny image", "extreme aspect"]
+    assert "250:1" in extreme[1]
+    assert shape_notes(400, 100, 128)[0].startswith("extreme aspect")
+    with pytest.raises(ValueError, match="width"):
+        shape_notes(0, 10, 128)

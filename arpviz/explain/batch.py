@@ -23,7 +23,7 @@ from arpviz.explain.records import (
     InputGeometry,
     StageRecord,
 )
-from arpviz.images import DEFAULT_MAX_PIXELS, LoadedImage, load_image_info
+from arpviz.images import DEFAULT_MAX_PIXELS, LoadedImage, load_image_info, shape_notes
 from arpviz.models import MSGNExplanation, StageOverride
 from arpviz.validation import check_count
 
@@ -180,14 +180,14 @@ def explain_images(
         pils, notes = [], []
         for item in chunk:
             if isinstance(item, LoadedImage):
-                pils.append(item.image)
-                notes.append(tuple(item.notes))
+                pil, loaded_notes = item.image, tuple(item.notes)
             elif isinstance(item, Image.Image):
-                pils.append(item if item.mode == "RGB" else item.convert("RGB"))
-                notes.append(())
+                pil, loaded_notes = (item if item.mode == "RGB" else item.convert("RGB")), ()
             else:
                 raise TypeError(f"images must hold PIL images or LoadedImage, got "
                                 f"{type(item).__name__}")
+            pils.append(pil)
+            notes.append(loaded_notes + shape_notes(pil.width, pil.height, meta.input_size))
         x = torch.stack([transform(p) for p in pils]).to(device)
         explanation = model.explain(x, overrides)
         geometries = [InputGeometry.of(p.width, p.height, meta.input_size) for p in pils]

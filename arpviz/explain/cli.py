@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 import arpviz.explain as package
 from arpviz import checkpoint as ckpt
@@ -241,21 +242,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     mine = list(range(rank, len(files), world))  # strided shard: similar work per rank
     rows: list[tuple[int, dict[str, Any]]] = []
-    explained = explain_files(bundle, [files[i] for i in mine], overrides,
-                              batch_size=args.batch_size, progress=not args.quiet and rank == 0,
-                              max_pixels=args.max_pixels, max_bytes=args.max_bytes)
-    for index, item in zip(mine, explained, strict=True):
-        row = record_to_json(item.record)
-        row["file"] = str(files[index])
-        if args.overlays and item.image is not None:
-            name = _overlay_name(index, row["file"])
-            try:
-                (overlays / name).write_bytes(overlay_png(item.image, item.record))
-                row["overlay"] = f"overlays/{name}"
-            except Exception as exc:  # noqa: BLE001 - a drawing failure must not stop the run
-                logger.warning("overlay of %s failed: %s", row["file"], exc)
-                row["overlay"] = None
-        rows.append((index, row))
+    # log lines (a failed file, an overlay error) print above the bar, never through it
+    with logging_redirect_tqdm():
+        explained = explain_files(bundle, [files[i] for i in mine], overrides,
+                                  batch_size=args.batch_size, progress=not args.quiet and rank == 0,
+                                  max_pixels=args.max_pixels, max_bytes=args.max_bytes)
+        for index, item in zip(mine, explained, strict=True):
+            row = record_to_json(item.record)
+            row["file"] = str(files[index])
+            if args.overlays and item.image is not None:
+                name = _overlay_name(index, row["file"])
+                try:
+                    (overlays / name).write_bytes(overlay_png(item.image, item.record))
+                    row["overlay"] = f"overlays/{name}"
+                except Exception as exc:  # noqa: BLE001 - a drawing failure must not stop the run
+                    logger.warning("overlay of %s failed: %s", row["file"], exc)
+                    row["overlay"] = None
+            rows.append((index, row))
     rows = _gather(rows, world)
     failed = sum(not row["ok"] for _, row in rows)
     if rank == 0:
