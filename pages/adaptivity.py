@@ -130,8 +130,7 @@ right.caption("Pick a point to open that image in Explore." if openable else
 index = right.number_input("...or image index", 0, max(int(points.index.max()), 0),
                            int(points.index[0]), key="adapt_index", disabled=not openable)
 if openable and (picked is not None or right.button("Open in Explore", key="adapt_open")):
-    st.session_state["explore_source"] = widgets.SAMPLE_CHOICE
-    st.session_state["explore_sample"] = int(index if picked is None else picked)
+    widgets.open_sample(loaded, int(index if picked is None else picked))
     st.switch_page("pages/explore.py")
 
 rows = ad.correlation_rows(report, stage)

@@ -29,7 +29,7 @@ from typing import TypeVar
 import streamlit as st
 
 from arpviz.checkpoint import Checkpoint, CheckpointMeta, load
-from arpviz.explorer import catalog, session
+from arpviz.explorer import catalog, samples, session
 from arpviz.explorer.inputs import PreparedImage
 from arpviz.models import MSGN
 
@@ -100,6 +100,17 @@ def live_session(loaded: LoadedCheckpoint, image: PreparedImage) -> session.Live
     """This visitor's :class:`~arpviz.explorer.session.LiveSession` of a checkpoint and image
     (the last three are kept), so a slider move reuses the cached stages."""
     return _live_session(loaded.key, image.key, loaded, image)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Choosing a sample...")
+def _default_sample(checkpoint_key: tuple, _loaded: LoadedCheckpoint) -> int:
+    return samples.default_sample(_loaded.model, _loaded.meta)
+
+
+def default_sample(loaded: LoadedCheckpoint) -> int:
+    """The SynthBirds sample a page opens on for this checkpoint (a correctly classified,
+    medium-size bird; :func:`arpviz.explorer.samples.default_sample`), once per checkpoint."""
+    return _default_sample(loaded.key, loaded)
 
 
 def with_progress(text: str, compute: Callable[[Callable[[float, str], None]], T]) -> T:

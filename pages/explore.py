@@ -1,8 +1,9 @@
-"""Explore: one image through the checkpoint, every RP/ARP stage steerable live.
+"""Explore: one image through the checkpoint, every pooling stage steerable live.
 
 Widgets, then one library call (:meth:`~arpviz.explorer.session.LiveSession.explain`), then
-rendering (:mod:`arpviz.explorer.figures.explore`). The opacity slider redraws only the
-confidence maps (a fragment). Outputs kept in session_state for tests and other pages:
+rendering (:mod:`arpviz.explorer.figures.explore`). Everything a stage control changes lives in
+one fragment, so moving a slider reruns only that part (not the sidebar, the image input or
+the panel that explains the model). Outputs kept in session_state for tests and other pages:
 ``arpviz_result`` (the :class:`~arpviz.explorer.session.ExploreView` on screen) and
 ``arpviz_sweep`` (the last k sweep).
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from arpviz.explorer import faithful
+from arpviz.datasources import is_reid
+from arpviz.explorer import catalog, diagram, faithful, photo
 from arpviz.explorer import session as ex
 from arpviz.explorer.figures import explore as figures
 from pages import common, outputs, sliders, widgets
@@ -20,62 +22,98 @@ PREFIX = "explore"
 
 st.title("Explore")
 st.caption(
-    "Steer k and the DSR of every pooling stage and watch the crops, the keypoint confidence "
-    "and the prediction follow. Only the stages at or after the one you change are recomputed."
+    "Steer the pooling mode, k and the DSR of every pooling stage and watch the crops, the "
+    "keypoint confidence and the prediction follow. Only the stages at or after the one you "
+    "change are recomputed."
 )
 loaded = common.require_checkpoint()
 
-left, right = st.columns([1, 1.5], gap="large")
-with left:
+image_col, about_col = st.columns([1, 1.5], gap="large")
+with about_col:
+    if catalog.trained_on_synthbirds(loaded.meta):
+        st.info(outputs.synthbirds_note(loaded), icon=":material/info:")
+    with st.expander("What am I looking at?"):
+        controls = ex.stage_controls(loaded.model)
+        st.graphviz_chart(diagram.msgn_dot(controls, loaded.meta.input_size))
+        st.markdown("\n\n".join(diagram.about_lines(
+            controls, loaded.meta.input_size, is_reid(loaded.meta.dataset))))
+with image_col:
     chosen = widgets.image_input(loaded, PREFIX)
-    if chosen is None:
-        st.stop()
-    st.markdown("#### Stages")
-    knobs = sliders.stage_sliders(loaded, PREFIX)
-
-session = common.live_session(loaded, chosen.image)
-view = session.explain(knobs)
-st.session_state["arpviz_result"] = view
-
-with right:
-    st.markdown("#### Crop box of every stage")
-    st.plotly_chart(figures.boxes_figure(view, chosen.truth), key="explore_boxes")
-    outputs.show_stage_numbers(view)
-    outputs.show_prediction_flag(view.predictions, loaded, chosen)
-    outputs.download_buttons(view, loaded, chosen, key="explore")
-
-st.markdown("### Top-5 against the trained setting")
-outputs.show_prediction_table(view.predictions, key="explore_predictions")
-
-if not view.stages:
-    st.info("This model has no pooled stage (all strided): nothing to crop.")
+if chosen is None:
     st.stop()
 
 
+def _aspect_note(shown: photo.Photo | None) -> None:
+    if shown is not None and abs(shown.squeezed - 1.0) > 0.02:
+        st.caption(f"This checkpoint's evaluation resizes images to a square, as it was "
+                   f"trained: this {shown.width} x {shown.height} image is squeezed "
+                   f"{max(shown.squeezed, 1 / shown.squeezed):.2f}x along its longer side "
+                   "before the network sees it (dashed frame: what it sees).")
+
 
 @st.fragment
-def confidence_maps(view: ex.ExploreView) -> None:
-    """The confidence maps and their opacity slider (moving it redraws only these)."""
+def steer(loaded: common.LoadedCheckpoint, chosen: widgets.ChosenImage) -> None:
+    """The stage controls and everything they change (one fragment)."""
+    left, right = st.columns([1, 1.5], gap="large")
+    with left:
+        st.markdown("#### Stages")
+        knobs = sliders.stage_sliders(loaded, PREFIX)
+    session = common.live_session(loaded, chosen.image)
+    view = session.explain(knobs)
+    st.session_state["arpviz_result"] = view
+    shown = photo.photo_of(chosen.image, loaded.meta)
+    with right:
+        st.markdown("#### Crop box of every stage")
+        st.plotly_chart(figures.boxes_figure(view, chosen.truth, photo=shown),
+                        key="explore_boxes")
+        _aspect_note(shown)
+        outputs.show_stage_numbers(view)
+        outputs.show_prediction_flag(view.predictions, loaded, chosen)
+        outputs.download_buttons(view, loaded, chosen, key="explore")
+
+    st.markdown("### Top-5 against the trained setting")
+    outputs.show_prediction_table(view.predictions, key="explore_predictions")
+    if not view.stages:
+        st.info("This model has no pooled stage (all strided): nothing to crop.")
+        return
+    _faithfulness(session, view)
+
+    st.markdown("### Keypoint confidence")
+    st.caption("As the network sees the image (its input pixels). ARP's map is sigmoid of the "
+               "significance, so its background sits near 0.5; ARP-FG's (beyond the paper) "
+               "keeps only the significance above the map's mean.")
     opacity = st.slider("Map opacity", 0.0, 1.0, 0.6, 0.05, key="explore_opacity")
     for column, name in zip(st.columns(len(view.stages)), view.stages, strict=True):
         with column:
             st.plotly_chart(figures.confidence_figure(view, name, opacity),
                             key=f"explore_confidence_{name}")
 
+    st.markdown("### Resampled crops")
+    st.caption("The image region each stage crops, resampled to the stage's output size, as "
+               "the next layer sees it (hover: input-image coordinates).")
+    st.plotly_chart(figures.crops_figure(view), key="explore_crops")
 
-with st.expander("Does the prediction rest on the crop? (faithfulness)"):
-    st.caption(
-        "The network is run again with only the box kept (the rest blurred) and with the box "
-        "blurred, and the probability of its top-1 class read; a centred box and 8 random "
-        "boxes of the same size say what any box that large would score. Details and how "
-        "these relate to torch-cam's and pytorch-grad-cam's metrics: `docs/explain.md`, "
-        "section *Faithfulness of the crop*.")
-    names = list(view.stages)
-    default = names.index(faithful.default_crop_stage(view))
-    stage = st.selectbox("Stage", names, index=default, format_func=ex.stage_label,
-                         key="explore_faith_stage")
-    if st.toggle("Test this crop", key="explore_faith",
-                 help="About 60 extra forward passes (one per box and scale)."):
+    st.markdown("### Rates")
+    st.plotly_chart(figures.rates_figure(view), key="explore_rates")
+    _sweep(session, knobs, (loaded.key, chosen.image.key))
+
+
+def _faithfulness(session: ex.LiveSession, view: ex.ExploreView) -> None:
+    with st.expander("Does the prediction rest on the crop? (faithfulness)"):
+        st.caption(
+            "The network is run again with only the box kept (the rest blurred) and with the "
+            "box blurred, and the probability of its top-1 class read; a centred box and 8 "
+            "random boxes of the same size say what any box that large would score. Details "
+            "and how these relate to torch-cam's and pytorch-grad-cam's metrics: "
+            "`docs/explain.md`, section *Faithfulness of the crop*.")
+        names = list(view.stages)
+        default = names.index(faithful.default_crop_stage(view))
+        stage = st.selectbox("Stage", names, index=default,
+                             format_func=lambda n: view.stages[n].label,
+                             key="explore_faith_stage")
+        if not st.toggle("Test this crop", key="explore_faith",
+                         help="About 60 extra forward passes (one per box and scale)."):
+            return
         check = faithful.crop_check(session, view, stage)
         st.session_state["arpviz_faith"] = check
         st.plotly_chart(figures.faithfulness_figure(check), key="explore_faith_chart")
@@ -91,31 +129,27 @@ with st.expander("Does the prediction rest on the crop? (faithfulness)"):
             f"{check.deletion_auc:.3f}: mean probability as the box grows from its centre to "
             "the crop, kept alone / blurred (high / low: faithful).")
 
-st.markdown("### Keypoint confidence")
-confidence_maps(view)
 
-st.markdown("### Resampled crops")
-st.caption("The image region each stage crops, resampled to the stage's output aspect, as the "
-           "next layer sees it (hover: input-image coordinates).")
-st.plotly_chart(figures.crops_figure(view), key="explore_crops")
-
-st.markdown("### Adaptive rates")
-st.plotly_chart(figures.rates_figure(view), key="explore_rates")
-
-st.markdown("### k sweep")
-steerable = [c for c in session.controls if c.steerable]
-if not steerable:
-    st.info("No RP/ARP stage to sweep.")
-    st.stop()
-stage = st.selectbox("Stage", [c.name for c in steerable], format_func=ex.stage_label,
-                     key="explore_sweep_stage")
-run = st.toggle(f"Sweep k over {ex.K_RANGE[0]:g} to {ex.K_RANGE[1]:g}", key="explore_sweep",
-                help="Runs the model once per k (20 values); RP stages are switched to ARP.")
-if run:
-    sweep_key = (loaded.key, chosen.image.key, stage, tuple(sorted(knobs.items())))
+def _sweep(session: ex.LiveSession, knobs: dict[str, ex.Knob], context: tuple) -> None:
+    st.markdown("### k sweep")
+    steerable = [c for c in session.controls if c.steerable]
+    if not steerable:
+        st.info("No RP, ARP or ARP-FG stage to sweep.")
+        return
+    stage = st.selectbox("Stage", [c.name for c in steerable],
+                         format_func=lambda n: ex.stage_label(n), key="explore_sweep_stage")
+    run = st.toggle(f"Sweep k over {ex.K_RANGE[0]:g} to {ex.K_RANGE[1]:g}", key="explore_sweep",
+                    help="Runs the model once per k (20 values) in the stage's mode; an RP "
+                         "stage is switched to ARP.")
+    if not run:
+        return
+    sweep_key = (*context, stage, tuple(sorted(knobs.items())))
     cached = st.session_state.get("arpviz_sweep")
     if cached is None or cached[0] != sweep_key:
         with st.spinner("Sweeping k..."):
             cached = (sweep_key, session.sweep(stage, knobs))
         st.session_state["arpviz_sweep"] = cached
     st.plotly_chart(figures.sweep_figure(cached[1]), key="explore_sweep_chart")
+
+
+steer(loaded, chosen)

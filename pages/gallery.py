@@ -108,8 +108,7 @@ def _open(item: gallery.GalleryItem) -> None:
         st.session_state[widgets.OPEN_FILE_KEY] = str(source.files[item.index])
         st.session_state["explore_source"] = widgets.FILE_CHOICE
     else:
-        st.session_state["explore_source"] = widgets.SAMPLE_CHOICE
-        st.session_state["explore_sample"] = item.index
+        widgets.open_sample(loaded, item.index)
     st.switch_page("pages/explore.py")
 
 

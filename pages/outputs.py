@@ -11,6 +11,14 @@ from pages.common import LoadedCheckpoint
 from pages.widgets import ChosenImage
 
 
+def synthbirds_note(loaded: LoadedCheckpoint) -> str:
+    """What a SynthBirds checkpoint can and cannot say about a photo (model card, Explore)."""
+    return (f"Trained on SynthBirds: procedural birds this project draws, "
+            f"{len(loaded.meta.class_names)} classes told apart by small parts. A real photo "
+            "is outside its world, so its predictions on one mean nothing; for photos choose "
+            "an ImageNet ResNet with ARP under Checkpoint (converted once, on request).")
+
+
 def show_model_card(loaded: LoadedCheckpoint) -> None:
     """The sidebar's model card: architecture, data, trained stage settings, last metrics."""
     card = catalog.model_card(loaded.meta)
@@ -31,6 +39,8 @@ def show_model_card(loaded: LoadedCheckpoint) -> None:
         st.markdown("Trained settings:\n" + "\n".join(lines))
         for line in card["about"]:
             st.caption(line)
+        if catalog.trained_on_synthbirds(loaded.meta):
+            st.caption(synthbirds_note(loaded))
         if card["metrics"]:
             metrics = ", ".join(f"{k} {v:.3g}" for k, v in card["metrics"].items())
             best = card["best_val_top1"]
@@ -58,32 +68,19 @@ def show_prediction_flag(table: session.PredictionTable, loaded: LoadedCheckpoin
     if chosen.uploaded and catalog.trained_on_synthbirds(loaded.meta):
         st.info("This checkpoint was trained on SynthBirds (synthetic birds); a real photo is "
                 "far from anything it has seen, so read its predictions as a probe of the "
-                "pooling, not as a classification.")
+                "pooling, not as a classification. For photos, choose an ImageNet ResNet "
+                "under Checkpoint in the sidebar.")
 
 
 def show_prediction_table(table: session.PredictionTable, *, reference: str = "trained setting",
                           key: str, side_by_side: bool = True) -> None:
-    """The top-5 as a table (probability, change, rank under ``reference``, rank change) and
-    as a bar chart (hover: values), side by side or stacked."""
-    rows = table.rows
-    frame = {"rank": [r.rank for r in rows], "p": [r.prob for r in rows],
-             "Δp": [r.delta for r in rows], "was rank": [r.ref_rank for r in rows],
-             "Δrank": [r.rank_change for r in rows], "class": [r.name for r in rows]}
-    number = st.column_config.NumberColumn
-    config = {
-        "rank": number(width="small"),
-        "p": number(format="%.4f", width="small"),
-        "Δp": number(format="%+.4f", width="small",
-                     help=f"probability now minus under the {reference}"),
-        "was rank": number(width="small", help=f"rank under the {reference}"),
-        "Δrank": number(format="%+d", width="small", help="ranks gained (+) or lost (-)"),
-    }
-    chart = figures.predictions_figure(table, reference)
-    left, right = st.columns([1.6, 1]) if side_by_side else (st.container(), st.container())
+    """The top-5 as a table (full class names, probability, change, rank under ``reference``)
+    and as a bar chart (hover: values), side by side or stacked."""
+    left, right = st.columns([1.4, 1]) if side_by_side else (st.container(), st.container())
     with left:
-        st.dataframe(frame, hide_index=True, key=f"{key}_table", column_config=config)
+        st.markdown(table.markdown(reference))
     with right:
-        st.plotly_chart(chart, key=f"{key}_chart")
+        st.plotly_chart(figures.predictions_figure(table, reference), key=f"{key}_chart")
 
 
 def show_predictions(table: session.PredictionTable, loaded: LoadedCheckpoint,
@@ -95,37 +92,40 @@ def show_predictions(table: session.PredictionTable, loaded: LoadedCheckpoint,
 
 
 def show_stage_numbers(view: session.ExploreView) -> None:
-    """One line per pooled stage: settings, crop box in image pixels, crop size, rates."""
+    """One line per pooled stage: its settings, crop (height x width, in input pixels), rates
+    and output size, all in the order height x width."""
     lines = []
     for s in view.stages.values():
         x1, y1, x2, y2 = s.image_box
-        k = "" if s.k is None else f", k {s.k:.2f}"
-        dsr = "" if s.dsr is None else f", DSR {s.dsr[0]:.2f}"
+        k = "" if s.k is None else f"k {s.k:.2f}, "
+        dsr = "" if s.dsr is None else f"DSR {s.dsr[0]:.2f}, "
         lines.append(
-            f"**{s.label}** ({s.mode.upper()}{k}{dsr}): box ({x1:.1f}, {y1:.1f}) to "
-            f"({x2:.1f}, {y2:.1f}), crop {x2 - x1:.1f} x {y2 - y1:.1f} px, "
-            f"rates {s.rates[0]:.3f} x {s.rates[1]:.3f}"
+            f"**{s.label}**: {k}{dsr}crop {y2 - y1:.1f} x {x2 - x1:.1f} px at "
+            f"({x1:.1f}, {y1:.1f}), rates {s.rates[0]:.3f} x {s.rates[1]:.3f}, output "
+            f"{s.out_size[0]} x {s.out_size[1]} cells"
         )
     if lines:
-        st.caption("  \n".join(lines))
+        st.caption("  \n".join(lines) + "  \n(sizes and rates: height x width; px: the "
+                   "network's input pixels)")
 
 
 def download_buttons(view: session.ExploreView, loaded: LoadedCheckpoint, chosen: ChosenImage,
                      *, key: str) -> None:
-    """Download buttons for the record of ``view`` (the JSON line ``python -m arpviz.explain``
-    writes) and its overlay PNG on the image at its own size; built from the view on screen,
-    without running the model again. Kept as ``st.session_state[f"{key}_record"]``."""
+    """Download buttons for the record of ``view`` (the JSON line ``arpviz-explain`` writes)
+    and its overlay PNG on the image at its own size; built from the view on screen, without
+    running the model again, and encoded only when a button is clicked. Kept as
+    ``st.session_state[f"{key}_record"]``."""
     record = records.view_record(view, chosen.image, loaded.meta.input_size)
     st.session_state[f"{key}_record"] = record
     stem = (chosen.image.name or "image").rsplit(".", 1)[0].replace(" ", "_").replace("#", "")
     json_col, png_col = st.columns(2)
     json_col.download_button(
-        "Record (JSON)", records.record_json(record), file_name=f"{stem}_{key}.json",
+        "Record (JSON)", lambda: records.record_json(record), file_name=f"{stem}_{key}.json",
         mime="application/json", key=f"{key}_json", icon=":material/download:",
         help="Top-5 and every stage's box (image and input pixels), rates, k and DSR of the "
-             "current settings: the record python -m arpviz.explain writes.")
+             "current settings: the record arpviz-explain writes.")
     if chosen.image.original is not None:
         png_col.download_button(
-            "Overlay (PNG)", records.record_overlay(record, chosen.image),
+            "Overlay (PNG)", lambda: records.record_overlay(record, chosen.image),
             file_name=f"{stem}_{key}.png", mime="image/png", key=f"{key}_png",
             icon=":material/download:", help="The image at its own size with every box.")

@@ -16,6 +16,7 @@ import streamlit as st
 
 from arpviz.checkpoint import CheckpointMeta
 from arpviz.explorer import catalog, inputs
+from pages import common
 from pages.common import LoadedCheckpoint, upload_key
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,15 @@ def _gallery_file(meta: CheckpointMeta) -> ChosenImage | None:
     return ChosenImage(image, None, uploaded=True)
 
 
+def open_sample(loaded: LoadedCheckpoint, index: int, prefix: str = "explore") -> None:
+    """Make sample ``index`` of ``loaded``'s evaluation split the image of page ``prefix`` (the
+    Gallery's and Adaptivity's "open in Explore"); the page then keeps it for this checkpoint
+    instead of its default sample."""
+    st.session_state[f"{prefix}_source"] = SAMPLE_CHOICE
+    st.session_state[f"{prefix}_sample"] = int(index)
+    st.session_state[f"{prefix}_sample_for"] = loaded.key
+
+
 def _stats(meta: CheckpointMeta) -> tuple:
     return (meta.input_size, tuple(meta.mean), tuple(meta.std))
 
@@ -89,6 +99,10 @@ def image_input(loaded: LoadedCheckpoint, prefix: str) -> ChosenImage | None:
         return _gallery_file(meta)
     if source == SAMPLE_CHOICE:
         split = meta.dataset.get("eval_split", "val")
+        # a checkpoint opens on a correctly classified, medium-size bird
+        if st.session_state.get(f"{prefix}_sample_for") != loaded.key:
+            st.session_state[f"{prefix}_sample"] = common.default_sample(loaded)
+            st.session_state[f"{prefix}_sample_for"] = loaded.key
         index = st.number_input(f"Sample of the SynthBirds {split} split (0 to {count - 1})",
                                 min_value=0, max_value=count - 1, step=1,
                                 key=f"{prefix}_sample", persist_state="session")

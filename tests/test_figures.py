@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+from plotly.utils import PlotlyJSONEncoder
 
 from arpviz.explorer import inputs, session
 from arpviz.explorer.figures import explore as fg
@@ -17,7 +20,8 @@ def _stage(name: str, image_box, frame, mode: str = "arp", k: float | None = 0.7
            rates=(0.6, 0.55), map_size=(8, 10)) -> session.StageView:
     rng = np.random.default_rng(len(name))
     return session.StageView(
-        name=name, label=session.stage_label(name, mode), mode=mode, k=k, dsr=(0.5, 0.5), rates=rates,
+        name=name, label=session.stage_label(name, mode), mode=mode, k=k, dsr=(0.5, 0.5),
+        rates=rates,
         box=(1.0, 1.0, 5.0, 6.0), image_box=image_box, frame=frame, map_size=map_size,
         out_size=(map_size[0] // 2, map_size[1] // 2),
         confidence=rng.random(map_size).astype(np.float32),
@@ -37,6 +41,16 @@ def _view(shift: float = 0.0, probs=None) -> session.ExploreView:
 
 def _by_name(fig: go.Figure) -> dict[str, object]:
     return {t.name: t for t in fig.data}
+
+
+def _decoded(trace) -> np.ndarray:
+    """The pixels of an image trace's data URI."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(trace.source.split(",", 1)[1]))))
 
 
 def test_stage_colours_differ_per_branch() -> None:
@@ -73,7 +87,8 @@ def test_confidence_figure_places_the_map_on_its_frame() -> None:
     assert heat.dx == pytest.approx(dx) and heat.dy == pytest.approx(dy)
     assert heat.x0 == pytest.approx(x1 + dx / 2) and heat.y0 == pytest.approx(y1 + dy / 2)
     assert heat.opacity == 0.3
-    np.testing.assert_allclose(np.asarray(heat.z), view.stages["conv4.local0"].confidence)
+    np.testing.assert_allclose(np.asarray(heat.z), view.stages["conv4.local0"].confidence,
+                               atol=5e-5)  # 4 decimals on the wire
     assert "map covers (Conv3 crop)" in _by_name(fig)
     whole = fg.confidence_figure(view, "conv3")
     heat3 = next(t for t in whole.data if isinstance(t, go.Heatmap))
@@ -90,7 +105,7 @@ def test_crops_figure_one_panel_per_stage_and_row() -> None:
     fig = fg.crops_figure(view, long_side=20)
     images = [t for t in fig.data if isinstance(t, go.Image)]
     assert len(images) == 2
-    assert np.asarray(images[0].z).shape == (16, 20, 3)  # out_size 4 x 5 -> 16 x 20
+    assert _decoded(images[0]).shape == (16, 20, 3)  # out_size 4 x 5 -> 16 x 20
     assert images[0].x0 == pytest.approx(8.0 + 48 / 20 / 2)  # hover in image coordinates
     two = fg.crops_figure({"ARP": view, "RP": _view(shift=2.0)}, long_side=20)
     assert len([t for t in two.data if isinstance(t, go.Image)]) == 4
@@ -107,7 +122,7 @@ def test_rates_figure_values() -> None:
     assert len(bars) == 1
     assert list(bars[0].x) == ["Conv3 h", "Conv3 w", "Conv4 local 0 h", "Conv4 local 0 w"]
     assert list(bars[0].y) == [0.6, 0.55, 0.5, 0.5]
-    dsr = _by_name(fig)["DSR (lower bound)"]
+    dsr = _by_name(fig)["DSR (ARP's lower bound; the output size)"]
     assert list(dsr.y) == [0.5, 0.5, 0.5, 0.5]
     grouped = fg.rates_figure({"ARP": _view(), "RP": _view()})
     assert [t.name for t in grouped.data if isinstance(t, go.Bar)] == ["ARP", "RP"]
@@ -139,3 +154,48 @@ def test_sweep_figure() -> None:
     same = fg.sweep_figure(session.KSweep(**{**sweep.__dict__, "current_k": 1.0}))
     assert [a.text for a in same.layout.annotations if " k " in a.text] == ["trained = now k 1.00"]
     fig.to_json()
+
+
+def test_every_figure_passes_plotly_validation() -> None:
+    """The figures skip plotly's validation when built; here they get all of it."""
+    from arpviz.explain import InputGeometry
+    from arpviz.explorer.photo import Photo
+
+    view = _view()
+    photo = Photo("data:image/jpeg;base64,", 200, 100, InputGeometry.of(200, 100, 64))
+    sweep = session.KSweep("conv3", np.linspace(0.1, 2.0, 3), np.full((3, 6), 1 / 6),
+                           np.ones(3), np.ones(3), np.full((3, 2), 0.5), (0, 1), ("a", "b"),
+                           0.7, 0.7, "arp")
+    figures = [fg.boxes_figure(view), fg.boxes_figure(view, photo=photo),
+               fg.confidence_figure(view, "conv3"), fg.crops_figure(view),
+               fg.crops_figure({"ARP": view, "RP": _view(shift=1.0)}), fg.rates_figure(view),
+               fg.predictions_figure(view.predictions), fg.sweep_figure(sweep)]
+    for fig in figures:
+        spec = fig.to_dict()
+        validated = go.Figure(spec).to_dict()  # raises on any invalid property
+        # and coerces nothing: what was sent is what validation would have sent
+        def plain(value: object) -> object:
+            return json.loads(json.dumps(value, cls=PlotlyJSONEncoder))
+
+        assert plain(validated["data"]) == plain(spec["data"])
+        layout = {k: v for k, v in validated["layout"].items() if k != "template"}
+        assert plain(layout) == plain({k: v for k, v in spec["layout"].items()
+                                       if k != "template"})
+
+
+def test_photo_figure_draws_the_network_input_and_boxes_in_photo_pixels() -> None:
+    from arpviz.explain import InputGeometry
+    from arpviz.explorer.photo import Photo
+
+    view = _view()
+    geometry = InputGeometry.of(200, 100, 64)
+    photo = Photo("data:image/jpeg;base64,", 200, 100, geometry)
+    traces = _by_name(fg.boxes_figure(view, photo=photo))
+    frame = traces["network input"]
+    x1, y1, x2, y2 = geometry.crop_area
+    assert list(frame.x) == [x1, x2, x2, x1, x1] and list(frame.y) == [y1, y1, y2, y2, y1]
+    conv3 = traces["Conv3 (ARP)"]
+    bx1, by1, bx2, by2 = geometry.to_image(view.stages["conv3"].image_box)
+    assert list(conv3.x) == pytest.approx([bx1, bx2, bx2, bx1, bx1])
+    assert list(conv3.y) == pytest.approx([by1, by1, by2, by2, by1])
+    assert photo.squeezed == pytest.approx(2.0)  # a 2:1 photo squeezed into a square

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -342,6 +343,20 @@ class PredictionTable:
     def flipped(self) -> bool:
         """The top-1 class differs from the reference's top-1."""
         return self.rows[0].index != self.ref_top1
+
+    def markdown(self, reference: str = "trained setting") -> str:
+        """The rows as a Markdown table with the full class names (they wrap, never cut):
+        rank, class, probability, its change and the rank under ``reference``."""
+        def cell(text: str) -> str:
+            return re.sub(r"([\\`*_{}\[\]<>()#+!|~])", r"\\\1", text)
+
+        lines = [f"| rank | class | p | Δp | rank under the {cell(reference)} |",
+                 "| ---: | --- | ---: | ---: | ---: |"]
+        for r in self.rows:
+            moved = "" if r.rank_change == 0 else f" ({r.rank_change:+d})"
+            lines.append(f"| {r.rank} | {cell(r.name)} | {r.prob:.4f} | {r.delta:+.4f} | "
+                         f"{r.ref_rank}{moved} |")
+        return "\n".join(lines)
 
 
 def _ranks(probs: np.ndarray) -> np.ndarray:

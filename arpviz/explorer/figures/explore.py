@@ -7,29 +7,38 @@ right, y down), so boxes, confidence maps and crops line up with what the networ
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
+import cv2
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import sequential
 from plotly.subplots import make_subplots
 
 from arpviz.explorer.faithful import CropCheck
 from arpviz.explorer.figures.palette import (
+    CROP_SIZE,
+    NETWORK_INPUT,
     REFERENCE,
     TRUTH,
     series_colour,
     stage_colour,
 )
 from arpviz.explorer.inputs import GroundTruth, crop_image
+from arpviz.explorer.photo import DISPLAY_SIDE, Photo
 from arpviz.explorer.session import ExploreView, KSweep, PredictionTable, StageView
-from arpviz.models.stages import stage_label
+from arpviz.models.stages import mode_label, stage_label
 
 __all__ = [
     "boxes_figure",
     "confidence_figure",
     "crops_figure",
     "faithfulness_figure",
+    "png_uri",
     "predictions_figure",
     "rates_figure",
     "sweep_figure",
@@ -38,21 +47,72 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def _image_axes(fig: go.Figure, width: float, height: float, row: int | None = None,
-                col: int | None = None) -> None:
-    kwargs = {} if row is None else {"row": row, "col": col}
-    fig.update_xaxes(range=[0, width], showgrid=False, zeroline=False, constrain="domain",
-                     **kwargs)
-    fig.update_yaxes(range=[height, 0], showgrid=False, zeroline=False, scaleanchor="x"
-                     if row is None else None, constrain="domain", **kwargs)
+# --------------------------------------------------------------------------- building blocks
+#
+# The figures a slider move redraws are built as plain trace and layout dicts and handed to
+# plotly without its per-property validation (``_validate=False``): validation was 40% of an
+# Explore rerun's CPU. tests/test_figures.py checks every figure against plotly's full
+# validation instead, so a wrong property still fails a test. Images travel as PNG/JPEG data
+# URIs (``source``), not as arrays of numbers.
+
+_URIS: OrderedDict[bytes, str] = OrderedDict()
+#: The confidence maps' colour scale, spelled out (plotly.js knows no "Inferno" by name; the
+#: validation skipped here is what would have expanded it).
+INFERNO = [[i / (len(sequential.Inferno) - 1), colour]
+           for i, colour in enumerate(sequential.Inferno)]
 
 
-def _image_trace(image: np.ndarray, x0: float = 0.0, y0: float = 0.0, dx: float = 1.0,
-                 dy: float = 1.0, name: str = "image") -> go.Image:
-    return go.Image(
-        z=np.asarray(image, dtype=np.uint8), x0=x0 + dx / 2, y0=y0 + dy / 2, dx=dx, dy=dy,
-        name=name, hovertemplate="x %{x:.1f}, y %{y:.1f}<br>RGB %{z}<extra></extra>",
-    )
+def _figure(data: list[dict], layout: dict) -> go.Figure:
+    """A figure from plain dicts, without plotly's per-property validation (see above)."""
+    return go.Figure(data=data, layout=layout, _validate=False)
+
+
+def png_uri(image: np.ndarray) -> str:
+    """``uint8 [H, W, 3]`` as a PNG data URI (the last 64 kept, by a digest of the pixels)."""
+    pixels = np.ascontiguousarray(image, dtype=np.uint8)
+    key = hashlib.blake2b(pixels.tobytes(), digest_size=12).digest() + bytes(pixels.shape)
+    uri = _URIS.get(key)
+    if uri is None:
+        ok, encoded = cv2.imencode(".png", pixels[..., ::-1])
+        if not ok:
+            raise ValueError("image could not be encoded as PNG")
+        uri = "data:image/png;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+        _URIS[key] = uri
+        while len(_URIS) > 64:
+            _URIS.popitem(last=False)
+    _URIS.move_to_end(key)
+    return uri
+
+
+def _image_trace(source: str, x0: float, y0: float, dx: float, dy: float,
+                 name: str = "image", axes: str = "") -> dict:
+    """An image placed with its top-left pixel edge at ``(x0, y0)``, pixels ``dx x dy``."""
+    # plotly places an image by the centre of its first pixel
+    trace = {"type": "image", "source": source, "x0": x0 + dx / 2, "y0": y0 + dy / 2,
+             "dx": dx, "dy": dy,
+             "name": name, "hovertemplate": "x %{x:.1f}, y %{y:.1f}<extra></extra>"}
+    if axes:
+        trace.update(xaxis=f"x{axes}", yaxis=f"y{axes}")
+    return trace
+
+
+def _array_trace(image: np.ndarray, x0: float = 0.0, y0: float = 0.0, dx: float = 1.0,
+                 dy: float = 1.0, name: str = "image", axes: str = "") -> dict:
+    return _image_trace(png_uri(image), x0, y0, dx, dy, name, axes)
+
+
+def _image_axes(width: float, height: float, x0: float = 0.0, y0: float = 0.0,
+                domain: tuple[list[float], list[float]] | None = None, axes: str = "",
+                ) -> dict:
+    """Layout axes showing ``[x0, x0 + width] x [y0, y0 + height]``, y down, square pixels."""
+    x = {"range": [x0, x0 + width], "showgrid": False, "zeroline": False,
+         "constrain": "domain"}
+    y = {"range": [y0 + height, y0], "showgrid": False, "zeroline": False,
+         "constrain": "domain", "scaleanchor": f"x{axes}"}
+    if domain is not None:
+        x["domain"], y["domain"] = domain
+        x["anchor"], y["anchor"] = f"y{axes}", f"x{axes}"
+    return {f"xaxis{axes}": x, f"yaxis{axes}": y}
 
 
 def _rect(box: Sequence[float]) -> tuple[list[float], list[float]]:
@@ -60,61 +120,79 @@ def _rect(box: Sequence[float]) -> tuple[list[float], list[float]]:
     return [x1, x2, x2, x1, x1], [y1, y1, y2, y2, y1]
 
 
-def _stage_hover(stage: StageView) -> str:
-    x1, y1, x2, y2 = stage.image_box
-    k = "-" if stage.k is None else f"{stage.k:.2f}"
+def _stage_hover(stage: StageView, box: Sequence[float]) -> str:
+    x1, y1, x2, y2 = box
+    k = "" if stage.k is None else f", k {stage.k:.2f}"
     return (
-        f"<b>{stage.label}</b>, k {k}<br>"
+        f"<b>{stage.label}</b>{k}<br>"
         f"box x {x1:.1f}-{x2:.1f}, y {y1:.1f}-{y2:.1f}<br>"
         f"crop {y2 - y1:.1f} x {x2 - x1:.1f} px (height x width)<br>"
-        f"rates {stage.rates[0]:.3f} x {stage.rates[1]:.3f} (height x width)<extra></extra>"
+        f"rates {stage.rates[0]:.3f} x {stage.rates[1]:.3f} (height x width)<br>"
+        f"output {stage.out_size[0]} x {stage.out_size[1]} cells<extra></extra>"
     )
 
 
-def _box_trace(stage: StageView, dash: str | None = None, legend: str | None = None,
-               showlegend: bool = True) -> go.Scatter:
-    xs, ys = _rect(stage.image_box)
-    return go.Scatter(
-        x=xs, y=ys, mode="lines", name=legend or stage.label,
-        line={"color": stage_colour(stage.name), "width": 3, "dash": dash},
-        hovertemplate=_stage_hover(stage), showlegend=showlegend,
-        legendgroup=stage.name,
-    )
+def _box_trace(stage: StageView, box: Sequence[float] | None = None, dash: str | None = None,
+               legend: str | None = None, showlegend: bool = True) -> dict:
+    box = stage.image_box if box is None else box
+    xs, ys = _rect(box)
+    line = {"color": stage_colour(stage.name), "width": 3}
+    if dash:
+        line["dash"] = dash
+    return {"type": "scatter", "x": xs, "y": ys, "mode": "lines",
+            "name": legend or stage.label, "line": line,
+            "hovertemplate": _stage_hover(stage, box), "showlegend": showlegend,
+            "legendgroup": stage.name}
 
 
-def _truth_traces(truth: GroundTruth) -> list[go.Scatter]:
-    xs, ys = _rect(truth.box)
-    traces = [go.Scatter(
-        x=xs, y=ys, mode="lines", name=f"truth: {truth.name}",
-        line={"color": TRUTH, "width": 2, "dash": "dash"},
-        hovertemplate=f"ground truth box<br>{truth.name}<extra></extra>",
-    )]
+def _truth_traces(truth: GroundTruth, to_image=None) -> list[dict]:
+    box = truth.box if to_image is None else to_image(truth.box)
+    xs, ys = _rect(box)
+    traces = [{"type": "scatter", "x": xs, "y": ys, "mode": "lines",
+               "name": f"truth: {truth.name}",
+               "line": {"color": TRUTH, "width": 2, "dash": "dash"},
+               "hovertemplate": f"ground truth box<br>{truth.name}<extra></extra>"}]
     if truth.keypoints:
         names = list(truth.keypoints)
         pts = np.array([truth.keypoints[n] for n in names], dtype=float)
-        traces.append(go.Scatter(
-            x=pts[:, 0], y=pts[:, 1], mode="markers", name="truth: keypoints", text=names,
-            marker={"color": TRUTH, "size": 8, "symbol": "x",
-                    "line": {"color": "#000000", "width": 1}},
-            hovertemplate="%{text}<br>x %{x:.1f}, y %{y:.1f}<extra></extra>",
-        ))
+        if to_image is not None:
+            pts = np.array([to_image((x, y, x, y))[:2] for x, y in pts])
+        traces.append({
+            "type": "scatter", "x": pts[:, 0].tolist(), "y": pts[:, 1].tolist(),
+            "mode": "markers", "name": "truth: keypoints", "text": names,
+            "marker": {"color": TRUTH, "size": 8, "symbol": "x",
+                       "line": {"color": "#000000", "width": 1}},
+            "hovertemplate": "%{text}<br>x %{x:.1f}, y %{y:.1f}<extra></extra>"})
     return traces
 
 
-def _layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
+def _layout(title: str | None, height: int, **extra: object) -> dict:
     """Title on top, then a horizontal legend above the plot area, tight margins."""
-    fig.update_layout(
-        title={"text": title, "y": 0.99, "yanchor": "top", "x": 0.0, "font": {"size": 14}}
-        if title else None,
-        height=height, margin={"l": 10, "r": 10, "t": 75 if title else 45, "b": 10},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0},
-        hovermode="closest",
-    )
-    return fig
+    layout: dict = {
+        "height": height, "margin": {"l": 10, "r": 10, "t": 75 if title else 45, "b": 10},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0},
+        "hovermode": "closest",
+    }
+    if title:
+        layout["title"] = {"text": title, "y": 0.99, "yanchor": "top", "x": 0.0,
+                           "font": {"size": 14}}
+    layout.update(extra)
+    return layout
 
 
-def _short(text: str, limit: int = 30) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+def _wrap(text: str, width: int = 28) -> str:
+    """``text`` broken into lines of at most about ``width`` characters at spaces (plotly's
+    ``<br>``), so long class names show whole."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
+
+
+# --------------------------------------------------------------------------- figures
 
 
 def boxes_figure(
@@ -122,20 +200,42 @@ def boxes_figure(
     truth: GroundTruth | None = None,
     title: str | None = None,
     height: int = 460,
+    *,
+    photo: Photo | None = None,
 ) -> go.Figure:
-    """The input image with every pooled stage's crop box (a colour per branch, a legend).
+    """Every pooled stage's crop box (a colour per branch, a legend) on the image.
 
-    ``truth`` adds the ground-truth box (dashed white) and keypoints (crosses).
+    Without ``photo``: on the network's input (input pixels). With ``photo``: on the image as
+    it was uploaded, at its true aspect and in its own pixels, with the network's input (the
+    evaluation transform's resize and centre crop) drawn as a dashed frame. ``truth`` adds the
+    ground-truth box (dashed white) and keypoints (crosses).
     """
-    h, w = view.image.shape[:2]
-    fig = go.Figure(_image_trace(view.image))
+    if photo is None:
+        h, w = view.image.shape[:2]
+        data = [_array_trace(view.image)]
+        to_image = None
+    else:
+        w, h = photo.width, photo.height
+        shown = _display_scale(photo)
+        data = [_image_trace(photo.source, 0.0, 0.0, shown, shown, "photo")]
+        to_image = photo.to_image
+        xs, ys = _rect(photo.input_frame)
+        data.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines",
+                     "name": "network input",
+                     "line": {"color": NETWORK_INPUT, "width": 2, "dash": "dash"},
+                     "hovertemplate": "what the network sees (resize and centre crop)"
+                                      "<extra></extra>"})
     for stage in view.stages.values():
-        fig.add_trace(_box_trace(stage))
+        box = None if to_image is None else to_image(stage.image_box)
+        data.append(_box_trace(stage, box))
     if truth is not None:
-        for trace in _truth_traces(truth):
-            fig.add_trace(trace)
-    _image_axes(fig, w, h)
-    return _layout(fig, title, height)
+        data += _truth_traces(truth, to_image)
+    return _figure(data, _layout(title, height, **_image_axes(w, h)))
+
+
+def _display_scale(photo: Photo) -> float:
+    """Original pixels per display-copy pixel."""
+    return max(photo.width, photo.height) / min(max(photo.width, photo.height), DISPLAY_SIDE)
 
 
 def confidence_figure(
@@ -145,7 +245,8 @@ def confidence_figure(
     title: str | None = None,
     height: int = 400,
 ) -> go.Figure:
-    """A stage's keypoint confidence map laid over the image, on the region its map covers.
+    """A stage's keypoint confidence map laid over the input image, on the region its map
+    covers (input pixels).
 
     Conv3's map covers the whole image; Conv4's covers Conv3's crop (its frame, drawn
     dotted). The stage's crop box is drawn on top.
@@ -159,21 +260,21 @@ def confidence_figure(
     conf = np.asarray(s.confidence, dtype=np.float32)
     fx1, fy1, fx2, fy2 = s.frame
     dx, dy = (fx2 - fx1) / conf.shape[1], (fy2 - fy1) / conf.shape[0]
-    fig = go.Figure(_image_trace(view.image))
-    fig.add_trace(go.Heatmap(
-        z=conf, x0=fx1 + dx / 2, dx=dx, y0=fy1 + dy / 2, dy=dy, opacity=opacity,
-        colorscale="Inferno", name="confidence", colorbar={"title": "C", "thickness": 12},
-        hovertemplate="x %{x:.1f}, y %{y:.1f}<br>confidence %{z:.4f}<extra></extra>",
-    ))
+    data = [_array_trace(view.image), {
+        "type": "heatmap", "z": np.round(conf, 4).tolist(), "x0": fx1 + dx / 2, "dx": dx,
+        "y0": fy1 + dy / 2, "dy": dy, "opacity": opacity, "colorscale": INFERNO,
+        "name": "confidence", "colorbar": {"title": {"text": "C"}, "thickness": 12},
+        "hovertemplate": "x %{x:.1f}, y %{y:.1f}<br>confidence %{z:.4f}<extra></extra>",
+    }]
     if s.frame != (0.0, 0.0, float(w), float(h)):
         xs, ys = _rect(s.frame)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="map covers (Conv3 crop)",
-                                 line={"color": stage_colour("conv3"), "width": 2,
-                                       "dash": "dot"}, hoverinfo="skip"))
-    fig.add_trace(_box_trace(s, legend=f"{s.label} crop"))
-    _image_axes(fig, w, h)
-    return _layout(fig, title or f"{s.label}: keypoint confidence ({conf.shape[0]} x "
-                   f"{conf.shape[1]} map)", height)
+        data.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines",
+                     "name": "map covers (Conv3 crop)",
+                     "line": {"color": stage_colour("conv3"), "width": 2, "dash": "dot"},
+                     "hoverinfo": "skip"})
+    data.append(_box_trace(s, legend=f"{s.label} crop"))
+    title = title or f"{s.label}: keypoint confidence ({conf.shape[0]} x {conf.shape[1]} map)"
+    return _figure(data, _layout(title, height, **_image_axes(w, h)))
 
 
 def crops_figure(
@@ -184,42 +285,51 @@ def crops_figure(
     """The image region of every stage's crop, resampled to the stage's output aspect.
 
     ``views`` is one view (one row) or ``{row title: view}`` (a row each, e.g. ARP and RP).
-    Hover shows input-image coordinates.
+    Titles give the crop and the output size, height x width; hover shows input-image
+    coordinates.
     """
     rows = {"": views} if isinstance(views, ExploreView) else dict(views)
     names: list[str] = []
     for view in rows.values():
         names += [n for n in view.stages if n not in names]
     if not names:
-        fig = go.Figure()
-        fig.add_annotation(text="no pooled stage in this model", showarrow=False)
-        return _layout(fig, None, 120)
-    titles = []
-    for title, view in rows.items():
-        for n in names:
+        return _figure([], _layout(None, 120, annotations=[
+            {"text": "no pooled stage in this model", "showarrow": False}]))
+    n_rows, n_cols = len(rows), len(names)
+    gap_x, gap_y = 0.04, 0.12 if n_rows > 1 else 0.0
+    width = (1 - gap_x * (n_cols - 1)) / n_cols
+    row_h = (1 - gap_y * (n_rows - 1)) / n_rows
+    data: list[dict] = []
+    layout = _layout(None, height * n_rows, annotations=[])
+    panel = 0
+    for r, (title, view) in enumerate(rows.items()):
+        y_top = 1 - r * (row_h + gap_y)
+        for c, n in enumerate(names):
+            panel += 1
+            axes = "" if panel == 1 else str(panel)
             s = view.stages.get(n)
+            x_left = c * (width + gap_x)
+            domain = ([max(0.0, x_left), min(1.0, x_left + width)],
+                      [max(0.0, y_top - row_h), min(1.0, y_top - 0.08 / n_rows)])
             if s is None:
-                titles.append("")
-                continue
-            ch, cw = s.crop_size
-            prefix = f"{title}: " if title else ""
-            titles.append(f"{prefix}{s.label}<br>{ch:.0f} x {cw:.0f} px -> "
-                          f"{s.out_size[0]} x {s.out_size[1]} cells")
-    fig = make_subplots(rows=len(rows), cols=len(names), subplot_titles=titles,
-                        horizontal_spacing=0.04, vertical_spacing=0.12)
-    for r, view in enumerate(rows.values(), start=1):
-        for c, n in enumerate(names, start=1):
-            s = view.stages.get(n)
-            if s is None:
+                layout.update(_image_axes(1, 1, domain=domain, axes=axes))
+                layout[f"xaxis{axes}"]["visible"] = False
+                layout[f"yaxis{axes}"]["visible"] = False
                 continue
             crop = crop_image(view.image, s.image_box, s.out_size, long_side)
             x1, y1, x2, y2 = s.image_box
-            fig.add_trace(_image_trace(crop, x1, y1, (x2 - x1) / crop.shape[1],
-                                       (y2 - y1) / crop.shape[0], name=s.label), row=r, col=c)
-            fig.update_xaxes(range=[x1, x2], showgrid=False, zeroline=False, row=r, col=c)
-            fig.update_yaxes(range=[y2, y1], showgrid=False, zeroline=False, row=r, col=c)
-    fig.update_annotations(font_size=12)
-    return _layout(fig, None, height * len(rows))
+            data.append(_array_trace(crop, x1, y1, (x2 - x1) / crop.shape[1],
+                                     (y2 - y1) / crop.shape[0], name=s.label, axes=axes))
+            layout.update(_image_axes(x2 - x1, y2 - y1, x1, y1, domain=domain, axes=axes))
+            ch, cw = s.crop_size
+            prefix = f"{title}: " if title else ""
+            layout["annotations"].append({
+                "text": f"{prefix}{s.label}<br>{ch:.0f} x {cw:.0f} px -> {s.out_size[0]} x "
+                        f"{s.out_size[1]} cells",
+                "x": x_left + width / 2, "y": y_top, "xref": "paper", "yref": "paper",
+                "xanchor": "center", "yanchor": "top", "showarrow": False,
+                "font": {"size": 12}})
+    return _figure(data, layout)
 
 
 def rates_figure(
@@ -227,43 +337,45 @@ def rates_figure(
     title: str | None = None,
     height: int = 300,
 ) -> go.Figure:
-    """The adaptive rates ``(rate_h, rate_w)`` of every pooled stage, with its DSR marked.
+    """The rates ``(rate_h, rate_w)`` of every pooled stage, with its DSR marked.
 
     ``views`` is one view or ``{name: view}`` (e.g. ``{"ARP": ..., "RP": ...}``): grouped bars.
     """
     rows = {"": views} if isinstance(views, ExploreView) else dict(views)
-    fig = go.Figure()
+    data: list[dict] = []
     patterns = ("", "/", ".", "x")
     for i, (series, view) in enumerate(rows.items()):
         labels, values, texts, colours = [], [], [], []
         for s in view.stages.values():
             for axis, rate in zip(("h", "w"), s.rates, strict=True):
                 labels.append(f"{stage_label(s.name)} {axis}")
-                values.append(rate)
+                values.append(float(rate))
                 colours.append(stage_colour(s.name))
                 dsr = "-" if s.dsr is None else f"{s.dsr[0 if axis == 'h' else 1]:.2f}"
                 k = "-" if s.k is None else f"{s.k:.2f}"
-                texts.append(f"k {k}, DSR {dsr}")
-        fig.add_trace(go.Bar(
-            x=labels, y=values, name=series or "rate", customdata=texts,
-            marker={"color": colours, "pattern": {"shape": patterns[i % len(patterns)]}},
-            hovertemplate="%{x}: rate %{y:.3f}<br>%{customdata}<extra>" + series + "</extra>",
-        ))
+                texts.append(f"{s.label}, k {k}, DSR {dsr}")
+        data.append({
+            "type": "bar", "x": labels, "y": values, "name": series or "rate",
+            "customdata": texts,
+            "marker": {"color": colours, "pattern": {"shape": patterns[i % len(patterns)]}},
+            "hovertemplate": "%{x}: rate %{y:.3f}<br>%{customdata}<extra>" + series
+                             + "</extra>",
+        })
         dsr_x, dsr_y = [], []
         for s in view.stages.values():
             if s.dsr is not None:
                 dsr_x += [f"{stage_label(s.name)} h", f"{stage_label(s.name)} w"]
                 dsr_y += [s.dsr[0], s.dsr[1]]
         if dsr_x and i == 0:
-            fig.add_trace(go.Scatter(
-                x=dsr_x, y=dsr_y, mode="markers", name="DSR (lower bound)",
-                marker={"symbol": "line-ew", "size": 28, "line": {"width": 3,
-                                                                   "color": "#000000"}},
-                hovertemplate="%{x}: DSR %{y:.3f}<extra></extra>",
-            ))
-    fig.update_yaxes(range=[0, 1.05], title="rate")
-    fig.update_layout(barmode="group")
-    return _layout(fig, title, height)
+            data.append({
+                "type": "scatter", "x": dsr_x, "y": dsr_y, "mode": "markers",
+                "name": "DSR (ARP's lower bound; the output size)",
+                "marker": {"symbol": "line-ew", "size": 28,
+                           "line": {"width": 3, "color": "#000000"}},
+                "hovertemplate": "%{x}: DSR %{y:.3f}<extra></extra>",
+            })
+    return _figure(data, _layout(title, height, barmode="group",
+                                 yaxis={"range": [0, 1.05], "title": {"text": "rate"}}))
 
 
 def predictions_figure(
@@ -271,45 +383,52 @@ def predictions_figure(
     reference: str = "trained setting",
     height: int = 280,
 ) -> go.Figure:
-    """The top-5 probabilities now and under the reference (horizontal bars, hover deltas)."""
+    """The top-5 probabilities now and under the reference (horizontal bars, full class names
+    wrapped; hover: the changes)."""
     rows = list(table.rows)[::-1]
-    names = [f"{r.rank}. {_short(r.name)}" for r in rows]
+    names = [f"{r.rank}. {_wrap(r.name, 34)}" for r in rows]
+    height = max(height, 60 + 22 * sum(n.count("<br>") + 2 for n in names))
     hover = [
         f"<b>{r.name}</b><br>now {r.prob:.4f} (rank {r.rank})<br>"
         f"{reference}: {r.ref_prob:.4f} (rank {r.ref_rank})<br>"
         f"change {r.delta:+.4f}, rank {r.rank_change:+d}" for r in rows
     ]
-    fig = go.Figure()
-    fig.add_trace(go.Bar(y=names, x=[r.ref_prob for r in rows], orientation="h",
-                         name=reference, marker={"color": REFERENCE}, customdata=hover,
-                         hovertemplate="%{customdata}<extra></extra>"))
-    fig.add_trace(go.Bar(y=names, x=[r.prob for r in rows], orientation="h", name="now",
-                         marker={"color": series_colour(0)}, customdata=hover,
-                         hovertemplate="%{customdata}<extra></extra>"))
-    fig.update_layout(barmode="group")
-    fig.update_xaxes(title="probability", rangemode="tozero")
-    return _layout(fig, None, height)
+    data = [
+        {"type": "bar", "y": names, "x": [r.ref_prob for r in rows], "orientation": "h",
+         "name": reference, "marker": {"color": REFERENCE}, "customdata": hover,
+         "hovertemplate": "%{customdata}<extra></extra>"},
+        {"type": "bar", "y": names, "x": [r.prob for r in rows], "orientation": "h",
+         "name": "now", "marker": {"color": series_colour(0)}, "customdata": hover,
+         "hovertemplate": "%{customdata}<extra></extra>"},
+    ]
+    return _figure(data, _layout(None, height, barmode="group", xaxis={
+        "title": {"text": "probability"}, "rangemode": "tozero"}))
 
 
-def sweep_figure(sweep: KSweep, height: int = 420) -> go.Figure:
-    """Tracked class probabilities (top) and the crop's size (bottom) against ``k``."""
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+def sweep_figure(sweep: KSweep, height: int = 460) -> go.Figure:
+    """Tracked class probabilities (top) and the crop's size (bottom) against ``k``.
+
+    Classes take the series colours, the crop's size the neutral :data:`CROP_SIZE` (never a
+    class's colour); the legend sits on the right, the trained and current ``k`` are labelled
+    at the foot of the top panel, so nothing overlaps the titles.
+    """
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
                         subplot_titles=("class probability", "crop size (input pixels)"))
     for i, (index, name) in enumerate(zip(sweep.classes, sweep.class_names, strict=True)):
         fig.add_trace(go.Scatter(
-            x=sweep.ks, y=sweep.probs[:, index], mode="lines+markers", name=name,
-            line={"color": series_colour(i)},
+            x=sweep.ks, y=sweep.probs[:, index], mode="lines+markers", name=_wrap(name),
+            line={"color": series_colour(i)}, legendgroup="classes",
+            legendgrouptitle={"text": "class"} if i == 0 else None,
             hovertemplate="k %{x:.2f}: p %{y:.4f}<extra>" + name + "</extra>",
         ), row=1, col=1)
-    colour = stage_colour(sweep.stage)
-    fig.add_trace(go.Scatter(x=sweep.ks, y=sweep.crop_w, mode="lines+markers", name="crop width",
-                             line={"color": colour},
-                             hovertemplate="k %{x:.2f}: width %{y:.1f} px<extra></extra>"),
-                  row=2, col=1)
-    fig.add_trace(go.Scatter(x=sweep.ks, y=sweep.crop_h, mode="lines+markers",
-                             name="crop height", line={"color": colour, "dash": "dash"},
-                             hovertemplate="k %{x:.2f}: height %{y:.1f} px<extra></extra>"),
-                  row=2, col=1)
+    for values, label, dash in ((sweep.crop_h, "crop height", "solid"),
+                                (sweep.crop_w, "crop width", "dash")):
+        fig.add_trace(go.Scatter(
+            x=sweep.ks, y=values, mode="lines+markers", name=label, legendgroup="crop",
+            legendgrouptitle={"text": "crop"} if label == "crop height" else None,
+            line={"color": CROP_SIZE, "dash": dash}, marker={"symbol": "square", "size": 5},
+            hovertemplate="k %{x:.2f}: " + label.split()[1] + " %{y:.1f} px<extra></extra>",
+        ), row=2, col=1)
     marks = [(sweep.trained_k, "trained", "dot"), (sweep.current_k, "now", "solid")]
     if sweep.trained_k is not None and sweep.current_k is not None \
             and abs(sweep.trained_k - sweep.current_k) < 1e-9:
@@ -318,10 +437,16 @@ def sweep_figure(sweep: KSweep, height: int = 420) -> go.Figure:
         if k is None:
             continue
         fig.add_vline(x=k, line={"color": "#444444", "dash": dash, "width": 1})
-        fig.add_annotation(x=k, xref="x", y=1.0, yref="y domain", text=f"{label} k {k:.2f}",
-                           showarrow=False, yanchor="bottom", font={"size": 11})
-    fig.update_xaxes(title="k", row=2, col=1)
-    return _layout(fig, None, height)
+        fig.add_annotation(x=k, xref="x", y=0.0, yref="y domain", text=f"{label} k {k:.2f}",
+                           showarrow=False, yanchor="bottom", xanchor="left", xshift=3,
+                           font={"size": 11}, bgcolor="rgba(255,255,255,0.8)")
+    fig.update_xaxes(title=f"k ({mode_label(sweep.mode)})", row=2, col=1)
+    fig.update_yaxes(rangemode="tozero", row=1, col=1)
+    fig.update_layout(**_layout(None, height))
+    fig.update_layout(legend={"orientation": "v", "x": 1.02, "y": 1, "xanchor": "left",
+                              "yanchor": "top"},
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
 
 
 def faithfulness_figure(check: CropCheck, height: int = 340) -> go.Figure:
@@ -354,9 +479,9 @@ def faithfulness_figure(check: CropCheck, height: int = 340) -> go.Figure:
                           "<extra>" + name.split(" ")[0] + "</extra>",
         ), row=1, col=2)
     fig.update_layout(barmode="group")
-    fig.update_yaxes(range=[0, 1.02], title="p(" + _short(check.target_name, 24) + ")", row=1,
-                     col=1)
+    fig.update_yaxes(range=[0, 1.02], title="p(top-1 class)", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     fig.update_xaxes(title="box of the same size as the crop", row=1, col=1)
     fig.update_xaxes(title="the crop scaled about its centre (1 = the crop)", row=1, col=2)
-    return _layout(fig, None, height)
+    fig.update_layout(**_layout(f"top-1 class: {_wrap(check.target_name, 90)}", height))
+    return fig

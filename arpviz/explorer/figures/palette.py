@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
+    "CROP_SIZE",
     "INSIDE",
     "LINE",
     "MARK",
+    "NETWORK_INPUT",
     "OUTSIDE",
     "PALETTE",
     "REFERENCE",
@@ -38,6 +40,10 @@ SERIES = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17
 SIDES = ("#ff7f0e", "#17becf")
 #: Ground truth drawn on an image; a stage's box on a confidence map; the reference bars.
 TRUTH = "#ffffff"
+#: The frame of the network's input drawn on the uploaded photo.
+NETWORK_INPUT = "#00e5ff"
+#: A crop's size plotted beside class curves (a neutral colour no class or stage uses).
+CROP_SIZE = "#3d3d3d"
 MARK = "#ff4d4d"
 REFERENCE = "#c7c7c7"
 #: A probe's caption when its top-1 is right, and when it is wrong.
