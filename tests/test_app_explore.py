@@ -371,6 +371,48 @@ def test_downloads_and_faithfulness_on_explore_and_compare(app_env: Path) -> Non
 
     at.switch_page("pages/rp_vs_arp.py")
     run_app(at)
-    arp, rp = at.session_state["compare_arp_record"], at.session_state["compare_rp_record"]
+    arp, rp = at.session_state["compare_left_record"], at.session_state["compare_right_record"]
     assert arp.stages["conv3"].mode == "arp" and rp.stages["conv3"].mode == "rp"
     assert len(at.get("download_button")) == 4
+
+
+def test_explore_first_view_explains_the_model_and_switches_modes(app_env: Path) -> None:
+    at = _start()
+    texts = " ".join(_texts(at.info) + _texts(at.markdown))
+    assert "Trained on SynthBirds" in texts and "ImageNet ResNet" in texts  # before any upload
+    assert "looks at an image twice" in texts  # the What am I looking at panel
+    assert any("Conv4 local 0" in g.proto.spec for g in at.get("graphviz_chart"))
+    assert at.selectbox(key="explore_mode:conv4.local0").value == "arp"
+
+    at.selectbox(key="explore_mode:conv4.local0").set_value("arpfg")
+    run_app(at)
+    view = at.session_state["arpviz_result"]
+    assert view.stages["conv4.local0"].mode == "arpfg"
+    assert view.stages["conv4.local0"].label == "Conv4 local 0 (ARP-FG)"
+    assert at.slider(key="explore_k:conv4.local0").value == pytest.approx(1.5)  # its default
+    assert "ARP-FG default 1.5" in at.slider(key="explore_k:conv4.local0").label
+    at.slider(key="explore_k:conv4.local0").set_value(0.9)
+    run_app(at)
+    assert at.session_state["arpviz_result"].stages["conv4.local0"].k == pytest.approx(0.9)
+
+    at.selectbox(key="explore_mode:conv4.local0").set_value("rp")
+    run_app(at)
+    assert at.session_state["arpviz_result"].stages["conv4.local0"].mode == "rp"
+    at.button(key="explore_reset").click()
+    run_app(at)
+    assert at.selectbox(key="explore_mode:conv4.local0").value == "arp"
+    assert at.session_state["arpviz_result"].stages["conv4.local0"].k == pytest.approx(0.7)
+
+
+def test_compare_page_compares_any_two_modes(app_env: Path) -> None:
+    at = _start()
+    at.switch_page("pages/rp_vs_arp.py")
+    run_app(at)
+    at.selectbox(key="compare_left").set_value("arpfg")
+    at.selectbox(key="compare_right").set_value("arp")
+    run_app(at)
+    comparison = at.session_state["arpviz_compare"]
+    assert comparison.modes == ("arpfg", "arp")
+    assert comparison.first.stages["conv4.local0"].mode == "arpfg"
+    assert comparison.second.stages["conv4.local0"].k == pytest.approx(0.7)
+    assert "ARP-FG" in " ".join(_texts(at.markdown))
