@@ -36,8 +36,10 @@ def _with_corr(report: AdaptivityReport, stage: str, height: tuple, width: tuple
 
     st = report.stages[stage]
     rvo = dict(st.rate_vs_object, height=corr(*height), width=corr(*width))
+    # a rate that moves the crop by several cells (else the verdict says it is constant)
+    rate = {"mean": 0.7, "sd": 0.1, "min": 0.5, "max": 0.9}
     stages = dict(report.stages)
-    stages[stage] = dataclasses.replace(st, rate_vs_object=rvo)
+    stages[stage] = dataclasses.replace(st, rate_vs_object=rvo, rate={"h": rate, "w": rate})
     return dataclasses.replace(report, stages=stages)
 
 
@@ -82,11 +84,33 @@ def test_verdict_follows_the_numbers(report: AdaptivityReport) -> None:
     assert "not** follow the object detectably" in flat
     mixed = ad.verdict(_with_corr(report, stage, (0.5, 0.3, 0.7), (-0.4, -0.6, -0.2)), stage)
     assert "one axis and moves against it" in mixed
-    rate = report.stages[stage].rate["h"]
-    assert f"{rate['mean']:.3f} ± {rate['sd']:.3f}" in up
+    assert "0.700 ± 0.100" in up
     no_truth = dataclasses.replace(report, stages={stage: dataclasses.replace(
         report.stages[stage], rate_vs_object=None)})
     assert "cannot be said" in ad.verdict(no_truth, stage)
+
+
+def test_verdict_says_when_a_rate_is_constant(report: AdaptivityReport) -> None:
+    stage = "conv4.local0"
+    varied = _with_corr(report, stage, (-0.3, -0.5, -0.1), (-0.2, -0.3, -0.1))
+    base = varied.stages[stage]
+
+    def with_rate(lo: float, hi: float, map_size) -> str:
+        rate = {"mean": (lo + hi) / 2, "sd": (hi - lo) / 4, "min": lo, "max": hi}
+        changed = dataclasses.replace(base, rate={"h": rate, "w": rate}, map_size=map_size)
+        return ad.verdict(dataclasses.replace(varied, stages={stage: changed}), stage)
+
+    # 0.685 to 0.718 of a 16-cell map: 10.96 to 11.49 cells, the crop never moves a cell
+    flat = with_rate(0.685, 0.718, (16, 16))
+    assert "**constant in effect**" in flat and "10.96" not in flat and "11.0 to 11.5" in flat
+    assert "against" not in flat
+    moving = with_rate(0.5, 0.9, (16, 16))
+    assert "**constant in effect**" not in moving and "against" in moving
+    old = with_rate(0.999, 0.9995, None)  # an older report without the map size: the SD
+    assert "**constant in effect**" in old
+    rp = dataclasses.replace(base, mode="rp")
+    assert "fixed size by design" in ad.verdict(dataclasses.replace(varied, stages={stage: rp}),
+                                                stage)
 
 
 def test_tables_curves_and_figures(report: AdaptivityReport) -> None:

@@ -240,7 +240,7 @@ def test_bad_input(synth_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
         analyse(stride, limit=2)
     assert main([str(tmp_path / "missing.safetensors")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("python -m arpviz.analysis: error:") and "Traceback" not in err
+    assert err.startswith("arpviz-analysis: error:") and "Traceback" not in err
 
 
 def test_cli_writes_json_and_table(synth_ckpt: Path, tmp_path: Path,

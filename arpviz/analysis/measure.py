@@ -97,6 +97,7 @@ class _StageAccumulator:
         self.k_rates: list[list[np.ndarray]] = [[] for _ in self.k_values]
         self.conf_min = math.inf
         self.conf_max = -math.inf
+        self.map_size: tuple[int, int] | None = None
 
     def add(self, name: str, values: np.ndarray) -> None:
         self.columns.setdefault(name, []).append(np.asarray(values, dtype=np.float64))
@@ -302,6 +303,7 @@ def _analyse_stage(
     result = base.stages[name]
     batch = labels.shape[0]
     map_size = base.map_sizes[name]
+    acc.map_size = (int(map_size[0]), int(map_size[1]))
     rates = result.rates.float()
     acc.add("rate_h", rates[:, 0].cpu().numpy())
     acc.add("rate_w", rates[:, 1].cpu().numpy())
@@ -428,4 +430,5 @@ def _summarise(
         rate_vs_object=rate_vs_object, crop_precision=precision, keypoint_recall=recall,
         placement=placement, placement_keypoint_recall=recall_by_placement,
         k_curve=k_curve, confidence=contrast, floor_free=floor_free, ideal=ideal,
+        map_size=acc.map_size,
     )

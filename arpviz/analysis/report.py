@@ -39,6 +39,8 @@ class StageAnalysis:
             beyond the paper) ``{"k", "rate": {"h", "w"}, "rate_vs_object": {"height",
             "width"}}``: what the rule picks when every channel of the stage's input is the
             object's ground-truth mask on that map; else ``None``.
+        map_size: ``(h, w)`` of the stage's input map (``None`` in older reports): a rate
+            that varies by less than ``1 / h`` never changes the crop by a whole cell.
     """
 
     stage: str
@@ -54,6 +56,14 @@ class StageAnalysis:
     confidence: dict[str, Any]
     floor_free: dict[str, Any] | None = None
     ideal: dict[str, Any] | None = None
+    map_size: tuple[int, int] | None = None
+
+
+def _stage(data: Mapping[str, Any]) -> StageAnalysis:
+    values = dict(data)
+    if values.get("map_size") is not None:
+        values["map_size"] = tuple(values["map_size"])
+    return StageAnalysis(**values)
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,6 @@ class AdaptivityReport:
     def from_dict(cls, data: Mapping[str, Any]) -> AdaptivityReport:
         """Inverse of :meth:`to_dict`."""
         values = dataclass_fields_of(data, cls)
-        values["stages"] = {name: StageAnalysis(**stage)
+        values["stages"] = {name: _stage(stage)
                             for name, stage in dict(values.get("stages", {})).items()}
         return cls(**values)

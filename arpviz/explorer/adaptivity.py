@@ -29,6 +29,7 @@ from arpviz.analysis import (
     DEFAULT_K_VALUES,
     AdaptivityReport,
     ReIDKCurve,
+    StageAnalysis,
     analyse,
     analyse_cached,
     checkpoint_digest,
@@ -36,7 +37,7 @@ from arpviz.analysis import (
 )
 from arpviz.checkpoint import Checkpoint, CheckpointError, CheckpointMeta, read_meta
 from arpviz.explorer.catalog import converted_cache_dir, trained_on_synthbirds
-from arpviz.explorer.session import stage_label
+from arpviz.explorer.session import mode_label, stage_label
 from arpviz.models import MSGNConfig
 from arpviz.reid import is_reid
 
@@ -354,6 +355,31 @@ def contrast_values(report: AdaptivityReport) -> dict[str, list[float]]:
     return {name: list(stages.get(name, {}).get("contrast") or []) for name in report.stages}
 
 
+def constant_rate(stage: StageAnalysis) -> str | None:
+    """Why ``stage``'s rate is constant in effect, or ``None`` when it varies.
+
+    A rate whose range over the split is under one cell of the stage's input map on both axes
+    (``(max - min) * side < 1``) never moves the crop by a whole cell: the stage is a fixed
+    crop. Without the map size (an older report), an SD under 0.005 counts as constant.
+    """
+    if stage.mode in ("rp", "stride"):
+        return f"{mode_label(stage.mode)} crops a fixed size by design"
+    h, w = stage.rate["h"], stage.rate["w"]
+    if None in (h.get("min"), h.get("max"), w.get("min"), w.get("max")):
+        return None
+    if stage.map_size is not None:
+        side_h, side_w = stage.map_size
+        cells_h, cells_w = (h["max"] - h["min"]) * side_h, (w["max"] - w["min"]) * side_w
+        if cells_h < 1 and cells_w < 1:
+            return (f"over the split it runs from {h['min']:.3f} to {h['max']:.3f} (height), "
+                    f"{h['min'] * side_h:.1f} to {h['max'] * side_h:.1f} of the {side_h} cells "
+                    f"of its {side_h} x {side_w} map, less than one cell")
+        return None
+    if (h.get("sd") or 0) < 0.005 and (w.get("sd") or 0) < 0.005:
+        return f"its SD over the split is {h['sd']:.4f} (height), {w['sd']:.4f} (width)"
+    return None
+
+
 def verdict(report: AdaptivityReport, stage: str) -> str:
     """One plain sentence: does ``stage``'s rate follow the object on this checkpoint?
 
@@ -363,10 +389,15 @@ def verdict(report: AdaptivityReport, stage: str) -> str:
     """
     _check_stage(report, stage)
     st = report.stages[stage]
-    label = stage_label(stage)
+    label = stage_label(stage, st.mode)
     rate = st.rate["h"]
     spread = (f"its rate is {rate['mean']:.3f} ± {rate['sd']:.3f} (SD) over "
               f"{report.count} images") if rate["mean"] is not None else "no rates"
+    constant = constant_rate(st)
+    if constant is not None:
+        return (f"{label} on this checkpoint: the rate is **constant in effect**: {constant}. "
+                "Its correlation with the object's size describes changes too small to move "
+                "the crop, so it says nothing about adaptation.")
     if not st.rate_vs_object:
         return (f"{label}: {spread}; without ground truth (object boxes) it cannot be said "
                 "whether the rate follows the object.")
