@@ -74,7 +74,8 @@ def test_scatter_carries_the_image_index_and_picking_reads_it(report) -> None:
 
 def test_verdict_follows_the_numbers(report: AdaptivityReport) -> None:
     stage = "conv4.local0"
-    up = ad.verdict(_with_corr(report, stage, (0.5, 0.3, 0.7), (0.4, 0.1, 0.6)), stage)
+    up_report = _with_corr(report, stage, (0.5, 0.3, 0.7), (0.4, 0.1, 0.6))
+    up = ad.verdict(up_report, stage)
     assert "**follows the object**" in up and "+0.50 [+0.30, +0.70]" in up
     down = ad.verdict(_with_corr(report, stage, (-0.3, -0.5, -0.1), (-0.2, -0.3, -0.1)), stage)
     assert "it moves **against** it: bigger objects get smaller crops" in down
@@ -85,8 +86,8 @@ def test_verdict_follows_the_numbers(report: AdaptivityReport) -> None:
     mixed = ad.verdict(_with_corr(report, stage, (0.5, 0.3, 0.7), (-0.4, -0.6, -0.2)), stage)
     assert "one axis and moves against it" in mixed
     assert "0.700 ± 0.100" in up
-    no_truth = dataclasses.replace(report, stages={stage: dataclasses.replace(
-        report.stages[stage], rate_vs_object=None)})
+    no_truth = dataclasses.replace(up_report, stages={stage: dataclasses.replace(
+        up_report.stages[stage], rate_vs_object=None)})
     assert "cannot be said" in ad.verdict(no_truth, stage)
 
 

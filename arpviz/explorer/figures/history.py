@@ -4,6 +4,9 @@ Built from :class:`~arpviz.explorer.catalog.TrainingRecord` (one per run) and th
 of :func:`~arpviz.explorer.inputs.probe_images`. Probe images are laid out as one mosaic (one
 image trace) with the boxes of a stage as one line trace, so a figure stays small however many
 probes there are, and an animation over epochs only swaps the box traces and captions.
+
+Stages are named by :func:`arpviz.models.stages.stage_label` with the run's pooling mode
+(:func:`stage_title`: ``"Conv4 local 0 (ARP)"``); sizes and rates read height x width.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import math
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,23 +36,87 @@ from arpviz.explorer.figures.palette import (
     series_colour,
     stage_colour,
 )
+from arpviz.models.stages import mode_label, stage_label
+from arpviz.pooling import output_size
 
 __all__ = [
     "BoxLayer",
-    "box_text",
     "comparison_figure",
     "confidence_figure",
     "learning_curves",
     "probe_figure",
     "rates_figure",
+    "run_label",
+    "shared_stage_title",
+    "stage_mode",
     "stage_rows",
+    "stage_title",
     "tiles_figure",
 ]
 
 logger = logging.getLogger(__name__)
 
-_CAPTION = 22  # mosaic rows reserved above each tile for its caption, in image pixels
-_GAP = 6
+_FONT = 11  # caption font size, screen pixels
+_LINE_PX = 15  # screen pixels per caption line
+_CHAR_PX = 6.2  # about one character of the caption font, screen pixels
+_GAP_PX = 8  # screen pixels between tiles
+_MAX_LINES = 3  # a caption wraps onto at most this many lines (the hover has all of it)
+
+
+# ----------------------------------------------------------------------------- names
+
+
+def stage_mode(record: TrainingRecord, stage: str) -> str:
+    """The pooling mode ``stage`` ran with in ``record``'s model: Conv3's mode for ``conv3``,
+    stride for the global branch, Conv4's mode for the local branches (or the one branch of a
+    model without local branches)."""
+    config = record.meta.config
+    if stage == "conv3":
+        return config.conv3
+    if stage == "conv4.global":
+        return "stride"
+    return config.conv4
+
+
+def stage_title(record: TrainingRecord, stage: str) -> str:
+    """The name people read for ``stage`` of ``record``: ``"Conv4 local 0 (ARP)"``."""
+    return stage_label(stage, stage_mode(record, stage))
+
+
+def shared_stage_title(records: Sequence[TrainingRecord], stage: str) -> str:
+    """``stage``'s name for several runs: with the mode when they all share it
+    (``"Conv3 (ARP)"``), else without (``"Conv4 local 0"``)."""
+    modes = {stage_mode(r, stage) for r in records}
+    return stage_label(stage, modes.pop()) if len(modes) == 1 else stage_label(stage)
+
+
+def run_label(record: TrainingRecord) -> str:
+    """A run in one line: ``"name (tiny, 1 local branch, Conv3 ARP, Conv4 RP crop 0.7)"``."""
+    cfg = record.meta.config
+    branches = ("one branch" if cfg.local_branches == 0 else
+                f"{cfg.local_branches} local branch{'es' if cfg.local_branches > 1 else ''}")
+    conv4 = mode_label(cfg.conv4)
+    if cfg.conv4 == "rp" and cfg.conv4_crop is not None:
+        conv4 += f" crop {cfg.conv4_crop:g}"
+    if cfg.conv4 == "stn" and cfg.stn_bounded:
+        conv4 += " bounded"
+    return (f"{record.name} ({cfg.backbone}, {branches}, Conv3 {mode_label(cfg.conv3)}, "
+            f"Conv4 {conv4})")
+
+
+def _wrap(text: str, tile_px: int, max_lines: int = _MAX_LINES) -> str:
+    """``text`` wrapped to the width of a ``tile_px`` tile (``<br>`` between lines); past
+    ``max_lines`` the last line ends in an ellipsis."""
+    width = max(12, int(tile_px / _CHAR_PX))
+    lines = textwrap.wrap(text, width) or [""]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][: width - 1].rstrip() + "…"
+    return "<br>".join(lines)
+
+
+def _lines(text: str) -> int:
+    return text.count("<br>") + 1
 
 
 def _data_uri(image: np.ndarray) -> str:
@@ -56,8 +125,13 @@ def _data_uri(image: np.ndarray) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _short(name: str, width: int = 18) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
+def _size(box: Sequence[float]) -> str:
+    """A box ``(x1, y1, x2, y2)``'s size as ``"h x w"``."""
+    x1, y1, x2, y2 = box
+    return f"{y2 - y1:.1f} x {x2 - x1:.1f}"
+
+
+# ----------------------------------------------------------------------------- the mosaic
 
 
 @dataclass(frozen=True)
@@ -69,21 +143,30 @@ class BoxLayer:
     colour: str
     info: Sequence[str] | None = None  # hover text per tile
     dash: str = "solid"
+    group: str | None = None  # legend group: layers of one group share a legend entry
+    legend: bool = True  # whether the layer has a legend entry
 
 
 class _Mosaic:
-    """Tiles of equal size in a grid, each with a caption strip above it."""
+    """Tiles of equal size in a grid, each with a caption strip of ``caption_lines`` lines above
+    it; a tile is drawn ``tile_px`` screen pixels high."""
 
-    def __init__(self, tiles: np.ndarray, cols: int) -> None:
+    def __init__(self, tiles: np.ndarray, cols: int, *, tile_px: int = 200,
+                 caption_lines: int = 1) -> None:
         if tiles.ndim != 4 or tiles.shape[-1] != 3:
             raise ValueError(f"tiles must be [T, H, W, 3], got {tiles.shape}")
         self.count, self.height, self.width = tiles.shape[:3]
+        self.tile_px = int(tile_px)
+        units = self.height / self.tile_px  # image pixels per screen pixel
+        self.strip = math.ceil((max(1, caption_lines) * _LINE_PX + 4) * units)
+        self.gap = max(1, math.ceil(_GAP_PX * units))
         self.cols = max(1, min(cols, self.count))
         self.rows = -(-self.count // self.cols)
-        self.pitch_x = self.width + _GAP
-        self.pitch_y = self.height + _CAPTION + _GAP
+        self.pitch_x = self.width + self.gap
+        self.pitch_y = self.height + self.strip + self.gap
         canvas = np.full(
-            (self.rows * self.pitch_y, self.cols * self.pitch_x - _GAP, 3), 255, dtype=np.uint8
+            (self.rows * self.pitch_y, self.cols * self.pitch_x - self.gap, 3), 255,
+            dtype=np.uint8,
         )
         for t in range(self.count):
             x0, y0 = self.origin(t)
@@ -93,7 +176,7 @@ class _Mosaic:
     def origin(self, tile: int) -> tuple[int, int]:
         """Top-left pixel of ``tile`` on the canvas."""
         row, col = divmod(tile, self.cols)
-        return col * self.pitch_x, row * self.pitch_y + _CAPTION
+        return col * self.pitch_x, row * self.pitch_y + self.strip
 
     def image_trace(self) -> go.Image:
         return go.Image(source=_data_uri(self.canvas), x0=0.5, y0=0.5, dx=1, dy=1,
@@ -112,7 +195,8 @@ class _Mosaic:
             xs += [x0 + x1, x0 + x2, x0 + x2, x0 + x1, x0 + x1, None]
             ys += [y0 + y1, y0 + y1, y0 + y2, y0 + y2, y0 + y1, None]
             tip = (
-                f"{layer.name}<br>box ({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f})"
+                f"{layer.name}<br>crop {_size((x1, y1, x2, y2))} px (height x width), "
+                f"top-left at x {x1:.1f}, y {y1:.1f}"
                 + (f"<br>{layer.info[t]}" if layer.info is not None else "")
             )
             text += [tip] * 5 + [None]
@@ -120,20 +204,21 @@ class _Mosaic:
             x=xs, y=ys, mode="lines", name=layer.name, text=text,
             line={"color": layer.colour, "width": 2, "dash": layer.dash},
             hovertemplate="%{text}<extra></extra>", hoveron="points",
+            legendgroup=layer.group or layer.name, showlegend=layer.legend,
         )
 
     def caption(self, tile: int, text: str, hover: str = "", colour: str = "#222") -> dict:
         x0, y0 = self.origin(tile)
         return {
-            "x": x0 + self.width / 2, "y": y0 - 2, "xref": "x", "yref": "y", "text": text,
-            "showarrow": False, "yanchor": "bottom", "font": {"size": 11, "color": colour},
-            "hovertext": hover or None,
+            "x": x0 + self.width / 2, "y": y0 - 1, "xref": "x", "yref": "y", "text": text,
+            "showarrow": False, "yanchor": "bottom", "valign": "bottom",
+            "font": {"size": _FONT, "color": colour}, "hovertext": hover or None,
         }
 
-    def layout(self, fig: go.Figure, tile_px: int) -> None:
+    def layout(self, fig: go.Figure) -> None:
         """Axes for the canvas; the figure is tall enough for tiles of ``tile_px`` pixels."""
-        px_per_unit = tile_px / self.height
-        width_units = self.cols * self.pitch_x - _GAP
+        px_per_unit = self.tile_px / self.height
+        width_units = self.cols * self.pitch_x - self.gap
         height_units = self.rows * self.pitch_y
         fig.update_xaxes(range=[0, width_units], visible=False, constrain="domain")
         fig.update_yaxes(range=[height_units, 0], visible=False, scaleanchor="x",
@@ -157,15 +242,26 @@ class _Caption:
     hover: str
     colour: str
 
-    def long(self) -> str:
+    def long(self, tile_px: int) -> str:
+        """``#0 ✓ 53% <the full class name>``, wrapped to the tile."""
         if self.prob != self.prob:  # NaN: a re-ID probe, no prediction
-            return f"#{self.probe} {self.top_name}"
-        return f"#{self.probe} {self.mark} {_short(self.top_name, 14)} {self.prob:.0%}"
+            return _wrap(f"#{self.probe} {self.top_name}", tile_px)
+        mark = f"{self.mark} " if self.mark else ""
+        return _wrap(f"#{self.probe} {mark}{self.prob:.0%} {self.top_name}", tile_px)
 
     def short(self, tag: str) -> str:
         if self.prob != self.prob:
             return f"{tag} #{self.probe} {self.top_name}"
-        return f"{tag} #{self.probe} {self.mark} {self.prob:.0%}"
+        mark = f"{self.mark} " if self.mark else ""
+        return f"{tag} #{self.probe} {mark}{self.prob:.0%}"
+
+
+def _caption_lines(record: TrainingRecord, tile_px: int) -> int:
+    """Lines the longest caption of ``record``'s probes can take (any class as top-1)."""
+    if record.is_reid:
+        return 1
+    names = record.meta.class_names or ("",)
+    return max(_lines(_wrap(f"#00 ✓ 100% {name}", tile_px)) for name in names)
 
 
 def _prediction_caption(
@@ -199,20 +295,21 @@ def _prediction_caption(
 def _stage_info(values: Mapping[str, torch.Tensor]) -> list[str]:
     rates = values["rates"].float().numpy()
     boxes = values["boxes"].float().numpy()
+    h, w = values["confidence"].shape[1:]
     return [
-        f"rates (h, w) ({r[0]:.2f}, {r[1]:.2f})<br>map box ({b[0]:.1f}, {b[1]:.1f}, "
-        f"{b[2]:.1f}, {b[3]:.1f})"
+        f"crop rate {r[0]:.2f} x {r[1]:.2f}; on the {h} x {w} map: {_size(b)}"
         for r, b in zip(rates, boxes, strict=True)
     ]
 
 
-def _probe_layers(snapshot: EpochSnapshot, stages: Sequence[str]) -> list[BoxLayer]:
+def _probe_layers(record: TrainingRecord, snapshot: EpochSnapshot,
+                  stages: Sequence[str]) -> list[BoxLayer]:
     layers = []
     for stage in stages:
         values = snapshot.stages.get(stage)
         if values is None:
             continue
-        layers.append(BoxLayer(stage, values["image_boxes"].float().numpy(),
+        layers.append(BoxLayer(stage_title(record, stage), values["image_boxes"].float().numpy(),
                                stage_colour(stage), _stage_info(values)))
     return layers
 
@@ -228,7 +325,8 @@ def _select(images: np.ndarray, probes: Sequence[int] | None) -> list[int]:
 
 def _pick(layer: BoxLayer, chosen: Sequence[int]) -> BoxLayer:
     info = [layer.info[p] for p in chosen] if layer.info is not None else None
-    return BoxLayer(layer.name, layer.boxes[list(chosen)], layer.colour, info, layer.dash)
+    return BoxLayer(layer.name, layer.boxes[list(chosen)], layer.colour, info, layer.dash,
+                    layer.group, layer.legend)
 
 
 def _animate(fig: go.Figure, frames: list[go.Frame], labels: Sequence[str], active: int) -> None:
@@ -259,7 +357,6 @@ def _animate(fig: go.Figure, frames: list[go.Frame], labels: Sequence[str], acti
 
 def _mosaic_figure(
     mosaic: _Mosaic,
-    tile_px: int,
     draw: Callable[[Any], tuple[list[go.Scatter], list[dict]]],
     current: Any,
     frames: Sequence[tuple[str, Any]],
@@ -274,7 +371,7 @@ def _mosaic_figure(
     for trace in traces:
         fig.add_trace(trace)
     fig.update_layout(annotations=captions)
-    mosaic.layout(fig, tile_px)
+    mosaic.layout(fig)
     if len(frames) > 1:
         plotly_frames = []
         for label, key in frames:
@@ -299,18 +396,21 @@ def tiles_figure(
         tiles: ``uint8 [T, H, W, 3]``.
         layers: boxes to draw, one :class:`BoxLayer` each (``[T, 4]`` tile pixels; a NaN box
             leaves its tile out).
-        captions: ``(text, hover, colour)`` per tile.
+        captions: ``(text, hover, colour)`` per tile; ``text`` may hold ``<br>`` line breaks
+            (the caption strip is as high as the caption with the most lines).
+        tile_px: screen pixels of a tile's height.
     """
     if len(captions) != len(tiles):
         raise ValueError(f"captions must have one entry per tile ({len(tiles)}), "
                          f"got {len(captions)}")
-    mosaic = _Mosaic(np.asarray(tiles), cols)
+    lines = max((_lines(c[0]) for c in captions), default=1)
+    mosaic = _Mosaic(np.asarray(tiles), cols, tile_px=tile_px, caption_lines=lines)
 
     def draw(_: Any) -> tuple[list[go.Scatter], list[dict]]:
         return ([mosaic.box_trace(layer) for layer in layers],
                 [mosaic.caption(t, *c) for t, c in enumerate(captions)])
 
-    return _mosaic_figure(mosaic, tile_px, draw, None, [], 0)
+    return _mosaic_figure(mosaic, draw, None, [], 0)
 
 
 # ----------------------------------------------------------------------------- figures
@@ -329,6 +429,9 @@ def probe_figure(
 ) -> go.Figure:
     """The probe images with the boxes of every stage (and branch) at ``epoch``.
 
+    Each caption gives the probe's top-1 class in full (wrapped), its probability and a
+    ✓ / ✗ against the label (hover: the label and the top-5); a re-ID run's, the identity.
+
     Args:
         images: ``uint8 [P, S, S, 3]`` from :func:`probe_images`.
         record: the run; its snapshot at ``epoch`` gives the boxes and the predictions.
@@ -340,25 +443,26 @@ def probe_figure(
     chosen = _select(images, probes)
     snap = record.at(epoch)
     stages = tuple(stages) if stages is not None else stage_names(snap)
-    mosaic = _Mosaic(images[chosen], cols)
+    mosaic = _Mosaic(images[chosen], cols, tile_px=tile_px,
+                     caption_lines=_caption_lines(record, tile_px))
     names = record.meta.class_names
 
     def traces_and_captions(s: EpochSnapshot) -> tuple[list[go.Scatter], list[dict]]:
-        layers = [_pick(layer, chosen) for layer in _probe_layers(s, stages)]
+        layers = [_pick(layer, chosen) for layer in _probe_layers(record, s, stages)]
         present = {layer.name: layer for layer in layers}
         traces = []
         for stage in stages:  # a trace per requested stage, even if empty
-            layer = present.get(stage) or BoxLayer(stage, np.zeros((0, 4)),
-                                                   stage_colour(stage))
+            title = stage_title(record, stage)
+            layer = present.get(title) or BoxLayer(title, np.zeros((0, 4)), stage_colour(stage))
             traces.append(mosaic.box_trace(layer))
         captions = []
         for t, p in enumerate(chosen):
             cap = _prediction_caption(s, p, record.probe_labels, names, record.is_reid)
-            captions.append(mosaic.caption(t, cap.long(), cap.hover, cap.colour))
+            captions.append(mosaic.caption(t, cap.long(tile_px), cap.hover, cap.colour))
         return traces, captions
 
     frames = [(str(s.epoch), s) for s in record.snapshots] if animate else []
-    return _mosaic_figure(mosaic, tile_px, traces_and_captions, snap, frames,
+    return _mosaic_figure(mosaic, traces_and_captions, snap, frames,
                           record.epochs.index(snap.epoch))
 
 
@@ -377,16 +481,19 @@ def comparison_figure(
 ) -> go.Figure:
     """Two runs on the same probe images, side by side: tile pairs ``(left | right)``.
 
-    Each probe shows up twice, the ``left`` run's ``stage`` box (and Conv3 box) on the first
-    tile and the ``right`` run's on the second, with each run's prediction in the caption.
+    Each probe shows up twice, the ``left`` run's ``stage`` box (in ``SIDES[0]``) on the first
+    tile and the ``right`` run's (``SIDES[1]``) on the second, each run's Conv3 box dotted in
+    Conv3's colour (one legend entry when both runs pool Conv3 alike), and each run's prediction
+    in the caption (its Conv4 mode's name, e.g. ``ARP #0 ✓ 53%``; hover: the classes).
     """
     chosen = _select(images, probes)
     tiles = np.repeat(images[chosen], 2, axis=0)
-    mosaic = _Mosaic(tiles, 2 * max(1, cols))
+    mosaic = _Mosaic(tiles, 2 * max(1, cols), tile_px=tile_px)
     runs = (left, right)
-    tags = ("ARP" if left.conv4 == "arp" else left.conv4.upper(),
-            "STN" if right.conv4 == "stn" else right.conv4.upper())
-    colours = SIDES
+    tags = tuple(mode_label(r.conv4) for r in runs)
+    if tags[0] == tags[1]:
+        tags = (left.name, right.name)
+    same_conv3 = stage_mode(left, "conv3") == stage_mode(right, "conv3")
 
     def traces_and_captions(e: int) -> tuple[list[go.Scatter], list[dict]]:
         traces, captions = [], []
@@ -403,10 +510,17 @@ def comparison_figure(
                     for t, p in enumerate(chosen):
                         boxes[2 * t + side] = per[p]
                         info[2 * t + side] = per_info[p]
-                name = f"{tags[side]}: {stg}"
-                colour = colours[side] if stg == stage else stage_colour("conv3")
-                dash = "solid" if stg == stage else "dot"
-                traces.append(mosaic.box_trace(BoxLayer(name, boxes, colour, info, dash)))
+                if stg == stage:
+                    layer = BoxLayer(f"{tags[side]} run: {stage_title(run, stg)}", boxes,
+                                     SIDES[side], info)
+                elif same_conv3:  # one meaning, one legend entry
+                    layer = BoxLayer(f"{stage_title(run, stg)}, both runs", boxes,
+                                     stage_colour(stg), info, "dot", group="conv3",
+                                     legend=side == 0)
+                else:
+                    layer = BoxLayer(f"{tags[side]} run: {stage_title(run, stg)}", boxes,
+                                     stage_colour(stg), info, ("dot", "dash")[side])
+                traces.append(mosaic.box_trace(layer))
             for t, p in enumerate(chosen):
                 cap = _prediction_caption(snap, p, run.probe_labels, run.meta.class_names,
                                           run.is_reid)
@@ -418,11 +532,15 @@ def comparison_figure(
     epochs = sorted(set(left.epochs) | set(right.epochs))
     active = max((i for i, e in enumerate(epochs) if e <= epoch), default=0)
     frames = [(str(e), e) for e in epochs] if animate else []
-    return _mosaic_figure(mosaic, tile_px, traces_and_captions, epoch, frames, active)
+    return _mosaic_figure(mosaic, traces_and_captions, epoch, frames, active)
 
 
 def confidence_figure(record: TrainingRecord, epoch: int, probe: int) -> go.Figure:
-    """The keypoint confidence map of every stage for one probe, with the stage's box on it."""
+    """The confidence map of every pooled stage for one probe, with the stage's crop on it.
+
+    One colour scale for all maps (so a colour means the same confidence in each); each title
+    gives the stage, its map size and its crop rate, height x width.
+    """
     snap = record.at(epoch)
     stages = stage_names(snap)
     if not stages:
@@ -434,80 +552,96 @@ def confidence_figure(record: TrainingRecord, epoch: int, probe: int) -> go.Figu
     for stage in stages:
         rates = snap.stages[stage]["rates"][probe].float().tolist()
         h, w = snap.stages[stage]["confidence"].shape[1:]
-        titles.append(f"{stage} ({h}×{w})<br>rates ({rates[0]:.2f}, {rates[1]:.2f})")
+        titles.append(f"{stage_title(record, stage)}<br>map {h} x {w}<br>"
+                      f"crop rate {rates[0]:.2f} x {rates[1]:.2f}")
+    spacing = 0.14 if len(stages) > 1 else 0.0
     fig = make_subplots(rows=1, cols=len(stages), subplot_titles=titles,
-                        horizontal_spacing=0.08)
+                        horizontal_spacing=spacing)
     for i, stage in enumerate(stages):
         values = snap.stages[stage]
         conf = values["confidence"][probe].float().numpy()
         h, w = conf.shape
+        title = stage_title(record, stage)
         fig.add_trace(
-            go.Heatmap(z=conf, x0=0.5, dx=1, y0=0.5, dy=1, colorscale="Viridis",
-                       showscale=i == len(stages) - 1, colorbar={"title": "C"},
-                       hovertemplate="x %{x}<br>y %{y}<br>C %{z:.3f}<extra>" + stage
-                       + "</extra>"),
+            go.Heatmap(z=conf, x0=0.5, dx=1, y0=0.5, dy=1, coloraxis="coloraxis",
+                       hovertemplate="row %{y}, column %{x}<br>confidence %{z:.3f}"
+                       f"<extra>{title}</extra>"),
             row=1, col=i + 1,
         )
         x1, y1, x2, y2 = (float(v) for v in values["boxes"][probe].tolist())
         fig.add_trace(
             go.Scatter(x=[x1, x2, x2, x1, x1], y=[y1, y1, y2, y2, y1], mode="lines",
-                       line={"color": MARK, "width": 2}, name=f"{stage} box",
+                       line={"color": MARK, "width": 2}, name=f"{title} crop",
                        showlegend=False,
-                       hovertemplate=f"{stage} box ({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f})"
-                       "<extra></extra>"),
+                       hovertemplate=f"{title} crop: {_size((x1, y1, x2, y2))} of {h} x {w} "
+                       "(height x width)<extra></extra>"),
             row=1, col=i + 1,
         )
-        axis = "" if i == 0 else str(i + 1)
-        fig.update_xaxes(range=[0, w], row=1, col=i + 1, constrain="domain")
-        fig.update_yaxes(range=[h, 0], row=1, col=i + 1, scaleanchor=f"x{axis}",
-                         constrain="domain")
-    fig.update_layout(height=340, margin={"l": 10, "r": 10, "t": 60, "b": 10})
+        ticks = {"nticks": 4, "tickfont": {"size": 9}}
+        fig.update_xaxes(range=[0, w], row=1, col=i + 1, constrain="domain", **ticks)
+        fig.update_yaxes(range=[h, 0], row=1, col=i + 1, scaleanchor=f"x{'' if i == 0 else i + 1}",
+                         constrain="domain", **ticks)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(
+        height=360, margin={"l": 10, "r": 10, "t": 70, "b": 10},
+        coloraxis={"colorscale": "Viridis",
+                   "colorbar": {"title": {"text": "confidence", "side": "right"},
+                                "thickness": 12}},
+    )
     return fig
 
 
-def stage_rows(record: TrainingRecord, epoch: int, probes: Sequence[int] | None = None
-               ) -> list[dict[str, Any]]:
-    """One row per (probe, stage) at ``epoch``: rates, image box and map box."""
+def stage_rows(record: TrainingRecord, epoch: int, probe: int) -> list[dict[str, str]]:
+    """One row per pooled stage for ``probe`` at ``epoch``: its crop rate, the crop in the
+    image (size and top-left corner, in input pixels), its input map and its output size; every
+    size and rate height x width."""
     snap = record.at(epoch)
+    dsr = record.meta.config.dsr
     rows = []
     for stage in stage_names(snap):
         values = snap.stages[stage]
-        count = len(values["rates"])
-        for p in range(count) if probes is None else probes:
-            rate = values["rates"][p].float().tolist()
-            ib = values["image_boxes"][p].float().tolist()
-            mb = values["boxes"][p].float().tolist()
-            rows.append({
-                "epoch": snap.epoch, "probe": int(p), "stage": stage,
-                "rate_h": round(rate[0], 4), "rate_w": round(rate[1], 4),
-                "x1": round(ib[0], 2), "y1": round(ib[1], 2),
-                "x2": round(ib[2], 2), "y2": round(ib[3], 2),
-                "map_box": "({:.1f}, {:.1f}, {:.1f}, {:.1f})".format(*mb),
-            })
+        if not 0 <= probe < len(values["rates"]):
+            raise ValueError(f"probe must be in [0, {len(values['rates'])}), got {probe}")
+        rate = values["rates"][probe].float().tolist()
+        box = values["image_boxes"][probe].float().tolist()
+        h, w = values["confidence"].shape[1:]
+        out_h, out_w = output_size(h, w, dsr)
+        rows.append({
+            "stage": stage_title(record, stage),
+            "crop rate (h x w)": f"{rate[0]:.2f} x {rate[1]:.2f}",
+            "crop in the image (h x w px)": _size(box),
+            "crop top, left (px)": f"{box[1]:.1f}, {box[0]:.1f}",
+            "map (h x w)": f"{h} x {w}",
+            "output (h x w)": f"{out_h} x {out_w}",
+        })
     return rows
 
 
-def box_text(record: TrainingRecord, epoch: int, probes: Sequence[int] = (0,)) -> str:
-    """The image boxes of ``probes`` at ``epoch`` as text: ``#p stage (x1, y1, x2, y2)``."""
-    snap = record.at(epoch)
-    parts = []
-    for p in probes:
-        for stage in stage_names(snap):
-            box = snap.stages[stage]["image_boxes"][p].float().tolist()
-            parts.append(f"#{p} {stage} ({box[0]:.1f}, {box[1]:.1f}, {box[2]:.1f}, {box[3]:.1f})")
-    return f"epoch {snap.epoch}: " + "; ".join(parts)
-
-
 def _epoch_ticks(fig: go.Figure, epochs: Sequence[float]) -> None:
-    """Whole-number epoch ticks (one per epoch up to 20 epochs)."""
-    if epochs and max(epochs) <= 20:
+    """Whole-number epoch ticks (one per epoch up to 10 epochs)."""
+    if epochs and max(epochs) <= 10:
         fig.update_xaxes(dtick=1, tick0=1)
     else:
-        fig.update_xaxes(tickformat="d")
+        fig.update_xaxes(tickformat="d", nticks=8)
+
+
+def _bottom_legend(fig: go.Figure, entries: int, height: int, per_row: int = 3) -> None:
+    """A horizontal legend under the plot, the figure taller by its rows."""
+    rows = -(-entries // per_row)
+    fig.update_layout(
+        height=height + 22 * rows,
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.12 * 300 / height,
+                "yanchor": "top", "entrywidth": 1 / per_row, "entrywidthmode": "fraction"},
+        margin={"b": 50 + 22 * rows},
+    )
 
 
 def rates_figure(records: Sequence[TrainingRecord], epoch: int | None = None) -> go.Figure:
-    """Mean rate (area ``rate_h * rate_w``) over the probes per epoch, per run and stage."""
+    """Mean crop area (``rate_h * rate_w``) over the probes per epoch, per run and stage.
+
+    Colour: the run; line style and marker: the stage (Conv3 dotted). Empty (no traces) when
+    no run has a pooled stage.
+    """
     fig = go.Figure()
     for r, record in enumerate(records):
         if not record.snapshots:
@@ -524,7 +658,8 @@ def rates_figure(records: Sequence[TrainingRecord], epoch: int | None = None) ->
                 low.append(float(area.min()))
                 high.append(float(area.max()))
             fig.add_trace(go.Scatter(
-                x=epochs, y=mean, mode="lines+markers", name=f"{record.name}: {stage}",
+                x=epochs, y=mean, mode="lines+markers",
+                name=f"{record.name}: {stage_title(record, stage)}", showlegend=True,
                 line={"color": series_colour(r),
                       "dash": "dot" if stage == "conv3" else "solid"},
                 marker={"symbol": ("circle", "square", "diamond", "triangle-up")[i % 4]},
@@ -535,42 +670,46 @@ def rates_figure(records: Sequence[TrainingRecord], epoch: int | None = None) ->
     if epoch is not None:
         fig.add_vline(x=epoch, line_dash="dash", line_color="#888")
     _epoch_ticks(fig, [s.epoch for r in records for s in r.snapshots])
-    fig.update_layout(
-        xaxis_title="epoch", yaxis_title="crop area / map area (mean over probes)",
-        yaxis_range=[0, 1.05], height=300, margin={"l": 50, "r": 10, "t": 10, "b": 40},
-        legend={"orientation": "h", "y": -0.3},
-    )
+    fig.update_layout(xaxis_title="epoch", yaxis_title="crop area / map area",
+                      yaxis_range=[0, 1.05], margin={"l": 60, "r": 10, "t": 10})
+    _bottom_legend(fig, len(fig.data), 300, per_row=2)
     return fig
 
 
-def learning_curves(records: Sequence[TrainingRecord], epoch: int | None = None) -> go.Figure:
-    """Loss, top-1 (train and val; val top-5 dotted) and learning rate against epoch; re-ID
-    runs show their test mAP (solid, thick) and rank-1 (dash-dot) in the middle panel.
+#: The learning curves' metrics: (history key, panel, line style).
+_PANELS = (
+    ("train_loss", 1, "solid"), ("train_top1", 2, "dash"), ("val_top1", 2, "solid"),
+    ("val_top5", 2, "dot"), ("mAP", 2, "solid"), ("rank1", 2, "dashdot"), ("lr", 3, "solid"),
+)
 
-    Every run gets its own colour; ``epoch`` draws a marker line on each panel.
+
+def learning_curves(records: Sequence[TrainingRecord], epoch: int | None = None) -> go.Figure:
+    """Loss, top-1 (train dashed, val solid; val top-5 dotted) and learning rate against epoch;
+    re-ID runs show their test mAP (solid, thick, diamonds) and rank-1 (dash-dot) in the middle
+    panel.
+
+    Colour: the run (one legend group per run, titled by its name); line style: the metric.
+    ``epoch`` draws a marker line on each panel.
     """
     reid = any(r.is_reid for r in records)
     middle = "top-1 / mAP / rank-1 (%)" if reid else "top-1 / top-5 (%)"
     if reid and all(r.is_reid for r in records):
         middle = "train top-1, test mAP / rank-1 (%)"
     fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", middle, "learning rate"),
-                        horizontal_spacing=0.07)
+                        horizontal_spacing=0.08)
+    entries = 0
     for r, record in enumerate(records):
         cols = metric_columns(record.meta)
         colour = series_colour(r)
         epochs = cols["epoch"]
-        panels = (
-            ("train_loss", 1, "solid"), ("train_top1", 2, "dash"), ("val_top1", 2, "solid"),
-            ("val_top5", 2, "dot"), ("mAP", 2, "solid"), ("rank1", 2, "dashdot"),
-            ("lr", 3, "solid"),
-        )
-        for key, col, dash in panels:
+        for key, col, dash in _PANELS:
             if key not in cols:
                 continue
+            entries += 1
             fig.add_trace(
                 go.Scatter(
-                    x=epochs, y=cols[key], mode="lines+markers", name=f"{record.name}: "
-                    f"{METRICS[key]}", legendgroup=record.name,
+                    x=epochs, y=cols[key], mode="lines+markers",
+                    name=f"{record.name}: {METRICS[key]}", legendgroup=record.name,
                     line={"color": colour, "dash": dash, "width": 3.5 if key == "mAP" else 2},
                     marker={"size": 5, "symbol": "diamond" if key == "mAP" else "circle"},
                     hovertemplate=f"{record.name}<br>epoch %{{x:.0f}}<br>{METRICS[key]} "
@@ -584,6 +723,6 @@ def learning_curves(records: Sequence[TrainingRecord], epoch: int | None = None)
     if epoch is not None:
         for col in (1, 2, 3):
             fig.add_vline(x=epoch, line_dash="dash", line_color="#888", row=1, col=col)
-    fig.update_layout(height=360 + 22 * len(records), margin={"l": 40, "r": 10, "t": 40, "b": 40},
-                      legend={"orientation": "h", "y": -0.22, "yanchor": "top"})
+    fig.update_layout(margin={"l": 40, "r": 10, "t": 40})
+    _bottom_legend(fig, entries, 330, per_row=2)
     return fig
