@@ -7,11 +7,16 @@ embeddings per setting) is shared by every visitor per checkpoint; an uploaded q
 visitor's own. Kept for tests: ``retrieval_view`` (the
 :class:`~arpviz.explorer.retrieval.SearchView` on screen) and ``retrieval_metrics``
 (``(trained, current)`` :class:`~arpviz.retrieval.RetrievalMetrics`).
+
+Opened on a classifier, the page offers the re-ID checkpoints the sidebar lists, one button
+each: a click sets the sidebar's checkpoint (``st.session_state["arpviz_checkpoint"]``, the
+selectbox of :mod:`pages.shell`) and the app reruns on it.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import streamlit as st
 
@@ -19,10 +24,15 @@ from arpviz.checkpoint import CheckpointMeta
 from arpviz.explorer import retrieval as rx
 from arpviz.explorer.figures import retrieval as figures
 from arpviz.explorer.inputs import IMAGE_TYPES, MAX_IMAGE_BYTES
+from arpviz.models.stages import mode_label
 from pages import common, sliders
 
 logger = logging.getLogger(__name__)
 PREFIX = "retrieval"
+#: The sidebar's checkpoint selectbox (pages/shell.py): its value is the checkpoint's path.
+CHECKPOINT_KEY = "arpviz_checkpoint"
+#: The sidebar's checkpoint uploader: an upload wins over the selectbox.
+UPLOAD_KEY = "arpviz_ckpt_upload"
 _SPLIT, _UPLOAD = "From the query split", "Upload an image"
 
 
@@ -35,6 +45,55 @@ def gallery_index(key: tuple, cap: int, _loaded: common.LoadedCheckpoint) -> rx.
 @st.cache_resource(max_entries=2, scope="session", show_spinner="Decoding the image...")
 def _decode(key: tuple, meta_key: tuple, _data, _meta: CheckpointMeta) -> rx.QueryImage:
     return rx.upload_query(_data(), _meta, key[1])
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _reid_checkpoints(stamps: tuple[tuple[str, int, int], ...]
+                      ) -> list[tuple[Path, CheckpointMeta]]:
+    """The re-ID checkpoints among the listed files (headers only; one call per listing)."""
+    return rx.reid_checkpoints(path for path, _, _ in stamps)
+
+
+def _stamps(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
+    out = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        out.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(out)
+
+
+def _open_checkpoint(path: str) -> None:
+    """Make ``path`` the sidebar's checkpoint (runs before the rerun draws the sidebar)."""
+    st.session_state[CHECKPOINT_KEY] = path
+
+
+def offer_reid_checkpoints(loaded: common.LoadedCheckpoint) -> None:
+    """Say why a classifier cannot rank a gallery and offer the listed re-ID checkpoints."""
+    dataset = loaded.meta.dataset.get("name", "an unknown data set")
+    st.info(f"This page ranks a gallery by re-identification, which needs a re-ID checkpoint "
+            f"(trained on SynthReID, VeRi or another query/gallery data set); **{loaded.label}** "
+            f"is a classifier trained on {dataset}.")
+    found = _reid_checkpoints(_stamps(common.checkpoint_paths()))
+    if not found:
+        st.info("No re-ID checkpoint is listed in the sidebar. The bundled ones are "
+                "`synthreid_msgn_arp.safetensors` (ARP in Conv4) and "
+                "`synthreid_msgn_stride.safetensors`; train one with `python -m arpviz.train "
+                "--config configs/synthreid_msgn_arp.json` (docs/reid.md).")
+        return
+    uploaded = st.session_state.get(UPLOAD_KEY) is not None
+    if uploaded:
+        st.warning("The sidebar uses your uploaded checkpoint: remove the upload there to open "
+                   "one of these.")
+    st.markdown("Open a re-ID checkpoint (the sidebar switches to it):")
+    for i, (path, meta) in enumerate(found):
+        cfg = meta.config
+        st.button(f"Open {path.name} (Conv3 {mode_label(cfg.conv3)}, Conv4 "
+                  f"{mode_label(cfg.conv4)})", key=f"{PREFIX}_open_{i}",
+                  type="primary" if i == 0 else "secondary", disabled=uploaded,
+                  on_click=_open_checkpoint, args=(str(path),))
 
 
 def embeddings(index: rx.GalleryIndex, overrides: dict, what: str):
@@ -53,13 +112,7 @@ st.caption(
 )
 loaded = common.require_checkpoint()
 if not rx.is_reid_checkpoint(loaded.meta):
-    st.info(
-        f"This page needs a re-ID checkpoint; **{loaded.label}** is a classifier (trained on "
-        f"{loaded.meta.dataset.get('name', 'an unknown data set')}). Pick "
-        "`synthreid_msgn_arp.safetensors` (ARP in Conv4) or `synthreid_msgn_stride.safetensors` "
-        "in the sidebar's **Checkpoint** list, or train one with `python -m arpviz.train "
-        "--config configs/synthreid_msgn_arp.json` (docs/reid.md)."
-    )
+    offer_reid_checkpoints(loaded)
     st.stop()
 
 index = gallery_index(loaded.key, rx.gallery_cap(), loaded)
@@ -91,6 +144,7 @@ with left:
         except ValueError as exc:
             st.error(f"Cannot use this image: {exc}")
             st.stop()
+    query_slot = st.container()
     st.markdown("#### Stages")
     knobs = sliders.stage_sliders(loaded, PREFIX)
 
@@ -101,7 +155,7 @@ view = index.search(query, overrides, current)
 st.session_state["retrieval_view"] = view
 st.session_state["retrieval_metrics"] = (trained.metrics, current.metrics)
 
-with left:
+with query_slot:
     st.plotly_chart(figures.query_figure(view), key=f"{PREFIX}_query_fig")
 with right:
     ranking = view.ranking
@@ -123,5 +177,6 @@ with right:
                    "images of the same identity and camera left out.")
     st.markdown(f"#### Top {len(ranking.indices)} gallery images")
     st.plotly_chart(figures.results_figure(view), key=f"{PREFIX}_results_fig")
-    st.caption("Boxes: each pooled stage's crop under the current setting; a green frame and ✓: "
-               "the query's identity (a true match); ✗: another identity. Hover for distances.")
+    st.caption("Boxes: each pooled stage's crop under the current setting (the legend names "
+               "the stage and its pooling); a green frame and ✓: the query's identity (a true "
+               "match); ✗: another identity; cam: the camera. Hover for distances.")

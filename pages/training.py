@@ -61,11 +61,13 @@ def epoch_view(runs: list[catalog.TrainingRecord], epochs: list[int], playing: b
     st.plotly_chart(figures.learning_curves(runs, epoch=epoch), width="stretch",
                     key="train_curves")
     reid = [r.name for r in runs if r.is_reid]
-    if reid:
-        st.caption(f"Re-ID runs ({', '.join(reid)}): the middle panel shows each epoch's test "
-                   "mAP (thick) and rank-1 (dash-dot) on the query/gallery split, as the paper's "
-                   "Figure 4; their probe images are the first query images, identities the "
-                   "classifier never saw, so their captions name the identity, not a prediction.")
+    st.caption(
+        "Colour: the run; line style: the metric (the legends under the panels); the grey "
+        "dashed line: the epoch shown below."
+        + (f" Re-ID runs ({', '.join(reid)}): the middle panel shows each epoch's test mAP "
+           "(thick) and rank-1 (dash-dot) on the query/gallery split, as the paper's Figure 4; "
+           "their probe images are the first query images, identities the classifier never "
+           "saw, so their captions name the identity, not a prediction." if reid else ""))
     animate = probe_section(runs, epoch, probe_images)
     comparison_section(runs, epoch, animate, probe_images)
 
@@ -75,8 +77,8 @@ def epoch_view(runs: list[catalog.TrainingRecord], epochs: list[int], playing: b
 st.header("Training")
 st.markdown(
     "Learning curves, and what the pooled stages did to a fixed set of probe images after "
-    "every epoch: the crop of Conv3 and of each local branch's Conv4, their rates and "
-    "confidence maps, as the checkpoint recorded them."
+    "every epoch: each pooled stage's crop (RP, ARP, ARP-FG, or the spatial transformer's box), "
+    "its rate and its confidence map, as the checkpoint recorded them."
 )
 loaded = common.current_checkpoint()
 upload = (loaded.checkpoint, loaded.label) if loaded and loaded.checkpoint.path is None else None
@@ -99,7 +101,7 @@ else:
     st.session_state["train_runs"] = catalog.default_runs(records, current)
 chosen = st.multiselect("Runs (pick two or more to compare)", list(records),
                         max_selections=MAX_RUNS, key="train_runs",
-                        format_func=lambda n: records[n].label)
+                        format_func=lambda n: figures.run_label(records[n]))
 if not chosen:
     st.info("Pick at least one run.")
     st.stop()

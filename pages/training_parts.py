@@ -47,6 +47,12 @@ def probe_images(record: catalog.TrainingRecord):
     return images
 
 
+def _stage_choice(runs: list[catalog.TrainingRecord], epoch: int) -> list[str]:
+    """Every pooled stage of the runs at ``epoch``, Conv3 first."""
+    return sorted({s for r in runs for s in catalog.stage_names(r.at(epoch))},
+                  key=lambda n: (not n.startswith("conv3"), n))
+
+
 def probe_section(runs: list[catalog.TrainingRecord], epoch: int, images_of: Images) -> bool:
     """Probe images with their boxes, confidence maps and rates of every run with snapshots;
     returns whether the figures animate in the browser."""
@@ -56,12 +62,14 @@ def probe_section(runs: list[catalog.TrainingRecord], epoch: int, images_of: Ima
         return False
     names = [r.name for r in runs]
     st.subheader(f"Probe images at epoch {epoch}")
-    all_stages = sorted({s for r in with_snaps for s in catalog.stage_names(r.at(epoch))},
-                        key=lambda n: (not n.startswith("conv3"), n))
+    all_stages = _stage_choice(with_snaps, epoch)
     c1, c2, c3, c4 = st.columns([3, 2, 1, 2])
     with c1:
         stages = st.multiselect("stages", all_stages, default=all_stages, key="train_stages",
-                                format_func=stage_label)
+                                format_func=lambda s: figures.shared_stage_title(with_snaps, s),
+                                disabled=not all_stages,
+                                help=None if all_stages else "No pooled stage: every stage of "
+                                "these runs downsamples by stride, so there is no crop to draw.")
     max_probes = max(r.probe_count for r in with_snaps)
     with c2:
         shown = (st.slider("probe images shown", 1, max_probes, min(8, max_probes),
@@ -77,28 +85,48 @@ def probe_section(runs: list[catalog.TrainingRecord], epoch: int, images_of: Ima
         with column:
             images = images_of(run)
             probes = list(range(min(shown, run.probe_count)))
-            st.markdown(f"**{run.label}**")
+            st.markdown(f"**{figures.run_label(run)}**")
             if run.at(epoch).epoch != epoch:
-                st.caption(f"no snapshot at epoch {epoch}: showing epoch {run.at(epoch).epoch}")
+                st.caption(f"No snapshot at epoch {epoch}: showing epoch {run.at(epoch).epoch}.")
+            own = [s for s in stages if s in catalog.stage_names(run.at(epoch))]
+            if not catalog.stage_names(run.at(epoch)):
+                st.caption("Every stage of this run downsamples by stride: no crops, only the "
+                           "predictions.")
             st.plotly_chart(
-                figures.probe_figure(images, run, epoch, stages=stages, probes=probes,
+                figures.probe_figure(images, run, epoch, stages=own, probes=probes,
                                      cols=int(cols), animate=animate),
                 width="stretch", key=f"train_probe_fig_{names.index(run.name)}")
-            st.caption(f"training boxes of {run.name}, {figures.box_text(run, epoch)}")
+    what = ("identity" if all(r.is_reid for r in with_snaps) else
+            "top-1 class and its probability, ✓ / ✗ against the label (hover: the label and the "
+            "top-5)")
+    st.caption(f"Each box is a stage's crop in the network's input, one colour per stage (hover: "
+               f"its size, height x width, and rate). Captions: the {what}.")
 
-    st.subheader("Confidence maps and rates")
-    probe = st.number_input("probe image", 0, max_probes - 1, 0, key="train_probe")
-    for column, run in zip(st.columns(len(with_snaps)), with_snaps, strict=True):
+    pooled = [r for r in with_snaps if catalog.stage_names(r.at(epoch))]
+    if not pooled:
+        return bool(animate)
+    st.subheader("Confidence maps and crops")
+    max_pooled = max(r.probe_count for r in pooled)
+    probe = st.number_input("probe image", 0, max_pooled - 1, 0, key="train_probe")
+    for column, run in zip(st.columns(len(pooled)), pooled, strict=True):
         with column:
             if probe < run.probe_count:
                 index = names.index(run.name)
                 st.markdown(f"**{run.name}**, probe #{probe}, epoch {run.at(epoch).epoch}")
                 st.plotly_chart(figures.confidence_figure(run, epoch, int(probe)),
                                 width="stretch", key=f"train_conf_{index}")
-                st.dataframe(figures.stage_rows(run, epoch, [int(probe)]), hide_index=True,
-                             key=f"train_rows_{index}")
-    st.markdown("**Crop area over the epochs** (mean over the probe images)")
-    st.plotly_chart(figures.rates_figure(with_snaps, epoch), width="stretch", key="train_rates")
+                st.dataframe(figures.stage_rows(run, epoch, int(probe)), hide_index=True,
+                             width="stretch", key=f"train_rows_{index}",
+                             column_config={"stage": st.column_config.TextColumn(
+                                 "stage", width="medium")})
+    st.caption("Each map is the stage's confidence over its input feature map, on one colour "
+               "scale; the red box is the crop the stage resampled. Sizes and rates are height x "
+               "width; the crop is given in the network's input pixels, the output in "
+               "feature-map cells."
+               + (" A spatial transformer (STN) does not use the map: it is ARP's confidence, "
+                  "shown for reference." if any(r.conv4 == "stn" for r in pooled) else ""))
+    st.markdown("**Crop area over the epochs** (mean over the probe images; hover: min and max)")
+    st.plotly_chart(figures.rates_figure(pooled, epoch), width="stretch", key="train_rates")
     return bool(animate)
 
 
@@ -118,7 +146,7 @@ def comparison_section(runs: list[catalog.TrainingRecord], epoch: int, animate: 
     p0, p1, p2, p3 = st.columns(4)
     with p0:
         branch = st.selectbox("local branch", range(branches), key="train_pair_branch",
-                              format_func=lambda b: f"Conv4, local branch {b}",
+                              format_func=lambda b: stage_label(f"conv4.local{b}"),
                               disabled=branches < 2)
     with p1:
         n_pair = st.slider("probe images", 1, count, min(4, count),
@@ -133,7 +161,6 @@ def comparison_section(runs: list[catalog.TrainingRecord], epoch: int, animate: 
                                   show_conv3=show_conv3, animate=animate,
                                   stage=f"conv4.local{branch}"),
         width="stretch", key="train_pair_fig")
-    st.caption(f"training comparison at epoch {epoch}: ARP {figures.box_text(arp, epoch)} | "
-               f"STN {figures.box_text(stn, epoch)}")
-    st.plotly_chart(figures.learning_curves([arp, stn], epoch=epoch), width="stretch",
-                    key="train_pair_curves")
+    st.caption(f"Each probe twice: {arp.name} (left) and {stn.name} (right) at epoch {epoch}; "
+               "captions: the top-1's probability, ✓ / ✗ against the label (hover: the "
+               "classes). Their learning curves are the first figure's, with both runs chosen.")

@@ -367,14 +367,29 @@ const decode = (v) => {
 };
 """
 #: JavaScript: mean RGB of the image trace of a keyed plotly chart.
-MEAN_COLOUR = "(key) => {" + DECODE_JS + """
+MEAN_COLOUR = "(key) => new Promise((resolve) => {" + DECODE_JS + """
   const el = document.querySelector(`.st-key-${key} .js-plotly-plot`);
-  if (!el || !el.data || !el.data.length || el.data[0].z == null) return null;
-  const z = decode(el.data[0].z); let r = 0, g = 0, b = 0;
-  const n = z.length / 3;
-  for (let i = 0; i < z.length; i += 3) { r += z[i]; g += z[i + 1]; b += z[i + 2]; }
-  return n ? [r / n, g / n, b / n] : null;
-}
+  if (!el || !el.data || !el.data.length) return resolve(null);
+  const trace = el.data[0];
+  if (trace.z != null) {  // an image as numbers
+    const z = decode(trace.z); let r = 0, g = 0, b = 0; const n = z.length / 3;
+    for (let i = 0; i < z.length; i += 3) { r += z[i]; g += z[i + 1]; b += z[i + 2]; }
+    return resolve(n ? [r / n, g / n, b / n] : null);
+  }
+  if (!trace.source) return resolve(null);
+  const img = new Image();  // an image as a data URI: decode it on a canvas
+  img.onerror = () => resolve(null);
+  img.onload = () => {
+    const canvas = document.createElement('canvas');
+    canvas.width = img.width; canvas.height = img.height;
+    const ctx = canvas.getContext('2d'); ctx.drawImage(img, 0, 0);
+    const d = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+    let r = 0, g = 0, b = 0; const n = d.length / 4;
+    for (let i = 0; i < d.length; i += 4) { r += d[i]; g += d[i + 1]; b += d[i + 2]; }
+    resolve(n ? [r / n, g / n, b / n] : null);
+  };
+  img.src = trace.source;
+})
 """
 #: JavaScript: the scatter traces of a keyed plotly chart as JSON ``[[name, xs, ys], ...]``
 #: (``null`` where a line breaks).

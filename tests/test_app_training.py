@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import json
 import shutil
 import time
 from pathlib import Path
@@ -39,9 +39,22 @@ def _caption(at: AppTest, prefix: str) -> str:
     return next(c.value for c in at.caption if c.value.startswith(prefix))
 
 
-def _boxes(text: str) -> list[tuple[float, ...]]:
-    return [tuple(map(float, m)) for m in
-            re.findall(r"\(([\d.]+), ([\d.]+), ([\d.]+), ([\d.]+)\)", text)]
+def charts(at: AppTest) -> dict[str, dict]:
+    """The page's plotly charts by widget key (the end of the element id), as JSON specs."""
+    return {c.proto.id.split("-", 2)[-1]: json.loads(c.proto.spec)
+            for c in at.get("plotly_chart")}
+
+
+def _boxes(at: AppTest, key: str = "train_probe_fig_0") -> dict[str, list]:
+    """The box traces of a probe figure: ``{trace name: x coordinates}``."""
+    return {t["name"]: t["x"] for t in charts(at)[key]["data"][1:]}
+
+
+def _no_debug_text(at: AppTest) -> None:
+    """No caption of raw box tuples or internal stage names."""
+    texts = [c.value for c in at.caption] + [m.value for m in at.markdown]
+    assert not any("training boxes" in t or "training comparison" in t for t in texts), texts
+    assert not any("conv4.local0" in t or "(0.0, 0.0" in t for t in texts), texts
 
 
 def test_page_shows_curves_probes_and_comparison(env):
@@ -50,25 +63,42 @@ def test_page_shows_curves_probes_and_comparison(env):
     # the bundled default with its STN counterpart: the comparison shows at once
     assert at.multiselect(key="train_runs").value == ["msgn_arp", "msgn_stn"]
     assert at.select_slider(key="train_epoch").value == 3  # the last epoch first
-    text = _caption(at, "training boxes of msgn_arp")
-    assert "epoch 3: #0 conv3 (" in text and "conv4.local0" in text
-    assert "training comparison at epoch 3" in _caption(at, "training comparison")
     assert any("broken.safetensors" in e.label or "1 checkpoint" in e.label
                for e in at.expander)
-    # curves, probes x 2, confidence x 2, rates, comparison, comparison curves
-    assert len(at.get("plotly_chart")) == 8
+    # curves once; probes x 2, confidence x 2, rates, comparison
+    shown = charts(at)
+    assert sorted(shown) == sorted(["train_curves", "train_probe_fig_0", "train_probe_fig_1",
+                                    "train_conf_0", "train_conf_1", "train_rates",
+                                    "train_pair_fig"])
+    learning = [k for k, spec in shown.items()
+                if any(a.get("text") == "loss" for a in spec["layout"].get("annotations", []))]
+    assert learning == ["train_curves"]  # the learning curves are drawn once
+    # one name per stage, with its pooling mode
+    assert list(_boxes(at)) == ["Conv3 (ARP)", "Conv4 local 0 (ARP)"]
+    assert list(_boxes(at, "train_probe_fig_1")) == ["Conv3 (ARP)", "Conv4 local 0 (STN)"]
+    assert at.multiselect(key="train_stages").options == ["Conv3 (ARP)", "Conv4 local 0"]
+    pair = [t["name"] for t in shown["train_pair_fig"]["data"][1:]]
+    assert pair == ["ARP run: Conv4 local 0 (ARP)", "STN run: Conv4 local 0 (STN)",
+                    "Conv3 (ARP), both runs", "Conv3 (ARP), both runs"]
+    assert [t["showlegend"] for t in shown["train_pair_fig"]["data"][3:]] == [True, False]
+    _no_debug_text(at)
+    # the stage table: well-named columns, sizes height x width
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["stage", "crop rate (h x w)", "crop in the image (h x w px)",
+                                   "crop top, left (px)", "map (h x w)", "output (h x w)"]
+    assert list(table["stage"]) == ["Conv3 (ARP)", "Conv4 local 0 (ARP)"]
 
 
 def test_comparison_offers_to_add_the_missing_run(env):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     at.multiselect(key="train_runs").set_value(["msgn_arp"]).run()
     assert not at.exception
-    assert not [c for c in at.caption if c.value.startswith("training comparison")]
+    assert "train_pair_fig" not in charts(at)
     assert any("Add **msgn_stn**" in i.value for i in at.info)
     at.button(key="train_add_pair").click().run()
     assert not at.exception
     assert at.multiselect(key="train_runs").value == ["msgn_arp", "msgn_stn"]
-    assert _caption(at, "training comparison at epoch 3")
+    assert "train_pair_fig" in charts(at)
 
 
 def test_same_file_name_in_two_folders(env, tmp_path, monkeypatch):
@@ -82,7 +112,7 @@ def test_same_file_name_in_two_folders(env, tmp_path, monkeypatch):
     assert not at.exception
     at.multiselect(key="train_runs").set_value(["msgn_arp", twin]).run()
     assert not at.exception
-    assert len([c for c in at.caption if c.value.startswith("training boxes")]) == 2
+    assert {"train_probe_fig_0", "train_probe_fig_1"} <= set(charts(at))
 
 
 def test_malformed_history_is_listed_not_raised(env, tmp_path, monkeypatch):
@@ -97,25 +127,28 @@ def test_malformed_history_is_listed_not_raised(env, tmp_path, monkeypatch):
 
 def test_epoch_slider_moves_the_boxes(env):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
-    last = _boxes(_caption(at, "training boxes of msgn_arp"))
+    last = _boxes(at)
     at.select_slider(key="train_epoch").set_value(1).run()
     assert not at.exception
-    text = _caption(at, "training boxes of msgn_arp")
-    assert text.startswith("training boxes of msgn_arp, epoch 1:")
-    assert _boxes(text) != last
+    first = _boxes(at)
+    assert set(first) == set(last) and first != last
     at.number_input(key="train_probe").set_value(2).run()
     at.slider(key="train_probes").set_value(1).run()
     at.multiselect(key="train_stages").set_value(["conv3"]).run()
+    assert not at.exception
+    assert list(_boxes(at)) == ["Conv3 (ARP)"]
     at.checkbox(key="train_animate").check().run()
     assert not at.exception
+    assert [f["name"] for f in charts(at)["train_probe_fig_0"]["frames"]] == ["1", "2", "3"]
 
 
 def test_two_runs_side_by_side(env):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     at.multiselect(key="train_runs").set_value(["msgn_arp", "msgn_stn"]).run()
     assert not at.exception
-    assert _caption(at, "training boxes of msgn_stn")
-    assert len([c for c in at.caption if c.value.startswith("training boxes")]) == 2
+    assert {"train_probe_fig_0", "train_probe_fig_1"} <= set(charts(at))
+    labels = [m.value for m in at.markdown if m.value.startswith("**msgn_")]
+    assert "**msgn_stn (tiny, 1 local branch, Conv3 ARP, Conv4 STN)**" in labels
 
 
 def test_play_steps_through_the_epochs_and_stops(env):
@@ -163,7 +196,7 @@ def test_pages_through_the_app(env):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page("pages/training.py").run()
     assert not at.exception
-    assert _caption(at, "training boxes of msgn_arp")
+    assert "Conv4 local 0 (ARP)" in _boxes(at)
     at.switch_page("pages/appendix_a.py").run()
     assert not at.exception
     assert _caption(at, "appendix crops")

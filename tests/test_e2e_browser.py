@@ -194,33 +194,74 @@ def test_explore_upload_and_k_slider(page, shots, tmp_path):
     _no_exception(page, "Explore after moving k on the upload")
     after = _boxes_changed(page, "explore_boxes", before)
     assert after != before, "the Conv4 box did not move when k changed"
-    for _, xs, ys in after:  # every box on the 64 px image
-        numbers = [v for v in xs + ys if v is not None]
-        assert min(numbers) >= 0 and max(numbers) <= 64.001
+    width, height = 160, 120  # the upload, drawn at its own size and aspect
+    for name, xs, ys in after:  # every box and the network's input frame on the photo
+        xs, ys = [v for v in xs if v is not None], [v for v in ys if v is not None]
+        assert min(xs) >= 0 and max(xs) <= width + 1e-3, name
+        assert min(ys) >= 0 and max(ys) <= height + 1e-3, name
+    assert "network input" in [name for name, _, _ in after]
     _shot(page, shots, "explore")
+
+
+def _slider_value(page, key: str) -> float:
+    return float(page.locator(f".st-key-{key} input[type=range]").get_attribute("aria-valuetext"))
+
+
+def _used(page) -> dict[str, tuple[float, float]]:
+    """``{stage label: (k, DSR)}`` as the page's stage numbers report them."""
+    pattern = re.compile(r"(Conv3|Conv4 local 0) \(ARP\): k ([\d.]+), DSR ([\d.]+)")
+    text = page.locator("[data-testid='stMain']").inner_text()
+    return {m.group(1): (float(m.group(2)), float(m.group(3))) for m in pattern.finditer(text)}
+
+
+def _sliders_match_the_page(page) -> None:
+    used = _used(page)
+    assert set(used) == {"Conv3", "Conv4 local 0"}, used
+    for label, stage in (("Conv3", "conv3"), ("Conv4 local 0", "conv4-local0")):
+        shown = (_slider_value(page, f"explore_k-{stage}"),
+                 _slider_value(page, f"explore_dsr-{stage}"))
+        assert shown == pytest.approx(used[label]), (
+            f"{label}: the sliders show k, DSR = {shown} but the page used {used[label]}")
 
 
 def test_explore_sliders_show_the_k_in_use(page):
     """The k slider shows the k the page reports it used (after the upload above too)."""
-    pattern = r"Conv4 local0 \(ARP, k ([\d.]+)"
-    report = page.get_by_text(re.compile(pattern))
-    if not report.count():
-        pytest.skip("Explore renders no 'Conv4 local0 (ARP, k ...' text to compare with")
-    used = float(re.search(pattern, report.first.text_content()).group(1))
-    assert _explore_k(page) == pytest.approx(used), (
-        f"the Conv4 k slider shows {_explore_k(page)} but the page used k = {used}")
+    _sliders_match_the_page(page)
+
+
+def test_explore_no_stale_sliders_after_moves_reset_and_uploads(page, tmp_path):
+    """The sequence a user once saw go stale: after it, every slider shows what the page
+    uses, and the faithfulness check runs on the same setting."""
+    conv4_k, conv4_dsr = ".st-key-explore_k-conv4-local0", ".st-key-explore_dsr-conv4-local0"
+    _press(page, conv4_k, "ArrowLeft", times=6)
+    _press(page, conv4_k, "ArrowRight", times=12)
+    _press(page, conv4_dsr, "ArrowRight", times=4)
+    _press(page, ".st-key-explore_k-conv3", "ArrowLeft", times=6)
+    _sliders_match_the_page(page)
+    _rerun(page, lambda: page.get_by_role("button", name="Reset to trained").click())
+    _sliders_match_the_page(page)
+    assert _used(page) == {"Conv3": (1.0, 0.5), "Conv4 local 0": (0.7, 0.5)}
+    image = tmp_path / "second.png"
+    image.write_bytes(session_image(3))
+    _rerun(page, lambda: page.locator(".st-key-explore_upload input[type=file]")
+           .set_input_files(str(image)))
+    page.locator(".st-key-explore_boxes .js-plotly-plot").wait_for(timeout=TIMEOUT_MS)
+    _settle(page)
+    _no_exception(page, "Explore after the second upload")
+    _sliders_match_the_page(page)
+    assert _used(page) == {"Conv3": (1.0, 0.5), "Conv4 local 0": (0.7, 0.5)}
 
 
 def test_rp_vs_arp(page, shots):
     _open(page, "RP against ARP", ".st-key-compare_source")
-    page.locator(".st-key-compare_boxes_arp .js-plotly-plot").wait_for(timeout=TIMEOUT_MS)
+    page.locator(".st-key-compare_boxes_left .js-plotly-plot").wait_for(timeout=TIMEOUT_MS)
     _no_exception(page, "RP against ARP")
-    arp, rp = _boxes(page, "compare_boxes_arp"), _boxes(page, "compare_boxes_rp")
+    arp, rp = _boxes(page, "compare_boxes_left"), _boxes(page, "compare_boxes_right")
     assert arp and rp
-    before = _boxes(page, "compare_boxes_arp")
+    before = _boxes(page, "compare_boxes_left")
     _press(page, ".st-key-compare_k-conv3", "ArrowLeft", times=3)
     _no_exception(page, "RP against ARP after moving k")
-    assert _boxes_changed(page, "compare_boxes_arp", before) != before
+    assert _boxes_changed(page, "compare_boxes_left", before) != before
     _shot(page, shots, "rp_vs_arp")
 
 

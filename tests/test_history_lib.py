@@ -188,20 +188,26 @@ def test_probe_figure_draws_every_stage_box_on_its_tile(runs):
     fig = figures.probe_figure(images, record, 2, cols=2)
     assert isinstance(fig.data[0], go.Image) and fig.data[0].source.startswith("data:image/")
     names = [t.name for t in fig.data[1:]]
-    assert names == ["conv3", "conv4.local0"]
+    assert names == ["Conv3 (ARP)", "Conv4 local 0 (ARP)"]
     snap = record.at(2)
-    mosaic = figures._Mosaic(images, 2)
-    for trace in fig.data[1:]:
-        expected = snap.stages[trace.name]["image_boxes"].numpy()
+    mosaic = figures._Mosaic(images, 2, caption_lines=figures._caption_lines(record, 200))
+    for trace, stage in zip(fig.data[1:], ["conv3", "conv4.local0"], strict=True):
+        expected = snap.stages[stage]["image_boxes"].numpy()
         for t, box in enumerate(_box_points(trace)):
             x0, y0 = mosaic.origin(t)
             np.testing.assert_allclose(np.subtract(box, (x0, y0, x0, y0)), expected[t],
                                        atol=1e-4)
     captions = [a.text for a in fig.layout.annotations]
     assert len(captions) == 3 and captions[0].startswith("#0 ")
+    # the whole top-1 class name, wrapped, never cut
+    names = record.meta.class_names
+    top = [names[int(i)] for i in snap.top5[0][:, 0]]
+    for caption, name in zip(captions, top, strict=True):
+        assert caption.replace("<br>", " ").endswith(name) and "…" not in caption
     assert fig.layout.yaxis.range[0] > fig.layout.yaxis.range[1]  # image axis points down
     only = figures.probe_figure(images, record, 2, stages=["conv3"], probes=[1])
-    assert [t.name for t in only.data[1:]] == ["conv3"] and len(only.layout.annotations) == 1
+    assert [t.name for t in only.data[1:]] == ["Conv3 (ARP)"]
+    assert len(only.layout.annotations) == 1
     with pytest.raises(ValueError, match="probes"):
         figures.probe_figure(images, record, 2, probes=[7])
 
@@ -230,11 +236,15 @@ def test_comparison_figure_puts_the_runs_side_by_side(runs):
     images = inputs.probe_images(arp.meta)
     fig = figures.comparison_figure(images, arp, stn, 3, probes=[0, 2], cols=1)
     names = [t.name for t in fig.data[1:]]
-    assert names == ["ARP: conv4.local0", "ARP: conv3", "STN: conv4.local0", "STN: conv3"]
+    assert names == ["ARP run: Conv4 local 0 (ARP)", "STN run: Conv4 local 0 (STN)",
+                     "Conv3 (ARP), both runs", "Conv3 (ARP), both runs"]
+    assert [t.showlegend for t in fig.data[1:]] == [True, True, True, False]  # Conv3 once
+    colours = [t.line.color for t in fig.data[1:]]
+    assert len(set(colours[:3])) == 3 and colours[3] == colours[2]  # one colour, one meaning
     captions = [a.text for a in fig.layout.annotations]
     assert len(captions) == 4 and captions[0].startswith("ARP") and captions[2].startswith("STN")
     mosaic = figures._Mosaic(np.repeat(images[[0, 2]], 2, axis=0), 2)
-    stn_boxes = _box_points(fig.data[3])
+    stn_boxes = _box_points(fig.data[2])
     x0, y0 = mosaic.origin(1)  # probe 0's STN tile
     expected = stn.at(3).stages["conv4.local0"]["image_boxes"][0].numpy()
     np.testing.assert_allclose(np.subtract(stn_boxes[0], (x0, y0, x0, y0)), expected, atol=1e-4)
@@ -248,24 +258,53 @@ def test_confidence_figure_rows_and_text(runs):
     maps = [t for t in fig.data if isinstance(t, go.Heatmap)]
     assert len(maps) == 2
     np.testing.assert_allclose(maps[0].z, record.at(3).stages["conv3"]["confidence"][1].numpy())
+    assert {m.coloraxis for m in maps} == {"coloraxis"}  # one colour scale for every map
+    titles = [a.text for a in fig.layout.annotations]
+    rates = record.at(3).stages["conv4.local0"]["rates"][1].tolist()
+    assert titles[1] == (f"Conv4 local 0 (ARP)<br>map 16 x 16<br>"
+                         f"crop rate {rates[0]:.2f} x {rates[1]:.2f}")
     with pytest.raises(ValueError, match="probe"):
         figures.confidence_figure(record, 3, 9)
-    rows = figures.stage_rows(record, 3, [1])
-    assert [r["stage"] for r in rows] == ["conv3", "conv4.local0"]
-    assert all(r["epoch"] == 3 and r["probe"] == 1 for r in rows)
-    box = record.at(3).stages["conv4.local0"]["image_boxes"][0].tolist()
-    text = figures.box_text(record, 3)
-    assert text.startswith("epoch 3: #0 conv3 (") and f"{box[0]:.1f}, {box[1]:.1f}" in text
+    rows = figures.stage_rows(record, 3, 1)
+    assert [r["stage"] for r in rows] == ["Conv3 (ARP)", "Conv4 local 0 (ARP)"]
+    box = record.at(3).stages["conv4.local0"]["image_boxes"][1].tolist()
+    assert rows[1]["crop in the image (h x w px)"] == (f"{box[3] - box[1]:.1f} x "
+                                                       f"{box[2] - box[0]:.1f}")
+    assert rows[1]["crop top, left (px)"] == f"{box[1]:.1f}, {box[0]:.1f}"
+    assert rows[1]["crop rate (h x w)"] == f"{rates[0]:.2f} x {rates[1]:.2f}"
+    # 64 px input: Conv3's map 32 x 32 -> 16 x 16 at DSR 0.5, Conv4's 16 x 16 -> 8 x 8
+    assert [(r["map (h x w)"], r["output (h x w)"]) for r in rows] == [
+        ("32 x 32", "16 x 16"), ("16 x 16", "8 x 8")]
+    with pytest.raises(ValueError, match="probe"):
+        figures.stage_rows(record, 3, 5)
 
 
 def test_learning_curves_and_rates(runs):
     records = [catalog.load_record(runs["arp"]), catalog.load_record(runs["stn"])]
     fig = figures.learning_curves(records, epoch=2)
-    assert len(fig.data) == 2 * 5  # loss, train/val top-1, val top-5, lr per run
+    curves = [t for t in fig.data if t.x[0] is not None]
+    assert len(curves) == 2 * 5  # loss, train/val top-1, val top-5, lr per run
     assert fig.layout.yaxis3.type == "log"
     loss = [t for t in fig.data if t.name == "msgn_arp: train loss"][0]
     np.testing.assert_allclose(loss.y, [1.7, 1.4, 1.1])
+    # a legend of runs (colours) and one of the middle panel's line styles (one neutral colour)
+    keys = [t for t in fig.data if t.x[0] is None]
+    runs_key = [t for t in keys if t.legend == "legend"]
+    styles = [t for t in keys if t.legend == "legend2"]
+    assert [t.name for t in runs_key] == ["msgn_arp", "msgn_stn"]
+    assert [t.name for t in styles] == ["train top-1 %", "val top-1 %", "val top-5 %"]
+    assert not any(t.showlegend for t in curves)
+    colours = {t.line.color for t in runs_key} | {styles[0].line.color}
+    assert len(colours) == 3  # no run colour reused for the style key
+    for t in curves:  # each run's curves in the run's colour
+        run = t.name.split(":")[0]
+        assert t.line.color == next(k.line.color for k in runs_key if k.name == run)
+    assert fig.layout.legend.y < 0 and fig.layout.legend2.y < fig.layout.legend.y  # below
     rates = figures.rates_figure(records, epoch=2)
-    assert {t.name for t in rates.data} == {"msgn_arp: conv3", "msgn_arp: conv4.local0",
-                                            "msgn_stn: conv3", "msgn_stn: conv4.local0"}
+    names = {t.name for t in rates.data if t.x and t.x[0] is not None}
+    assert names == {"msgn_arp: Conv3 (ARP)", "msgn_arp: Conv4 local 0 (ARP)",
+                     "msgn_stn: Conv3 (ARP)", "msgn_stn: Conv4 local 0 (STN)"}
+    stage_keys = [t.name for t in rates.data if t.legend == "legend2"]
+    assert stage_keys == ["Conv3 (ARP)", "Conv4 local 0"]  # the modes differ in Conv4
+    assert rates.layout.yaxis.title.text == "crop area / map area"
     assert stage_colour("conv3") != stage_colour("conv4.local0")

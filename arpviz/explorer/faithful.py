@@ -9,13 +9,15 @@ docs/explain.md ("Faithfulness of the crop").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from arpviz.explorer.session import ExploreView, LiveSession
 from arpviz.faithfulness import crop_curves, crop_faithfulness
+from arpviz.models import StageOverride
 
 __all__ = ["CropCheck", "crop_check", "default_crop_stage"]
 
@@ -35,6 +37,8 @@ class CropCheck:
         scales, curve_area, insertion, deletion: ``[S]`` arrays: the box scaled about its
             centre, its share of the image, and the probability with only it kept / it filled.
         insertion_auc, deletion_auc: the curves' mean levels.
+        box: the box tested, ``(x1, y1, x2, y2)`` in input pixels.
+        overrides: the stage overrides every forward pass used (the view's).
     """
 
     stage: str
@@ -55,6 +59,8 @@ class CropCheck:
     deletion: np.ndarray
     insertion_auc: float
     deletion_auc: float
+    box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    overrides: Mapping[str, StageOverride] = field(default_factory=dict)
 
 
 def default_crop_stage(view: ExploreView) -> str | None:
@@ -105,4 +111,5 @@ def crop_check(
         scales=curves.scales.cpu().numpy(), curve_area=curves.area[0].cpu().numpy(),
         insertion=curves.insertion[0].cpu().numpy(), deletion=curves.deletion[0].cpu().numpy(),
         insertion_auc=one(curves.insertion_auc), deletion_auc=one(curves.deletion_auc),
+        box=view.stages[stage].image_box, overrides=dict(view.overrides),
     )

@@ -19,17 +19,19 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from arpviz.checkpoint import Checkpoint, CheckpointMeta
+from arpviz.checkpoint import Checkpoint, CheckpointError, CheckpointMeta, read_meta
 from arpviz.explorer.session import Knob, overrides_from, stage_controls
 from arpviz.images import load_image_info
 from arpviz.models import MSGN, StageCache, StageOverride
+from arpviz.models.stages import stage_label
 from arpviz.reid import descriptor, is_reid
 from arpviz.retrieval import (
     QueryRanking,
@@ -49,6 +51,7 @@ __all__ = [
     "SettingEmbeddings",
     "gallery_cap",
     "is_reid_checkpoint",
+    "reid_checkpoints",
     "setting_key",
     "upload_query",
 ]
@@ -83,6 +86,21 @@ def gallery_cap() -> int:
 def is_reid_checkpoint(meta: CheckpointMeta) -> bool:
     """Whether the checkpoint was trained on a re-ID data set (it has a query and gallery)."""
     return is_reid(meta.dataset)
+
+
+def reid_checkpoints(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, CheckpointMeta]]:
+    """The re-ID checkpoints among ``paths`` with their metadata, in order (only each file's
+    header is read; unreadable files are left out)."""
+    found = []
+    for path in paths:
+        try:
+            meta = read_meta(path)
+        except (CheckpointError, OSError, ValueError) as exc:
+            logger.info("not a usable checkpoint, skipped: %s (%s)", path, exc)
+            continue
+        if is_reid_checkpoint(meta):
+            found.append((Path(path), meta))
+    return found
 
 
 def setting_key(overrides: Mapping[str, StageOverride]) -> tuple:
@@ -147,7 +165,8 @@ class SearchView:
 
     ``query_boxes``: ``{stage: (4,)}``; ``top_images`` ``uint8 [T, S, S, 3]`` with
     ``top_boxes`` ``{stage: [T, 4]}``, ``top_pids``/``top_camids`` ``[T]``; ``ranking`` the
-    protocol's result (indices into the gallery, matches, the query's AP and first-match rank).
+    protocol's result (indices into the gallery, matches, the query's AP and first-match rank);
+    ``stage_labels`` each boxed stage's name under the setting (``"Conv4 local 0 (ARP)"``).
     """
 
     query: QueryImage
@@ -158,6 +177,7 @@ class SearchView:
     top_pids: np.ndarray
     top_camids: np.ndarray
     setting: tuple
+    stage_labels: Mapping[str, str] = field(default_factory=dict)
 
 
 def _boxes(image_boxes: Mapping[str, Tensor]) -> dict[str, np.ndarray]:
@@ -312,6 +332,7 @@ class GalleryIndex:
         ranking = rank_query(q, gallery.gallery, query.pid, query.camid, self.gallery_pids,
                              self.gallery_camids, top=min(top, len(self.gallery_indices)))
         idx = ranking.indices
+        settings = self.model.stage_settings(dict(overrides))
         return SearchView(
             query=query,
             query_boxes={s: tuple(float(v) for v in b[0])
@@ -322,4 +343,5 @@ class GalleryIndex:
             top_pids=self.gallery_pids[idx],
             top_camids=self.gallery_camids[idx],
             setting=setting_key(overrides),
+            stage_labels={s: stage_label(s, settings[s].mode) for s in explanation.image_boxes},
         )

@@ -1,8 +1,11 @@
 """Figures of the Appendix A page, from :func:`arpviz.appendix.analyse` and
-:func:`arpviz.appendix.k_sweep`.
+:func:`arpviz.appendix.k_sweep`, and, in two dimensions, from
+:func:`arpviz.simulate.simulate_object_2d` and :func:`arpviz.simulate.rate_against_size`.
 
 Figure 7's colours: the distribution is a line, the area under it is red inside the crop and blue
-outside (:mod:`~arpviz.explorer.figures.palette`).
+outside (:mod:`~arpviz.explorer.figures.palette`). In two dimensions the paper's ARP is drawn in
+the ARP side's colour, ARP-FG (beyond the paper) in a series colour, the object in the
+ground truth's white.
 """
 
 from __future__ import annotations
@@ -14,15 +17,37 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from arpviz.appendix import Analysis
-from arpviz.explorer.figures.palette import INSIDE, LINE, OUTSIDE, TRUE_INTERVAL, series_colour
+from arpviz.explorer.figures.palette import (
+    INSIDE,
+    LINE,
+    OUTSIDE,
+    REFERENCE,
+    SIDES,
+    TRUE_INTERVAL,
+    TRUTH,
+    series_colour,
+)
+from arpviz.simulate import ObjectSimulation, RateCurve
 
 __all__ = [
+    "ARP_COLOUR",
+    "ARPFG_COLOUR",
+    "ARPFG_NAME",
+    "ARP_NAME",
     "coverage_histograms",
     "distributions_figure",
     "fill_segments",
     "k_sweep_figure",
     "length_scatter",
+    "object_maps_figure",
+    "rate_curve_figure",
 ]
+
+#: The paper's ARP and ARP-FG (beyond the paper) in the two-dimensional figures.
+ARP_COLOUR = SIDES[0]
+ARPFG_COLOUR = series_colour(2)
+ARP_NAME = "ARP (the paper)"
+ARPFG_NAME = "ARP-FG (beyond the paper)"
 
 
 def fill_segments(
@@ -240,5 +265,149 @@ def k_sweep_figure(sweep: dict[str, np.ndarray], current_k: float | None = None)
         xaxis_title="k", yaxis_title="mean over the distributions", yaxis_range=[0, 1.05],
         height=320, margin={"l": 50, "r": 10, "t": 20, "b": 40},
         legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+# ------------------------------------------------------------------ Appendix A in two dimensions
+
+Box = tuple[float, float, float, float]
+
+
+def _box_trace(box: Box, name: str, colour: str, *, dash: str = "solid", hover: str = "",
+               show_legend: bool = True) -> go.Scatter:
+    """A box ``(x1, y1, x2, y2)`` in pixel edges as a closed line, its numbers on hover."""
+    x1, y1, x2, y2 = box
+    return go.Scatter(
+        x=[x1, x2, x2, x1, x1], y=[y1, y1, y2, y2, y1], mode="lines", name=name,
+        legendgroup=name, showlegend=show_legend,
+        line={"color": colour, "width": 2.5, "dash": dash},
+        hovertemplate=(f"{name}<br>x {x1:.2f} to {x2:.2f}, y {y1:.2f} to {y2:.2f}"
+                       f"{hover}<extra></extra>"),
+    )
+
+
+def object_maps_figure(sim: ObjectSimulation) -> go.Figure:
+    """Three maps side by side: the perfect-feature input (every channel), the paper's
+    confidence ``sigmoid(tau * s)`` with ARP's crop, and ARP-FG's ``relu(tau * s)`` with its
+    crop; the object's cells outlined on each. Hover gives each cell's value and each box's
+    edges and rates."""
+    size = sim.map_size
+    cells = np.arange(size) + 0.5
+    rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    index = np.stack([rows, cols], axis=-1)
+    (arp_h, arp_w), (fg_h, fg_w) = sim.arp_rates, sim.arpfg_rates
+    panels = (
+        ("every channel of the input", sim.features, "Greys_r", "value", None),
+        (f"{ARP_NAME}: sigmoid, rate {arp_w:.2f} × {arp_h:.2f}", sim.arp_confidence, "Viridis",
+         "confidence", (sim.arp_box, ARP_NAME, ARP_COLOUR, sim.arp_rates)),
+        (f"{ARPFG_NAME}: relu, rate {fg_w:.2f} × {fg_h:.2f}", sim.arpfg_confidence, "Viridis",
+         "confidence", (sim.arpfg_box, ARPFG_NAME, ARPFG_COLOUR, sim.arpfg_rates)),
+    )
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[p[0] for p in panels],
+                        horizontal_spacing=0.09)
+    for col, (_, values, scale, what, crop) in enumerate(panels, start=1):
+        domain = fig.layout[f"xaxis{'' if col == 1 else col}"].domain
+        fig.add_trace(
+            go.Heatmap(
+                x=cells, y=cells, z=values, colorscale=scale, customdata=index,
+                colorbar={"x": domain[1] + 0.005, "len": 0.9, "thickness": 10, "xpad": 0},
+                hovertemplate=(f"row %{{customdata[0]}}, column %{{customdata[1]}}<br>{what} "
+                               "%{z:.3f}<extra></extra>"),
+                name=what, showlegend=False,
+            ),
+            row=1, col=col,
+        )
+        fig.add_trace(
+            _box_trace(sim.object_box, "the object", TRUTH, dash="dot", show_legend=col == 1,
+                       hover=f"<br>extent {sim.ideal_rates[1]:.2f} × {sim.ideal_rates[0]:.2f} "
+                             "of the map (the ideal rate)"),
+            row=1, col=col,
+        )
+        if crop is not None:
+            box, name, colour, (rate_h, rate_w) = crop
+            fig.add_trace(
+                _box_trace(box, f"{name} crop", colour,
+                           hover=f"<br>rate {rate_w:.3f} across × {rate_h:.3f} down"),
+                row=1, col=col,
+            )
+    fig.update_xaxes(range=[0, size], constrain="domain", showgrid=False, zeroline=False)
+    for col in range(1, 4):
+        fig.update_yaxes(range=[size, 0], scaleanchor=f"x{'' if col == 1 else col}",
+                         scaleratio=1, constrain="domain", showgrid=False, zeroline=False,
+                         row=1, col=col)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(
+        height=360, margin={"l": 30, "r": 30, "t": 50, "b": 20},
+        legend={"orientation": "h", "y": -0.05, "yanchor": "top"},
+        plot_bgcolor="rgba(0,0,0,0)",
+    )
+    return fig
+
+
+def rate_curve_figure(curve: RateCurve, current: ObjectSimulation | None = None) -> go.Figure:
+    """Rate against the object's size: across (width) and down (height), each against the
+    object's extent on that axis, for the paper's ARP, ARP-FG (beyond the paper), the ideal
+    (rate = extent), the paper's Eq. 9 on an ideal map (``k`` x extent, clamped at the DSR), the
+    DSR bound and ARP-FG's lower bound; ``current`` marks the object drawn above."""
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=("across: rate against the object's width",
+                                        "down: rate against the object's height"))
+    series = (
+        ("arp", ARP_NAME, ARP_COLOUR, "solid", "lines+markers"),
+        ("arpfg", ARPFG_NAME, ARPFG_COLOUR, "solid", "lines+markers"),
+        ("ideal_arp", f"the paper's Eq. 9 on an ideal map (k × extent, DSR {curve.dsr:.2f} "
+                      "bound)", ARP_COLOUR, "dash", "lines"),
+        ("ideal", "ideal: rate = the object's extent", TRUE_INTERVAL, "dot", "lines"),
+    )
+    for col, (axis, along) in enumerate(((1, "width"), (0, "height")), start=1):
+        extent = curve.ideal[:, axis]
+        custom = np.stack([curve.sizes, extent], axis=1)
+        for key, name, colour, dash, mode in series:
+            rate = getattr(curve, key)[:, axis]
+            fig.add_trace(
+                go.Scatter(
+                    x=extent, y=rate, mode=mode, name=name, legendgroup=key,
+                    showlegend=col == 1, line={"color": colour, "dash": dash, "width": 2},
+                    marker={"size": 5}, customdata=custom,
+                    hovertemplate=(f"{name}<br>object {along} %{{customdata[1]:.3f}} "
+                                   "(longer side %{customdata[0]:.2f})<br>rate %{y:.3f}"
+                                   "<extra></extra>"),
+                ),
+                row=1, col=col,
+            )
+        for level, name, colour, dash in (
+            (curve.dsr, f"DSR {curve.dsr:.2f}: ARP's lower bound", LINE, "dashdot"),
+            (curve.min_rate, f"ARP-FG's lower bound {curve.min_rate:.3f}", REFERENCE, "dot"),
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=[0.0, 1.0], y=[level, level], mode="lines", name=name,
+                    legendgroup=name, showlegend=col == 1,
+                    line={"color": colour, "dash": dash, "width": 1.5},
+                    hovertemplate=f"{name}<extra></extra>",
+                ),
+                row=1, col=col,
+            )
+        if current is not None:
+            where = current.ideal_rates[axis]
+            fig.add_trace(
+                go.Scatter(
+                    x=[where, where], y=[0.0, 1.05], mode="lines", name="the object above",
+                    legendgroup="current", showlegend=col == 1,
+                    line={"color": TRUE_INTERVAL, "width": 1},
+                    hovertemplate=(f"the object above: {along} {where:.3f}<br>ARP "
+                                   f"{current.arp_rates[axis]:.3f}, ARP-FG "
+                                   f"{current.arpfg_rates[axis]:.3f}<extra></extra>"),
+                ),
+                row=1, col=col,
+            )
+        fig.update_xaxes(title_text=f"object's {along} (fraction of the map's side)",
+                         range=[0, 1], row=1, col=col)
+    fig.update_yaxes(title_text="rate (crop side / map side)", range=[0, 1.05], row=1, col=1)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(
+        height=420, margin={"l": 50, "r": 10, "t": 40, "b": 40},
+        legend={"orientation": "h", "y": -0.22, "yanchor": "top"},
     )
     return fig

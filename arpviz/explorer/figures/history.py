@@ -29,6 +29,7 @@ from plotly.subplots import make_subplots
 from arpviz.checkpoint import EpochSnapshot
 from arpviz.explorer.catalog import METRICS, TrainingRecord, metric_columns, stage_names
 from arpviz.explorer.figures.palette import (
+    CROP_SIZE,
     MARK,
     RIGHT,
     SIDES,
@@ -495,38 +496,38 @@ def comparison_figure(
         tags = (left.name, right.name)
     same_conv3 = stage_mode(left, "conv3") == stage_mode(right, "conv3")
 
-    def traces_and_captions(e: int) -> tuple[list[go.Scatter], list[dict]]:
-        traces, captions = [], []
-        for side, run in enumerate(runs):
-            snap = run.at(e)
-            wanted = [stage] + (["conv3"] if show_conv3 else [])
-            for stg in wanted:
-                values = snap.stages.get(stg)
-                boxes = np.full((len(tiles), 4), np.nan)
-                info: list[str] = [""] * len(tiles)
-                if values is not None:
-                    per = values["image_boxes"].float().numpy()
-                    per_info = _stage_info(values)
-                    for t, p in enumerate(chosen):
-                        boxes[2 * t + side] = per[p]
-                        info[2 * t + side] = per_info[p]
-                if stg == stage:
-                    layer = BoxLayer(f"{tags[side]} run: {stage_title(run, stg)}", boxes,
-                                     SIDES[side], info)
-                elif same_conv3:  # one meaning, one legend entry
-                    layer = BoxLayer(f"{stage_title(run, stg)}, both runs", boxes,
-                                     stage_colour(stg), info, "dot", group="conv3",
-                                     legend=side == 0)
-                else:
-                    layer = BoxLayer(f"{tags[side]} run: {stage_title(run, stg)}", boxes,
-                                     stage_colour(stg), info, ("dot", "dash")[side])
-                traces.append(mosaic.box_trace(layer))
+    def layer(run: TrainingRecord, side: int, stg: str, snap: EpochSnapshot) -> BoxLayer:
+        values = snap.stages.get(stg)
+        boxes = np.full((len(tiles), 4), np.nan)
+        info: list[str] = [""] * len(tiles)
+        if values is not None:
+            per = values["image_boxes"].float().numpy()
+            per_info = _stage_info(values)
             for t, p in enumerate(chosen):
-                cap = _prediction_caption(snap, p, run.probe_labels, run.meta.class_names,
-                                          run.is_reid)
-                captions.append(mosaic.caption(2 * t + side, cap.short(tags[side]),
-                                               f"{run.name} (epoch {snap.epoch})<br>{cap.hover}",
-                                               cap.colour))
+                boxes[2 * t + side] = per[p]
+                info[2 * t + side] = per_info[p]
+        if stg == stage:
+            return BoxLayer(f"{tags[side]} run: {stage_title(run, stg)}", boxes, SIDES[side],
+                            info)
+        if same_conv3:  # one meaning, one legend entry
+            return BoxLayer(f"{stage_title(run, stg)}, both runs", boxes, stage_colour(stg),
+                            info, "dot", group="conv3", legend=side == 0)
+        return BoxLayer(f"{tags[side]} run: {stage_title(run, stg)}", boxes, stage_colour(stg),
+                        info, ("dot", "dash")[side])
+
+    def traces_and_captions(e: int) -> tuple[list[go.Scatter], list[dict]]:
+        snaps = [run.at(e) for run in runs]
+        traces = [mosaic.box_trace(layer(run, side, stg, snaps[side]))
+                  for stg in [stage] + (["conv3"] if show_conv3 else [])
+                  for side, run in enumerate(runs)]
+        captions = []
+        for side, run in enumerate(runs):
+            for t, p in enumerate(chosen):
+                cap = _prediction_caption(snaps[side], p, run.probe_labels,
+                                          run.meta.class_names, run.is_reid)
+                captions.append(mosaic.caption(
+                    2 * t + side, cap.short(tags[side]),
+                    f"{run.name} (epoch {snaps[side].epoch})<br>{cap.hover}", cap.colour))
         return traces, captions
 
     epochs = sorted(set(left.epochs) | set(right.epochs))
@@ -625,28 +626,60 @@ def _epoch_ticks(fig: go.Figure, epochs: Sequence[float]) -> None:
         fig.update_xaxes(tickformat="d", nticks=8)
 
 
-def _bottom_legend(fig: go.Figure, entries: int, height: int, per_row: int = 3) -> None:
-    """A horizontal legend under the plot, the figure taller by its rows."""
-    rows = -(-entries // per_row)
+_EPOCH_LINE = {"dash": "dash", "color": "#888"}  # the chosen epoch (no series uses grey)
+_PLOT_PX = 300  # height of the plot area of the line figures
+
+
+def _key_legends(fig: go.Figure, runs: Sequence[tuple[str, str]],
+                 styles: Sequence[tuple[str, dict]], first_title: str = "run",
+                 second_title: str = "line style") -> None:
+    """Two legends under the plot: one entry per run in its colour (a click hides the run's
+    lines), and one per line style in the neutral :data:`~.palette.CROP_SIZE` (what a dash or
+    marker means); the figure grows by their rows."""
+    for name, colour in runs:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name, legendgroup=name,
+                                 line={"color": colour, "width": 3}, hoverinfo="skip",
+                                 legend="legend"))
+    for name, style in styles:
+        fig.add_trace(go.Scatter(
+            x=[None], y=[None], mode="lines+markers" if "symbol" in style else "lines",
+            name=name, legendgroup=f"style:{name}", hoverinfo="skip", legend="legend2",
+            line={"color": CROP_SIZE, "dash": style.get("dash", "solid"),
+                  "width": style.get("width", 2)},
+            marker={"symbol": style.get("symbol", "circle"), "size": 6},
+        ))
+    run_rows = -(-len(runs) // 2)
+    style_rows = 0 if not styles else -(-len(styles) // 3)
+    first = 48  # below the plot: tick labels and the x title
+    second = first + 22 * run_rows + 8
+    bottom = second + 22 * style_rows + 10
+    entry = {"orientation": "h", "x": 0, "xanchor": "left", "yanchor": "top",
+             "traceorder": "normal", "font": {"size": 12}}
+    top = fig.layout.margin.t if fig.layout.margin.t is not None else 40
     fig.update_layout(
-        height=height + 22 * rows,
-        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.12 * 300 / height,
-                "yanchor": "top", "entrywidth": 1 / per_row, "entrywidthmode": "fraction"},
-        margin={"b": 50 + 22 * rows},
+        height=top + _PLOT_PX + bottom,
+        margin={"t": top, "b": bottom},
+        legend={**entry, "y": -first / _PLOT_PX, "title": {"text": first_title + " "}},
+        legend2={**entry, "y": -second / _PLOT_PX, "itemclick": False, "itemdoubleclick": False,
+                 "title": {"text": second_title + " "}},
     )
 
 
 def rates_figure(records: Sequence[TrainingRecord], epoch: int | None = None) -> go.Figure:
     """Mean crop area (``rate_h * rate_w``) over the probes per epoch, per run and stage.
 
-    Colour: the run; line style and marker: the stage (Conv3 dotted). Empty (no traces) when
-    no run has a pooled stage.
+    Colour: the run; line style and marker: the stage (Conv3 dotted), each with its own legend.
+    No curves (only the legends' entries) when no run has a pooled stage.
     """
     fig = go.Figure()
+    runs, stages = [], []
     for r, record in enumerate(records):
-        if not record.snapshots:
+        if not record.snapshots or not stage_names(record.snapshots[-1]):
             continue
-        for i, stage in enumerate(stage_names(record.snapshots[-1])):
+        runs.append((record.name, series_colour(r)))
+        for stage in stage_names(record.snapshots[-1]):
+            if stage not in stages:
+                stages.append(stage)
             epochs, mean, low, high = [], [], [], []
             for snap in record.snapshots:
                 values = snap.stages.get(stage)
@@ -658,28 +691,39 @@ def rates_figure(records: Sequence[TrainingRecord], epoch: int | None = None) ->
                 low.append(float(area.min()))
                 high.append(float(area.max()))
             fig.add_trace(go.Scatter(
-                x=epochs, y=mean, mode="lines+markers",
-                name=f"{record.name}: {stage_title(record, stage)}", showlegend=True,
-                line={"color": series_colour(r),
-                      "dash": "dot" if stage == "conv3" else "solid"},
-                marker={"symbol": ("circle", "square", "diamond", "triangle-up")[i % 4]},
+                x=epochs, y=mean, mode="lines+markers", legendgroup=record.name,
+                name=f"{record.name}: {stage_title(record, stage)}", showlegend=False,
+                line={"color": series_colour(r), **_stage_style(stages.index(stage), stage)},
+                marker={"symbol": _SYMBOLS[stages.index(stage) % len(_SYMBOLS)]},
                 customdata=np.stack([low, high], axis=1) if epochs else None,
                 hovertemplate="epoch %{x}<br>mean area %{y:.3f}<br>min %{customdata[0]:.3f}, "
                               "max %{customdata[1]:.3f}<extra>%{fullData.name}</extra>",
             ))
     if epoch is not None:
-        fig.add_vline(x=epoch, line_dash="dash", line_color="#888")
+        fig.add_vline(x=epoch, line_dash=_EPOCH_LINE["dash"], line_color=_EPOCH_LINE["color"])
     _epoch_ticks(fig, [s.epoch for r in records for s in r.snapshots])
     fig.update_layout(xaxis_title="epoch", yaxis_title="crop area / map area",
                       yaxis_range=[0, 1.05], margin={"l": 60, "r": 10, "t": 10})
-    _bottom_legend(fig, len(fig.data), 300, per_row=2)
+    with_stages = [r for r in records if r.snapshots]
+    styles = [(shared_stage_title(with_stages, stage),
+               {**_stage_style(i, stage), "symbol": _SYMBOLS[i % len(_SYMBOLS)]})
+              for i, stage in enumerate(stages)]
+    _key_legends(fig, runs, styles, second_title="stage")
     return fig
+
+
+_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x")
+
+
+def _stage_style(index: int, stage: str) -> dict:
+    return {"dash": "dot" if stage == "conv3" else "solid"}
 
 
 #: The learning curves' metrics: (history key, panel, line style).
 _PANELS = (
-    ("train_loss", 1, "solid"), ("train_top1", 2, "dash"), ("val_top1", 2, "solid"),
-    ("val_top5", 2, "dot"), ("mAP", 2, "solid"), ("rank1", 2, "dashdot"), ("lr", 3, "solid"),
+    ("train_loss", 1, {}), ("train_top1", 2, {"dash": "dash"}), ("val_top1", 2, {}),
+    ("val_top5", 2, {"dash": "dot"}), ("mAP", 2, {"width": 3.5, "symbol": "diamond"}),
+    ("rank1", 2, {"dash": "dashdot"}), ("lr", 3, {}),
 )
 
 
@@ -688,8 +732,8 @@ def learning_curves(records: Sequence[TrainingRecord], epoch: int | None = None)
     re-ID runs show their test mAP (solid, thick, diamonds) and rank-1 (dash-dot) in the middle
     panel.
 
-    Colour: the run (one legend group per run, titled by its name); line style: the metric.
-    ``epoch`` draws a marker line on each panel.
+    Colour: the run (a legend of runs); line style: the metric (a legend of the middle panel's
+    styles). ``epoch`` draws a grey dashed line on each panel.
     """
     reid = any(r.is_reid for r in records)
     middle = "top-1 / mAP / rank-1 (%)" if reid else "top-1 / top-5 (%)"
@@ -697,21 +741,23 @@ def learning_curves(records: Sequence[TrainingRecord], epoch: int | None = None)
         middle = "train top-1, test mAP / rank-1 (%)"
     fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", middle, "learning rate"),
                         horizontal_spacing=0.08)
-    entries = 0
+    shown: list[str] = []
     for r, record in enumerate(records):
         cols = metric_columns(record.meta)
         colour = series_colour(r)
         epochs = cols["epoch"]
-        for key, col, dash in _PANELS:
+        for key, col, style in _PANELS:
             if key not in cols:
                 continue
-            entries += 1
+            if col == 2 and key not in shown:
+                shown.append(key)
             fig.add_trace(
                 go.Scatter(
-                    x=epochs, y=cols[key], mode="lines+markers",
+                    x=epochs, y=cols[key], mode="lines+markers", showlegend=False,
                     name=f"{record.name}: {METRICS[key]}", legendgroup=record.name,
-                    line={"color": colour, "dash": dash, "width": 3.5 if key == "mAP" else 2},
-                    marker={"size": 5, "symbol": "diamond" if key == "mAP" else "circle"},
+                    line={"color": colour, "dash": style.get("dash", "solid"),
+                          "width": style.get("width", 2)},
+                    marker={"size": 5, "symbol": style.get("symbol", "circle")},
                     hovertemplate=f"{record.name}<br>epoch %{{x:.0f}}<br>{METRICS[key]} "
                     "%{y:.4g}<extra></extra>",
                 ),
@@ -722,7 +768,12 @@ def learning_curves(records: Sequence[TrainingRecord], epoch: int | None = None)
     _epoch_ticks(fig, [e for r in records for e in metric_columns(r.meta)["epoch"]])
     if epoch is not None:
         for col in (1, 2, 3):
-            fig.add_vline(x=epoch, line_dash="dash", line_color="#888", row=1, col=col)
+            fig.add_vline(x=epoch, line_dash=_EPOCH_LINE["dash"],
+                          line_color=_EPOCH_LINE["color"], row=1, col=col)
     fig.update_layout(margin={"l": 40, "r": 10, "t": 40})
-    _bottom_legend(fig, entries, 330, per_row=2)
+    order = [key for key, _, _ in _PANELS]
+    styles = [(METRICS[key], dict(_PANELS[order.index(key)][2]))
+              for key in sorted(shown, key=order.index)]
+    _key_legends(fig, [(r.name, series_colour(i)) for i, r in enumerate(records)],
+                 styles if len(styles) > 1 else [], second_title="middle panel")
     return fig
