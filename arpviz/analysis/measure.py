@@ -32,7 +32,7 @@ from arpviz.evaluate import GroundTruthBatch, ground_truth_batches
 from arpviz.faithfulness import centre_boxes, faithfulness_over_loader, random_boxes
 from arpviz.foreground import FG_K, foreground_region_pool
 from arpviz.models import ADAPTIVE_MODES, MSGN, POOLED_MODES, StageOverride, mask_on_map
-from arpviz.models.stages import StageSettings
+from arpviz.models.stages import PAPER_K, StageSettings
 from arpviz.pooling import adaptive_rates, adaptive_region_pool, select_boxes
 from arpviz.validation import check_count, check_k, check_tau
 
@@ -114,14 +114,14 @@ def _tau_overrides(model: MSGN, tau: float) -> dict[str, StageOverride]:
             if s.mode in POOLED_MODES}
 
 
-def ideal_k(model: MSGN, name: str, settings: StageSettings) -> dict[str, float]:
+def ideal_k(name: str, settings: StageSettings) -> dict[str, float]:
     """The ``k`` of each ideal rule for stage ``name``: the stage's own where it runs that
-    rule (ARP, or a foreground mode for ARP-FG), else the config's ``conv3_k``/``conv4_k`` for
-    ARP and :data:`arpviz.foreground.FG_K` for ARP-FG."""
+    rule (ARP, or a foreground mode for ARP-FG), else the paper's for ARP (Conv3 1.0, Conv4 0.7:
+    :data:`arpviz.models.stages.PAPER_K`) and :data:`arpviz.foreground.FG_K` for ARP-FG."""
     own = settings.k
-    config_k = model.config.conv3_k if name == "conv3" else model.config.conv4_k
     foreground = settings.mode in ("arpfg", "arpfg_peak", "oracle")
-    return {"arp": own if settings.mode == "arp" and own is not None else config_k,
+    paper = PAPER_K["conv3" if name == "conv3" else "conv4"]
+    return {"arp": own if settings.mode == "arp" and own is not None else paper,
             "arpfg": own if foreground and own is not None else FG_K}
 
 
@@ -224,7 +224,7 @@ def analyse(
     generator = torch.Generator().manual_seed(int(seed))
     accs = {name: _StageAccumulator(name, settings[name].mode, settings[name].k, k_values,
                                     n_random,
-                                    ideal_k(model, name, settings[name]) if ideal else None)
+                                    ideal_k(name, settings[name]) if ideal else None)
             for name in pooled}
     image_cols: dict[str, list[np.ndarray]] = {"index": [], "label": [], "pred": [],
                                                "object_height_px": [], "object_width_px": []}

@@ -34,6 +34,7 @@ from arpviz.validation import check_k, check_rate_pair, check_tau
 __all__ = [
     "ADAPTIVE_MODES",
     "MODE_LABELS",
+    "PAPER_K",
     "POOLED_MODES",
     "STAGE_MODES",
     "STEERABLE_MODES",
@@ -58,6 +59,8 @@ POOLED_MODES: tuple[str, ...] = ("rp", "arp", "arpfg", "arpfg_peak", "oracle")
 ADAPTIVE_MODES: tuple[str, ...] = ("arp", "arpfg", "arpfg_peak", "oracle")
 # modes a user can switch a pooled stage to (the oracle needs a mask, so only its own stages)
 STEERABLE_MODES: tuple[str, ...] = ("rp", "arp", "arpfg", "arpfg_peak")
+#: The paper's k for ARP: 1.0 in Conv3, 0.7 in Conv4 of MSGN's one local branch.
+PAPER_K: dict[str, float] = {"conv3": 1.0, "conv4": 0.7}
 # the foreground variant's modes (beyond the paper)
 _FOREGROUND = ("arpfg", "arpfg_peak", "oracle")
 
