@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from arpviz.foreground import DEFAULT_MIN_RATE, check_min_rate
+from arpviz.models.stages import PAPER_K
 from arpviz.validation import check_k, check_kernel, check_rate_pair, check_tau
 
 __all__ = [
@@ -104,9 +105,9 @@ class MSGNConfig:
     num_classes: int = 200
     local_branches: int = 1
     conv3: Conv3Mode = "arp"
-    conv3_k: float = 1.0
+    conv3_k: float = PAPER_K["conv3"]
     conv4: Conv4Mode = "arp"
-    conv4_k: float = 0.7
+    conv4_k: float = PAPER_K["conv4"]
     dsr: tuple[float, float] = (0.5, 0.5)
     embedding_dim: int | None = None
     kernel: Literal["gaussian", "box"] = "gaussian"
