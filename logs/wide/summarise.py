@@ -21,14 +21,25 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROWS = ("baseline_stride", "baseline_arp", "msgn_stride", "msgn_rp", "msgn_arp", "msgn_stn")
+ROWS = ("baseline_stride", "baseline_arp", "msgn_stride", "msgn_rp", "msgn_arp", "msgn_stn",
+        "msgn_rp70", "msgn_arpfg", "msgn_arpfg_peak", "msgn_oracle")
 LABELS = {
     "baseline_stride": "Baseline (stride)", "baseline_arp": "Baseline w/ ARP (k 0.9)",
     "msgn_stride": "MSGN, Conv4 stride", "msgn_rp": "MSGN, Conv4 RP",
     "msgn_arp": "MSGN, Conv4 ARP (k 0.7)", "msgn_stn": "MSGN, Conv4 bounded STN",
+    "msgn_rp70": "MSGN, Conv4 RP crop 0.7 (fixed-size control)",
+    "msgn_arpfg": "MSGN, Conv4 ARP-FG (k 1.5; beyond the paper)",
+    "msgn_arpfg_peak": "MSGN, Conv4 ARP-FG peak (k 1.5; beyond the paper)",
+    "msgn_oracle": "MSGN, Conv4 oracle (ARP-FG on the true mask)",
 }
 PAIRS = (("msgn_arp", "msgn_stride"), ("msgn_rp", "msgn_stride"), ("msgn_arp", "msgn_rp"),
-         ("msgn_stn", "msgn_stride"), ("baseline_arp", "baseline_stride"))
+         ("msgn_stn", "msgn_stride"), ("baseline_arp", "baseline_stride"),
+         ("msgn_arp", "msgn_rp70"), ("msgn_rp70", "msgn_rp"),
+         ("msgn_arpfg", "msgn_arp"), ("msgn_arpfg", "msgn_rp"),
+         ("msgn_arpfg_peak", "msgn_arp"), ("msgn_arpfg_peak", "msgn_rp"),
+         ("msgn_oracle", "msgn_arp"), ("msgn_oracle", "msgn_rp"),
+         ("msgn_oracle", "msgn_arpfg_peak"))
+ADAPTIVE = ("arp", "arpfg", "arpfg_peak", "oracle")
 
 
 def _load(kind: str) -> dict[tuple[str, int], dict]:
@@ -136,7 +147,7 @@ def _terciles_over_seeds(analyses: dict) -> None:
         if not per_run or not per_run[0]:
             continue
         for i, (name, label, _) in enumerate(per_run[0]):
-            if runs[0]["stages"][name]["mode"] != "arp":
+            if runs[0]["stages"][name]["mode"] not in ADAPTIVE:
                 continue
             vals = [terciles[i][2] for terciles in per_run]
 
@@ -148,13 +159,40 @@ def _terciles_over_seeds(analyses: dict) -> None:
                   f"{m('top1'):.1f} |")
 
 
+def _ideal_over_seeds(analyses: dict) -> None:
+    """Per row and pooled stage with ``--ideal`` results: what the paper's ARP and ARP-FG pick
+    when every channel of the stage's input is the bird's mask (mean ± SD over seeds)."""
+    print("| row | stage | seeds | ideal ARP: k, rate_h, Spearman ~ height | ideal ARP-FG: k, "
+          "rate_h, Spearman ~ height |")
+    print("|---|---|---|---|---|")
+    for row in ROWS:
+        runs = [(seed, rep) for (r, seed), rep in sorted(analyses.items()) if r == row]
+        for name in (runs[0][1]["stages"] if runs else {}):
+            sts = [rep["stages"][name] for _, rep in runs
+                   if (rep["stages"].get(name) or {}).get("ideal")]
+            if not sts:
+                continue
+            cells = []
+            for rule in ("arp", "arpfg"):
+                rate = [st["ideal"][rule]["rate"]["h"]["mean"] for st in sts]
+                rho = [st["ideal"][rule]["rate_vs_object"]["height"]["spearman"] for st in sts]
+                k = sts[0]["ideal"][rule]["k"]
+                rho_text = "-" if any(v is None for v in rho) else \
+                    f"{statistics.mean(rho):+.2f}"
+                cells.append(f"{k:g}, {statistics.mean(rate):.3f}, {rho_text}")
+            seeds = ", ".join(str(seed) for seed, rep in runs
+                              if (rep["stages"].get(name) or {}).get("ideal"))
+            print(f"| {LABELS[row]} | {name} | {seeds} | {cells[0]} | {cells[1]} |")
+
+
 def _splice(doc: Path, evals: dict, analyses: dict) -> None:
     """Replace the marked blocks of ``doc`` with fresh tables."""
     text = doc.read_text()
     for marker, write in (("top1", lambda: _top1_tables(evals)),
                           ("adapt", lambda: (_over_seeds(analyses), print(
                               "\nRates by bird size (terciles of the box's longer side over the "
-                              "input side), ARP stages\n"), _terciles_over_seeds(analyses)))):
+                              "input side), adaptive stages\n"), _terciles_over_seeds(analyses))),
+                          ("ideal", lambda: _ideal_over_seeds(analyses))):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             write()
@@ -175,6 +213,8 @@ def main() -> None:
     _top1_tables(evals)
     print("\n## Adaptivity over seeds (mean ± SD of each run's figure)\n")
     _over_seeds(analyses)
+    print("\n## The ideal map: every channel the bird's mask (--ideal)\n")
+    _ideal_over_seeds(analyses)
     print("\n## Adaptivity per pooled stage and run (arpviz.analysis, test split)\n")
     print("| run | stage | rate_h mean ± SD [min, max] | Spearman rate_h~height [CI95] | "
           "rate_w~width [CI95] | rate_h~kp spread h [CI95] | crop precision | kp recall | "
