@@ -75,6 +75,11 @@ def _precomputed(path: str, stamp: int) -> list:
     return ad.precomputed_reports(path)
 
 
+@st.cache_resource(show_spinner=False)
+def _wide_comparison() -> dict:
+    return ad.wide_comparison()
+
+
 def _report(source, split: str, limit: int | None, tau: float, label: str):
     key = (loaded.key if source is loaded.checkpoint else str(source), split, limit, tau)
     return _held("adapt_reports", key, label, lambda bar: ad.run_report(
@@ -113,11 +118,14 @@ st.markdown(f"**{report.count} {report.split} images, tau {report.tau:g}"
             f"{report.top1:.1f}%.**")
 for name in report.stages:
     st.markdown("- " + ad.verdict(report, name))
+with st.expander("Why the paper's ARP cannot follow the object"):
+    st.markdown(ad.WHY_NOT)
 
 st.markdown("### Rate against object size")
 left, right = st.columns([3, 1])
 stage = right.selectbox("Stage", list(report.stages), index=len(report.stages) - 1,
-                        format_func=stage_label, key="adapt_stage")
+                        format_func=lambda n: stage_label(n, report.stages[n].mode),
+                        key="adapt_stage")
 axis = right.radio("Axis", list(ad.AXES), horizontal=True, key="adapt_axis")
 points = ad.rate_points(report, stage, axis)
 with left:
@@ -150,6 +158,25 @@ for why, names in skipped.items():
 reports = {Path(loaded.label).stem: report}
 reports |= {Path(p).stem: _report(p, split, limit, tau, Path(p).name) for p in others}
 _k_figure(ad.k_curves(reports))
+
+st.markdown("### ARP, RP and ARP-FG side by side (the wide-scale runs)")
+st.caption(
+    "The same question for the committed wide-scale runs (seed 0, 600 test images; "
+    "docs/adaptivity.md): the paper's ARP, RP, ARP-FG (beyond the paper: the spread of the "
+    "confidence above the map's mean, lower bound 0.125 instead of the DSR), ARP-FG peak (only "
+    "the region around the map's maximum) and the oracle (ARP-FG fed the bird's true mask, in "
+    "training and test: what no real network has). Open diamonds: what the paper's ARP and "
+    "ARP-FG pick when every channel is the bird's mask (the ideal map).")
+compared = ad.comparison_rows(_wide_comparison())
+if compared:
+    st.plotly_chart(figures.comparison_figure(compared), key="adapt_compare")
+    st.dataframe([{"checkpoint": r.label, "test top-1 %": None if r.top1 != r.top1 else r.top1,
+                   "rate": f"{r.rate_mean:.3f} ± {r.rate_sd:.3f}",
+                   "Spearman with height": r.spearman,
+                   "95% CI": "-" if r.ci95 is None else f"[{r.ci95[0]:+.2f}, {r.ci95[1]:+.2f}]"}
+                  for r in compared], hide_index=True, key="adapt_compare_table")
+else:
+    st.info("No committed wide-scale analyses here (logs/wide/ of a source checkout).")
 
 st.markdown("### Placement and contrast")
 bars, hist = st.columns(2)

@@ -164,3 +164,35 @@ def test_availability(ckpt: Path, tmp_path: Path) -> None:
     assert "mAP" in found[str(reid)]
     assert found[str(stride)] is None  # Conv3 is still ARP
     assert found[str(tmp_path / "missing.safetensors")].startswith("unreadable")
+
+
+def test_wide_comparison_and_its_figure(report: AdaptivityReport, tmp_path: Path) -> None:
+    import json
+
+    ideal = {rule: {"k": k, "rate": {"h": {"mean": 0.3, "sd": 0.1}},
+                    "rate_vs_object": {"height": {"spearman": 0.98,
+                                                  "ci95": {"spearman": [0.97, 0.99]}}}}
+             for rule, k in (("arp", 0.7), ("arpfg", 1.5))}
+    stage = "conv4.local0"
+    columns = dict(report.per_image["stages"][stage])
+    n = len(columns["rate_h"])
+    columns["ideal_arp_h"] = [0.68] * n
+    columns["ideal_arpfg_h"] = list(columns["object_h"])
+    per_image = {**report.per_image, "stages": {**report.per_image["stages"], stage: columns}}
+    with_ideal = dataclasses.replace(report, per_image=per_image, stages={
+        **report.stages, stage: dataclasses.replace(report.stages[stage], ideal=ideal)})
+    (tmp_path / "synthbirds_wide_msgn_arp_seed0.analysis.json").write_text(report.to_json())
+    (tmp_path / "synthbirds_wide_msgn_arpfg_seed0.analysis.json").write_text(
+        with_ideal.to_json())
+    (tmp_path / "synthbirds_wide_msgn_rp_seed0.analysis.json").write_text("{not json")
+    found = ad.wide_comparison(folder=tmp_path)
+    assert list(found) == ["ARP (the paper)", "ARP-FG (beyond the paper)"]  # broken one skipped
+    rows = ad.comparison_rows(found)
+    assert [r.label for r in rows][:2] == list(found)
+    assert rows[2].label.startswith("ideal map: the paper's ARP") and rows[2].rate[0] == 0.68
+    assert rows[3].label == "ideal map: ARP-FG on the mask (k 1.5)"
+    np.testing.assert_allclose(rows[3].rate, rows[3].size)
+    fig = figures.comparison_figure(rows)
+    names = [t.name for t in fig.data]
+    assert "rate = object size" in names and "DSR 0.5 (ARP's lower bound)" in names
+    assert json.loads(fig.to_json())

@@ -32,11 +32,15 @@ def test_adaptivity_page_analyses_and_opens_an_image_in_explore(adapt_env: Path)
     assert set(report.stages) == {"conv3", "conv4.local0"}
     assert list((adapt_env / "cache" / "analysis").glob("*.json"))  # cached on disk
     text = " ".join(str(m.value) for m in at.markdown)
-    assert "Conv4 local0 on this checkpoint:" in text and "Spearman" in text
+    assert "Conv4 local 0 (ARP) on this checkpoint:" in text and "Spearman" in text
     assert "top-1" in text
     charts = at.get("plotly_chart")
-    assert len(charts) == 4  # scatter, k curves, placement, contrast
-    assert len(at.dataframe) == 1
+    # scatter, k curves, placement, contrast, and the committed runs side by side (if any)
+    from arpviz.explorer import adaptivity as ad
+
+    side_by_side = bool(ad.comparison_rows(ad.wide_comparison()))
+    assert len(charts) == 4 + side_by_side
+    assert len(at.dataframe) == 1 + side_by_side
     # the fallback of a point pick: open image 5 in Explore
     at.number_input(key="adapt_index").set_value(5)
     at.button(key="adapt_open").click()

@@ -42,6 +42,11 @@ from arpviz.models import MSGNConfig
 from arpviz.reid import is_reid
 
 __all__ = [
+    "COMPARISON_ROWS",
+    "WHY_NOT",
+    "ComparisonRow",
+    "comparison_rows",
+    "wide_comparison",
     "AXES",
     "DEFAULT_LIMIT",
     "LIMITS",
@@ -134,6 +139,100 @@ def precomputed_reports(
         except (OSError, ValueError, TypeError) as exc:
             logger.warning("skipping %s: %s", path, exc)
     return found
+
+
+#: The argument the Adaptivity page states (docs/method.md and docs/adaptivity.md in full).
+WHY_NOT = (
+    "Every channel, standardised over the map (Eq. 1), averages 0, so the significance of "
+    "Eq. 2 does too: where the object is significant, the background must be below 0, and "
+    "sigmoid (Eq. 3) keeps it near 0.5, a floor. Summed over the many background cells, the "
+    "floor dominates the marginals of Eq. 5, which stay close to a uniform distribution over "
+    "the whole map; an object can only *narrow* that, so Eq. 9's rate stays near k and falls "
+    "as the object grows. With perfect features (every channel the object's mask, a 28 x 28 "
+    "map, k 1) the rate is 0.99 for an object a tenth of the side and 0.88 for one of 0.7, "
+    "while Eq. 9 on the mask itself gives the object's side. And with k 0.7 and DSR 0.5, "
+    "k x extent of any object under 0.71 of the side is clamped to the DSR: with an ideal "
+    "map, ARP would be RP here. ARP-FG (beyond the paper) counts only the significance above "
+    "the map's mean and bounds the rate by 0.125 instead of the DSR; on the ideal map its "
+    "rate follows the bird. The Appendix A page simulates this for any object.")
+
+#: The wide-scale rows the Adaptivity page sets side by side (label -> run name prefix).
+COMPARISON_ROWS: Mapping[str, str] = {
+    "ARP (the paper)": "msgn_arp",
+    "RP": "msgn_rp",
+    "ARP-FG (beyond the paper)": "msgn_arpfg",
+    "ARP-FG peak (beyond the paper)": "msgn_arpfg_peak",
+    "oracle: ARP-FG on the bird's mask": "msgn_oracle",
+}
+
+
+def wide_comparison(
+    seed: int = 0, folder: str | Path | None = None
+) -> dict[str, AdaptivityReport]:
+    """The committed analyses of one seed of each :data:`COMPARISON_ROWS` row (``folder``,
+    default ``logs/wide/``), in that order; rows without one are left out."""
+    root = _REPO_ROOT / "logs" / "wide" if folder is None else Path(folder)
+    found = {}
+    for label, row in COMPARISON_ROWS.items():
+        path = root / f"synthbirds_wide_{row}_seed{int(seed)}.analysis.json"
+        try:
+            found[label] = AdaptivityReport.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, TypeError) as exc:
+            logger.warning("skipping %s: %s", path, exc)
+    return found
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One checkpoint's stage in the side-by-side view: its top-1, rate and how the rate goes
+    with the object's height; ``rate`` and ``size`` are the per-image columns."""
+
+    label: str
+    mode: str
+    top1: float
+    rate_mean: float
+    rate_sd: float
+    spearman: float | None
+    ci95: tuple[float, float] | None
+    size: np.ndarray
+    rate: np.ndarray
+
+
+def comparison_rows(reports: Mapping[str, AdaptivityReport],
+                    stage: str = "conv4.local0") -> list[ComparisonRow]:
+    """:class:`ComparisonRow` s of ``stage`` in every report that has it with ground truth,
+    then the ideal rules (the paper's ARP and ARP-FG on the bird's mask) of the first report
+    measured with ``--ideal``."""
+    rows: list[ComparisonRow] = []
+    ideal_source = None
+    for label, report in reports.items():
+        st = report.stages.get(stage)
+        columns = report.per_image.get("stages", {}).get(stage, {})
+        if st is None or not columns.get("object_h"):
+            continue
+        corr = (st.rate_vs_object or {}).get("height") or {}
+        ci = (corr.get("ci95") or {}).get("spearman")
+        rows.append(ComparisonRow(label, st.mode, report.top1, st.rate["h"]["mean"],
+                                  st.rate["h"]["sd"], corr.get("spearman"),
+                                  tuple(ci) if ci else None, np.asarray(columns["object_h"]),
+                                  np.asarray(columns["rate_h"])))
+        if ideal_source is None and st.ideal and columns.get("ideal_arpfg_h"):
+            ideal_source = (report, st, columns)
+    if ideal_source is not None:
+        report, st, columns = ideal_source
+        for rule, label in (("arp", "the paper's ARP on the mask"),
+                            ("arpfg", "ARP-FG on the mask")):
+            found = st.ideal[rule]
+            corr = found["rate_vs_object"]["height"]
+            ci = (corr.get("ci95") or {}).get("spearman")
+            rows.append(ComparisonRow(
+                f"ideal map: {label} (k {found['k']:g})", rule, float("nan"),
+                found["rate"]["h"]["mean"], found["rate"]["h"]["sd"], corr.get("spearman"),
+                tuple(ci) if ci else None, np.asarray(columns["object_h"]),
+                np.asarray(columns[f"ideal_{rule}_h"])))
+    return rows
 
 
 # ----------------------------------------------------------------------------- plot values

@@ -10,11 +10,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from arpviz.analysis import AdaptivityReport, ReIDKCurve
-from arpviz.explorer.adaptivity import PLACEMENTS, KCurve, RatePoints
+from arpviz.explorer.adaptivity import PLACEMENTS, ComparisonRow, KCurve, RatePoints
 from arpviz.explorer.figures.palette import REFERENCE, RIGHT, WRONG, series_colour, stage_colour
 from arpviz.explorer.session import stage_label
 
 __all__ = [
+    "comparison_figure",
     "contrast_histogram",
     "k_curves_figure",
     "placement_figure",
@@ -150,3 +151,31 @@ def contrast_histogram(per_stage: Mapping[str, Sequence[float | None]]) -> go.Fi
     fig.add_vline(x=0.0, line={"color": REFERENCE, "dash": "dot"})
     return _layout(fig, "Confidence on the object minus off it, per image", "contrast",
                    "images")
+
+
+def comparison_figure(rows: Sequence[ComparisonRow], dsr: float = 0.5,
+                      stage: str = "conv4.local0") -> go.Figure:
+    """Rate against the object's height for several checkpoints (and the ideal maps), one
+    colour each, with rate = size (what following the object means) and the DSR (ARP's lower
+    bound) drawn as lines. Hover: the checkpoint, the image's size and rate."""
+    fig = go.Figure()
+    sizes = [r.size[np.isfinite(r.size)] for r in rows if len(r.size)]
+    lo = float(min(s.min() for s in sizes)) if sizes else 0.0
+    hi = float(max(s.max() for s in sizes)) if sizes else 1.0
+    for i, row in enumerate(rows):
+        ideal = row.label.startswith("ideal")
+        rho = "" if row.spearman is None else f", Spearman {row.spearman:+.2f}"
+        fig.add_trace(go.Scatter(
+            x=row.size, y=row.rate, mode="markers", name=f"{row.label}{rho}",
+            marker={"color": series_colour(i), "size": 5, "opacity": 0.55,
+                    "symbol": "diamond-open" if ideal else "circle"},
+            hovertemplate=f"{row.label}<br>object height %{{x:.3f}}<br>rate %{{y:.3f}}"
+                          "<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="rate = object size",
+                             line={"color": "#000000", "dash": "dot"}, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[dsr, dsr], mode="lines",
+                             name=f"DSR {dsr:g} (ARP's lower bound)",
+                             line={"color": REFERENCE, "dash": "dash"}, hoverinfo="skip"))
+    fig.update_yaxes(range=[0, 1.05])
+    return _layout(fig, f"{stage_label(stage)}: rate against the bird's height, side by side",
+                   "bird height (share of the stage's frame)", "rate (height)", 480)
