@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Sequence
+import numbers
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -379,7 +380,7 @@ class RateCurve:
 
 def _check_fraction(value: object, name: str, *, allow_zero: bool) -> float:
     """A number in ``[0, 1]`` (``allow_zero``) or ``(0, 1]``, named ``name`` in the error."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{name} must be a number, got {value!r}")
     low_ok = value >= 0 if allow_zero else value > 0
     if not (low_ok and value <= 1):
@@ -566,7 +567,8 @@ def rate_against_size(
     aspect ``width : height``; its centre and the clutter stay as given.
 
     All sizes run as one batch through the operator's own code. Arguments as in
-    :func:`simulate_object_2d`; ``sizes`` is a non-empty sequence of numbers in ``(0, 1]``.
+    :func:`simulate_object_2d`; ``sizes`` holds at least one number in ``(0, 1]``
+    (default :data:`CURVE_SIZES`, 0.1 to 0.9).
 
     Raises:
         TypeError, ValueError: naming the argument that is wrong.
@@ -575,9 +577,11 @@ def rate_against_size(
     height = _check_fraction(height, "height", allow_zero=False)
     cx = _check_fraction(cx, "cx", allow_zero=True)
     cy = _check_fraction(cy, "cy", allow_zero=True)
-    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) == 0:
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Iterable):
         raise TypeError(f"sizes must be a non-empty sequence of numbers, got {sizes!r}")
     sizes = [_check_fraction(s, "sizes", allow_zero=False) for s in sizes]
+    if not sizes:
+        raise ValueError("sizes must hold at least one size")
     clutter, k, dsr, tau, size, blobs, seed, min_rate, region = _check_settings(
         clutter, k, dsr, tau, map_size, blobs, seed, min_rate, region)
     background = _clutter(size, blobs, clutter, seed)

@@ -1,4 +1,5 @@
-"""The Appendix A page under Streamlit's AppTest: it runs, and every control moves the crops."""
+"""The Appendix A page under Streamlit's AppTest: it runs, and every control moves the crops (in
+one dimension) and the rates (in two)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,18 @@ def page() -> AppTest:
     return at
 
 
+def _rate(at: AppTest, label: str) -> tuple[float, float]:
+    """The two-dimensional section's rate metric whose label starts with ``label``, as
+    ``(across, down)``."""
+    value = next(m.value for m in at.metric if m.label.startswith(label))
+    across, down = value.split(" × ")
+    return float(across), float(down)
+
+
 def test_page_draws_the_grid_and_the_summary(page):
-    assert len(page.get("plotly_chart")) == 4  # grid, histograms, scatter, k sweep
-    assert len(page.metric) == 4
+    # grid, histograms, scatter, k sweep; in two dimensions the maps and the rate curves
+    assert len(page.get("plotly_chart")) == 6
+    assert len(page.metric) == 8
     assert page.metric[0].label == "mean mass inside the crop"
     crops = _crops(page)
     assert len(crops) == 4 and all(0 <= a < b <= 56 for a, b in crops)
@@ -95,7 +105,41 @@ def test_floor_preset_measures_the_loaded_checkpoint(app_env, tiny_checkpoint):
     run_app(at)
     at.radio(key="appx_floor_source").set_value("as measured in the loaded checkpoint")
     run_app(at)
-    text = next(c.value for c in at.caption if c.value.startswith("appendix floor"))
+    text = next(c.value for c in at.caption if "simulator's floor is" in c.value)
     expected = measure_confidence_floor(load(str(tiny_checkpoint)), count=16)["conv4.local0"]
-    assert f"simulator floor {expected.relative:.3f} = background" in text
-    assert f"background {expected.level:.3f}" in text
+    assert f"the simulator's floor is {expected.relative:.3f} of the peak" in text
+    assert f"averages {expected.level:.3f} off the bird" in text
+    assert not any(c.value.startswith("appendix floor") for c in at.caption)
+
+
+def test_two_dimensional_section_moves_the_rates(page):
+    """Appendix A in two dimensions: the paper's rate stays high and falls as the object grows;
+    ARP-FG's follows the object; every control reruns without an exception."""
+    arp, fg, ideal = (_rate(page, name) for name in
+                      ("ARP (the paper)", "ARP-FG (beyond the paper)", "the object's extent"))
+    assert min(arp) > 0.9  # the floor: the crop spans most of the map
+    assert fg == pytest.approx(ideal, abs=0.02)  # k 1: the object's extent
+    assert any("What you see" in c.value for c in page.caption)
+    page.slider(key="appx2d_width").set_value(0.7).run()
+    assert not page.exception
+    wider_arp, wider_fg = _rate(page, "ARP (the paper)"), _rate(page, "ARP-FG")
+    assert wider_fg[0] > fg[0] + 0.3 and wider_fg[1] == pytest.approx(fg[1], abs=0.02)
+    assert wider_arp[0] < arp[0]  # the paper's rate falls as the object grows
+    page.slider(key="appx2d_k").set_value(0.7).run()
+    assert not page.exception
+    assert _rate(page, "the paper's Eq. 9 on an ideal map") == (0.5, 0.5)  # the DSR bound
+    assert _rate(page, "ARP-FG")[0] == pytest.approx(0.7 * wider_fg[0], abs=0.03)
+    page.select_slider(key="appx2d_tau").set_value(8.0).run()
+    assert not page.exception
+    assert max(_rate(page, "ARP (the paper)")) < 0.7 * max(wider_arp)  # a sharper sigmoid
+    before = _rate(page, "ARP-FG")
+    page.slider(key="appx2d_clutter").set_value(1.0).run()
+    assert not page.exception and _rate(page, "ARP-FG") != before
+    page.number_input(key="appx2d_seed").set_value(4).run()
+    page.radio(key="appx2d_region").set_value("peak").run()
+    page.slider(key="appx2d_height").set_value(0.1).run()
+    page.slider(key="appx2d_x").set_value(0.0).run()
+    page.slider(key="appx2d_y").set_value(1.0).run()
+    page.slider(key="appx2d_dsr").set_value(0.05).run()
+    assert not page.exception
+    assert len(page.get("plotly_chart")) == 6

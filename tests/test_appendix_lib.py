@@ -156,3 +156,63 @@ def test_k_sweep_rate_grows_with_k():
         ap.k_sweep(ap.SimulationSettings(count=5), [])
     with pytest.raises(ValueError, match="ks"):
         ap.k_sweep(ap.SimulationSettings(count=5), [0.0, 1.0])
+
+
+# ------------------------------------------------------------------ Appendix A in two dimensions
+
+
+def _validated(fig: go.Figure) -> go.Figure:
+    """``fig``, after rebuilding it with plotly's full validation (raises on any invalid
+    property)."""
+    go.Figure(fig.to_dict())
+    return fig
+
+
+def test_object_maps_figure_draws_the_maps_and_the_crops():
+    from arpviz.simulate import simulate_object_2d
+
+    sim = simulate_object_2d(0.4, 0.2, 0.3, 0.6, clutter=0.5, seed=1)
+    fig = _validated(figs.object_maps_figure(sim))
+    heatmaps = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heatmaps) == 3
+    for trace, values in zip(heatmaps, (sim.features, sim.arp_confidence,
+                                        sim.arpfg_confidence), strict=True):
+        np.testing.assert_allclose(np.asarray(trace.z), values)
+        assert "%{z:.3f}" in trace.hovertemplate
+    assert (heatmaps[1].zmin, heatmaps[1].zmax) == (0.0, 1.0)  # the sigmoid's whole range
+    by_name = {t.name: t for t in fig.data if t.type == "scatter"}
+    for name, box, colour in (("ARP (the paper) crop", sim.arp_box, figs.ARP_COLOUR),
+                              ("ARP-FG (beyond the paper) crop", sim.arpfg_box,
+                               figs.ARPFG_COLOUR)):
+        x1, y1, x2, y2 = box
+        trace = by_name[name]
+        assert list(trace.x) == pytest.approx([x1, x2, x2, x1, x1])
+        assert list(trace.y) == pytest.approx([y1, y1, y2, y2, y1])
+        assert trace.line.color == colour and "rate" in trace.hovertemplate
+    objects = [t for t in fig.data if t.name == "the object"]
+    assert len(objects) == 3 and all(t.line.color == palette.TRUTH for t in objects)
+    assert figs.ARP_COLOUR in palette.SIDES and figs.ARPFG_COLOUR in palette.SERIES
+    titles = [a.text for a in fig.layout.annotations]
+    assert any("beyond the paper" in t and f"{sim.arpfg_rates[1]:.2f}" in t for t in titles)
+
+
+def test_rate_curve_figure_plots_both_axes_and_the_bounds():
+    from arpviz.simulate import rate_against_size, simulate_object_2d
+
+    settings = {"width": 0.6, "height": 0.3, "k": 0.7, "dsr": 0.5}
+    curve = rate_against_size(**settings)
+    sim = simulate_object_2d(**settings)
+    fig = _validated(figs.rate_curve_figure(curve, sim))
+    for axis, xref in ((1, "x"), (0, "x2")):
+        panel = {t.name: t for t in fig.data if t.xaxis == xref}
+        np.testing.assert_allclose(panel["ARP (the paper)"].y, curve.arp[:, axis])
+        np.testing.assert_allclose(panel["ARP-FG (beyond the paper)"].y, curve.arpfg[:, axis])
+        np.testing.assert_allclose(panel["ARP (the paper)"].x, curve.ideal[:, axis])
+        ideal = next(t for n, t in panel.items() if n.startswith("ideal"))
+        np.testing.assert_allclose(ideal.y, curve.ideal[:, axis])
+        on_mask = next(t for n, t in panel.items() if n.startswith("the paper's Eq. 9"))
+        np.testing.assert_allclose(on_mask.y, curve.ideal_arp[:, axis])
+        assert list(panel["DSR 0.50: ARP's lower bound"].y) == [0.5, 0.5]
+        assert list(panel["the object above"].x) == [sim.ideal_rates[axis]] * 2
+        assert all(t.hovertemplate for t in panel.values())
+    assert sum(1 for t in fig.data if t.showlegend is not False) == 7  # one legend entry each

@@ -233,8 +233,14 @@ def test_object_simulation_rejects_bad_arguments(kwargs, error, name):
 
 
 def test_rate_against_size_rejects_bad_sizes():
-    with pytest.raises(TypeError, match="sizes"):
+    with pytest.raises(ValueError, match="sizes"):
         rate_against_size(sizes=())
+    with pytest.raises(TypeError, match="sizes"):
+        rate_against_size(sizes=0.5)
+    with pytest.raises(TypeError, match="sizes"):
+        rate_against_size(sizes=("0.5",))
+    array = rate_against_size(sizes=np.array([0.2, 0.4], dtype=np.float32))
+    assert array.arp.shape == (2, 2) and array.sizes == pytest.approx([0.2, 0.4])
     with pytest.raises(ValueError, match="sizes"):
         rate_against_size(sizes=(0.5, 1.2))
 

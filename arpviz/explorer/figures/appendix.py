@@ -297,20 +297,24 @@ def object_maps_figure(sim: ObjectSimulation) -> go.Figure:
     rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
     index = np.stack([rows, cols], axis=-1)
     (arp_h, arp_w), (fg_h, fg_w) = sim.arp_rates, sim.arpfg_rates
+    # the sigmoid's map on its whole range [0, 1], so its floor shows as the mid-tone it is
     panels = (
-        ("every channel of the input", sim.features, "Greys_r", "value", None),
+        ("every channel of the input", sim.features, "Greys_r", "value", None, None),
         (f"{ARP_NAME}: sigmoid, rate {arp_w:.2f} × {arp_h:.2f}", sim.arp_confidence, "Viridis",
-         "confidence", (sim.arp_box, ARP_NAME, ARP_COLOUR, sim.arp_rates)),
+         "confidence", (0.0, 1.0), (sim.arp_box, ARP_NAME, ARP_COLOUR, sim.arp_rates)),
         (f"{ARPFG_NAME}: relu, rate {fg_w:.2f} × {fg_h:.2f}", sim.arpfg_confidence, "Viridis",
-         "confidence", (sim.arpfg_box, ARPFG_NAME, ARPFG_COLOUR, sim.arpfg_rates)),
+         "confidence", (0.0, max(float(sim.arpfg_confidence.max()), 1e-6)),
+         (sim.arpfg_box, ARPFG_NAME, ARPFG_COLOUR, sim.arpfg_rates)),
     )
     fig = make_subplots(rows=1, cols=3, subplot_titles=[p[0] for p in panels],
                         horizontal_spacing=0.09)
-    for col, (_, values, scale, what, crop) in enumerate(panels, start=1):
+    for col, (_, values, scale, what, bounds, crop) in enumerate(panels, start=1):
         domain = fig.layout[f"xaxis{'' if col == 1 else col}"].domain
+        low, high = bounds or (None, None)
         fig.add_trace(
             go.Heatmap(
-                x=cells, y=cells, z=values, colorscale=scale, customdata=index,
+                x=cells, y=cells, z=values, colorscale=scale, customdata=index, zmin=low,
+                zmax=high,
                 colorbar={"x": domain[1] + 0.005, "len": 0.9, "thickness": 10, "xpad": 0},
                 hovertemplate=(f"row %{{customdata[0]}}, column %{{customdata[1]}}<br>{what} "
                                "%{z:.3f}<extra></extra>"),
@@ -338,8 +342,8 @@ def object_maps_figure(sim: ObjectSimulation) -> go.Figure:
                          row=1, col=col)
     fig.update_annotations(font_size=12)
     fig.update_layout(
-        height=360, margin={"l": 30, "r": 30, "t": 50, "b": 20},
-        legend={"orientation": "h", "y": -0.05, "yanchor": "top"},
+        height=420, margin={"l": 30, "r": 30, "t": 50, "b": 20},
+        legend={"orientation": "h", "y": -0.1, "yanchor": "top"},
         plot_bgcolor="rgba(0,0,0,0)",
     )
     return fig
@@ -353,22 +357,24 @@ def rate_curve_figure(curve: RateCurve, current: ObjectSimulation | None = None)
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
                         subplot_titles=("across: rate against the object's width",
                                         "down: rate against the object's height"))
+    # under the others, wide and faint: where the curves coincide each stays visible
     series = (
-        ("arp", ARP_NAME, ARP_COLOUR, "solid", "lines+markers"),
-        ("arpfg", ARPFG_NAME, ARPFG_COLOUR, "solid", "lines+markers"),
         ("ideal_arp", f"the paper's Eq. 9 on an ideal map (k × extent, DSR {curve.dsr:.2f} "
-                      "bound)", ARP_COLOUR, "dash", "lines"),
-        ("ideal", "ideal: rate = the object's extent", TRUE_INTERVAL, "dot", "lines"),
+                      "bound)", ARP_COLOUR, "solid", "lines", 7, 0.35),
+        ("ideal", "ideal: rate = the object's extent", TRUE_INTERVAL, "dot", "lines", 2, 1.0),
+        ("arp", ARP_NAME, ARP_COLOUR, "solid", "lines+markers", 2, 1.0),
+        ("arpfg", ARPFG_NAME, ARPFG_COLOUR, "solid", "lines+markers", 2, 1.0),
     )
     for col, (axis, along) in enumerate(((1, "width"), (0, "height")), start=1):
         extent = curve.ideal[:, axis]
         custom = np.stack([curve.sizes, extent], axis=1)
-        for key, name, colour, dash, mode in series:
+        for key, name, colour, dash, mode, line_width, opacity in series:
             rate = getattr(curve, key)[:, axis]
             fig.add_trace(
                 go.Scatter(
-                    x=extent, y=rate, mode=mode, name=name, legendgroup=key,
-                    showlegend=col == 1, line={"color": colour, "dash": dash, "width": 2},
+                    x=extent, y=rate, mode=mode, name=name, legendgroup=key, opacity=opacity,
+                    showlegend=col == 1,
+                    line={"color": colour, "dash": dash, "width": line_width},
                     marker={"size": 5}, customdata=custom,
                     hovertemplate=(f"{name}<br>object {along} %{{customdata[1]:.3f}} "
                                    "(longer side %{customdata[0]:.2f})<br>rate %{y:.3f}"
