@@ -418,14 +418,12 @@ def sweep_figure(sweep: KSweep, height: int = 460) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=sweep.ks, y=sweep.probs[:, index], mode="lines+markers", name=_wrap(name),
             line={"color": series_colour(i)}, legendgroup="classes",
-            legendgrouptitle={"text": "class"} if i == 0 else None,
             hovertemplate="k %{x:.2f}: p %{y:.4f}<extra>" + name + "</extra>",
         ), row=1, col=1)
     for values, label, dash in ((sweep.crop_h, "crop height", "solid"),
                                 (sweep.crop_w, "crop width", "dash")):
         fig.add_trace(go.Scatter(
             x=sweep.ks, y=values, mode="lines+markers", name=label, legendgroup="crop",
-            legendgrouptitle={"text": "crop"} if label == "crop height" else None,
             line={"color": CROP_SIZE, "dash": dash}, marker={"symbol": "square", "size": 5},
             hovertemplate="k %{x:.2f}: " + label.split()[1] + " %{y:.1f} px<extra></extra>",
         ), row=2, col=1)
