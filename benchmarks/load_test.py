@@ -46,6 +46,7 @@ from tests.helpers import (
     BROWSER_ARGS,
     CHROMIUM,
     EXCEPTION,
+    HAS_IMAGE,
     IDLE,
     MEAN_COLOUR,
     NAV,
@@ -161,7 +162,7 @@ async def _session(browser, url: str, index: int, count: int, interactions: int,
         image.write_bytes(session_image(index))
         await page.locator(".st-key-explore_upload input[type=file]").set_input_files(str(image))
         await page.wait_for_function(
-            f"() => ({MEAN_COLOUR})('explore_boxes') !== null && ({IDLE})()",
+            f"() => ({HAS_IMAGE})('explore_boxes') && ({IDLE})()",
             timeout=timeout_ms)
 
         async def check_image(step: str) -> None:

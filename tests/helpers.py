@@ -366,7 +366,13 @@ const decode = (v) => {
   return [];
 };
 """
-#: JavaScript: mean RGB of the image trace of a keyed plotly chart.
+#: JavaScript: whether a keyed plotly chart shows an image trace (as numbers or a data URI).
+HAS_IMAGE = """(key) => {
+  const el = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+  return !!(el && el.data && el.data.length && (el.data[0].z != null || el.data[0].source));
+}"""
+#: JavaScript: mean RGB of the image trace of a keyed plotly chart (a promise: a data URI is
+#: decoded on a canvas first).
 MEAN_COLOUR = "(key) => new Promise((resolve) => {" + DECODE_JS + """
   const el = document.querySelector(`.st-key-${key} .js-plotly-plot`);
   if (!el || !el.data || !el.data.length) return resolve(null);
