@@ -63,9 +63,13 @@ def probe_section(runs: list[catalog.TrainingRecord], epoch: int, images_of: Ima
     names = [r.name for r in runs]
     st.subheader(f"Probe images at epoch {epoch}")
     all_stages = _stage_choice(with_snaps, epoch)
+    if (st.session_state.get("_train_stage_options") != all_stages  # other runs: all stages
+            or "train_stages" not in st.session_state):  # (back from another page)
+        st.session_state["_train_stage_options"] = all_stages
+        st.session_state["train_stages"] = all_stages
     c1, c2, c3, c4 = st.columns([3, 2, 1, 2])
     with c1:
-        stages = st.multiselect("stages", all_stages, default=all_stages, key="train_stages",
+        stages = st.multiselect("stages", all_stages, key="train_stages",
                                 format_func=lambda s: figures.shared_stage_title(with_snaps, s),
                                 disabled=not all_stages,
                                 help=None if all_stages else "No pooled stage: every stage of "
@@ -111,14 +115,16 @@ def probe_section(runs: list[catalog.TrainingRecord], epoch: int, images_of: Ima
     for column, run in zip(st.columns(len(pooled)), pooled, strict=True):
         with column:
             if probe < run.probe_count:
-                index = names.index(run.name)
                 st.markdown(f"**{run.name}**, probe #{probe}, epoch {run.at(epoch).epoch}")
                 st.plotly_chart(figures.confidence_figure(run, epoch, int(probe)),
-                                width="stretch", key=f"train_conf_{index}")
-                st.dataframe(figures.stage_rows(run, epoch, int(probe)), hide_index=True,
-                             width="stretch", key=f"train_rows_{index}",
-                             column_config={"stage": st.column_config.TextColumn(
-                                 "stage", width="medium")})
+                                width="content", key=f"train_conf_{names.index(run.name)}")
+    rows = [row for run in pooled if probe < run.probe_count
+            for row in figures.stage_rows(run, epoch, int(probe))]
+    widths = dict(zip(figures.STAGE_COLUMNS, (190, 170, 120, 120, 130, 100, 110), strict=True))
+    st.dataframe(rows, hide_index=True, width="stretch", key="train_rows",
+                 column_order=figures.STAGE_COLUMNS,
+                 column_config={c: st.column_config.TextColumn(c, width=w)
+                                for c, w in widths.items()})
     st.caption("Each map is the stage's confidence over its input feature map, on one colour "
                "scale; the red box is the crop the stage resampled. Sizes and rates are height x "
                "width; the crop is given in the network's input pixels, the output in "
@@ -163,4 +169,4 @@ def comparison_section(runs: list[catalog.TrainingRecord], epoch: int, animate: 
         width="stretch", key="train_pair_fig")
     st.caption(f"Each probe twice: {arp.name} (left) and {stn.name} (right) at epoch {epoch}; "
                "captions: the top-1's probability, ✓ / ✗ against the label (hover: the "
-               "classes). Their learning curves are the first figure's, with both runs chosen.")
+               "classes). Both runs' learning curves are in the first figure.")

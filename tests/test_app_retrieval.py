@@ -60,11 +60,43 @@ def test_retrieval_page_with_an_upload(reid_app):
     assert not at.exception and any("bad.png" in e.value for e in at.error)
 
 
-def test_retrieval_page_asks_for_a_reid_checkpoint(reid_app):
+def test_retrieval_page_offers_the_reid_checkpoints_in_one_click(reid_app):
     at = open_page("pages/retrieval.py", "tiny_classifier")
     text = " ".join(i.value for i in at.info)
-    assert "needs a re-ID checkpoint" in text and "synthreid_msgn_arp.safetensors" in text
+    assert "needs a re-ID checkpoint" in text and "tiny_classifier" in text
     assert "retrieval_view" not in at.session_state
+    button = at.button(key="retrieval_open_0")  # the one re-ID checkpoint of the folder
+    assert button.label == "Open tiny_reid.safetensors (Conv3 stride, Conv4 ARP)"
+    assert not button.disabled
+    button.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    # the sidebar switched to the re-ID checkpoint and the page now ranks the gallery
+    assert at.selectbox(key="arpviz_checkpoint").value == str(reid_app / "tiny_reid.safetensors")
+    assert at.session_state["retrieval_view"].query.pid >= 0
+    assert not any("needs a re-ID checkpoint" in i.value for i in at.info)
+
+
+def test_retrieval_page_under_an_uploaded_classifier(reid_app):
+    """An upload wins over the sidebar's list: the switch says so instead of doing nothing."""
+    at = open_page("pages/retrieval.py", "tiny_classifier")
+    data = (reid_app / "tiny_classifier.safetensors").read_bytes()
+    at.sidebar.file_uploader(key="arpviz_ckpt_upload").set_value(
+        ("mine.safetensors", data, "application/octet-stream")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("remove the upload" in w.value for w in at.warning)
+    assert at.button(key="retrieval_open_0").disabled
+
+
+def test_retrieval_page_without_any_reid_checkpoint(reid_app, monkeypatch, tmp_path):
+    import shutil
+
+    shutil.copy(reid_app / "tiny_classifier.safetensors", tmp_path / "only.safetensors")
+    monkeypatch.setenv("ARPVIZ_BUNDLED_DIR", str(tmp_path))
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", str(tmp_path))
+    at = open_page("pages/retrieval.py", "only")
+    text = " ".join(i.value for i in at.info)
+    assert "No re-ID checkpoint is listed" in text and "synthreid_msgn_arp.safetensors" in text
+    assert not [b for b in at.button if b.key and b.key.startswith("retrieval_open")]
 
 
 def test_training_page_on_a_reid_run(reid_app):
@@ -72,17 +104,18 @@ def test_training_page_on_a_reid_run(reid_app):
     assert at.multiselect(key="train_runs").value == ["tiny_reid"]
     assert at.select_slider(key="train_epoch").value == 3
     assert not at.exception
-    assert any(c.value.startswith("Re-ID runs (tiny_reid)") for c in at.caption)
+    assert any("Re-ID runs (tiny_reid)" in c.value for c in at.caption)
     curves = json.loads(at.get("plotly_chart")[0].proto.spec)
     names = [t.get("name") for t in curves["data"]]
     assert "tiny_reid: test mAP %" in names and "tiny_reid: test rank-1 %" in names
     probes = json.loads(at.get("plotly_chart")[1].proto.spec)
     texts = [a["text"] for a in probes["layout"]["annotations"]]
     assert texts and all(t.startswith("#") and " id " in t for t in texts)
+    assert [t["name"] for t in probes["data"][1:]] == ["Conv4 local 0 (ARP)"]
     assert not any("Add **" in i.value for i in at.info)  # no ARP/STN offer for re-ID runs
     at.select_slider(key="train_epoch").set_value(1).run()
     assert not at.exception
-    assert any(c.value.startswith("training boxes of tiny_reid, epoch 1") for c in at.caption)
+    assert "Probe images at epoch 1" in [h.value for h in at.subheader]
 
 
 def _png() -> bytes:

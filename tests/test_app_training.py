@@ -82,11 +82,14 @@ def test_page_shows_curves_probes_and_comparison(env):
                     "Conv3 (ARP), both runs", "Conv3 (ARP), both runs"]
     assert [t["showlegend"] for t in shown["train_pair_fig"]["data"][3:]] == [True, False]
     _no_debug_text(at)
-    # the stage table: well-named columns, sizes height x width
+    # one stage table of both runs, full width: well-named columns, sizes height x width
+    assert len(at.dataframe) == 1
     table = at.dataframe[0].value
-    assert list(table.columns) == ["stage", "crop rate (h x w)", "crop in the image (h x w px)",
+    assert list(table.columns) == ["run", "stage", "crop rate (h x w)", "crop (h x w px)",
                                    "crop top, left (px)", "map (h x w)", "output (h x w)"]
-    assert list(table["stage"]) == ["Conv3 (ARP)", "Conv4 local 0 (ARP)"]
+    assert list(table["run"]) == ["msgn_arp", "msgn_arp", "msgn_stn", "msgn_stn"]
+    assert list(table["stage"]) == ["Conv3 (ARP)", "Conv4 local 0 (ARP)", "Conv3 (ARP)",
+                                    "Conv4 local 0 (STN)"]
 
 
 def test_comparison_offers_to_add_the_missing_run(env):
@@ -200,3 +203,6 @@ def test_pages_through_the_app(env):
     at.switch_page("pages/appendix_a.py").run()
     assert not at.exception
     assert _caption(at, "appendix crops")
+    at.switch_page("pages/training.py").run()  # back: every stage is drawn again
+    assert not at.exception
+    assert list(_boxes(at)) == ["Conv3 (ARP)", "Conv4 local 0 (ARP)"]

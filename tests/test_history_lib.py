@@ -261,20 +261,21 @@ def test_confidence_figure_rows_and_text(runs):
     assert {m.coloraxis for m in maps} == {"coloraxis"}  # one colour scale for every map
     titles = [a.text for a in fig.layout.annotations]
     rates = record.at(3).stages["conv4.local0"]["rates"][1].tolist()
-    assert titles[1] == (f"Conv4 local 0 (ARP)<br>map 16 x 16<br>"
+    assert record.at(3).stages["conv4.local0"]["confidence"].shape[1:] == (8, 8)
+    assert titles[1] == (f"Conv4 local 0 (ARP)<br>map 8 x 8<br>"
                          f"crop rate {rates[0]:.2f} x {rates[1]:.2f}")
     with pytest.raises(ValueError, match="probe"):
         figures.confidence_figure(record, 3, 9)
     rows = figures.stage_rows(record, 3, 1)
     assert [r["stage"] for r in rows] == ["Conv3 (ARP)", "Conv4 local 0 (ARP)"]
     box = record.at(3).stages["conv4.local0"]["image_boxes"][1].tolist()
-    assert rows[1]["crop in the image (h x w px)"] == (f"{box[3] - box[1]:.1f} x "
-                                                       f"{box[2] - box[0]:.1f}")
+    assert all(list(r) == list(figures.STAGE_COLUMNS) and r["run"] == "msgn_arp" for r in rows)
+    assert rows[1]["crop (h x w px)"] == f"{box[3] - box[1]:.1f} x {box[2] - box[0]:.1f}"
     assert rows[1]["crop top, left (px)"] == f"{box[1]:.1f}, {box[0]:.1f}"
     assert rows[1]["crop rate (h x w)"] == f"{rates[0]:.2f} x {rates[1]:.2f}"
-    # 64 px input: Conv3's map 32 x 32 -> 16 x 16 at DSR 0.5, Conv4's 16 x 16 -> 8 x 8
+    # 64 px input: Conv3's map 16 x 16 -> 8 x 8 at DSR 0.5, Conv4's 8 x 8 -> 4 x 4
     assert [(r["map (h x w)"], r["output (h x w)"]) for r in rows] == [
-        ("32 x 32", "16 x 16"), ("16 x 16", "8 x 8")]
+        ("16 x 16", "8 x 8"), ("8 x 8", "4 x 4")]
     with pytest.raises(ValueError, match="probe"):
         figures.stage_rows(record, 3, 5)
 

@@ -103,17 +103,36 @@ def test_figures_draw_crops_inside_the_tiles_and_frame_matches(index):
     view = index.search(index.query(1), {}, index.embeddings({}))
     fig = rfig.results_figure(view, cols=5)
     names = [t.name for t in fig.data]
-    assert names[0] == "probes" and "Conv4 local0 crop" in names and "true match" in names
-    frames = next(t for t in fig.data if t.name == "true match")
+    assert view.stage_labels == {"conv4.local0": "Conv4 local 0 (ARP)"}
+    assert names == ["probes", "Conv4 local 0 (ARP) crop", "true match (the query's identity)"]
+    frames = fig.data[2]
     assert sum(x is None for x in frames.x) == int(view.ranking.matches.sum())
     width = fig.layout.xaxis.range[1]
-    crop = next(t for t in fig.data if t.name == "Conv4 local0 crop")
+    crop = fig.data[1]
     xs = [x for x in crop.x if x is not None]
     assert len(xs) == 50 and 0 <= min(xs) and max(xs) <= width
     texts = [a.text for a in fig.layout.annotations]
     assert texts[0].startswith("1. ") and sum("✓" in t for t in texts) == view.ranking.matches.sum()
     q = rfig.query_figure(view)
-    assert [t.name for t in q.data] == ["probes", "Conv4 local0 crop"]
+    assert [t.name for t in q.data] == ["probes", "Conv4 local 0 (ARP) crop"]
+    assert q.layout.showlegend  # the crop is named even when it is the only one
+    # switched to RP live: the crop is named by the mode it ran with
+    overrides = index.overrides({"conv4.local0": Knob(dsr=0.5, mode="rp")})
+    rp = index.search(index.query(1), overrides, index.embeddings(overrides))
+    assert rp.stage_labels == {"conv4.local0": "Conv4 local 0 (RP)"}
+    assert rfig.query_figure(rp).data[1].name == "Conv4 local 0 (RP) crop"
+
+
+def test_reid_checkpoints_reads_headers_only(reid_path, tmp_path):
+    from helpers import write_checkpoint
+
+    classifier = write_checkpoint(tmp_path / "cls.safetensors", epochs=1, probes=(0,))
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    found = rx.reid_checkpoints([classifier, broken, reid_path, tmp_path / "missing.safetensors"])
+    assert [path for path, _ in found] == [reid_path]
+    assert found[0][1].config.conv4 == "arp" and rx.is_reid_checkpoint(found[0][1])
+    assert rx.reid_checkpoints([]) == []
 
 
 def test_gallery_cap_env(monkeypatch):
@@ -156,4 +175,4 @@ def test_a_strided_model_ranks_without_crops(tmp_path):
     assert view.query_boxes == {} and view.top_boxes == {}
     assert len(view.ranking.indices) == 8 - view.ranking.excluded == 6
     assert [t.name for t in rfig.query_figure(view).data] == ["probes"]
-    assert "Conv4 local0 crop" not in [t.name for t in rfig.results_figure(view).data]
+    assert not any("crop" in t.name for t in rfig.results_figure(view).data)

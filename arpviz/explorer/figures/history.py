@@ -41,6 +41,7 @@ from arpviz.models.stages import mode_label, stage_label
 from arpviz.pooling import output_size
 
 __all__ = [
+    "STAGE_COLUMNS",
     "BoxLayer",
     "comparison_figure",
     "confidence_figure",
@@ -85,9 +86,10 @@ def stage_title(record: TrainingRecord, stage: str) -> str:
 
 
 def shared_stage_title(records: Sequence[TrainingRecord], stage: str) -> str:
-    """``stage``'s name for several runs: with the mode when they all share it
-    (``"Conv3 (ARP)"``), else without (``"Conv4 local 0"``)."""
-    modes = {stage_mode(r, stage) for r in records}
+    """``stage``'s name for several runs: with the mode when all the runs that pool it share
+    it (``"Conv3 (ARP)"``; strided runs have no such stage to show), else without
+    (``"Conv4 local 0"``)."""
+    modes = {stage_mode(r, stage) for r in records} - {"stride"} or {"stride"}
     return stage_label(stage, modes.pop()) if len(modes) == 1 else stage_label(stage)
 
 
@@ -540,7 +542,8 @@ def confidence_figure(record: TrainingRecord, epoch: int, probe: int) -> go.Figu
     """The confidence map of every pooled stage for one probe, with the stage's crop on it.
 
     One colour scale for all maps (so a colour means the same confidence in each); each title
-    gives the stage, its map size and its crop rate, height x width.
+    gives the stage, its map size and its crop rate, height x width. The figure's width suits
+    its maps (``st.plotly_chart(width="content")`` keeps the scale beside them).
     """
     snap = record.at(epoch)
     stages = stage_names(snap)
@@ -555,7 +558,7 @@ def confidence_figure(record: TrainingRecord, epoch: int, probe: int) -> go.Figu
         h, w = snap.stages[stage]["confidence"].shape[1:]
         titles.append(f"{stage_title(record, stage)}<br>map {h} x {w}<br>"
                       f"crop rate {rates[0]:.2f} x {rates[1]:.2f}")
-    spacing = 0.14 if len(stages) > 1 else 0.0
+    spacing = min(0.14, 0.45 / (len(stages) - 1)) if len(stages) > 1 else 0.0  # room for ticks
     fig = make_subplots(rows=1, cols=len(stages), subplot_titles=titles,
                         horizontal_spacing=spacing)
     for i, stage in enumerate(stages):
@@ -581,21 +584,27 @@ def confidence_figure(record: TrainingRecord, epoch: int, probe: int) -> go.Figu
         ticks = {"nticks": 4, "tickfont": {"size": 9}}
         fig.update_xaxes(range=[0, w], row=1, col=i + 1, constrain="domain", **ticks)
         fig.update_yaxes(range=[h, 0], row=1, col=i + 1, scaleanchor=f"x{'' if i == 0 else i + 1}",
-                         constrain="domain", **ticks)
+                         constrain="domain", constraintoward="top", **ticks)
     fig.update_annotations(font_size=12)
     fig.update_layout(
-        height=360, margin={"l": 10, "r": 10, "t": 70, "b": 10},
+        height=310, width=230 * len(stages) + 110, margin={"l": 10, "r": 10, "t": 70, "b": 10},
         coloraxis={"colorscale": "Viridis",
                    "colorbar": {"title": {"text": "confidence", "side": "right"},
-                                "thickness": 12}},
+                                "thickness": 12, "len": 0.9, "y": 1, "yanchor": "top"}},
     )
     return fig
 
 
+#: The columns of :func:`stage_rows`, in order.
+STAGE_COLUMNS = ("run", "stage", "crop rate (h x w)", "crop (h x w px)", "crop top, left (px)",
+                 "map (h x w)", "output (h x w)")
+
+
 def stage_rows(record: TrainingRecord, epoch: int, probe: int) -> list[dict[str, str]]:
-    """One row per pooled stage for ``probe`` at ``epoch``: its crop rate, the crop in the
-    image (size and top-left corner, in input pixels), its input map and its output size; every
-    size and rate height x width."""
+    """One row per pooled stage for ``probe`` at ``epoch`` (:data:`STAGE_COLUMNS`): the run,
+    the stage, its crop rate, the crop in the image (size and top-left corner, in input
+    pixels), its input map and its output size (feature-map cells); every size and rate height x
+    width."""
     snap = record.at(epoch)
     dsr = record.meta.config.dsr
     rows = []
@@ -607,14 +616,10 @@ def stage_rows(record: TrainingRecord, epoch: int, probe: int) -> list[dict[str,
         box = values["image_boxes"][probe].float().tolist()
         h, w = values["confidence"].shape[1:]
         out_h, out_w = output_size(h, w, dsr)
-        rows.append({
-            "stage": stage_title(record, stage),
-            "crop rate (h x w)": f"{rate[0]:.2f} x {rate[1]:.2f}",
-            "crop in the image (h x w px)": _size(box),
-            "crop top, left (px)": f"{box[1]:.1f}, {box[0]:.1f}",
-            "map (h x w)": f"{h} x {w}",
-            "output (h x w)": f"{out_h} x {out_w}",
-        })
+        rows.append(dict(zip(STAGE_COLUMNS, (
+            record.name, stage_title(record, stage), f"{rate[0]:.2f} x {rate[1]:.2f}",
+            _size(box), f"{box[1]:.1f}, {box[0]:.1f}", f"{h} x {w}", f"{out_h} x {out_w}",
+        ), strict=True)))
     return rows
 
 
@@ -651,17 +656,18 @@ def _key_legends(fig: go.Figure, runs: Sequence[tuple[str, str]],
     run_rows = -(-len(runs) // 2)
     style_rows = 0 if not styles else -(-len(styles) // 3)
     first = 48  # below the plot: tick labels and the x title
-    second = first + 22 * run_rows + 8
-    bottom = second + 22 * style_rows + 10
+    second = first + 24 * run_rows + 8
+    bottom = second + 24 * style_rows + 10
     entry = {"orientation": "h", "x": 0, "xanchor": "left", "yanchor": "top",
              "traceorder": "normal", "font": {"size": 12}}
     top = fig.layout.margin.t if fig.layout.margin.t is not None else 40
     fig.update_layout(
         height=top + _PLOT_PX + bottom,
         margin={"t": top, "b": bottom},
-        legend={**entry, "y": -first / _PLOT_PX, "title": {"text": first_title + " "}},
+        legend={**entry, "y": -first / _PLOT_PX,
+                "title": {"text": first_title + " ", "side": "left"}},
         legend2={**entry, "y": -second / _PLOT_PX, "itemclick": False, "itemdoubleclick": False,
-                 "title": {"text": second_title + " "}},
+                 "title": {"text": second_title + " ", "side": "left"}},
     )
 
 
