@@ -1,16 +1,19 @@
-"""Put ARP into a torchvision ImageNet ResNet; ``python -m arpviz.convert --help``.
+"""Put ARP into a torchvision ImageNet ResNet; ``arpviz-convert --help``.
 
 The converted network is the torchvision ResNet itself, weights untouched and not fine-tuned,
 with the stride of Conv3 (``layer2``) and Conv4 (``layer3``) replaced by Adaptive Region Pooling
 of the stage input followed by the stage at stride 1, as MSGN places it (an MSGN with
 ``local_branches=0``, one branch ``"main"``, and ``embedding_dim=0``: torchvision's ``fc`` is the
 classifier). The result is an ordinary arpviz checkpoint (:func:`arpviz.checkpoint.save`): 1000
-ImageNet classes named from torchvision's weights ``meta["categories"]`` (no download), input
-224 (resize 256), ImageNet mean and std, and a ``dataset`` record that says what it is.
+ImageNet classes named from torchvision's weights ``meta["categories"]``, input 224 evaluated as
+torchvision does (the shorter side resized to the weights' resize, 256 or 232, the aspect kept,
+then the centre crop), ImageNet mean and std, and a ``dataset`` record that says what it is.
 
 Weights come from a file the user names (read with ``torch.load(weights_only=True)``: a pickle
 that would run code is refused, never executed) or from torchvision's file in the torch hub
-cache (``torch.hub.get_dir()/checkpoints``); nothing is downloaded. With ``conv3="stride"`` and
+cache (``torch.hub.get_dir()/checkpoints``), which is downloaded only on request
+(``download=True``, ``arpviz-convert --download``; :mod:`arpviz.weights`: torchvision's URL or
+``ARPVIZ_WEIGHTS_MIRROR``, the checksum verified). With ``conv3="stride"`` and
 ``conv4="stride"`` the converted network is the plain torchvision one (same logits).
 """
 
@@ -23,7 +26,6 @@ import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import torch
@@ -35,16 +37,22 @@ from tqdm.auto import tqdm
 from arpviz import checkpoint as ckpt
 from arpviz.images import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.models import MSGN, MSGNConfig
-from arpviz.models.pretrained import (
-    cached_weights_path,
-    load_backbone_state_dict,
-    read_state_dict,
+from arpviz.models.pretrained import load_backbone_state_dict, read_state_dict
+from arpviz.models.stages import ADAPTIVE_MODES, STEERABLE_MODES
+from arpviz.weights import (
+    MIRROR_ENV,
+    WeightsEntry,
+    download_weights,
+    resolve_weights,
+    weights_entries,
 )
 
 __all__ = [
     "ARCHITECTURES",
     "INPUT_SIZE",
+    "PROG",
     "RESIZE",
+    "STAGE_MODES",
     "Conversion",
     "ConvertError",
     "available_in_torch_cache",
@@ -53,6 +61,7 @@ __all__ = [
     "convert_cached",
     "converted_cache_dir",
     "converted_name",
+    "download_entry",
     "guess_architecture",
     "imagenet_config",
     "imagenet_meta",
@@ -67,8 +76,11 @@ ARCHITECTURES: tuple[str, ...] = (
     "resnet18", "resnet34", "resnet50", "resnet101", "resnext101_32x8d",
 )
 INPUT_SIZE = 224
+#: The evaluation resize of the shorter side when the weights do not say (torchvision's V1).
 RESIZE = 256
-STAGE_MODES: tuple[str, ...] = ("arp", "rp", "stride")
+#: How Conv3/Conv4 may downsample: the modes a user may steer a stage to, or the stride.
+STAGE_MODES: tuple[str, ...] = (*STEERABLE_MODES, "stride")
+PROG = "arpviz-convert"
 
 Progress = Callable[[float, str], None]
 """``progress(fraction in [0, 1], message)``, e.g. ``st.progress(fraction, text=message)``."""
@@ -111,17 +123,16 @@ def _check_arch(arch: object) -> str:
     return arch
 
 
-def _weights_family(arch: str) -> list[Enum]:
-    """The ImageNet weights of ``arch``, torchvision's default first."""
+def _categories(arch: str) -> tuple[str, ...]:
+    """The 1000 ImageNet class names of torchvision's weights of ``arch``."""
     family = get_model_weights(arch)
-    members = [family.DEFAULT] + [w for w in family if w is not family.DEFAULT]
-    return [w for w in members if len(w.meta.get("categories") or ()) == 1000]
+    return tuple(str(c) for c in family.DEFAULT.meta["categories"])
 
 
 def torch_cache_candidates(arch: str) -> list[Path]:
     """Every file name torchvision would cache ``arch``'s ImageNet weights under (default
-    first); none of them need exist."""
-    return [cached_weights_path(w) for w in _weights_family(_check_arch(arch))]
+    first, :func:`arpviz.weights.weights_entries`); none of them need exist."""
+    return [entry.cache_path for entry in weights_entries(_check_arch(arch))]
 
 
 def cached_weights(arch: str) -> Path | None:
@@ -136,13 +147,15 @@ def available_in_torch_cache() -> list[tuple[str, Path]]:
     return [(arch, path) for arch, path in found if path is not None]
 
 
-def _source_name(arch: str, weights_path: Path) -> str | None:
-    """The torchvision weights name (``ResNet50_Weights.IMAGENET1K_V2``) whose cache file name
-    ``weights_path`` has, else ``None``."""
-    for weights in _weights_family(arch):
-        if cached_weights_path(weights).name == weights_path.name:
-            return f"{type(weights).__name__}.{weights.name}"
-    return None
+def download_entry(arch: str) -> WeightsEntry:
+    """The weights a download of ``arch`` fetches: torchvision's default
+    (:func:`arpviz.weights.resolve_weights`)."""
+    return resolve_weights(_check_arch(arch), "DEFAULT")
+
+
+def _entry_of(arch: str, weights_path: Path) -> WeightsEntry | None:
+    """The weights entry whose cache file name ``weights_path`` has, else ``None``."""
+    return next((e for e in weights_entries(arch) if e.file_name == weights_path.name), None)
 
 
 # ----------------------------------------------------------------------------- building
@@ -158,7 +171,8 @@ def imagenet_config(
     dsr: float | tuple[float, float] = 0.5,
 ) -> MSGNConfig:
     """The :class:`MSGNConfig` of a converted ``arch``: one branch, no embedding layer, 1000
-    classes; ``conv3``/``conv4`` are ``"arp"``, ``"rp"`` or ``"stride"``."""
+    classes; ``conv3``/``conv4`` are one of :data:`STAGE_MODES` (``"arp"``, ``"rp"``,
+    ``"arpfg"``, ``"arpfg_peak"`` or ``"stride"``)."""
     _check_arch(arch)
     for name, mode in (("conv3", conv3), ("conv4", conv4)):
         if mode not in STAGE_MODES:
@@ -223,17 +237,17 @@ def guess_architecture(state_dict: Mapping[str, Tensor]) -> str | None:
 
 
 def imagenet_meta(
-    config: MSGNConfig, weights_path: Path, source: str | None = None
+    config: MSGNConfig, weights_path: Path, source: str | None = None,
+    resize: int = RESIZE,
 ) -> ckpt.CheckpointMeta:
     """The checkpoint metadata of a conversion: ImageNet names, input 224, ImageNet mean/std,
     and a ``dataset`` record (``name`` ``"imagenet"``, ``source``, ``fine_tuned`` ``False``,
-    ``arp_inserted``, ``conv3``/``conv4`` with their ``k``, ``dsr``, ``resize``, the weights
-    file's name and size) that a model card can show."""
-    categories = _weights_family(config.backbone)[0].meta["categories"]
-    pooled = [s for s, mode in (("conv3", config.conv3), ("conv4", config.conv4))
-              if mode != "stride"]
-    inserted = [s for s, mode in (("conv3", config.conv3), ("conv4", config.conv4))
-                if mode == "arp"]
+    ``arp_inserted``, ``conv3``/``conv4`` with their ``k``, ``dsr``, the evaluation ``resize``
+    of the shorter side with ``keep_aspect`` true, the weights file's name and size) that a
+    model card can show."""
+    stages = (("conv3", config.conv3), ("conv4", config.conv4))
+    pooled = [stage for stage, mode in stages if mode != "stride"]
+    inserted = [stage for stage, mode in stages if mode == "arp"]
     stat = weights_path.stat()
     dataset = {
         "name": "imagenet",
@@ -243,17 +257,18 @@ def imagenet_meta(
         "arp_inserted": inserted,
         "pooled_stages": pooled,
         "conv3": config.conv3,
-        "conv3_k": config.conv3_k if config.conv3 == "arp" else None,
+        "conv3_k": config.conv3_k if config.conv3 in ADAPTIVE_MODES else None,
         "conv4": config.conv4,
-        "conv4_k": config.conv4_k if config.conv4 == "arp" else None,
+        "conv4_k": config.conv4_k if config.conv4 in ADAPTIVE_MODES else None,
         "dsr": list(config.dsr) if pooled else None,
-        "resize": RESIZE,
+        "resize": int(resize),
+        "keep_aspect": True,
         "weights_file": weights_path.name,
         "weights_bytes": stat.st_size,
     }
-    recipe = {"tool": "arpviz.convert", "epochs": 0, "trained": False}
+    recipe = {"tool": PROG, "epochs": 0, "trained": False}
     return ckpt.CheckpointMeta(
-        config=config, class_names=tuple(str(c) for c in categories), input_size=INPUT_SIZE,
+        config=config, class_names=_categories(config.backbone), input_size=INPUT_SIZE,
         mean=IMAGENET_MEAN, std=IMAGENET_STD, recipe=recipe, dataset=dataset,
     )
 
@@ -261,7 +276,7 @@ def imagenet_meta(
 def converted_name(config: MSGNConfig, weights_path: Path) -> str:
     """The file name :func:`convert_cached` uses: weights file stem, stage modes, k and DSR."""
     def tag(mode: str, k: float) -> str:
-        return f"arp{k:g}" if mode == "arp" else mode
+        return f"{mode}{k:g}" if mode in ADAPTIVE_MODES else mode
 
     dsr = "x".join(f"{r:g}" for r in dict.fromkeys(config.dsr))
     stem = Path(weights_path).name.split(".")[0]
@@ -281,16 +296,41 @@ def _resolve_weights(arch: str, weights: str | os.PathLike | None) -> Path:
     path = cached_weights(arch)
     if path is None:
         looked = ", ".join(str(p) for p in torch_cache_candidates(arch))
+        entry = download_entry(arch)
         raise FileNotFoundError(
-            f"no {arch} ImageNet weights in the torch cache (looked for {looked}); "
-            "pass --weights FILE, or run torchvision.models."
-            f"{arch}(weights='DEFAULT') once on a machine with internet and copy the file there"
+            f"no {arch} ImageNet weights in the torch cache (looked for {looked}); add "
+            f"--download to fetch {entry.file_name} ({entry.size_text}), or pass --weights FILE. "
+            f"{entry.manual()}"
         )
     return path
 
 
-def _matches(path: Path, config: MSGNConfig, weights_path: Path) -> ckpt.CheckpointMeta | None:
-    """The metadata of an existing checkpoint made from the same weights file and config."""
+def _scaled(progress: Progress | None, start: float, end: float) -> Progress | None:
+    """``progress`` with fractions mapped into ``[start, end]``."""
+    if progress is None:
+        return None
+    return lambda fraction, message: progress(start + (end - start) * fraction, message)
+
+
+def _weights_file(
+    arch: str, weights: str | os.PathLike | None, download: bool, progress: Progress | None
+) -> tuple[Path, Progress | None]:
+    """The weights file, downloaded first when ``download`` asks for torchvision's file and the
+    torch cache has none of ``arch``'s; and the progress callback for the rest of the work
+    (a download takes the first 80% of the bar)."""
+    if download and weights is not None:
+        raise ValueError("download: only torchvision's own file is downloaded; give either "
+                         "weights (a file) or download, not both")
+    if download and cached_weights(arch) is None:
+        download_weights(download_entry(arch), progress=_scaled(progress, 0.0, 0.8))
+        return _resolve_weights(arch, None), _scaled(progress, 0.8, 1.0)
+    return _resolve_weights(arch, weights), progress
+
+
+def _matches(path: Path, config: MSGNConfig, weights_path: Path,
+             resize: int) -> ckpt.CheckpointMeta | None:
+    """The metadata of an existing checkpoint made from the same weights file and config, with
+    the same evaluation geometry."""
     try:
         meta = ckpt.read_meta(path)
     except (OSError, ValueError) as exc:
@@ -298,7 +338,9 @@ def _matches(path: Path, config: MSGNConfig, weights_path: Path) -> ckpt.Checkpo
         return None
     stat = weights_path.stat()
     same = (meta.config == config and meta.dataset.get("weights_file") == weights_path.name
-            and meta.dataset.get("weights_bytes") == stat.st_size)
+            and meta.dataset.get("weights_bytes") == stat.st_size
+            and meta.dataset.get("resize") == resize
+            and meta.dataset.get("keep_aspect") is True)
     return meta if same else None
 
 
@@ -313,6 +355,7 @@ def convert(
     conv4_k: float = 0.7,
     dsr: float | tuple[float, float] = 0.5,
     reuse: bool = False,
+    download: bool = False,
     progress: Progress | None = None,
 ) -> Conversion:
     """Convert torchvision ImageNet weights of ``arch`` into the checkpoint ``out``.
@@ -322,30 +365,38 @@ def convert(
         out: the ``.safetensors`` file to write.
         weights: a torchvision state-dict file (``.pth``); ``None`` takes torchvision's file
             from the torch hub cache (:func:`cached_weights`).
-        conv3, conv4: ``"arp"``, ``"rp"`` or ``"stride"`` (both ``"stride"``: the plain
-            torchvision network).
-        conv3_k, conv4_k: ARP's ``k`` in Conv3 and Conv4.
+        conv3, conv4: one of :data:`STAGE_MODES`: ``"arp"``, ``"rp"``, ``"arpfg"``,
+            ``"arpfg_peak"`` or ``"stride"`` (both ``"stride"``: the plain torchvision network).
+        conv3_k, conv4_k: the ``k`` of an adaptive Conv3 and Conv4.
         dsr: the target downsampling rate of the pooled stages (a number or ``(h, w)``).
         reuse: keep ``out`` when it already holds this conversion of the same weights file.
+        download: when the torch cache has none of ``arch``'s files, download torchvision's
+            default one first (:func:`arpviz.weights.download_weights`: the checksum verified;
+            not with ``weights``).
         progress: called with ``(fraction, message)`` as the work goes on.
 
     Raises:
         FileNotFoundError: no weights file (the message says where it looked).
         ConvertError: (a ``ValueError``) the file is empty, truncated, a pickle with code, or
             not ``arch``'s ImageNet weights.
+        arpviz.weights.WeightsError: (an ``OSError``) the download failed or its checksum did
+            not match (nothing is left in the cache).
         ValueError: a bad option (naming it).
     """
+    config = imagenet_config(arch, conv3=conv3, conv4=conv4, conv3_k=conv3_k, conv4_k=conv4_k,
+                             dsr=dsr)
+    out = Path(out)
+    weights_path, progress = _weights_file(arch, weights, download, progress)
+
     def report(fraction: float, message: str) -> None:
         logger.info("%s", message)
         if progress is not None:
             progress(fraction, message)
 
-    config = imagenet_config(arch, conv3=conv3, conv4=conv4, conv3_k=conv3_k, conv4_k=conv4_k,
-                             dsr=dsr)
-    out = Path(out)
-    weights_path = _resolve_weights(arch, weights)
+    entry = _entry_of(arch, weights_path)
+    resize = entry.resize if entry is not None else RESIZE
     if reuse and out.is_file():
-        meta = _matches(out, config, weights_path)
+        meta = _matches(out, config, weights_path, resize)
         if meta is not None:
             report(1.0, f"reusing {out}")
             return Conversion(out, weights_path, meta, reused=True)
@@ -356,7 +407,7 @@ def convert(
         raise ConvertError(str(exc)) from None
     report(0.4, f"building {arch} with {conv3} in Conv3 and {conv4} in Conv4")
     model = model_from_state_dict(config, state, weights_path.name)
-    meta = imagenet_meta(config, weights_path, _source_name(arch, weights_path))
+    meta = imagenet_meta(config, weights_path, entry.name if entry is not None else None, resize)
     report(0.7, f"writing {out}")
     # a private name first, then one atomic rename: two sessions converting the same
     # architecture at once each write their own file and the last rename wins
@@ -376,18 +427,21 @@ def convert_cached(
     progress: Progress | None = None,
     *,
     weights: str | os.PathLike | None = None,
+    download: bool = False,
     **options: object,
 ) -> Path:
     """Convert once into ``out_dir`` (default :func:`converted_cache_dir`) under
     :func:`converted_name` and return the checkpoint's path; a matching earlier conversion of
     the same weights file is reused (then ``progress`` hears only ``(1.0, "reusing ...")``).
 
-    ``weights`` defaults to torchvision's file in the torch cache; ``options`` are
-    :func:`convert`'s ``conv3``, ``conv4``, ``conv3_k``, ``conv4_k`` and ``dsr``.
+    ``weights`` defaults to torchvision's file in the torch cache, which ``download`` fetches
+    first when it is not there (as :func:`convert`); ``options`` are :func:`convert`'s
+    ``conv3``, ``conv4``, ``conv3_k``, ``conv4_k`` and ``dsr``.
 
     Raises:
         FileNotFoundError: no weights file (for the cache: where it looked).
         ConvertError: the weights file cannot be converted.
+        arpviz.weights.WeightsError: the download failed (nothing is left in the cache).
         TypeError: an unknown option.
     """
     known = {"conv3", "conv4", "conv3_k", "conv4_k", "dsr"}
@@ -395,7 +449,7 @@ def convert_cached(
     if unknown:
         raise TypeError(f"convert_cached got unknown option(s) {unknown}; known: {sorted(known)}")
     config = imagenet_config(arch, **options)  # type: ignore[arg-type]
-    weights_path = _resolve_weights(arch, weights)
+    weights_path, progress = _weights_file(arch, weights, download, progress)
     folder = Path(out_dir) if out_dir is not None else converted_cache_dir()
     out = folder / converted_name(config, weights_path)
     return convert(arch, out, weights_path, reuse=True, progress=progress,
@@ -407,9 +461,11 @@ def convert_cached(
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m arpviz.convert",
+        prog=PROG,
         description="Turn torchvision ImageNet ResNet weights into an arpviz checkpoint with ARP "
-        "in place of the stride of Conv3 and Conv4 (no training, no download).",
+        "in place of the stride of Conv3 and Conv4 (no training). The weights come from the "
+        "torch cache or a file; --download fetches torchvision's file first (its checksum "
+        f"verified; env {MIRROR_ENV} names a mirror).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--arch", choices=ARCHITECTURES, default="resnet50",
@@ -417,6 +473,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", default=None,
                         help="a torchvision state-dict file (.pth); default: torchvision's file "
                         "in the torch hub cache")
+    parser.add_argument("--download", action="store_true",
+                        help="download torchvision's default ImageNet weights of --arch into "
+                        f"the torch cache ({Path(torch.hub.get_dir()) / 'checkpoints'}) when "
+                        "they are not there; the SHA-256 is checked against the file name")
     parser.add_argument("--out", default=None,
                         help="the checkpoint to write (.safetensors); default: a name in "
                         f"{converted_cache_dir()}")
@@ -424,8 +484,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="how Conv3 (layer2) downsamples")
     parser.add_argument("--conv4", choices=STAGE_MODES, default="arp",
                         help="how Conv4 (layer3) downsamples")
-    parser.add_argument("--conv3-k", type=float, default=1.0, help="ARP's k in Conv3")
-    parser.add_argument("--conv4-k", type=float, default=0.7, help="ARP's k in Conv4")
+    parser.add_argument("--conv3-k", type=float, default=1.0,
+                        help="k of an adaptive Conv3 (arp, arpfg, arpfg_peak)")
+    parser.add_argument("--conv4-k", type=float, default=0.7,
+                        help="k of an adaptive Conv4 (arp, arpfg, arpfg_peak)")
     parser.add_argument("--dsr", type=float, default=0.5,
                         help="target downsampling rate of the pooled stages, in (0, 1]")
     parser.add_argument("--list", action="store_true",
@@ -436,8 +498,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point: prints the checkpoint's path, or one line on error."""
-    args = _parser().parse_args(argv)
+    """Command-line entry point: prints the checkpoint's path, or one line on error (exit 1)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     if args.list:
         found = available_in_torch_cache()
@@ -446,6 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not found:
             print(f"no ImageNet ResNet weights in {Path(torch.hub.get_dir()) / 'checkpoints'}")
         return 0
+    if args.download and args.weights is not None:
+        parser.error("--download fetches torchvision's own file; leave out --weights")
     options = {"conv3": args.conv3, "conv4": args.conv4, "conv3_k": args.conv3_k,
                "conv4_k": args.conv4_k, "dsr": args.dsr}
     bar = tqdm(total=100, desc=f"convert {args.arch}", disable=not args.progress,
@@ -457,12 +522,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.out is None:
-            path = convert_cached(args.arch, progress=progress, weights=args.weights, **options)
+            path = convert_cached(args.arch, progress=progress, weights=args.weights,
+                                  download=args.download, **options)
         else:
-            path = convert(args.arch, args.out, args.weights, progress=progress, **options).path
+            path = convert(args.arch, args.out, args.weights, download=args.download,
+                           progress=progress, **options).path
     except (ValueError, TypeError, OSError) as exc:
         bar.close()
-        print(f"arpviz.convert: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     bar.close()
     print(path)

@@ -1,4 +1,4 @@
-"""Train MSGN with the paper's recipe; ``python -m arpviz.train --help``.
+"""Train MSGN with the paper's recipe; ``arpviz-train --help``.
 
 Recipe (the paper's Section 4.1 and Appendix C): SGD, momentum 0.9, weight decay 5e-4; the
 learning rate warms up linearly from 0.001 to 0.01 over the first 10% of the epochs (per
@@ -10,6 +10,10 @@ their boxes, rates, confidence maps and top-5 predictions are stored in the chec
 Several GPUs (or CPU processes): ``torchrun --nproc_per_node N -m arpviz.train ...`` (DDP; NCCL
 on CUDA, gloo on CPU). Resume: ``--resume CKPT`` continues the schedule from the next epoch,
 reading the optimizer state beside the checkpoint (``CKPT`` with ``.state.safetensors``).
+ImageNet initialisation: ``--pretrained DEFAULT`` (or ``IMAGENET1K_V2``, ...: torchvision's
+weights of the model's backbone) reads torchvision's file from the torch cache; ``--download``
+fetches it first when it is not there (once per machine, its checksum verified; env
+``ARPVIZ_WEIGHTS_MIRROR`` names a mirror).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 import types
 import typing
@@ -39,8 +44,10 @@ from arpviz import checkpoint as ckpt
 from arpviz.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.datasources import DataSources, build, probe_batch
 from arpviz.models import MSGN, MSGNConfig, from_torchvision
+from arpviz.models.pretrained import fetch_pretrained, pretrained_entry
 from arpviz.reid import ReIDModel, is_reid, reid_epoch_loader, reid_loss, reid_record, warm_start
 from arpviz.validation import check_count, dataclass_fields_of
+from arpviz.weights import WeightsError
 
 __all__ = [
     "TrainConfig", "learning_rate", "main", "model_inputs", "param_groups",
@@ -248,8 +255,34 @@ def _limit(dataset, limit: int | None):
 # ----------------------------------------------------------------------------- training
 
 
-def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
+PROG = "arpviz-train"
+
+
+def _fetch_pretrained(config: TrainConfig, backbone: str, world: int) -> None:
+    """Download ``config.pretrained``'s torchvision file into the torch cache unless it is
+    there: the first process of each machine fetches, the others wait for it."""
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        bar = tqdm(total=100, desc="ImageNet weights", disable=not config.progress,
+                   bar_format="{percentage:3.0f}% {desc}")
+
+        def progress(fraction: float, message: str) -> None:
+            bar.n = round(100 * fraction)
+            bar.set_description_str(message)
+
+        try:
+            fetch_pretrained(backbone, config.pretrained, progress=progress)
+        finally:
+            bar.close()
+    if world > 1:
+        dist.barrier()
+
+
+def train(config: TrainConfig, resume: str | os.PathLike | None = None, *,
+          download: bool = False) -> Path:
     """Run the recipe and write the checkpoint ``config.out`` after every epoch.
+
+    ``download``: fetch ``config.pretrained``'s torchvision weights into the torch cache first
+    when they are not there (:func:`arpviz.models.pretrained.fetch_pretrained`).
 
     Returns:
         The checkpoint path (on every process; only rank 0 writes it).
@@ -275,6 +308,8 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
         model = MSGN(model_config)
         warm_start(model, config.pretrained)
     elif config.pretrained:
+        if download:
+            _fetch_pretrained(config, model_config.backbone, world)
         model = from_torchvision(model_config, config.pretrained)
     else:
         model = MSGN(model_config)
@@ -432,8 +467,9 @@ FIELD_HELP: dict[str, str] = {
     "device": "auto (CUDA when present), cpu or cuda",
     "amp": "mixed precision on CUDA (bfloat16 where supported)",
     "threads": "torch CPU threads (default: torch's choice)",
-    "pretrained": "initialisation: a torchvision weights name or a state-dict file (ImageNet), or "
-    "an arpviz .safetensors checkpoint (all fitting weights but the classifier)",
+    "pretrained": "initialisation: a torchvision weights name of the backbone (DEFAULT, "
+    "IMAGENET1K_V2, ...: read from the torch cache, see --download) or a state-dict file "
+    "(ImageNet), or an arpviz .safetensors checkpoint (all fitting weights but the classifier)",
     "triplet_margin": "re-ID: margin of the batch-hard triplet loss",
     "instances_per_id": "re-ID: K images per identity in a P x K batch",
     "limit_train": "use only the first N training images (smoke runs)",
@@ -467,10 +503,14 @@ def _flag_kwargs(name: str, hint: Any, default: Any) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m arpviz.train", description=__doc__,
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="a JSON file of TrainConfig fields (flags override it)")
     parser.add_argument("--resume", help="continue from this checkpoint")
+    parser.add_argument("--download", action="store_true",
+                        help="download --pretrained's torchvision weights into the torch cache "
+                        "when they are not there (the SHA-256 checked; env ARPVIZ_WEIGHTS_MIRROR "
+                        "names a mirror); default: never download")
     hints = typing.get_type_hints(TrainConfig)
     for spec in dataclasses.fields(TrainConfig):
         default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
@@ -495,15 +535,41 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_dict(data)
 
 
+def _check_pretrained(config: TrainConfig, download: bool) -> None:
+    """Usage errors of ``--pretrained``/``--download`` before any work: a name the backbone
+    has no weights of, weights missing from the cache without ``--download``, ``--download``
+    without a weights name."""
+    pretrained = config.pretrained
+    backbone = MSGNConfig.from_dict(config.model).backbone
+    if not pretrained or pretrained.endswith(".safetensors"):
+        entry = None
+    else:
+        entry = pretrained_entry(backbone, pretrained)
+    if download and entry is None:
+        raise ValueError("--download needs --pretrained NAME, a torchvision weights name of the "
+                         f"backbone ({backbone}) such as DEFAULT or IMAGENET1K_V1")
+    if entry is not None and not download and not entry.is_cached:
+        raise ValueError(f"--pretrained {pretrained}: {entry.name} ({entry.size_text}) is not in "
+                         f"the torch cache ({entry.cache_path}); add --download to fetch it. "
+                         f"{entry.manual()}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point."""
-    args = _parser().parse_args(argv)
+    """Command-line entry point; a usage error exits with 2, a failed download with 1 (one
+    line each)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         config = config_from_args(args)
+        _check_pretrained(config, args.download)
     except (ValueError, TypeError, OSError, json.JSONDecodeError) as exc:
-        _parser().error(str(exc))
-    path = train(config, resume=args.resume)
+        parser.error(" ".join(str(exc).split()))
+    try:
+        path = train(config, resume=args.resume, download=args.download)
+    except WeightsError as exc:
+        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
     print(path)
     return 0
 

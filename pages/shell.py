@@ -19,6 +19,7 @@ import streamlit as st
 from arpviz.checkpoint import CheckpointError
 from arpviz.convert import convert_cached
 from arpviz.explorer import catalog, session
+from arpviz.weights import WeightsError
 from pages import outputs
 from pages.common import (
     APP_ROOT,
@@ -64,6 +65,8 @@ def _folder_input() -> list[Path]:
 
 
 _IMAGENET = "imagenet:"
+#: an ImageNet offer to choose in the checkpoint box on the next run (set after its download)
+_OPEN = "_arpviz_open_offer"
 
 
 def _convert(offer: catalog.ImagenetOffer) -> Path:
@@ -74,6 +77,51 @@ def _convert(offer: catalog.ImagenetOffer) -> Path:
                          lambda bar: convert_cached(offer.arch, progress=bar))
     st.toast(f"{offer.label}: converted once into {path.parent}")
     return path
+
+
+def _download(offer: catalog.ImagenetOffer) -> None:
+    """Download an offer's weights (a progress bar; the checksum verified), convert them once
+    and open the result in Explore; on failure a one-line message and the way by hand."""
+    try:
+        with_progress(f"Downloading {offer.label}...",
+                      lambda bar: catalog.get_offer(offer, progress=bar))
+    except WeightsError as exc:
+        logger.warning("download failed: %s", exc)
+        st.error(exc.message)
+        st.caption(exc.manual)
+        return
+    except (CheckpointError, OSError, ValueError) as exc:
+        logger.warning("conversion failed: %s", exc)
+        st.error(f"Cannot convert {offer.label}: {' '.join(str(exc).split())}")
+        return
+    st.session_state[_OPEN] = _IMAGENET + offer.arch
+    st.switch_page("pages/explore.py")
+
+
+def _imagenet_list(offers: list[catalog.ImagenetOffer], expanded: bool) -> None:
+    """Every ImageNet ResNet with ARP, ready (in the torch cache) or to download on request
+    (a button each; none where the deployment sets ``ARPVIZ_OFFLINE=1``)."""
+    downloads = catalog.downloads_offered()
+    with st.expander("ImageNet ResNets with ARP", expanded=expanded,
+                     icon=":material/photo_library:"):
+        st.caption("torchvision's ImageNet weights with ARP in Conv3 and Conv4 (not "
+                   "fine-tuned), for photos. Ready ones are in the torch cache and in the "
+                   "Checkpoint box above; the others download only when you press their "
+                   "button (the checksum is verified, the file kept where torchvision keeps "
+                   "it, then converted once).")
+        for offer in offers:
+            if offer.ready:
+                st.markdown(f"**{offer.label}** · ready")
+                continue
+            st.markdown(f"**{offer.label}** · {offer.status}")
+            if downloads:
+                if st.button(f"Download {offer.entry.size_text if offer.entry else ''}".strip(),
+                             key=f"arpviz_download:{offer.arch}", icon=":material/download:",
+                             help=f"Fetch {offer.weights.name} into {offer.weights.parent}, "
+                                  "verify its checksum, convert it and open it in Explore."):
+                    _download(offer)
+            else:
+                st.caption(f"Downloads are off on this server. {offer.manual}.")
 
 
 def _label(option: str, offers: dict[str, catalog.ImagenetOffer]) -> str:
@@ -99,7 +147,8 @@ def _load(upload, choice: Path | None, device: str,
         return None if loaded is None else replace(loaded, label=offer.label)
     st.session_state[ERROR_KEY] = (
         "No checkpoint found: none in checkpoints/ nor in the folder given. Train one "
-        "(python -m arpviz.train), set a folder above or upload a .safetensors checkpoint.")
+        "(arpviz-train), set a folder above, upload a .safetensors checkpoint, or download an "
+        "ImageNet ResNet with ARP in the sidebar.")
     return None
 
 
@@ -122,19 +171,24 @@ def sidebar() -> LoadedCheckpoint | None:
         )
         choice: Path | None = None
         offer: catalog.ImagenetOffer | None = None
-        offers = {_IMAGENET + o.arch: o for o in catalog.imagenet_offers()}
+        every_offer = catalog.imagenet_offers(downloadable=True)
+        offers = {_IMAGENET + o.arch: o for o in every_offer if o.ready}
         targets = {o.target.resolve() for o in offers.values()}
         paths = [p for p in paths if p.resolve() not in targets]
         if upload is None and (paths or offers):
             options = [str(p) for p in paths] + list(offers)
             default = catalog.default_checkpoint(paths)
+            index: int | None = options.index(str(default)) if default is not None else 0
+            if st.session_state.get(_OPEN) in options:  # just downloaded: open it
+                st.session_state["arpviz_checkpoint"] = st.session_state.pop(_OPEN)
+                index = None  # the value comes from the session state
             picked = st.selectbox(
-                "Checkpoint", options, key="arpviz_checkpoint",
-                index=options.index(str(default)) if default is not None else 0,
+                "Checkpoint", options, key="arpviz_checkpoint", index=index,
                 format_func=lambda p: _label(p, offers),
                 help="The ImageNet entries are torchvision's ResNets from your torch cache "
                      "with ARP in Conv3 and Conv4 (not fine-tuned); converted once into "
-                     f"{catalog.converted_cache_dir()}.")
+                     f"{catalog.converted_cache_dir()}. More below, under ImageNet ResNets "
+                     "with ARP.")
             if picked in offers:
                 offer = offers[picked]
                 st.caption(f"{offer.label}: torchvision's weights from the torch cache, "
@@ -142,6 +196,7 @@ def sidebar() -> LoadedCheckpoint | None:
                            + f" into {_rel(offer.target.parent)}.")
             elif picked:
                 choice = Path(picked)
+        _imagenet_list(every_offer, expanded=not (paths or offers))
         device_choice = st.radio("Device", ["auto", "cpu", "cuda"], horizontal=True,
                                  key="arpviz_device", help="auto picks CUDA when it is present.")
         device, note = session.resolve_device(device_choice)

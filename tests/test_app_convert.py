@@ -1,11 +1,14 @@
-"""The sidebar's ImageNet offers (issue 13) under AppTest, with a faked torch cache.
+"""The sidebar's ImageNet offers under AppTest, with a faked torch cache.
 
 Random torchvision ResNet-18 weights saved under torchvision's cache file name stand for the
-real file (``TORCH_HOME`` points at a temporary folder); nothing is downloaded.
+real file (``TORCH_HOME`` points at a temporary folder). The download button's tests fetch a
+random ResNet-18 state dict from a loopback HTTP server through ``ARPVIZ_WEIGHTS_MIRROR``, as a
+test-only weights entry registered as resnet18's default; nothing reaches the internet.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +17,14 @@ import pytest
 import torch
 import torchvision
 from helpers import run_app
+from loopback import serve, weights_entry, weights_payload
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from arpviz.explorer import catalog
+from arpviz import checkpoint as ckpt
+from arpviz import weights as wt
+from arpviz.data.transforms import eval_transform
+from arpviz.explorer import catalog, inputs
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 180
@@ -59,12 +67,10 @@ def test_sidebar_offers_converts_once_and_explore_runs(torch_cache: Path, tmp_pa
     assert "ImageNet-1k, torchvision weights, not fine-tuned" in captions
     assert "ResNet18_Weights.IMAGENET1K_V1" in captions
     assert "ARP inserted in conv3, conv4 (conv3 k 1, conv4 k 0.7), DSR 0.5 x 0.5" in captions
+    assert "the shorter side resized to 256 (the aspect kept)" in captions
 
     # Explore on a photo-like image: ImageNet names, boxes for Conv3 and Conv4
     rng = np.random.default_rng(0)
-    import io
-
-    from PIL import Image
     buffer = io.BytesIO()
     Image.fromarray(rng.integers(0, 255, (180, 240, 3), dtype=np.uint8)).save(buffer, "PNG")
     at.file_uploader(key="explore_upload").set_value(("photo.png", buffer.getvalue(),
@@ -92,4 +98,131 @@ def test_a_broken_cached_file_gives_a_message(torch_cache: Path) -> None:
     at.sidebar.selectbox(key="arpviz_checkpoint").set_value(
         at.sidebar.selectbox(key="arpviz_checkpoint").options[0])
     run_app(at)
+    assert at.session_state["arpviz_result"] is not None
+
+
+# ----------------------------------------------------------------------------- downloads
+
+
+@pytest.fixture()
+def empty_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_checkpoint: Path,
+                streamlit_v2_pages: None) -> Iterator[Path]:
+    """An empty torch cache (``TORCH_HOME`` in the test's folder), the tiny checkpoint as the
+    app's only file; yields the torch cache's checkpoints folder."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("ARPVIZ_CACHE", str(tmp_path / "arpviz"))
+    empty = tmp_path / "bundled"
+    empty.mkdir()
+    monkeypatch.setenv("ARPVIZ_BUNDLED_DIR", str(empty))
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(tiny_checkpoint.parent))
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", str(tmp_path))
+    monkeypatch.delenv(wt.OFFLINE_ENV, raising=False)
+    threads = torch.get_num_threads()
+    yield tmp_path / "torch" / "hub" / "checkpoints"
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def payload() -> bytes:
+    return weights_payload("resnet18", seed=5)
+
+
+def _register(request: pytest.FixtureRequest, entry: wt.WeightsEntry) -> wt.WeightsEntry:
+    """``entry`` as resnet18's default for this test."""
+    wt.register_weights(entry, default=True)
+    request.addfinalizer(lambda: wt.unregister_weights(entry))
+    return entry
+
+
+def _texts(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+def test_download_button_fetches_verifies_converts_and_opens(
+        empty_cache: Path, payload: bytes, monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest) -> None:
+    entry = _register(request, weights_entry(payload))
+    with serve({entry.file_name: payload}) as server:
+        monkeypatch.setenv(wt.MIRROR_ENV, server.base)
+        at = run_app(AppTest.from_file(APP, default_timeout=TIMEOUT))
+        # every ImageNet ResNet is listed, none is in the checkpoint box yet, nothing fetched
+        listed = _texts(at.sidebar.markdown)
+        for name in ("ResNet-18", "ResNet-34", "ResNet-50", "ResNet-101", "ResNeXt-101 32x8d"):
+            assert f"ImageNet {name} with ARP** · download" in listed
+        assert "ImageNet ResNet-50 with ARP** · download 98 MB" in listed
+        keys = {b.key for b in at.sidebar.button}
+        assert {f"arpviz_download:{a}" for a in ("resnet18", "resnet50")} <= keys
+        assert at.sidebar.selectbox(key="arpviz_checkpoint").value.endswith(
+            "tiny_msgn_arp.safetensors")
+        assert server.requests == [] and not empty_cache.exists()
+
+        at.sidebar.button(key="arpviz_download:resnet18").click()
+        run_app(at)
+        assert server.requests == [entry.file_name]
+    assert sorted(p.name for p in empty_cache.iterdir()) == [entry.file_name]
+    assert (empty_cache / entry.file_name).read_bytes() == payload
+    converted = sorted(p.name for p in catalog.converted_cache_dir().iterdir())
+    assert converted == [f"{entry.file_name[:-4]}_c3-arp1_c4-arp0.7_dsr0.5.safetensors"]
+    # opened: the checkpoint box holds it, marked ready, with ImageNet's model card
+    assert at.sidebar.selectbox(key="arpviz_checkpoint").value == "imagenet:resnet18"
+    assert "ImageNet ResNet-18 with ARP** · ready" in _texts(at.sidebar.markdown)
+    assert "arpviz_download:resnet18" not in {b.key for b in at.sidebar.button}
+    captions = _texts(at.sidebar.caption)
+    assert f"weights: {entry.name}" in captions
+    assert "the shorter side resized to 256 (the aspect kept)" in captions
+
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(1)
+    photo = Image.fromarray(rng.integers(0, 255, (150, 300, 3), dtype=np.uint8))
+    photo.save(buffer, "PNG")
+    at.file_uploader(key="explore_upload").set_value(("wide.png", buffer.getvalue(),
+                                                      "image/png"))
+    run_app(at)
+    view = at.session_state["arpviz_result"]
+    categories = torchvision.models.ResNet18_Weights.DEFAULT.meta["categories"]
+    assert view.probs.shape == (1000,)
+    assert all(row.name == categories[row.index] for row in view.predictions.rows)
+    # Explore saw the photo as torchvision's evaluation does (300 x 150 -> 512 x 256, the aspect
+    # kept, centre crop 224), not squeezed into a square
+    loaded = ckpt.load(catalog.converted_cache_dir() / converted[0])
+    prepared = inputs.preprocess(photo, loaded.meta)
+    assert prepared.geometry.resized == (512, 256) and prepared.geometry.keep_aspect
+    with torch.no_grad():
+        expected = loaded.model(prepared.tensor).softmax(-1)[0].numpy()
+        squeezed = loaded.model(eval_transform(224, 256, mean=loaded.meta.mean,
+                                               std=loaded.meta.std)(photo)[None])
+    same = np.abs(view.probs - expected).max()
+    other = np.abs(view.probs - squeezed.softmax(-1)[0].numpy()).max()
+    assert same < 1e-6 < other and other > 100 * same, (same, other)
+
+
+@pytest.mark.parametrize("fault", ["checksum", "offline"])
+def test_download_failure_or_offline_says_how_by_hand(
+        fault: str, empty_cache: Path, payload: bytes, monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest) -> None:
+    entry = _register(request, weights_entry(payload, wrong_checksum=True))
+    if fault == "offline":
+        monkeypatch.setenv(wt.OFFLINE_ENV, "1")
+    with serve({entry.file_name: payload}) as server:
+        monkeypatch.setenv(wt.MIRROR_ENV, server.base)
+        at = run_app(AppTest.from_file(APP, default_timeout=TIMEOUT))
+        buttons = [b.key for b in at.sidebar.button if str(b.key).startswith("arpviz_download")]
+        if fault == "offline":
+            assert buttons == []  # the deployment hides them
+            captions = _texts(at.sidebar.caption)
+            assert "Downloads are off on this server" in captions
+            assert entry.url in captions and str(empty_cache / entry.file_name) in captions
+            assert server.requests == []
+            return
+        at.sidebar.button(key="arpviz_download:resnet18").click()
+        run_app(at)
+        assert server.requests == [entry.file_name]
+    errors = [str(e.value) for e in at.sidebar.error]
+    assert len(errors) == 1 and "checksum" in errors[0] and "\n" not in errors[0]
+    captions = _texts(at.sidebar.caption)
+    assert entry.url in captions and str(empty_cache / entry.file_name) in captions
+    assert not empty_cache.exists() or list(empty_cache.iterdir()) == []
+    # the app stays up on the checkpoint it had
+    assert at.sidebar.selectbox(key="arpviz_checkpoint").value.endswith(
+        "tiny_msgn_arp.safetensors")
     assert at.session_state["arpviz_result"] is not None

@@ -1,6 +1,7 @@
-"""arpviz.convert: torchvision ImageNet ResNets with ARP in Conv3/Conv4, offline.
+"""arpviz.convert: torchvision ImageNet ResNets with ARP in Conv3/Conv4.
 
-Random torchvision weights saved to a temporary ``.pth`` stand for the real file (no download).
+Random torchvision weights saved to a temporary ``.pth`` stand for the real file (the downloads
+are tests/test_weights.py's).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def test_converted_checkpoint_is_imagenet_with_arp_boxes(converted, resnet18) ->
     assert meta.dataset["arp_inserted"] == ["conv3", "conv4"]
     assert (meta.dataset["conv3_k"], meta.dataset["conv4_k"]) == (1.0, 0.7)
     assert meta.dataset["resize"] == 256 and meta.dataset["weights_file"] == "my_resnet18.pth"
+    assert meta.dataset["keep_aspect"] is True and meta.recipe["tool"] == "arpviz-convert"
     assert torch.equal(loaded.model.classifier.weight, resnet18[0].fc.weight)
 
     with torch.no_grad():
@@ -140,7 +142,7 @@ def _bad_file(kind: str, folder: Path, good: Path) -> Path:
         ("pickle_code", "refused"),
         ("wrong_arch", "not resnet18 weights; it looks like resnet34 (--arch resnet34)"),
         ("fine_tuned", "fc is (10, 512)"),
-        ("text", "not a torch state dict"),
+        ("text", "text.pth is not a PyTorch state dict"),
         ("tensor_list", "state dict of tensors"),
     ],
 )
@@ -152,7 +154,7 @@ def test_bad_weights_one_line_nonzero_no_code(kind, words, resnet18, tmp_path, c
     captured = capsys.readouterr()
     assert code != 0
     lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("arpviz.convert: error:"), captured.err
+    assert len(lines) == 1 and lines[0].startswith("arpviz-convert: error:"), captured.err
     assert words in lines[0] and "Traceback" not in captured.err
     assert not out.exists() and not (tmp_path / "MARKER").exists()
 
@@ -171,7 +173,7 @@ def test_bad_options_and_missing_file(resnet18, tmp_path, capsys) -> None:
             full += ["--weights", str(resnet18[1])]
         assert cv.main(full + argv) == 1
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("arpviz.convert: error:")
+        assert len(err) == 1 and err[0].startswith("arpviz-convert: error:")
     with pytest.raises(ValueError, match="arch"):
         cv.imagenet_config("vgg16")
     with pytest.raises(ValueError, match="conv4"):
@@ -199,6 +201,8 @@ def test_torch_cache_lookup_and_cached_conversion(resnet18, tmp_path, monkeypatc
     assert first.name == "resnet18-f37072fd_c3-arp1_c4-arp0.7_dsr0.5.safetensors"
     assert steps[0][0] == 0.0 and steps[-1][0] == 1.0 and len(steps) == 4
     assert ckpt.read_meta(first).dataset["source"] == "ResNet18_Weights.IMAGENET1K_V1"
+    assert "--download" in err and "https://download.pytorch.org/models/resnet18-f37072fd.pth" \
+        in err
     stamp = first.stat().st_mtime_ns
     steps.clear()
     assert cv.convert_cached("resnet18", progress=lambda f, m: steps.append((f, m))) == first
@@ -225,3 +229,43 @@ def test_embedding_dim_zero_config_round_trip() -> None:
     assert model.classifier.in_features == model.feature_dim == 2 * 256
     with torch.no_grad():
         assert model(_images()).shape == (2, 5)
+
+
+@pytest.mark.parametrize("mode", ["rp", "arpfg", "arpfg_peak"])
+def test_conv4_takes_every_steerable_mode(mode, resnet18, tmp_path, capsys) -> None:
+    from arpviz.explorer.catalog import model_card
+    from arpviz.models.stages import STEERABLE_MODES
+
+    assert set(cv.STAGE_MODES) == {*STEERABLE_MODES, "stride"}
+    out = tmp_path / f"{mode}.safetensors"
+    code = cv.main(["--arch", "resnet18", "--weights", str(resnet18[1]), "--out", str(out),
+                    "--conv4", mode, "--conv4-k", "0.5", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    loaded = ckpt.load(out)
+    assert loaded.config.conv4 == mode and loaded.meta.dataset["conv4"] == mode
+    adaptive = mode != "rp"
+    assert loaded.meta.dataset["conv4_k"] == (0.5 if adaptive else None)
+    assert loaded.meta.dataset["arp_inserted"] == ["conv3"]
+    with torch.no_grad():
+        explanation = loaded.model.explain(_images(size=96))
+    assert explanation.image_boxes["conv4.main"].shape == (2, 4)
+    about = model_card(loaded.meta)["about"]
+    label = {"rp": "RP", "arpfg": "ARP-FG", "arpfg_peak": "ARP-FG peak"}[mode]
+    assert f"{label} inserted in conv4" + (" (conv4 k 0.5)" if adaptive else "") in about
+    assert any("shorter side resized to 256 (the aspect kept)" in line for line in about)
+    name = cv.converted_name(loaded.config, resnet18[1])
+    assert name == f"my_resnet18_c3-arp1_c4-{mode + '0.5' if adaptive else mode}_dsr0.5.safetensors"
+
+
+def test_usage_names_the_command_and_helps_every_argument(capsys) -> None:
+    with pytest.raises(SystemExit):
+        cv.main(["--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: arpviz-convert ")
+    flags = [line.split()[0] for line in out.splitlines() if line.strip().startswith("-")]
+    bare = [line for line in out.splitlines()
+            if line.strip().startswith("-") and len(line.split()) == 1 and not line.endswith(",")]
+    assert "--download" in flags and not bare
+    with pytest.raises(SystemExit) as info:
+        cv.main(["--conv4", "stn"])
+    assert info.value.code == 2 and "usage: arpviz-convert" in capsys.readouterr().err

@@ -22,6 +22,7 @@ from arpviz.explain.records import (
     ImageRecord,
     InputGeometry,
     StageRecord,
+    eval_resize,
 )
 from arpviz.images import DEFAULT_MAX_PIXELS, LoadedImage, load_image_info, shape_notes
 from arpviz.models import MSGNExplanation, StageOverride
@@ -172,7 +173,9 @@ def explain_images(
         raise ValueError(f"names has {len(names)} entries for {len(images)} images")
     model, meta = model_bundle.model, model_bundle.meta
     model.stage_settings(overrides)  # check the overrides before any work
-    transform = eval_transform(meta.input_size, mean=meta.mean, std=meta.std)
+    resize, keep_aspect = eval_resize(meta)  # square, or the aspect kept (converted ImageNet)
+    transform = eval_transform(meta.input_size, resize, keep_aspect=keep_aspect, mean=meta.mean,
+                               std=meta.std)
     device = model_device(model)
     out: list[ImageRecord] = []
     for start in range(0, len(images), batch_size):
@@ -190,7 +193,7 @@ def explain_images(
             notes.append(loaded_notes + shape_notes(pil.width, pil.height, meta.input_size))
         x = torch.stack([transform(p) for p in pils]).to(device)
         explanation = model.explain(x, overrides)
-        geometries = [InputGeometry.of(p.width, p.height, meta.input_size) for p in pils]
+        geometries = [InputGeometry.of_checkpoint(p.width, p.height, meta) for p in pils]
         chunk_names = (names[start : start + len(chunk)] if names is not None
                        else [f"image {start + i}" for i in range(len(chunk))])
         out += _records(explanation, geometries, chunk_names, notes, meta.class_names)

@@ -3,6 +3,8 @@
 - where checkpoints may come from (:func:`bundled_dir`, :func:`converted_cache_dir`,
   :func:`checkpoint_roots`, :func:`allowed_folder`) and which are there
   (:func:`find_checkpoints`, :func:`default_checkpoint`);
+- the ImageNet ResNets with ARP it offers (:func:`imagenet_offers`, :class:`ImagenetOffer`):
+  from the torch cache, or downloaded on request (:func:`get_offer`, :func:`downloads_offered`);
 - what a checkpoint says about its model (:func:`model_card`, :func:`trained_on_synthbirds`);
 - what it says about its training (:class:`TrainingRecord`, :func:`load_record`,
   :func:`metric_columns`, :func:`record_epochs`), and which runs the Training page shows
@@ -32,11 +34,18 @@ from arpviz.checkpoint import (
     read_snapshots,
 )
 from arpviz.convert import (
-    available_in_torch_cache,
+    ARCHITECTURES,
+    Progress,
+    cached_weights,
+    convert_cached,
     converted_cache_dir,
     converted_name,
+    download_entry,
     imagenet_config,
 )
+from arpviz.explain.records import eval_resize
+from arpviz.models.stages import mode_label
+from arpviz.weights import WeightsEntry, offline
 
 __all__ = [
     "BUNDLED_DEFAULT",
@@ -52,7 +61,9 @@ __all__ = [
     "default_checkpoint",
     "default_runs",
     "discover_runs",
+    "downloads_offered",
     "find_checkpoints",
+    "get_offer",
     "imagenet_label",
     "imagenet_offers",
     "load_record",
@@ -144,29 +155,77 @@ def imagenet_label(arch: str) -> str:
 
 @dataclass(frozen=True)
 class ImagenetOffer:
-    """A torchvision ImageNet network the sidebar can offer (its weights are in the torch cache).
+    """A torchvision ImageNet network the sidebar offers with ARP in Conv3 and Conv4.
 
     Attributes:
         arch: ``"resnet50"``, ...; label: :func:`imagenet_label`.
-        weights: torchvision's file in the torch hub cache.
+        weights: torchvision's file in the torch hub cache (where the download puts it when
+            it is not there yet).
         target: where :func:`arpviz.convert.convert_cached` writes (or finds) its default
             conversion; it may not exist yet.
+        ready: whether ``weights`` is in the torch cache (no download needed).
+        entry: the weights a download fetches (URL, size, checksum prefix).
     """
 
     arch: str
     label: str
     weights: Path
     target: Path
+    ready: bool = True
+    entry: WeightsEntry | None = None
+
+    @property
+    def status(self) -> str:
+        """``"ready"`` or ``"download 98 MB"``."""
+        if self.ready or self.entry is None:
+            return "ready"
+        return f"download {self.entry.size_text}"
+
+    @property
+    def manual(self) -> str:
+        """How to put the weights in place by hand (the URL and the torch cache path)."""
+        if self.entry is None:
+            return f"Put torchvision's {self.arch} weights at {self.weights}"
+        return self.entry.manual()
 
 
-def imagenet_offers(out_dir: str | os.PathLike | None = None) -> list[ImagenetOffer]:
-    """One :class:`ImagenetOffer` per architecture whose weights are in the torch cache
-    (:func:`arpviz.convert.available_in_torch_cache`), converting into ``out_dir`` (default
+def imagenet_offers(out_dir: str | os.PathLike | None = None, *,
+                    downloadable: bool = False) -> list[ImagenetOffer]:
+    """One :class:`ImagenetOffer` per architecture whose weights are in the torch cache, and
+    with ``downloadable`` one for every other supported architecture too (``ready`` False,
+    torchvision's default weights to download), converting into ``out_dir`` (default
     :func:`arpviz.convert.converted_cache_dir`) with the default settings."""
     folder = Path(out_dir) if out_dir is not None else converted_cache_dir()
-    return [ImagenetOffer(arch, imagenet_label(arch), weights,
-                          folder / converted_name(imagenet_config(arch), weights))
-            for arch, weights in available_in_torch_cache()]
+    offers = []
+    for arch in ARCHITECTURES:
+        entry = download_entry(arch)
+        cached = cached_weights(arch)
+        if cached is None and not downloadable:
+            continue
+        weights = cached if cached is not None else entry.cache_path
+        offers.append(ImagenetOffer(arch, imagenet_label(arch), weights,
+                                    folder / converted_name(imagenet_config(arch), weights),
+                                    ready=cached is not None, entry=entry))
+    return offers
+
+
+def downloads_offered() -> bool:
+    """Whether the app may offer to download weights (env ``ARPVIZ_OFFLINE`` unset)."""
+    return not offline()
+
+
+def get_offer(offer: ImagenetOffer, progress: Progress | None = None) -> Path:
+    """The offer's converted checkpoint: torchvision's weights downloaded first when they are
+    not in the torch cache (the checksum verified), converted once, then reused.
+
+    Raises:
+        arpviz.weights.WeightsError: the download failed (``.message`` one line, ``.manual``
+            the way by hand); nothing is left in the cache.
+        FileNotFoundError, arpviz.convert.ConvertError: the weights cannot be converted.
+    """
+    if not isinstance(offer, ImagenetOffer):
+        raise TypeError(f"offer must be an ImagenetOffer, got {type(offer).__name__}")
+    return convert_cached(offer.arch, offer.target.parent, progress, download=True)
 
 
 def find_checkpoints(folders: Iterable[str | os.PathLike | None]) -> list[Path]:
@@ -218,8 +277,10 @@ def model_card(meta: CheckpointMeta) -> dict[str, Any]:
     ``"bounded box"`` for a bounded spatial transformer, else ``None``), ``epochs``,
     ``metrics`` (the last history entry's numbers, e.g. ``val_top1``), ``best_val_top1``,
     ``about`` (sentences on where the weights came from, from ``meta.dataset``'s ``title``,
-    ``source``, ``fine_tuned``, ``arp_inserted``, ``conv3_k``, ``conv4_k``, ``dsr``, which a
-    converted checkpoint has (:mod:`arpviz.convert`); empty when the record has none).
+    ``source``, ``fine_tuned``, ``arp_inserted``, ``pooled_stages``, ``conv3_k``, ``conv4_k``,
+    ``dsr``, which a converted checkpoint has (:mod:`arpviz.convert`), and on how it sees an
+    image: torchvision's evaluation, the aspect kept (``eval_resize`` of
+    :mod:`arpviz.explain.records`); empty when the record has none).
     """
     cfg = meta.config
     stages = [{"stage": "Conv3", "mode": cfg.conv3,
@@ -247,12 +308,14 @@ def model_card(meta: CheckpointMeta) -> dict[str, Any]:
         "epochs": int(last.get("epoch", len(history))) if history else 0,
         "metrics": metrics,
         "best_val_top1": max(tops) if tops else None,
-        "about": _about(meta.dataset),
+        "about": _about(meta),
     }
 
 
-def _about(dataset: Mapping[str, Any]) -> list[str]:
-    """The model card's sentences on a converted checkpoint's origin (see :func:`model_card`)."""
+def _about(meta: CheckpointMeta) -> list[str]:
+    """The model card's sentences on a converted checkpoint's origin and evaluation geometry
+    (see :func:`model_card`)."""
+    dataset = meta.dataset
     lines = []
     if dataset.get("title"):
         lines.append(str(dataset["title"]))
@@ -261,17 +324,37 @@ def _about(dataset: Mapping[str, Any]) -> list[str]:
     if dataset.get("fine_tuned") is False:
         lines.append("not fine-tuned: the weights were trained without ARP; the predictions "
                      "differ from the original network's")
+
+    def k_of(stage: str) -> str | None:
+        k = dataset.get(f"{stage}_k")
+        return f"{stage} k {k:g}" if isinstance(k, (int, float)) else None
+
     inserted = list(dataset.get("arp_inserted") or ())
+    dsr = dataset.get("dsr")
+    dsr_text = (", DSR " + " x ".join(f"{float(r):g}" for r in dsr)
+                if isinstance(dsr, (list, tuple)) and dsr else "")
     if inserted:
-        ks = [f"{stage} k {dataset[f'{stage}_k']:g}" for stage in inserted
-              if isinstance(dataset.get(f"{stage}_k"), (int, float))]
-        dsr = dataset.get("dsr")
+        ks = [k for k in map(k_of, inserted) if k]
         text = f"ARP inserted in {', '.join(inserted)}"
         if ks:
             text += f" ({', '.join(ks)})"
-        if isinstance(dsr, (list, tuple)) and dsr:
-            text += ", DSR " + " x ".join(f"{float(r):g}" for r in dsr)
-        lines.append(text)
+        lines.append(text + dsr_text)
+    for stage in dataset.get("pooled_stages") or ():
+        mode = dataset.get(stage)
+        if stage in inserted or not isinstance(mode, str):
+            continue
+        k = k_of(stage)
+        lines.append(f"{mode_label(mode)} inserted in {stage}" + (f" ({k})" if k else "")
+                     + ("" if inserted else dsr_text))
+    if dataset.get("name") == "imagenet" or dataset.get("keep_aspect"):
+        resize, keep = eval_resize(meta)
+        if keep:
+            lines.append(f"evaluated as torchvision evaluates it: the shorter side resized to "
+                         f"{resize} (the aspect kept), then the centre {meta.input_size} x "
+                         f"{meta.input_size} crop")
+        else:
+            lines.append(f"evaluated with a square resize to {resize} and the centre "
+                         f"{meta.input_size} x {meta.input_size} crop")
     return lines
 
 

@@ -1,10 +1,14 @@
 """What the network sees: uploads, SynthBirds samples and probe images, prepared alike.
 
-Every image goes through the evaluation geometry of :func:`arpviz.data.transforms.eval_transform`:
-a square resize to ``default_resize(S)`` and a centre crop of ``S`` (:func:`center_crop_offsets`
-is that crop, the one place it is computed). :func:`preprocess` returns a
-:class:`PreparedImage`: the ``uint8`` input image to draw, the normalised tensor, and (for a
-SynthBirds sample) the ground truth mapped into the input's pixels.
+Every image goes through its checkpoint's evaluation geometry, that of
+:func:`arpviz.data.transforms.eval_transform`: a square resize to ``default_resize(S)`` and a
+centre crop of ``S`` for the trained checkpoints; for a converted torchvision network, as
+torchvision evaluates it, the shorter side resized (256 for 224) with the aspect kept, then the
+centre crop. :class:`arpviz.explain.InputGeometry` (``of_checkpoint``) is that geometry, decided
+in one place (:func:`arpviz.explain.records.eval_resize`) for the app and ``arpviz-explain``
+alike. :func:`preprocess` returns a :class:`PreparedImage`: the ``uint8`` input image to draw,
+the normalised tensor, its geometry, and (for a SynthBirds sample) the ground truth mapped into
+the input's pixels.
 
 Coordinates: boxes are ``(x1, y1, x2, y2)`` in pixel-edge coordinates of the ``S x S`` input.
 """
@@ -23,8 +27,8 @@ from PIL import Image
 
 from arpviz.checkpoint import CheckpointMeta
 from arpviz.data.synthbirds import SynthBirds
-from arpviz.data.transforms import default_resize
 from arpviz.datasources import build, probe_batch, synth_config
+from arpviz.explain.records import InputGeometry
 from arpviz.explorer.catalog import trained_on_synthbirds
 from arpviz.images import load_image_info
 
@@ -82,6 +86,8 @@ class PreparedImage:
         truth: the ground truth of a SynthBirds sample, else ``None``.
         original: the decoded RGB image of ``source_size`` (what an export draws its overlay
             on), or ``None``.
+        geometry: how the evaluation transform mapped the decoded image onto the input (boxes
+            go back to the image's pixels through it), or ``None``.
     """
 
     image: np.ndarray
@@ -92,6 +98,7 @@ class PreparedImage:
     notes: tuple[str, ...] = ()
     truth: GroundTruth | None = None
     original: Image.Image | None = None
+    geometry: InputGeometry | None = None
 
 
 def image_digest(data: bytes | np.ndarray) -> str:
@@ -122,13 +129,6 @@ def crop_center(image: np.ndarray, size: int) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
-def _eval_geometry(size: int) -> tuple[int, int]:
-    """``(resize, offset)`` of eval_transform: square resize to ``resize``, crop at ``offset``."""
-    resize = default_resize(size)
-    top, _ = center_crop_offsets(resize, resize, size)
-    return resize, top
-
-
 def preprocess(
     image: Image.Image | np.ndarray,
     meta: CheckpointMeta,
@@ -137,10 +137,13 @@ def preprocess(
     notes: Sequence[str] = (),
     truth: GroundTruth | None = None,
 ) -> PreparedImage:
-    """Resize to ``default_resize(input_size)`` square, centre-crop ``input_size``, normalise.
+    """Resize, centre-crop ``input_size`` and normalise, as the checkpoint is evaluated.
 
-    The same geometry as :func:`arpviz.data.transforms.eval_transform` (bilinear, antialiased
-    resize of the uint8 image), with the checkpoint's mean and std.
+    The geometry is :meth:`arpviz.explain.InputGeometry.of_checkpoint`: a square resize to
+    ``default_resize(input_size)``, or for a converted torchvision network the shorter side to
+    the recorded resize with the aspect kept; the pixels are those of
+    :func:`arpviz.data.transforms.eval_transform` (bilinear, antialiased resize of the uint8
+    image), normalised with the checkpoint's mean and std.
     """
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -151,20 +154,22 @@ def preprocess(
     else:
         raise TypeError(f"image must be a PIL image or an array, got {type(image).__name__}")
     size = meta.input_size
-    resize, offset = _eval_geometry(size)
+    geometry = InputGeometry.of_checkpoint(pil.width, pil.height, meta)
+    new_w, new_h = geometry.resized
     from torchvision.transforms.v2 import functional as TF
 
     x = TF.pil_to_tensor(pil)  # uint8 [3, H, W]
-    if (pil.height, pil.width) != (resize, resize):
-        x = TF.resize(x, [resize, resize], antialias=True)
-    x = x[:, offset : offset + size, offset : offset + size].contiguous()
+    if (pil.height, pil.width) != (new_h, new_w):
+        x = TF.resize(x, [new_h, new_w], antialias=True)
+    top, left = geometry.top, geometry.left
+    x = x[:, top : top + size, left : left + size].contiguous()
     shown = x.permute(1, 2, 0).numpy().copy()
     mean = torch.tensor(meta.mean, dtype=torch.float32).view(3, 1, 1)
     std = torch.tensor(meta.std, dtype=torch.float32).view(3, 1, 1)
     tensor = ((x.float() / 255.0 - mean) / std).unsqueeze(0).contiguous()
     key = image_digest(shown) + image_digest(np.array(meta.mean + meta.std))[:8]
     return PreparedImage(shown, tensor, key, (pil.width, pil.height), name, tuple(notes), truth,
-                         pil)
+                         pil, geometry)
 
 
 def load_upload(data: bytes, meta: CheckpointMeta, name: str = "uploaded file") -> PreparedImage:
@@ -221,12 +226,8 @@ def synth_sample(meta: CheckpointMeta, index: int) -> PreparedImage:
     split = str(meta.dataset.get("eval_split", "val"))
     sample = SynthBirds(config, split).render(int(index))
     height, width = sample.image.shape[:2]
-    resize, offset = _eval_geometry(meta.input_size)
-    sx, sy = resize / width, resize / height
+    point = InputGeometry.of_checkpoint(width, height, meta).to_input
     size = float(meta.input_size)
-
-    def point(x: float, y: float) -> tuple[float, float]:
-        return (x * sx - offset, y * sy - offset)
 
     x1, y1 = point(sample.box[0], sample.box[1])
     x2, y2 = point(sample.box[2], sample.box[3])

@@ -82,7 +82,8 @@ def photo_of(image: PreparedImage, meta: CheckpointMeta) -> Photo | None:
     key = (image.key, meta.input_size)
     cached = _CACHE.get(key)
     if cached is None:
-        geometry = InputGeometry.of(original.width, original.height, meta.input_size)
+        geometry = (image.geometry if image.geometry is not None
+                    else InputGeometry.of_checkpoint(original.width, original.height, meta))
         cached = Photo(_data_uri(original), original.width, original.height, geometry)
         _CACHE[key] = cached
         while len(_CACHE) > _CACHE_SIZE:

@@ -39,7 +39,9 @@ def view_record(view: ExploreView, image: PreparedImage, input_size: int) -> Ima
     if not isinstance(image, PreparedImage):
         raise TypeError(f"image must be a PreparedImage, got {type(image).__name__}")
     width, height = image.source_size
-    geometry = InputGeometry.of(int(width), int(height), int(input_size))
+    geometry = image.geometry  # the evaluation transform that made the view's input
+    if geometry is None or geometry.input_size != int(input_size):
+        geometry = InputGeometry.of(int(width), int(height), int(input_size))
     top5 = tuple(ClassScore(int(r.index), r.name, float(r.prob))
                  for r in view.predictions.rows[:_TOP])
     stages = {

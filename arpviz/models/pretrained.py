@@ -1,8 +1,8 @@
-"""Initialise MSGN from torchvision ImageNet weights, offline.
+"""Initialise MSGN from torchvision ImageNet weights.
 
-Nothing here downloads: a torchvision weights enum is only used when its file is already in the
-torch hub cache (``torch.hub.get_dir()/checkpoints``); files are read with
-``torch.load(..., weights_only=True)``.
+A torchvision weights name is used from the torch hub cache (``torch.hub.get_dir()/checkpoints``,
+:mod:`arpviz.weights`); it is downloaded only on request (:func:`fetch_pretrained`, which
+``arpviz-train --download`` calls). Files are read with ``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -18,15 +18,17 @@ from urllib.parse import urlparse
 
 import torch
 from torch import Tensor
-from torchvision.models import get_model_weights, get_weight
 
 from arpviz.models.config import MSGNConfig
 from arpviz.models.msgn import MSGN
+from arpviz.weights import Progress, WeightsEntry, ensure_weights, resolve_weights
 
 __all__ = [
     "cached_weights_path",
+    "fetch_pretrained",
     "from_torchvision",
     "load_backbone_state_dict",
+    "pretrained_entry",
     "read_state_dict",
 ]
 
@@ -57,22 +59,65 @@ def _looks_like_path(weights: object) -> bool:
     )
 
 
-def _resolve_enum(backbone: str, weights: str | Enum) -> Enum:
-    family = get_model_weights(backbone)
-    if isinstance(weights, str):
-        try:
-            resolved = get_weight(weights) if "." in weights else family[weights]
-        except (KeyError, ValueError, AttributeError):
-            options = ["DEFAULT", *family.__members__]
-            raise ValueError(
-                f"weights {weights!r} is neither a file nor a torchvision weights name for "
-                f"{backbone}; try one of {options} (or '{family.__name__}.<NAME>')"
-            ) from None
-    else:
-        resolved = weights
-    if not isinstance(resolved, family):
-        raise ValueError(f"weights {resolved} are not {backbone} weights ({family.__name__})")
-    return resolved
+def pretrained_entry(backbone: str, weights: object) -> WeightsEntry | None:
+    """The torchvision weights ``weights`` names for ``backbone``
+    (:func:`arpviz.weights.resolve_weights`), or ``None`` when ``weights`` is a file path.
+
+    Raises:
+        ValueError: a name ``backbone`` has no weights of, or weights of another architecture.
+        TypeError: neither a name, an enum member nor a path.
+    """
+    if _looks_like_path(weights):
+        return None
+    if not isinstance(weights, (str, Enum)):
+        raise TypeError(
+            "weights must be a torchvision weights enum, its name, or a state dict path; "
+            f"got {type(weights).__name__}"
+        )
+    try:
+        return resolve_weights(backbone, weights)
+    except ValueError as exc:
+        text = str(exc).replace(" is not a torchvision", " is neither a file nor a torchvision")
+        raise ValueError(text) from None
+
+
+def fetch_pretrained(backbone: str, weights: object, *,
+                     progress: Progress | None = None) -> Path | None:
+    """Download the torchvision weights ``weights`` names for ``backbone`` into the torch cache
+    unless they are there (:func:`arpviz.weights.download_weights`: checksum verified); returns
+    the cached file, or ``None`` for a file path (nothing to fetch).
+
+    Raises:
+        ValueError: not a weights name of ``backbone``.
+        arpviz.weights.WeightsError: the download failed (nothing is left in the cache).
+    """
+    entry = pretrained_entry(backbone, weights)
+    if entry is None:
+        return None
+    return ensure_weights(backbone, entry.name, download=True, progress=progress)
+
+
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"RIFF", "a RIFF file (WebP image?)"),
+    (b"%PDF", "a PDF document"),
+)
+_NOT_STATE_DICT = "is not a PyTorch state dict"
+
+
+def _sniff(path: Path) -> str | None:
+    """What a file is when its first bytes say so plainly (an image, a safetensors file)."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    for magic, what in _SIGNATURES:
+        if head.startswith(magic):
+            return what
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 1 << 27:
+        return "a safetensors file (an arpviz checkpoint? open it in the app or arpviz-explain)"
+    return None
 
 
 def _load_failure(exc: Exception) -> str:
@@ -85,9 +130,10 @@ def _load_failure(exc: Exception) -> str:
     if text.startswith("Weights only load failed"):
         detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
         reason = detail.group(1).strip()[:200] if detail else "unsupported content"
-        return f"not a torch state dict the weights-only loader accepts ({reason}); nothing was run"
+        return (f"{_NOT_STATE_DICT} the weights-only loader accepts ({reason}); nothing was "
+                "run")
     first = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
-    return f"not a readable torch state dict (truncated or damaged?): {first}"
+    return f"{_NOT_STATE_DICT} (truncated or damaged?): {first}"
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
@@ -105,13 +151,18 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"no state dict file at {path}")
     if path.stat().st_size == 0:
-        raise ValueError(f"{path.name}: the file is empty")
+        raise ValueError(f"{path.name} {_NOT_STATE_DICT}: the file is empty")
+    what = _sniff(path)
+    if what is not None:
+        raise ValueError(f"{path.name} {_NOT_STATE_DICT}: it is {what}")
     try:
         with warnings.catch_warnings():  # the weights-only unpickler warns on old protocols
             warnings.simplefilter("ignore", UserWarning)
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure of an untrusted file is one message
-        raise ValueError(f"{path.name}: {_load_failure(exc)}") from None
+        failure = _load_failure(exc)
+        raise ValueError(f"{path.name} {failure}" if failure.startswith(_NOT_STATE_DICT)
+                         else f"{path.name}: {failure}") from None
     if isinstance(state, Mapping) and len(state) == 1:  # {"state_dict": ...} / {"model": ...}
         (only,) = state.values()
         if isinstance(only, Mapping):
@@ -119,28 +170,24 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     if not isinstance(state, Mapping) or not state or not all(
         isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
     ):
-        raise ValueError(f"{path.name} does not hold a state dict of tensors")
+        raise ValueError(f"{path.name} {_NOT_STATE_DICT}: it does not hold a state dict of "
+                         "tensors")
     return dict(state)
 
 
 def _backbone_state(backbone: str, weights: object) -> dict[str, Tensor]:
-    if _looks_like_path(weights):
+    entry = pretrained_entry(backbone, weights)
+    if entry is None:
         return read_state_dict(weights)  # type: ignore[arg-type]
-    if not isinstance(weights, (str, Enum)):
-        raise TypeError(
-            "weights must be a torchvision weights enum, its name, or a state dict path; "
-            f"got {type(weights).__name__}"
-        )
-    resolved = _resolve_enum(backbone, weights)
-    path = cached_weights_path(resolved)
+    path = entry.cache_path
     if not path.is_file():
         raise FileNotFoundError(
-            f"{resolved} is not in the torch hub cache ({path}) and arpviz never downloads. "
-            f"On a machine with internet run `python -c \"import torchvision; "
-            f"torchvision.models.{backbone}(weights='{resolved}')\"`, then copy {path.name} "
-            f"to {path.parent} (or set TORCH_HOME), or pass the file's path as weights."
+            f"{entry.name} is not in the torch hub cache ({path}); arpviz downloads only on "
+            f"request: add --download to arpviz-train (or call arpviz.models.pretrained."
+            f"fetch_pretrained), or download {entry.url} and put it at {path} (set TORCH_HOME "
+            "to move the cache), or pass the file's path as weights."
         )
-    logger.info("loading %s from %s", resolved, path)
+    logger.info("loading %s from %s", entry.name, path)
     return read_state_dict(path)
 
 
@@ -199,9 +246,9 @@ def from_torchvision(config: MSGNConfig, weights: object) -> MSGN:
     Args:
         config: the model's configuration (not ``backbone="tiny"``: it has no ImageNet weights).
         weights: a torchvision weights enum (``ResNet50_Weights.IMAGENET1K_V2``), its name
-            (``"ResNet50_Weights.IMAGENET1K_V2"``, ``"IMAGENET1K_V2"`` or ``"DEFAULT"``), used only
-            when its file is already in the torch hub cache; or the path of a saved torchvision
-            state dict (read with ``weights_only=True``).
+            (``"ResNet50_Weights.IMAGENET1K_V2"``, ``"IMAGENET1K_V2"`` or ``"DEFAULT"``), read
+            from the torch hub cache (:func:`fetch_pretrained` puts it there on request); or the
+            path of a saved torchvision state dict (read with ``weights_only=True``).
 
     Raises:
         ValueError: ``tiny`` backbone, weights of another architecture, or a state dict that
