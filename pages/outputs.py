@@ -30,10 +30,10 @@ def show_model_card(loaded: LoadedCheckpoint) -> None:
             f"data set: {card['dataset']}, {card['epochs']} epoch(s)"
         )
         lines = [
-            f"- {s['stage']}: {s['mode'].upper()}"
-            + ("" if s["detail"] is None else f" ({s['detail']})")
+            f"- {s['label']}"
             + ("" if s["k"] is None else f", k {s['k']:g}")
             + ("" if s["dsr"] == "-" else f", DSR {s['dsr']}")
+            + ("" if s["detail"] is None else f" ({s['detail']})")
             for s in card["stages"]
         ]
         st.markdown("Trained settings:\n" + "\n".join(lines))

@@ -124,10 +124,20 @@ def _imagenet_list(offers: list[catalog.ImagenetOffer], expanded: bool) -> None:
                 st.caption(f"Downloads are off on this server. {offer.manual}.")
 
 
-def _label(option: str, offers: dict[str, catalog.ImagenetOffer]) -> str:
+def _describe(path: str) -> str:
+    """What the chosen file holds and where it is (a file whose header cannot be read: only
+    where; loading it says what is wrong)."""
+    try:
+        return f"{catalog.describe_file(path)}  \nfile: {_rel(Path(path))}"
+    except (CheckpointError, OSError, ValueError, TypeError):
+        return f"file: {_rel(Path(path))}"
+
+
+def _label(option: str, offers: dict[str, catalog.ImagenetOffer], titles: dict[str, str]
+           ) -> str:
     if option.startswith(_IMAGENET):
-        return offers[option].label  # stable: a label that changes resets the selectbox
-    return _rel(Path(option))
+        return offers[option].label
+    return titles.get(option) or _rel(Path(option))
 
 
 def _load(upload, choice: Path | None, device: str,
@@ -178,17 +188,24 @@ def sidebar() -> LoadedCheckpoint | None:
         if upload is None and (paths or offers):
             options = [str(p) for p in paths] + list(offers)
             default = catalog.default_checkpoint(paths)
-            index: int | None = options.index(str(default)) if default is not None else 0
             if st.session_state.get(_OPEN) in options:  # just downloaded: open it
                 st.session_state["arpviz_checkpoint"] = st.session_state.pop(_OPEN)
-                index = None  # the value comes from the session state
+            elif st.session_state.get("arpviz_checkpoint") not in options:
+                st.session_state["arpviz_checkpoint"] = (
+                    str(default) if default is not None else options[0])
+            titles = catalog.checkpoint_titles(paths)
+            current = st.session_state["arpviz_checkpoint"]
             picked = st.selectbox(
-                "Checkpoint", options, key="arpviz_checkpoint", index=index,
-                format_func=lambda p: _label(p, offers),
-                help="The ImageNet entries are torchvision's ResNets from your torch cache "
-                     "with ARP in Conv3 and Conv4 (not fine-tuned); converted once into "
+                "Checkpoint", options, key="arpviz_checkpoint",
+                format_func=lambda p: _label(p, offers, titles),
+                help=f"File: {_rel(Path(current)) if current in titles else current}. Named "
+                     "by what tells the checkpoints apart (Conv4's and Conv3's pooling, the "
+                     "data). The ImageNet entries are torchvision's ResNets from your torch "
+                     "cache with ARP in Conv3 and Conv4 (not fine-tuned); converted once into "
                      f"{catalog.converted_cache_dir()}. More below, under ImageNet ResNets "
                      "with ARP.")
+            if picked in titles:
+                st.caption(_describe(picked))
             if picked in offers:
                 offer = offers[picked]
                 st.caption(f"{offer.label}: torchvision's weights from the torch cache, "

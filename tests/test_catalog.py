@@ -118,3 +118,21 @@ def test_unique_name():
     assert catalog.unique_name("b", "b (x)", taken) == "b"
     assert catalog.unique_name("a", "a (y)", taken) == "a (y)"
     assert catalog.unique_name("a", "a (x)", taken) == "a (x) #3"
+
+
+def test_checkpoint_titles_start_with_what_tells_them_apart(tmp_path) -> None:
+    from helpers import write_checkpoint
+
+    from arpviz.explorer import catalog
+
+    a = write_checkpoint(tmp_path / "a.safetensors", "arp", epochs=1, probes=(0,))
+    b = write_checkpoint(tmp_path / "b.safetensors", "rp", epochs=1, probes=(0,))
+    broken = tmp_path / "c.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    titles = catalog.checkpoint_titles([a, b, broken])
+    # only Conv4 differs: it comes first, the shared pieces (data, Conv3, backbone) are left out
+    assert titles[str(a)] == "Conv4 ARP k 0.7 · a.safetensors"
+    assert titles[str(b)] == "Conv4 RP · b.safetensors"
+    assert titles[str(broken)] == "c.safetensors"
+    alone = catalog.checkpoint_titles([a])[str(a)]
+    assert alone.startswith("SynthBirds") and "tiny" in alone

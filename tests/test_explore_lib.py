@@ -89,13 +89,22 @@ def test_model_card(ckpt: Checkpoint) -> None:
     assert card["backbone"] == "tiny" and card["classes"] == 24 and card["input_size"] == 128
     assert card["dataset"] == "synthbirds" and card["epochs"] == 2
     assert card["stages"] == [
-        {"stage": "Conv3", "mode": "arp", "k": 1.0, "dsr": "0.5", "detail": None},
-        {"stage": "Conv4 local0", "mode": "arp", "k": 0.7, "dsr": "0.5", "detail": None},
+        {"stage": "Conv3", "mode": "arp", "label": "Conv3 (ARP)", "k": 1.0, "dsr": "0.5",
+         "detail": None},
+        {"stage": "Conv4 local 0", "mode": "arp", "label": "Conv4 local 0 (ARP)", "k": 0.7,
+         "dsr": "0.5", "detail": None},
     ]
     from dataclasses import replace
 
     bounded = replace(ckpt.meta, config=replace(ckpt.meta.config, conv4="stn", stn_bounded=True))
     assert catalog.model_card(bounded)["stages"][1]["detail"] == "bounded box"
+    fixed = replace(ckpt.meta, config=replace(ckpt.meta.config, conv4="rp", conv4_crop=0.7))
+    assert catalog.model_card(fixed)["stages"][1]["detail"] == "crop 0.7"
+    fg = replace(ckpt.meta, config=replace(ckpt.meta.config, conv4="arpfg", conv4_k=1.5))
+    assert catalog.model_card(fg)["stages"][1]["label"] == "Conv4 local 0 (ARP-FG)"
+    assert "beyond the paper" in catalog.model_card(fg)["stages"][1]["detail"]
+    assert catalog.describe(fg).startswith("SynthBirds") and "Conv4 ARP-FG k 1.5" in \
+        catalog.describe(fg)
     assert card["metrics"]["val_top1"] == 16.0 and "epoch" not in card["metrics"]
     assert card["best_val_top1"] == 16.0
     assert catalog.trained_on_synthbirds(ckpt.meta)

@@ -15,6 +15,7 @@ Every checkpoint file is read through :mod:`arpviz.checkpoint`; nothing here bui
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -31,6 +32,7 @@ from arpviz.checkpoint import (
     CheckpointError,
     CheckpointMeta,
     EpochSnapshot,
+    read_meta,
     read_snapshots,
 )
 from arpviz.convert import (
@@ -44,11 +46,15 @@ from arpviz.convert import (
     imagenet_config,
 )
 from arpviz.explain.records import eval_resize
-from arpviz.models.stages import mode_label
+from arpviz.models import MSGNConfig
+from arpviz.models.stages import StageSettings, config_settings, mode_label, stage_label
 from arpviz.weights import WeightsEntry, offline
 
 __all__ = [
     "BUNDLED_DEFAULT",
+    "checkpoint_titles",
+    "describe",
+    "describe_file",
     "METRICS",
     "FolderNotAllowed",
     "ImagenetOffer",
@@ -263,18 +269,111 @@ def default_checkpoint(paths: Sequence[Path]) -> Path | None:
 # ----------------------------------------------------------------------------- model card
 
 
+def _stage_settings(config: MSGNConfig) -> dict[str, StageSettings]:
+    """Every stage's settings as the config describes them (no model is built)."""
+    branches = ["main"] if config.local_branches == 0 else (
+        ["global"] + [f"local{i}" for i in range(config.local_branches)])
+    crop = None if config.conv4_crop is None else (config.conv4_crop, config.conv4_crop)
+    settings = {"conv3": config_settings(config.conv3, config.conv3_k, config.dsr, config.tau,
+                                         config.min_rate)}
+    for branch in branches:
+        mode = "stride" if branch == "global" else config.conv4
+        settings[f"conv4.{branch}"] = config_settings(mode, config.conv4_k, config.dsr,
+                                                      config.tau, config.min_rate, crop)
+    return {name: st for name, st in settings.items() if name != "conv4.global"}
+
+
+def _data_text(meta: CheckpointMeta) -> str:
+    dataset = meta.dataset
+    name = str(dataset.get("name", "unknown"))
+    if name == "synthbirds":
+        config = dataset.get("config") or {}
+        lo, hi = config.get("scale_min"), config.get("scale_max")
+        scale = (f" {100 * lo:.0f}-{100 * hi:.0f}%"
+                 if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) else "")
+        return f"SynthBirds{scale}"
+    return {"synthreid": "SynthReID", "cub": "CUB-200-2011", "folder": "image folders",
+            "imagenet": "ImageNet", "veri776": "VeRi-776",
+            "market1501": "Market-1501"}.get(name, name)
+
+
 def _fmt_rate(dsr: tuple[float, float] | None) -> str:
     if dsr is None:
         return "-"
     return f"{dsr[0]:g}" if dsr[0] == dsr[1] else f"({dsr[0]:g}, {dsr[1]:g})"
 
 
+_PARTS = ("data", "conv4", "conv3", "branches", "backbone")
+
+
+def _describe_parts(meta: CheckpointMeta) -> dict[str, str]:
+    """The pieces of :func:`describe`, by :data:`_PARTS` key."""
+    parts = {"data": _data_text(meta), "backbone": meta.config.backbone, "branches": ""}
+    for name, settings in _stage_settings(meta.config).items():
+        text = f"{stage_label(name).split(' ')[0]} {mode_label(settings.mode)}"
+        if settings.k is not None:
+            text += f" k {settings.k:g}"
+        if settings.crop is not None:
+            text += f" crop {_fmt_rate(settings.crop)}"
+        parts.setdefault(name.split(".")[0], text)
+    if meta.config.local_branches == 0:
+        parts["branches"] = "baseline, one branch"
+    elif meta.config.local_branches > 1:
+        parts["branches"] = f"{meta.config.local_branches} local branches"
+    return parts
+
+
+def describe(meta: CheckpointMeta) -> str:
+    """What tells a checkpoint apart, in one line: its data, the mode (with k, RP's crop) of
+    Conv4 and Conv3, the branches and the backbone, e.g. ``"SynthBirds 15-85% · Conv4
+    ARP-FG k 1.5 · Conv3 ARP k 1 · tiny"`` (SynthBirds with the bird's size range, as a share
+    of the image side)."""
+    parts = _describe_parts(meta)
+    return " · ".join(parts[key] for key in _PARTS if parts.get(key))
+
+
+@functools.lru_cache(maxsize=256)
+def _parts_of_file(path: str, stamp: tuple[int, int]) -> tuple[tuple[str, str], ...]:
+    return tuple(_describe_parts(read_meta(path)).items())
+
+
+def describe_file(path: str | os.PathLike) -> str:
+    """:func:`describe` of a checkpoint file (its header read once per file version)."""
+    stat = Path(path).stat()
+    parts = dict(_parts_of_file(str(path), (stat.st_mtime_ns, stat.st_size)))
+    return " · ".join(parts[key] for key in _PARTS if parts.get(key))
+
+
+def checkpoint_titles(paths: Sequence[Path]) -> dict[str, str]:
+    """``{str(path): title}`` for a checkpoint list, built so that the start of each title
+    tells the checkpoints apart (a sidebar cuts long ones): of :func:`describe`'s pieces, those
+    that vary most across the list come first and those the same for all are left out; the
+    file's name ends every title (a file whose header cannot be read has only its name). Each
+    file's header is read once per file version."""
+    parts: dict[str, dict[str, str]] = {}
+    titles: dict[str, str] = {}
+    for path in paths:
+        try:
+            stat = path.stat()
+            parts[str(path)] = dict(_parts_of_file(str(path), (stat.st_mtime_ns, stat.st_size)))
+        except (OSError, ValueError, TypeError) as exc:
+            logger.warning("cannot describe %s: %s", path, exc)
+    variety = {key: len({p.get(key, "") for p in parts.values()}) for key in _PARTS}
+    keys = sorted((k for k in _PARTS if variety[k] > 1 or len(parts) == 1),
+                  key=lambda k: (-variety[k], _PARTS.index(k)))
+    for name, found in parts.items():
+        titles[name] = " · ".join(found[k] for k in keys if found.get(k))
+    return {str(p): " · ".join(t for t in (titles.get(str(p)), p.name) if t) for p in paths}
+
+
 def model_card(meta: CheckpointMeta) -> dict[str, Any]:
     """What the sidebar's model card shows, as plain values.
 
     Keys: ``backbone``, ``classes``, ``input_size``, ``local_branches``, ``dataset``,
-    ``stages`` (list of ``{"stage", "mode", "k", "dsr", "detail"}``; ``detail`` is
-    ``"bounded box"`` for a bounded spatial transformer, else ``None``), ``epochs``,
+    ``stages`` (list of ``{"stage", "mode", "label", "k", "dsr", "detail"}``: the stage's
+    name, its mode, both as one label (``"Conv4 local 0 (ARP)"``), ``k`` of an adaptive mode,
+    the DSR, and ``detail``: ``"bounded box"`` for a bounded spatial transformer, RP's fixed
+    crop, ARP-FG's lower bound, else ``None``), ``epochs``,
     ``metrics`` (the last history entry's numbers, e.g. ``val_top1``), ``best_val_top1``,
     ``about`` (sentences on where the weights came from, from ``meta.dataset``'s ``title``,
     ``source``, ``fine_tuned``, ``arp_inserted``, ``pooled_stages``, ``conv3_k``, ``conv4_k``,
@@ -283,16 +382,19 @@ def model_card(meta: CheckpointMeta) -> dict[str, Any]:
     :mod:`arpviz.explain.records`); empty when the record has none).
     """
     cfg = meta.config
-    stages = [{"stage": "Conv3", "mode": cfg.conv3,
-               "k": cfg.conv3_k if cfg.conv3 == "arp" else None,
-               "dsr": _fmt_rate(cfg.dsr) if cfg.conv3 != "stride" else "-", "detail": None}]
-    branches = ["main"] if cfg.local_branches == 0 else [
-        f"local{i}" for i in range(cfg.local_branches)]
-    for branch in branches:
-        stages.append({"stage": f"Conv4 {branch}", "mode": cfg.conv4,
-                       "k": cfg.conv4_k if cfg.conv4 == "arp" else None,
-                       "dsr": _fmt_rate(cfg.dsr) if cfg.conv4 != "stride" else "-",
-                       "detail": "bounded box" if cfg.stn_bounded else None})
+    stages = []
+    for name, settings in _stage_settings(cfg).items():
+        detail = None
+        if settings.mode == "stn" and cfg.stn_bounded:
+            detail = "bounded box"
+        elif settings.crop is not None:
+            detail = f"crop {_fmt_rate(settings.crop)}"
+        elif settings.min_rate is not None:
+            detail = f"lower bound {settings.min_rate:g}, beyond the paper"
+        stages.append({"stage": stage_label(name), "mode": settings.mode,
+                       "label": stage_label(name, settings.mode), "k": settings.k,
+                       "dsr": _fmt_rate(settings.dsr) if settings.dsr is not None else "-",
+                       "detail": detail})
     history = list(meta.history)
     last = history[-1] if history else {}
     metrics = {key: value for key, value in last.items()
