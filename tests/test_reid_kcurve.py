@@ -64,8 +64,8 @@ def test_candidates_strided_and_figure(small: Path, tmp_path: Path) -> None:
     assert curve.stage == "conv4.local0"
     alone = figures.k_curves_figure([], {"arp": [curve]})
     assert alone.layout.yaxis.title.text == "mAP %"
-    assert [t.name for t in alone.data] == ["arp · Conv4 local0: mAP",
-                                             "arp · Conv4 local0: rank-1"]
+    assert [t.name for t in alone.data] == ["arp · Conv4 local 0: mAP",
+                                             "arp · Conv4 local 0: rank-1"]
     top1 = ad.KCurve("cls", "conv4.local0", (0.5, 1.0), (10.0, 20.0), 1.0)
     both = figures.k_curves_figure([top1], {"arp": [curve]})
     assert both.layout.yaxis.title.text == "top-1 (%)"
