@@ -283,6 +283,33 @@ class Server:
             return ""
 
 
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float) -> bool:
+    """Whether the Streamlit server at ``url`` answers its health check within ``timeout``
+    seconds (``False`` as soon as ``process`` exits)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate ``process``, then kill it if it lingers."""
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 @contextlib.contextmanager
 def streamlit_server(
     checkpoints: Path, log: Path, *, timeout: float = 120.0, extra_env: dict | None = None
@@ -306,28 +333,14 @@ def streamlit_server(
                                    stderr=subprocess.STDOUT)
     server = Server(process, f"http://127.0.0.1:{port}", log)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
+        if not wait_healthy(server.url, process, timeout):
             if process.poll() is not None:
                 raise RuntimeError(f"streamlit exited early:\n{server.log_tail()}")
-            try:
-                with urllib.request.urlopen(server.url + "/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit not healthy after {timeout:.0f} s:\n"
-                                   f"{server.log_tail()}")
-            time.sleep(0.3)
+            raise RuntimeError(f"streamlit not healthy after {timeout:.0f} s:\n"
+                               f"{server.log_tail()}")
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop(process)
 
 
 #: JavaScript: count finished reruns of the page (the app root's script state goes back to

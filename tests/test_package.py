@@ -13,13 +13,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import free_port
+from helpers import free_port, stop, wait_healthy
 from PIL import Image
 
 import arpviz
@@ -149,22 +147,7 @@ def test_arpviz_app_serves_the_bundled_default(installed: dict[str, Path]) -> No
         cwd=installed["outside"], env=_env(installed), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        healthy = False
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                            timeout=2) as response:
-                    healthy = response.read().strip() == b"ok"
-            except OSError:
-                time.sleep(0.5)
-                continue
-            if healthy:
-                break
-        assert healthy, process.stdout.read().decode() if process.poll() is not None else ""
+        assert wait_healthy(f"http://127.0.0.1:{port}", process, 120), (
+            process.stdout.read().decode() if process.poll() is not None else "no answer")
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
