@@ -108,7 +108,8 @@ def stage_sliders(
                     f"The trade-off coefficient of {session.mode_label(mode)} in {c.label} "
                     f"({origin}: {default_k:g}). Larger k: larger crops.")
             elif mode == "rp":
-                crop = "the DSR" if c.mode != "rp" or c.dsr is None else "the trained crop"
+                crop = (f"{c.crop[0]:g}, trained" if c.mode == "rp" and c.crop is not None
+                        else "the DSR")
                 st.caption(f"RP has no k (a fixed crop of {crop}).")
             if dsr and c.trained_dsr is not None:
                 dsr_value = _slider(

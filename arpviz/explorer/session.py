@@ -136,7 +136,8 @@ class StageControl:
     ``steerable`` stages (RP, ARP, ARP-FG) get a mode choice and sliders; ``k`` and ``dsr``
     are the trained values (``k`` only for an adaptive mode; ``dsr`` ``None`` for a strided
     stage); ``mode_k`` is the ``k`` the model runs this stage with in each adaptive mode it can
-    be switched to (empty for a stage that cannot be steered).
+    be switched to (empty for a stage that cannot be steered); ``crop`` is a trained RP stage's
+    fixed crop rate where it differs from the DSR.
     """
 
     name: str
@@ -146,6 +147,7 @@ class StageControl:
     dsr: tuple[float, float] | None
     mode_k: Mapping[str, float] = field(default_factory=dict)
     tau: float = 1.0
+    crop: tuple[float, float] | None = None
 
     @property
     def steerable(self) -> bool:
@@ -201,7 +203,7 @@ def stage_controls(model: MSGN) -> tuple[StageControl, ...]:
                     k = model.stage_settings({name: StageOverride(mode=mode)})[name].k
                     mode_k[mode] = float(k)  # type: ignore[arg-type]
         out.append(StageControl(name, stage_label(name), settings.mode, settings.k,
-                                settings.dsr, mode_k, settings.tau))
+                                settings.dsr, mode_k, settings.tau, settings.crop))
     return tuple(out)
 
 
