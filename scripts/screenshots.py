@@ -7,7 +7,8 @@ page to ``docs/img/<page>.png``: Explore and RP against ARP on the default Synth
 the trained rates, Adaptivity on the first 32 validation images (computed, then cached in
 ``$ARPVIZ_CACHE/analysis``), Appendix A at its defaults, Training as it opens (the ARP run with its
 STN counterpart), the Gallery on the default checkpoint's SynthBirds split, Explore's
-faithfulness panel opened (``explore_faithfulness.png``), and, with the re-ID checkpoint
+faithfulness panel opened (``explore_faithfulness.png``), Explore on a photo-like upload at its
+own aspect (``explore_photo.png``), and, with the re-ID checkpoint
 ``synthreid_msgn_arp`` chosen in the sidebar, Retrieval on its first query and Training on that
 re-ID run.
 Run::
@@ -47,10 +48,10 @@ logger = logging.getLogger("screenshots")
 #: window height (Streamlit scrolls inside its own container, so the window sets what is seen),
 #: and the checkpoint to choose in the sidebar first (None: keep the one chosen)
 PAGES = [
-    ("Explore", ".st-key-explore_crops .js-plotly-plot", "explore", 1000, None),
+    ("Explore", ".st-key-explore_crops .js-plotly-plot", "explore", 1300, None),
     ("RP against ARP", ".st-key-compare_crops .js-plotly-plot", "rp_vs_arp", 1600, None),
-    ("Adaptivity", ".st-key-adapt_contrast .js-plotly-plot", "adaptivity", 2700, None),
-    ("Appendix A", ".st-key-appx_sweep .js-plotly-plot", "appendix_a", 1800, None),
+    ("Adaptivity", ".st-key-adapt_contrast .js-plotly-plot", "adaptivity", 4300, None),
+    ("Appendix A", ".st-key-appx_sweep .js-plotly-plot", "appendix_a", 3900, None),
     ("Training", ".st-key-train_pair_fig .js-plotly-plot", "training", 4600, None),
     ("Gallery", "[class*='st-key-gallery_open'] button", "gallery", 2000, None),
     ("Retrieval", ".st-key-retrieval_results_fig .js-plotly-plot", "retrieval", 1300,
@@ -94,6 +95,29 @@ def _faithfulness(page, out: Path, timeout_ms: float) -> Path:
     return path
 
 
+def _photo(page, out: Path, timeout_ms: float) -> Path:
+    """Explore on a photo-like upload (741 x 500): the image at its own aspect, the network's
+    input framed."""
+    from benchmarks.browser_latency import photo
+
+    page.set_viewport_size({"width": 1400, "height": 1300})
+    page.locator(NAV, has_text="Explore").first.click()
+    page.locator(".st-key-explore_source").get_by_text("Upload an image").click()
+    page.locator(".st-key-explore_upload input[type=file]").wait_for(state="attached")
+    image = photo(Path(tempfile.mkdtemp(prefix="arpviz_photo_")) / "photo.jpg")
+    page.locator(".st-key-explore_upload input[type=file]").set_input_files(str(image))
+    page.locator(".st-key-explore_boxes .js-plotly-plot").first.wait_for(timeout=timeout_ms)
+    _settle(page, timeout_ms)
+    if page.locator(EXCEPTION).count():
+        raise RuntimeError("Explore on the photo shows an exception")
+    path = out / "explore_photo.png"
+    page.screenshot(path=str(path))
+    logger.info("Explore on a photo: %s", path)
+    page.locator(".st-key-explore_source").get_by_text("SynthBirds sample").click()
+    _settle(page, timeout_ms)
+    return path
+
+
 def take(checkpoints: Path, out: Path, *, timeout_s: float = 300.0,
          only: list[str] | None = None) -> list[Path]:
     """Write a screenshot of every page (the window's height, per :data:`PAGES`; ``only``:
@@ -128,6 +152,7 @@ def take(checkpoints: Path, out: Path, *, timeout_s: float = 300.0,
                 written.append(path)
                 if name == "gallery" and not only:  # still on the default checkpoint
                     written.append(_faithfulness(page, out, timeout_ms))
+                    written.append(_photo(page, out, timeout_ms))
         finally:
             browser.close()
     if "Traceback" in server.log_tail(20000):
