@@ -19,6 +19,7 @@ No tensor math here: it lives in :mod:`arpviz.explorer`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Callable
@@ -74,6 +75,18 @@ def setup_threads() -> int:
     return session.set_threads()
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def settle_heap(checkpoint_key: tuple) -> None:
+    """Once per loaded checkpoint: collect, then freeze everything alive so far
+    (``gc.freeze``) so that the collector's full passes skip the model, torch and the app's
+    long-lived objects. Without it a full collection (about 0.2 s on two cores) fell inside
+    most slider steps and held every reply back (measured in docs/benchmarks.md)."""
+    gc.collect()
+    gc.freeze()
+    logger.info("heap frozen after loading %s (%d objects)", checkpoint_key[1],
+                gc.get_freeze_count())
+
+
 @st.cache_resource(max_entries=4, show_spinner="Loading the checkpoint...")
 def load_checkpoint_file(path: str, stamp: tuple[int, int], device: str) -> Checkpoint:
     """Load a checkpoint file once per file version (``stamp``: mtime, size) and device."""
@@ -111,6 +124,15 @@ def default_sample(loaded: LoadedCheckpoint) -> int:
     """The SynthBirds sample a page opens on for this checkpoint (a correctly classified,
     medium-size bird; :func:`arpviz.explorer.samples.default_sample`), once per checkpoint."""
     return _default_sample(loaded.key, loaded)
+
+
+def fragment_rerun() -> bool:
+    """Whether this script run reruns fragments only (a control inside one changed), not the
+    whole page."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.fragment_ids_this_run)
 
 
 def with_progress(text: str, compute: Callable[[Callable[[float, str], None]], T]) -> T:

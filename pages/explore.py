@@ -16,7 +16,7 @@ from arpviz.datasources import is_reid
 from arpviz.explorer import catalog, diagram, faithful, photo
 from arpviz.explorer import session as ex
 from arpviz.explorer.figures import explore as figures
-from pages import common, outputs, sliders, widgets
+from pages import common, outputs, shell, sliders, widgets
 
 PREFIX = "explore"
 
@@ -53,7 +53,16 @@ def _aspect_note(shown: photo.Photo | None) -> None:
 
 @st.fragment
 def steer(loaded: common.LoadedCheckpoint, chosen: widgets.ChosenImage) -> None:
-    """The stage controls and everything they change (one fragment)."""
+    """The stage controls and everything they change (one fragment; its own reruns are timed
+    as ``explore:steer`` in ``ARPVIZ_RUN_LOG``)."""
+    if common.fragment_rerun():
+        with shell.timed_run("explore:steer"):
+            _steer(loaded, chosen)
+    else:  # part of the page's run, which run_app times
+        _steer(loaded, chosen)
+
+
+def _steer(loaded: common.LoadedCheckpoint, chosen: widgets.ChosenImage) -> None:
     left, right = st.columns([1, 1.5], gap="large")
     with left:
         st.markdown("#### Stages")
@@ -72,29 +81,21 @@ def steer(loaded: common.LoadedCheckpoint, chosen: widgets.ChosenImage) -> None:
         outputs.download_buttons(view, loaded, chosen, key="explore")
 
     st.markdown("### Top-5 against the trained setting")
-    outputs.show_prediction_table(view.predictions, key="explore_predictions")
+    # a table with bars, not a chart: a slider step redraws one chart fewer
+    outputs.show_prediction_table(view.predictions, key="explore_predictions", chart=False)
     if not view.stages:
         st.info("This model has no pooled stage (all strided): nothing to crop.")
         return
     _faithfulness(session, view)
 
-    st.markdown("### Keypoint confidence")
-    st.caption("As the network sees the image (its input pixels). ARP's map is sigmoid of the "
-               "significance, so its background sits near 0.5; ARP-FG's (beyond the paper) "
-               "keeps only the significance above the map's mean.")
+    st.markdown("### What each stage sees")
+    st.caption("Keypoint confidence over the network's input (its pixels), each stage's crop "
+               "box, and below, the region it crops resampled to its output size, as the next "
+               "layer sees it. ARP's map is sigmoid of the significance, so its background sits "
+               "near 0.5; ARP-FG's (beyond the paper) keeps only the significance above the "
+               "map's mean.")
     opacity = st.slider("Map opacity", 0.0, 1.0, 0.6, 0.05, key="explore_opacity")
-    for column, name in zip(st.columns(len(view.stages)), view.stages, strict=True):
-        with column:
-            st.plotly_chart(figures.confidence_figure(view, name, opacity),
-                            key=f"explore_confidence_{name}")
-
-    st.markdown("### Resampled crops")
-    st.caption("The image region each stage crops, resampled to the stage's output size, as "
-               "the next layer sees it (hover: input-image coordinates).")
-    st.plotly_chart(figures.crops_figure(view), key="explore_crops")
-
-    st.markdown("### Rates")
-    st.plotly_chart(figures.rates_figure(view), key="explore_rates")
+    st.plotly_chart(figures.stage_views_figure(view, opacity), key="explore_stages")
     _sweep(session, knobs, (loaded.key, chosen.image.key))
 
 

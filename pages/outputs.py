@@ -73,9 +73,13 @@ def show_prediction_flag(table: session.PredictionTable, loaded: LoadedCheckpoin
 
 
 def show_prediction_table(table: session.PredictionTable, *, reference: str = "trained setting",
-                          key: str, side_by_side: bool = True) -> None:
-    """The top-5 as a table (full class names, probability, change, rank under ``reference``)
-    and as a bar chart (hover: values), side by side or stacked."""
+                          key: str, side_by_side: bool = True, chart: bool = True) -> None:
+    """The top-5 as a table (full class names, probability with a bar, change, rank under
+    ``reference``) and, with ``chart``, as a plotly bar chart (hover: values), side by side or
+    stacked."""
+    if not chart:
+        st.markdown(table.markdown(reference))
+        return
     left, right = st.columns([1.4, 1]) if side_by_side else (st.container(), st.container())
     with left:
         st.markdown(table.markdown(reference))

@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from pages.common import (
     checkpoint_paths,
     load_checkpoint_file,
     load_checkpoint_upload,
+    settle_heap,
     setup_threads,
     upload_key,
     with_progress,
@@ -234,6 +237,7 @@ def sidebar() -> LoadedCheckpoint | None:
         if st.session_state[ERROR_KEY]:
             st.error(st.session_state[ERROR_KEY])
         if loaded is not None:
+            settle_heap(loaded.key)
             outputs.show_model_card(loaded)
     st.session_state[LOADED_KEY] = loaded
     return loaded
@@ -242,25 +246,30 @@ def sidebar() -> LoadedCheckpoint | None:
 _RUN_LOG_LOCK = threading.Lock()
 
 
-def run_app(navigation) -> None:
-    """Draw the sidebar, then run the page ``st.navigation`` chose.
-
-    With env ``ARPVIZ_RUN_LOG`` set, every script run is appended to that file as a JSON line
+@contextlib.contextmanager
+def timed_run(name: str) -> Iterator[None]:
+    """With env ``ARPVIZ_RUN_LOG`` set, append the block's run to that file as a JSON line
     ``{"page", "seconds", "cpu_seconds"}``: its wall-clock seconds and the CPU seconds of the
     script's own thread (the load test reads them: the server's time per interaction, apart from
     the browser's round trip; the CPU time leaves out the waits for other sessions' runs and
-    torch's helper threads).
-    """
+    torch's helper threads). Whole script runs are logged by :func:`run_app`, a fragment's own
+    reruns by the fragment (e.g. Explore's stage controls, ``"explore:steer"``)."""
     path = os.environ.get("ARPVIZ_RUN_LOG")
     start = time.perf_counter()
     cpu_start = time.thread_time()
     try:
-        sidebar()
-        navigation.run()
+        yield
     finally:
         if path:
-            line = json.dumps({"page": navigation.url_path,
+            line = json.dumps({"page": name,
                                "seconds": round(time.perf_counter() - start, 5),
                                "cpu_seconds": round(time.thread_time() - cpu_start, 5)})
             with _RUN_LOG_LOCK, open(path, "a", encoding="utf-8") as handle:
                 handle.write(line + "\n")
+
+
+def run_app(navigation) -> None:
+    """Draw the sidebar, then run the page ``st.navigation`` chose (timed: :func:`timed_run`)."""
+    with timed_run(navigation.url_path):
+        sidebar()
+        navigation.run()

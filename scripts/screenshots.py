@@ -48,7 +48,7 @@ logger = logging.getLogger("screenshots")
 #: window height (Streamlit scrolls inside its own container, so the window sets what is seen),
 #: and the checkpoint to choose in the sidebar first (None: keep the one chosen)
 PAGES = [
-    ("Explore", ".st-key-explore_crops .js-plotly-plot", "explore", 1300, None),
+    ("Explore", ".st-key-explore_stages .js-plotly-plot", "explore", 1300, None),
     ("RP against ARP", ".st-key-compare_crops .js-plotly-plot", "rp_vs_arp", 1600, None),
     ("Adaptivity", ".st-key-adapt_contrast .js-plotly-plot", "adaptivity", 4300, None),
     ("Appendix A", ".st-key-appx_sweep .js-plotly-plot", "appendix_a", 3900, None),
@@ -80,7 +80,7 @@ def _faithfulness(page, out: Path, timeout_ms: float) -> Path:
     """Explore's faithfulness panel, opened and run, as an element screenshot."""
     page.set_viewport_size({"width": 1400, "height": 1200})
     page.locator(NAV, has_text="Explore").first.click()
-    page.locator(".st-key-explore_crops .js-plotly-plot").first.wait_for(timeout=timeout_ms)
+    page.locator(".st-key-explore_stages .js-plotly-plot").first.wait_for(timeout=timeout_ms)
     _settle(page, timeout_ms)
     panel = page.locator("[data-testid='stExpander']", has_text="faithfulness").first
     panel.locator("summary").click()

@@ -167,6 +167,7 @@ def test_every_figure_passes_plotly_validation() -> None:
                            np.ones(3), np.ones(3), np.full((3, 2), 0.5), (0, 1), ("a", "b"),
                            0.7, 0.7, "arp")
     figures = [fg.boxes_figure(view), fg.boxes_figure(view, photo=photo),
+               fg.stage_views_figure(view, 0.4),
                fg.confidence_figure(view, "conv3"), fg.crops_figure(view),
                fg.crops_figure({"ARP": view, "RP": _view(shift=1.0)}), fg.rates_figure(view),
                fg.predictions_figure(view.predictions), fg.sweep_figure(sweep)]
@@ -199,3 +200,20 @@ def test_photo_figure_draws_the_network_input_and_boxes_in_photo_pixels() -> Non
     assert list(conv3.x) == pytest.approx([bx1, bx2, bx2, bx1, bx1])
     assert list(conv3.y) == pytest.approx([by1, by1, by2, by2, by1])
     assert photo.squeezed == pytest.approx(2.0)  # a 2:1 photo squeezed into a square
+
+
+def test_stage_views_figure_shows_every_stage_once() -> None:
+    view = _view()
+    fig = fg.stage_views_figure(view, opacity=0.3)
+    heat = [t for t in fig.data if isinstance(t, go.Heatmap)]
+    assert len(heat) == 2 and all(h.opacity == 0.3 for h in heat)
+    assert sum(bool(h.showscale) for h in heat) == 1  # one colour scale for the figure
+    images = [t for t in fig.data if isinstance(t, go.Image)]
+    assert len(images) == 4  # the input under each map, and each stage's crop
+    texts = [a.text for a in fig.layout.annotations]
+    assert any("Conv4 local 0 (ARP)" in t and "8 x 10 map" in t for t in texts)
+    assert any("-> 4 x 5 cells" in t for t in texts)
+    boxes = [t for t in fig.data if isinstance(t, go.Scatter) and t.name.endswith("crop")]
+    assert [b.xaxis or "x" for b in boxes] == ["x", "x3"]  # one map each
+    empty = session.ExploreView(view.image, {}, {}, view.probs, view.predictions)
+    assert len(fg.stage_views_figure(empty).data) == 0

@@ -352,13 +352,19 @@ class PredictionTable:
         def cell(text: str) -> str:
             return re.sub(r"([\\`*_{}\[\]<>()#+!|~])", r"\\\1", text)
 
-        lines = [f"| rank | class | p | Δp | rank under the {cell(reference)} |",
-                 "| ---: | --- | ---: | ---: | ---: |"]
+        lines = [f"| rank | class | p | | Δp | rank under the {cell(reference)} |",
+                 "| ---: | --- | ---: | :--- | ---: | ---: |"]
         for r in self.rows:
             moved = "" if r.rank_change == 0 else f" ({r.rank_change:+d})"
-            lines.append(f"| {r.rank} | {cell(r.name)} | {r.prob:.4f} | {r.delta:+.4f} | "
-                         f"{r.ref_rank}{moved} |")
+            lines.append(f"| {r.rank} | {cell(r.name)} | {r.prob:.4f} | {_bar(r.prob)} | "
+                         f"{r.delta:+.4f} | {r.ref_rank}{moved} |")
         return "\n".join(lines)
+
+
+def _bar(p: float, width: int = 16) -> str:
+    """A probability as a bar of block characters, ``width`` blocks for 1 (eighths between)."""
+    eighths = round(min(max(p, 0.0), 1.0) * width * 8)
+    return "\u2588" * (eighths // 8) + ("" if eighths % 8 == 0 else chr(0x2590 - eighths % 8))
 
 
 def _ranks(probs: np.ndarray) -> np.ndarray:

@@ -40,6 +40,7 @@ __all__ = [
     "faithfulness_figure",
     "png_uri",
     "predictions_figure",
+    "stage_views_figure",
     "rates_figure",
     "sweep_figure",
 ]
@@ -238,6 +239,39 @@ def _display_scale(photo: Photo) -> float:
     return max(photo.width, photo.height) / min(max(photo.width, photo.height), DISPLAY_SIDE)
 
 
+def _confidence_traces(view: ExploreView, stage: str, opacity: float, axes: str = "",
+                       colourbar: dict | None = None) -> list[dict]:
+    """The input image, a stage's confidence map on the region its map covers (its frame,
+    drawn dotted when it is Conv3's crop) and the stage's crop box, on axes ``axes``."""
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must lie in [0, 1], got {opacity!r}")
+    if stage not in view.stages:
+        raise ValueError(f"no pooled stage {stage!r}; stages: {list(view.stages)}")
+    s = view.stages[stage]
+    h, w = view.image.shape[:2]
+    conf = np.asarray(s.confidence, dtype=np.float32)
+    fx1, fy1, fx2, fy2 = s.frame
+    dx, dy = (fx2 - fx1) / conf.shape[1], (fy2 - fy1) / conf.shape[0]
+    on_axes = {} if not axes else {"xaxis": f"x{axes}", "yaxis": f"y{axes}"}
+    data = [_array_trace(view.image, axes=axes), {
+        "type": "heatmap", "z": np.round(conf, 4).tolist(), "x0": fx1 + dx / 2, "dx": dx,
+        "y0": fy1 + dy / 2, "dy": dy, "opacity": opacity, "colorscale": INFERNO,
+        "name": "confidence", "showscale": colourbar is not None,
+        "colorbar": colourbar or {"title": {"text": "C"}, "thickness": 12},
+        "hovertemplate": f"{s.label}<br>x %{{x:.1f}}, y %{{y:.1f}}<br>confidence %{{z:.4f}}"
+                         "<extra></extra>", **on_axes,
+    }]
+    if s.frame != (0.0, 0.0, float(w), float(h)):
+        xs, ys = _rect(s.frame)
+        data.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines",
+                     "name": "map covers (Conv3 crop)", "showlegend": not axes,
+                     "line": {"color": stage_colour("conv3"), "width": 2, "dash": "dot"},
+                     "hoverinfo": "skip", **on_axes})
+    box = _box_trace(s, legend=f"{s.label} crop", showlegend=not axes)
+    data.append({**box, **on_axes})
+    return data
+
+
 def confidence_figure(
     view: ExploreView,
     stage: str,
@@ -251,30 +285,59 @@ def confidence_figure(
     Conv3's map covers the whole image; Conv4's covers Conv3's crop (its frame, drawn
     dotted). The stage's crop box is drawn on top.
     """
-    if not 0.0 <= opacity <= 1.0:
-        raise ValueError(f"opacity must lie in [0, 1], got {opacity!r}")
-    if stage not in view.stages:
-        raise ValueError(f"no pooled stage {stage!r}; stages: {list(view.stages)}")
+    data = _confidence_traces(view, stage, opacity,
+                              colourbar={"title": {"text": "C"}, "thickness": 12})
     s = view.stages[stage]
     h, w = view.image.shape[:2]
-    conf = np.asarray(s.confidence, dtype=np.float32)
-    fx1, fy1, fx2, fy2 = s.frame
-    dx, dy = (fx2 - fx1) / conf.shape[1], (fy2 - fy1) / conf.shape[0]
-    data = [_array_trace(view.image), {
-        "type": "heatmap", "z": np.round(conf, 4).tolist(), "x0": fx1 + dx / 2, "dx": dx,
-        "y0": fy1 + dy / 2, "dy": dy, "opacity": opacity, "colorscale": INFERNO,
-        "name": "confidence", "colorbar": {"title": {"text": "C"}, "thickness": 12},
-        "hovertemplate": "x %{x:.1f}, y %{y:.1f}<br>confidence %{z:.4f}<extra></extra>",
-    }]
-    if s.frame != (0.0, 0.0, float(w), float(h)):
-        xs, ys = _rect(s.frame)
-        data.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines",
-                     "name": "map covers (Conv3 crop)",
-                     "line": {"color": stage_colour("conv3"), "width": 2, "dash": "dot"},
-                     "hoverinfo": "skip"})
-    data.append(_box_trace(s, legend=f"{s.label} crop"))
+    conf = s.confidence
     title = title or f"{s.label}: keypoint confidence ({conf.shape[0]} x {conf.shape[1]} map)"
     return _figure(data, _layout(title, height, **_image_axes(w, h)))
+
+
+def stage_views_figure(view: ExploreView, opacity: float = 0.6, long_side: int = 128,
+                       height: int = 560) -> go.Figure:
+    """Every pooled stage in one figure, a column each (one chart redraws faster than one per
+    view): on top its keypoint confidence map over the input image with its crop box, below the
+    image region it crops resampled to its output size. Titles give the map size, the rates
+    and the crop -> output size (height x width); hover gives each cell's confidence and the
+    crops' input-image coordinates."""
+    names = list(view.stages)
+    if not names:
+        return _figure([], _layout(None, 120, annotations=[
+            {"text": "no pooled stage in this model", "showarrow": False}]))
+    h, w = view.image.shape[:2]
+    n = len(names)
+    gap = 0.06
+    width = (1 - gap * (n - 1)) / n
+    data: list[dict] = []
+    layout = _layout(None, height, annotations=[], showlegend=False)
+    for c, name in enumerate(names):
+        s = view.stages[name]
+        left = c * (width + gap)
+        x_domain = [max(0.0, left), min(1.0, left + width)]
+        top, bottom = str(2 * c + 1) if c else "", str(2 * c + 2)
+        colourbar = ({"title": {"text": "C"}, "thickness": 10, "len": 0.45, "y": 1.0,
+                      "yanchor": "top"} if c == n - 1 else None)
+        data += _confidence_traces(view, name, opacity, top, colourbar)
+        layout.update(_image_axes(w, h, domain=(x_domain, [0.52, 0.92]), axes=top))
+        crop = crop_image(view.image, s.image_box, s.out_size, long_side)
+        x1, y1, x2, y2 = s.image_box
+        data.append(_array_trace(crop, x1, y1, (x2 - x1) / crop.shape[1],
+                                 (y2 - y1) / crop.shape[0], name=s.label, axes=bottom))
+        layout.update(_image_axes(x2 - x1, y2 - y1, x1, y1, domain=(x_domain, [0.0, 0.4]),
+                                  axes=bottom))
+        ch, cw = s.crop_size
+        conf = s.confidence
+        for y, text in ((1.0, f"<b>{s.label}</b><br>confidence, {conf.shape[0]} x "
+                             f"{conf.shape[1]} map; rates {s.rates[0]:.3f} x {s.rates[1]:.3f}"),
+                        (0.47, f"what the next layer sees: {ch:.0f} x {cw:.0f} px -> "
+                               f"{s.out_size[0]} x {s.out_size[1]} cells")):
+            layout["annotations"].append({
+                "text": text, "x": left + width / 2, "y": y, "xref": "paper", "yref": "paper",
+                "xanchor": "center", "yanchor": "top", "showarrow": False,
+                "font": {"size": 12}})
+    layout["margin"] = {"l": 10, "r": 10, "t": 20, "b": 10}
+    return _figure(data, layout)
 
 
 def crops_figure(
