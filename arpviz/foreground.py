@@ -38,10 +38,17 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from arpviz.pooling import Kernel, RegionPoolResult, _check_input, _pool, significance
-from arpviz.validation import check_k, check_kernel, check_rate_pair, check_tau
+from arpviz.pooling import (
+    AdaptiveRegionPool,
+    Kernel,
+    RegionPoolResult,
+    _check_input,
+    _pool,
+    significance,
+)
+from arpviz.validation import check_k, check_rate_pair, check_tau
 
 __all__ = [
     "DEFAULT_MIN_RATE",
@@ -179,11 +186,12 @@ def foreground_region_pool(
     return _pool(x, dsr, k, kernel, sigma, suppress, confidence_of, min_rate=floor)
 
 
-class ForegroundRegionPool(nn.Module):
+class ForegroundRegionPool(AdaptiveRegionPool):
     """Module form of :func:`foreground_region_pool`; no parameters, an empty ``state_dict``.
 
-    ``forward(x)`` returns the resampled features; ``forward_result(x, suppress, guide)`` the
-    whole :class:`~arpviz.pooling.RegionPoolResult`.
+    The settings of :class:`~arpviz.pooling.AdaptiveRegionPool` plus ARP-FG's ``min_rate`` and
+    ``region``. ``forward(x)`` returns the resampled features; ``forward_result(x, suppress,
+    guide)`` the whole :class:`~arpviz.pooling.RegionPoolResult`.
     """
 
     def __init__(
@@ -197,14 +205,9 @@ class ForegroundRegionPool(nn.Module):
         sigma: float = 0.25,
         tau: float = 1.0,
     ) -> None:
-        super().__init__()
-        self.dsr = check_rate_pair(dsr, "dsr")
-        self.k = check_k(k)
+        super().__init__(dsr, k, kernel=kernel, sigma=sigma, tau=tau)
         self.min_rate = check_min_rate(min_rate)
         self.region: Region = _check_region(region)
-        self.sigma = check_kernel(kernel, sigma)
-        self.kernel: Kernel = kernel
-        self.tau = check_tau(tau)
 
     def forward_result(
         self, x: Tensor, suppress: Tensor | None = None, guide: Tensor | None = None
@@ -214,9 +217,6 @@ class ForegroundRegionPool(nn.Module):
             x, self.dsr, self.k, min_rate=self.min_rate, region=self.region, guide=guide,
             kernel=self.kernel, sigma=self.sigma, suppress=suppress, tau=self.tau,
         )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_result(x).features
 
     def extra_repr(self) -> str:
         return (f"dsr={self.dsr}, k={self.k}, min_rate={self.min_rate}, region={self.region!r}, "

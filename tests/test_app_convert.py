@@ -31,10 +31,10 @@ TIMEOUT = 180
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture()
-def torch_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_checkpoint: Path,
-                streamlit_v2_pages: None) -> Iterator[Path]:
-    """A torch cache holding random ResNet-18 weights; the app's other folders are the test's."""
+def _isolate_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_checkpoint: Path) -> Path:
+    """Point the app's torch cache, own cache and checkpoint folders into ``tmp_path`` (no
+    bundled checkpoint, the tiny one the only file); returns the torch cache's checkpoints
+    folder (not created)."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("ARPVIZ_CACHE", str(tmp_path / "arpviz"))
     empty = tmp_path / "bundled"
@@ -42,7 +42,14 @@ def torch_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_checkpoint
     monkeypatch.setenv("ARPVIZ_BUNDLED_DIR", str(empty))
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(tiny_checkpoint.parent))
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", str(tmp_path))
-    weights = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+@pytest.fixture()
+def torch_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_checkpoint: Path,
+                streamlit_v2_pages: None) -> Iterator[Path]:
+    """A torch cache holding random ResNet-18 weights; the app's other folders are the test's."""
+    weights = _isolate_app(monkeypatch, tmp_path, tiny_checkpoint) / "resnet18-f37072fd.pth"
     weights.parent.mkdir(parents=True)
     torch.manual_seed(13)
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
@@ -109,16 +116,10 @@ def empty_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_checkpoint
                 streamlit_v2_pages: None) -> Iterator[Path]:
     """An empty torch cache (``TORCH_HOME`` in the test's folder), the tiny checkpoint as the
     app's only file; yields the torch cache's checkpoints folder."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("ARPVIZ_CACHE", str(tmp_path / "arpviz"))
-    empty = tmp_path / "bundled"
-    empty.mkdir()
-    monkeypatch.setenv("ARPVIZ_BUNDLED_DIR", str(empty))
-    monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(tiny_checkpoint.parent))
-    monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", str(tmp_path))
+    cache = _isolate_app(monkeypatch, tmp_path, tiny_checkpoint)
     monkeypatch.delenv(wt.OFFLINE_ENV, raising=False)
     threads = torch.get_num_threads()
-    yield tmp_path / "torch" / "hub" / "checkpoints"
+    yield cache
     torch.set_num_threads(threads)
 
 
