@@ -18,6 +18,7 @@ PROG = "arpviz-app"
 DEFAULT_FLAGS: dict[str, str] = {
     "--server.maxUploadSize": "256",
     "--browser.gatherUsageStats": "false",
+    "--global.disableWidgetStateDuplicationWarning": "true",
 }
 _HELP = f"""usage: {PROG} [-h] [--version] [STREAMLIT_FLAG ...]
 

@@ -88,11 +88,14 @@ def _report(source, split: str, limit: int | None, tau: float, label: str):
 
 c1, c2, c3 = st.columns(3)
 split = c1.radio("Split (SynthBirds)", ["val", "test"], horizontal=True, key="adapt_split",
-                 persist_state="session", index=int(eval_split == "test"))
-limit = c2.select_slider("Images (the first N of the split)", ad.LIMITS, value=ad.DEFAULT_LIMIT,
+                 persist_state="session",
+                 index=int(common.kept("adapt_split", eval_split) == "test"))
+limit = c2.select_slider("Images (the first N of the split)", ad.LIMITS,
+                         value=common.kept("adapt_limit", ad.DEFAULT_LIMIT),
                          key="adapt_limit", persist_state="session",
                          help="32 images take about 15-30 s on one CPU thread")
-tau = c3.select_slider(TAU_LABEL, TAUS, value=1.0, key="adapt_tau", persist_state="session",
+tau = c3.select_slider(TAU_LABEL, TAUS, value=common.kept("adapt_tau", 1.0), key="adapt_tau",
+                       persist_state="session",
                        help="C = sigmoid(tau * s). An extension beyond the paper: a larger tau "
                             "sharpens the confidence map. tau = 1 is the paper's operator.")
 found = _precomputed(path, loaded.key[2]) if path else []

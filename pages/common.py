@@ -135,6 +135,17 @@ def fragment_rerun() -> bool:
     return bool(ctx is not None and ctx.fragment_ids_this_run)
 
 
+def kept(key: str, default: T) -> T:
+    """The value keyed widget ``key`` holds in this session, else ``default``.
+
+    Give it to the widget as its own default (``value=`` or ``index=``): a widget that the
+    browser mounts afresh (after a run that did not draw it, or a rerun that crossed an upload's
+    two runs) then shows the value the server computes with, not the element's default. Keyed
+    widgets keep their identity when the default changes, so this never resets a widget.
+    """
+    return st.session_state.get(key, default)
+
+
 def with_progress(text: str, compute: Callable[[Callable[[float, str], None]], T]) -> T:
     """``compute(progress)`` under a progress bar that starts with ``text`` and shows every
     ``progress(fraction_done, message)``; the bar goes away when ``compute`` returns or fails."""

@@ -94,7 +94,8 @@ def _steer(loaded: common.LoadedCheckpoint, chosen: widgets.ChosenImage) -> None
                "layer sees it. ARP's map is sigmoid of the significance, so its background sits "
                "near 0.5; ARP-FG's (beyond the paper) keeps only the significance above the "
                "map's mean.")
-    opacity = st.slider("Map opacity", 0.0, 1.0, 0.6, 0.05, key="explore_opacity")
+    opacity = st.slider("Map opacity", 0.0, 1.0, common.kept("explore_opacity", 0.6), 0.05,
+                        key="explore_opacity")
     st.plotly_chart(figures.stage_views_figure(view, opacity), key="explore_stages")
     _sweep(session, knobs, (loaded.key, chosen.image.key))
 
@@ -108,11 +109,12 @@ def _faithfulness(session: ex.LiveSession, view: ex.ExploreView) -> None:
             "and how these relate to torch-cam's and pytorch-grad-cam's metrics: "
             "`docs/explain.md`, section *Faithfulness of the crop*.")
         names = list(view.stages)
-        default = names.index(faithful.default_crop_stage(view))
-        stage = st.selectbox("Stage", names, index=default,
+        stage = common.kept("explore_faith_stage", faithful.default_crop_stage(view))
+        stage = st.selectbox("Stage", names, index=names.index(stage) if stage in names else 0,
                              format_func=lambda n: view.stages[n].label,
                              key="explore_faith_stage")
         if not st.toggle("Test this crop", key="explore_faith",
+                         value=bool(common.kept("explore_faith", False)),
                          help="About 60 extra forward passes (one per box and scale)."):
             return
         check = faithful.crop_check(session, view, stage)
@@ -137,9 +139,12 @@ def _sweep(session: ex.LiveSession, knobs: dict[str, ex.Knob], context: tuple) -
     if not steerable:
         st.info("No RP, ARP or ARP-FG stage to sweep.")
         return
-    stage = st.selectbox("Stage", [c.name for c in steerable],
+    names = [c.name for c in steerable]
+    stage = common.kept("explore_sweep_stage", names[0])
+    stage = st.selectbox("Stage", names, index=names.index(stage) if stage in names else 0,
                          format_func=lambda n: ex.stage_label(n), key="explore_sweep_stage")
     run = st.toggle(f"Sweep k over {ex.K_RANGE[0]:g} to {ex.K_RANGE[1]:g}", key="explore_sweep",
+                    value=bool(common.kept("explore_sweep", False)),
                     help="Runs the model once per k (20 values) in the stage's mode; an RP "
                          "stage is switched to ARP.")
     if not run:

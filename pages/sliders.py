@@ -13,7 +13,7 @@ from __future__ import annotations
 import streamlit as st
 
 from arpviz.explorer import session
-from pages.common import LoadedCheckpoint
+from pages.common import LoadedCheckpoint, kept
 
 
 def _trained_values(
@@ -53,8 +53,9 @@ def _mode_name(control: session.StageControl, mode: str) -> str:
 def _slider(label: str, value: float, bounds: tuple[float, float], step: float, key: str,
             help: str) -> float:
     lo, hi = min(bounds[0], value), max(bounds[1], value)
-    return st.slider(label, min_value=float(lo), max_value=float(hi), step=step, key=key,
-                     persist_state="session", help=help)
+    current = min(max(float(kept(key, value)), lo), hi)
+    return st.slider(label, min_value=float(lo), max_value=float(hi), value=current, step=step,
+                     key=key, persist_state="session", help=help)
 
 
 def stage_sliders(
@@ -88,8 +89,10 @@ def stage_sliders(
             st.markdown(f"**{c.label}**")
             mode = c.mode
             if modes:
+                mode_key = f"{prefix}_mode:{c.name}"
                 mode = st.selectbox(
-                    "Pooling", session.STEERABLE_MODES, key=f"{prefix}_mode:{c.name}",
+                    "Pooling", session.STEERABLE_MODES, key=mode_key,
+                    index=session.STEERABLE_MODES.index(kept(mode_key, c.mode)),
                     format_func=lambda m, c=c: _mode_name(c, m), on_change=_mode_changed,
                     args=(prefix, c), persist_state="session",
                     help="RP: a fixed crop of the DSR. ARP: the paper's adaptive crop (Eq. 9). "
@@ -123,7 +126,8 @@ def stage_sliders(
         with st.expander("Beyond the paper: confidence temperature tau"):
             value = st.select_slider(
                 f"tau, every RP/ARP stage (trained {trained:g}; 1 = the paper)",
-                sorted(set(session.TAUS) | {trained}), key=f"{prefix}_tau", persist_state="session",
+                sorted(set(session.TAUS) | {trained}), value=kept(f"{prefix}_tau", trained),
+                key=f"{prefix}_tau", persist_state="session",
                 help="An extension, not in the paper: C = sigmoid(tau * s). A larger tau "
                      "sharpens the keypoint confidence (the background moves towards 0).")
         knobs = {name: session.Knob(knob.k, knob.dsr, float(value), knob.mode)

@@ -93,7 +93,9 @@ def image_input(loaded: LoadedCheckpoint, prefix: str) -> ChosenImage | None:
     choices = [SAMPLE_CHOICE, _UPLOAD_CHOICE] if count else [_UPLOAD_CHOICE]
     if st.session_state.get(OPEN_FILE_KEY):
         choices.append(FILE_CHOICE)
+    kept_source = common.kept(f"{prefix}_source", choices[0])
     source = st.radio("Image", choices, horizontal=True, key=f"{prefix}_source",
+                      index=choices.index(kept_source) if kept_source in choices else 0,
                       persist_state="session")
     if source == FILE_CHOICE:
         return _gallery_file(meta)
@@ -105,8 +107,11 @@ def image_input(loaded: LoadedCheckpoint, prefix: str) -> ChosenImage | None:
             st.session_state[f"{prefix}_sample_for"] = loaded.key
         index = st.number_input(f"Sample of the SynthBirds {split} split (0 to {count - 1})",
                                 min_value=0, max_value=count - 1, step=1,
+                                value=min(max(int(common.kept(f"{prefix}_sample", 0)), 0),
+                                          count - 1),
                                 key=f"{prefix}_sample", persist_state="session")
         show = st.checkbox("Show the ground truth box and keypoints", key=f"{prefix}_show_gt",
+                           value=bool(common.kept(f"{prefix}_show_gt", False)),
                            persist_state="session")
         image = _synth_sample(json.dumps(dict(meta.dataset), sort_keys=True, default=str),
                               _stats(meta), int(index), meta)

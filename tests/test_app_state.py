@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import APP, run_app, write_checkpoint
 from hypothesis import HealthCheck, settings
@@ -46,6 +47,22 @@ def two_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_checkpoint(folder / "tiny_b_rp.safetensors", "rp", classes=6, input_size=64,
                      epochs=1, probes=(0,), split_size=8, seed=1, perturb=0.0)
     return folder
+
+
+def defaults_are_values(at: AppTest) -> None:
+    """Every Explore widget's element default is the value the page computes with, so a widget
+    the browser mounts afresh (after a run that did not draw it, or a rerun that crossed an
+    upload's two runs) shows that value, not the element's minimum or first option."""
+    def explore(widgets):
+        return [w for w in widgets if w.key and w.key.startswith("explore_")]
+
+    for w in explore(at.slider) + explore(at.number_input):
+        assert list(np.atleast_1d(w.proto.default)) == pytest.approx(
+            list(np.atleast_1d(w.value))), (w.key, w.proto.default, w.value)
+    for w in explore(at.selectbox) + explore(at.radio):
+        assert w.proto.default == w.index, (w.key, w.proto.default, w.index)
+    for w in explore(at.checkbox) + explore(at.toggle):
+        assert w.proto.default == w.value, (w.key, w.proto.default, w.value)
 
 
 class ExploreMachine(RuleBasedStateMachine):
@@ -154,6 +171,11 @@ class ExploreMachine(RuleBasedStateMachine):
         for stage in self._steerable():
             assert view.stages[stage].label in caption  # the stage numbers show this view
 
+    @invariant()
+    def a_widget_mounted_afresh_shows_the_value_in_use(self) -> None:
+        if hasattr(self, "at"):
+            defaults_are_values(self.at)
+
     def teardown(self) -> None:
         self.at = None  # type: ignore[assignment]
 
@@ -168,3 +190,27 @@ def test_explore_never_shows_stale_state(app_env: Path, two_checkpoints: Path,
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(two_checkpoints))
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", str(two_checkpoints))
     ExploreMachine.TestCase().runTest()
+
+
+def test_widgets_mounted_afresh_show_the_value_in_use(app_env: Path) -> None:
+    """The sequence a browser once showed stale (moves, reset, a second upload): after each
+    step every Explore widget's default is its value, the sliders' included."""
+    at = run_app(AppTest.from_file(APP, default_timeout=120))
+    steps = [
+        lambda: at.slider(key="explore_k:conv4.local0").set_value(1.5),
+        lambda: at.slider(key="explore_dsr:conv4.local0").set_value(0.75),
+        lambda: at.slider(key="explore_k:conv3").set_value(0.4),
+        lambda: at.button(key="explore_reset").click(),
+        lambda: at.radio(key="explore_source").set_value("Upload an image"),
+        lambda: at.file_uploader(key="explore_upload").set_value(
+            ("red.png", IMAGES["red.png"], "image/png")),
+        lambda: at.slider(key="explore_k:conv3").set_value(0.4),
+        lambda: at.file_uploader(key="explore_upload").set_value(
+            ("blue.png", IMAGES["blue.png"], "image/png")),
+    ]
+    for step in steps:
+        step()
+        run_app(at)
+        defaults_are_values(at)
+    assert at.slider(key="explore_k:conv3").value == pytest.approx(0.4)
+    assert at.slider(key="explore_k:conv3").proto.default == pytest.approx([0.4])
