@@ -216,6 +216,24 @@ def _looks_pickled(data: bytes) -> bool:
                                                 b"\x02\x03\x04\x05")
 
 
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+               (b"GIF8", "a GIF image"), (b"BM", "a BMP image"), (b"II*\x00", "a TIFF image"),
+               (b"MM\x00*", "a TIFF image"), (b"%PDF", "a PDF document"),
+               (b"\x1f\x8b", "a gzip archive"))
+
+
+def _what_it_is(data: bytes) -> str:
+    """What a file that is not safetensors looks like, for the error message."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "a WebP image"
+    for signature, kind in _SIGNATURES:
+        if data.startswith(signature):
+            return kind
+    if data[:1] in (b"(", b"c", b"]", b"}", b"I", b"S", b"V") and data.rstrip().endswith(b"."):
+        return "it looks like a text pickle; arpviz never unpickles files"
+    return "bad header length"
+
+
 def _header(data: bytes, name: str, total: int | None = None) -> dict[str, Any]:
     """Parse and check the safetensors header and the arpviz metadata, without the tensors.
 
@@ -234,7 +252,7 @@ def _header(data: bytes, name: str, total: int | None = None) -> dict[str, Any]:
         raise CheckpointError(f"{name}: truncated (no safetensors header)")
     header_len = int.from_bytes(data[:8], "little")
     if header_len <= 0 or header_len > 100 * 1024**2:
-        raise CheckpointError(f"{name}: not a safetensors file (bad header length)")
+        raise CheckpointError(f"{name}: not a safetensors file ({_what_it_is(data)})")
     if 8 + header_len > min(total, len(data)):
         raise CheckpointError(f"{name}: truncated (the header runs past the end of the file)")
     try:
@@ -439,8 +457,10 @@ def load(
         tensors = st_load(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{name}: corrupt safetensors data: {exc}") from exc
-    model = MSGN(meta.config)
-    expected = model.state_dict()
+    # the shapes the config implies, from a model on the meta device (no memory, no init):
+    # a header whose config asks for huge layers is refused before anything is allocated
+    with torch.device("meta"):
+        expected = MSGN(meta.config).state_dict()
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -460,6 +480,7 @@ def load(
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{name}: non-finite weights in {bad[:5]}")
+    model = MSGN(meta.config)
     model.load_state_dict(state)
     model.eval().to(device)
     snapshots = _parse_snapshots(tensors, name)

@@ -212,7 +212,8 @@ def load_image_info(
         try:
             im = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ValueError(f"{name!r} is too large to decode safely: {exc}") from exc
+            raise ValueError(f"{name!r} is too large: more than the limit of {max_pixels} "
+                             f"pixels; refusing to decode it ({exc})") from exc
         except UnidentifiedImageError as exc:
             other = _identify_other(data)
             if other is not None:

@@ -17,7 +17,7 @@ from arpviz.explorer.figures.appendix import (
     object_maps_figure,
     rate_curve_figure,
 )
-from arpviz.explorer.session import TAUS, stage_label
+from arpviz.explorer.session import TAUS, stage_controls, stage_label
 from arpviz.foreground import DEFAULT_MIN_RATE
 from arpviz.simulate import (
     ObjectSimulation,
@@ -66,6 +66,13 @@ def cached_floor(key: tuple, _loaded: LoadedCheckpoint) -> dict:
                                     split=split if split in ("val", "test") else "val")
 
 
+def _floors(loaded: LoadedCheckpoint) -> dict:
+    """The checkpoint's floor per pooled stage; ``{}`` when it pools nothing."""
+    if all(c.mode == "stride" for c in stage_controls(loaded.model)):
+        return {}
+    return cached_floor(loaded.key, loaded)
+
+
 def floor_control(choice: str) -> float:
     """The simulator's ``background``: a slider (0 to 0.6), or the loaded checkpoint's floor."""
     loaded = current_checkpoint()
@@ -73,8 +80,10 @@ def floor_control(choice: str) -> float:
         if loaded is None or not trained_on_synthbirds(loaded.meta):
             st.info("Measuring needs a SynthBirds checkpoint loaded in the sidebar; set the "
                     "floor by hand.")
+        elif not (floors := _floors(loaded)):
+            st.info(f"{loaded.label} pools nothing (every stage is strided): there is no "
+                    "confidence map to measure; set the floor by hand.")
         else:
-            floors = cached_floor(loaded.key, loaded)
             stage = st.selectbox("stage", list(floors), index=len(floors) - 1,
                                  format_func=stage_label, key="appx_floor_stage")
             floor = floors[stage]
@@ -85,6 +94,7 @@ def floor_control(choice: str) -> float:
                        "it.")
             return float(floor.relative)
     return st.slider("floor (relative to the peak)", 0.0, 0.6, 0.02, 0.01, key="appx_background",
+                     persist_state="session",
                      help="0.02: the earlier default; a trained network's sigmoid leaves "
                           "about 0.5 (see below).")
 
@@ -112,26 +122,33 @@ with st.container(border=True):
     left, middle, right = st.columns(3)
     with left:
         seed = int(st.number_input("seed", min_value=0, max_value=1_000_000, value=0, step=1,
-                                   key="appx_seed"))
-        count = st.slider("distributions shown", 1, 24, 9, key="appx_count")
-        length = st.select_slider("length L (cells)", LENGTHS, value=56, key="appx_length")
+                                   key="appx_seed", persist_state="session"))
+        count = st.slider("distributions shown", 1, 24, 9, key="appx_count",
+                          persist_state="session")
+        length = st.select_slider("length L (cells)", LENGTHS, value=56, key="appx_length",
+                                  persist_state="session")
     with middle:
         spikiness = st.select_slider(
             "sparsity (exponent on the random significance)", SPIKINESS, value=1.0,
-            key="appx_spikiness", help="1: uniform significance; larger: fewer, sharper peaks",
+            key="appx_spikiness", persist_state="session",
+            help="1: uniform significance; larger: fewer, sharper peaks",
         )
         floor_choice = st.radio("background floor", FLOOR_CHOICES, key="appx_floor_source",
+                                persist_state="session",
                                 help="The simulator's floor is relative to the envelope's peak.")
         background = floor_control(floor_choice)
         placement = st.slider("placement of the interval (fraction of L)", 0.0, 1.0, (0.1, 0.9),
-                              0.05, key="appx_placement")
+                              0.05, key="appx_placement", persist_state="session")
         spread = st.slider("interval spread, std (fraction of L)", 0.01, 0.5, (0.03, 0.3), 0.01,
-                           key="appx_spread")
+                           key="appx_spread", persist_state="session")
     with right:
-        k = st.slider("k (trade-off coefficient)", 0.1, 2.0, 1.0, 0.05, key="appx_k")
-        dsr = st.slider("DSR (lower bound of the rate)", 0.05, 1.0, 0.5, 0.05, key="appx_dsr")
-        columns = st.slider("columns", 1, 6, 3, key="appx_cols")
-        show_true = st.toggle("show the true interval", value=True, key="appx_true")
+        k = st.slider("k (trade-off coefficient)", 0.1, 2.0, 1.0, 0.05, key="appx_k",
+                      persist_state="session")
+        dsr = st.slider("DSR (lower bound of the rate)", 0.05, 1.0, 0.5, 0.05, key="appx_dsr",
+                        persist_state="session")
+        columns = st.slider("columns", 1, 6, 3, key="appx_cols", persist_state="session")
+        show_true = st.toggle("show the true interval", value=True, key="appx_true",
+                              persist_state="session")
 
 settings = SimulationSettings(
     count=count, length=int(length), seed=seed, spread=tuple(spread),
@@ -150,7 +167,7 @@ st.caption(f"appendix crops (k {k:.2f}, DSR {dsr:.2f}, seed {seed}): {crops}")
 
 st.subheader("Over many random distributions")
 summary_count = st.select_slider("distributions in the summary", SUMMARY_COUNTS, value=1000,
-                                 key="appx_summary_count")
+                                 key="appx_summary_count", persist_state="session")
 many = cached_analysis(settings.with_count(int(summary_count), seed_offset=1_000_003))
 stats = summary_stats(many)
 m1, m2, m3, m4 = st.columns(4)
@@ -193,27 +210,30 @@ def object_section() -> None:
         left, middle, right = st.columns(3)
         with left:
             width = st.slider("object width (fraction of the map)", 0.05, 1.0, 0.3, 0.01,
-                              key="appx2d_width")
+                              key="appx2d_width", persist_state="session")
             height = st.slider("object height (fraction of the map)", 0.05, 1.0, 0.3, 0.01,
-                               key="appx2d_height")
+                               key="appx2d_height", persist_state="session")
         with middle:
             cx = st.slider("object centre, x (fraction of the map)", 0.0, 1.0, 0.5, 0.01,
-                           key="appx2d_x")
+                           key="appx2d_x", persist_state="session")
             cy = st.slider("object centre, y (fraction of the map)", 0.0, 1.0, 0.5, 0.01,
-                           key="appx2d_y")
+                           key="appx2d_y", persist_state="session")
             clutter = st.slider("clutter (distractor strength, object = 1)", 0.0, 1.5, 0.0, 0.05,
-                                key="appx2d_clutter",
+                                key="appx2d_clutter", persist_state="session",
                                 help="Five Gaussian blobs placed by the seed below; 0: none.")
             seed = int(st.number_input("clutter seed", min_value=0, max_value=1_000_000, value=0,
-                                       step=1, key="appx2d_seed"))
+                                       step=1, key="appx2d_seed", persist_state="session"))
         with right:
-            k = st.slider("k (trade-off coefficient)", 0.1, 2.0, 1.0, 0.05, key="appx2d_k")
+            k = st.slider("k (trade-off coefficient)", 0.1, 2.0, 1.0, 0.05, key="appx2d_k",
+                          persist_state="session")
             dsr = st.slider("DSR (ARP's lower bound of the rate)", 0.05, 1.0, 0.5, 0.05,
-                            key="appx2d_dsr")
+                            key="appx2d_dsr", persist_state="session")
             tau = st.select_slider("tau, confidence temperature: beyond the paper (1 = the "
-                                   "paper)", TAUS, value=1.0, key="appx2d_tau")
+                                   "paper)", TAUS, value=1.0, key="appx2d_tau",
+                                   persist_state="session")
             region = st.radio("ARP-FG (beyond the paper) keeps", list(FG_REGIONS),
-                              format_func=FG_REGIONS.get, key="appx2d_region")
+                              format_func=FG_REGIONS.get, key="appx2d_region",
+                              persist_state="session")
     sim, curve = cached_object(width=float(width), height=float(height), cx=float(cx),
                                cy=float(cy), clutter=float(clutter), k=float(k), dsr=float(dsr),
                                tau=float(tau), seed=seed, region=str(region))

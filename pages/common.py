@@ -22,7 +22,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -144,6 +144,38 @@ def kept(key: str, default: T) -> T:
     widgets keep their identity when the default changes, so this never resets a widget.
     """
     return st.session_state.get(key, default)
+
+
+def _wanted(key: str) -> str:
+    return f"{key}__wanted"
+
+
+def choice_index(key: str, options: Sequence[str], default: str) -> int:
+    """Call before drawing choice widget ``key`` over ``options`` (a radio, a selectbox): the
+    index to give it, and the user's own last choice put back when it is offered again.
+
+    A run whose options lack the current choice (a checkpoint without samples, say) resets the
+    widget to an offered one; without this, that reset would outlive the checkpoint switch.
+    The widget must call :func:`remember_choice` as its ``on_change`` with ``args=(key,)``.
+    """
+    wanted = st.session_state.get(_wanted(key))
+    current = kept(key, default)
+    if wanted is None and current in options:  # what the user has seen so far is their choice
+        st.session_state[_wanted(key)] = current
+    elif wanted in options and current != wanted:
+        st.session_state[key] = current = wanted
+    return list(options).index(current if current in options else default)
+
+
+def remember_choice(key: str) -> None:
+    """``on_change`` of a widget drawn after :func:`choice_index`: the user chose its value."""
+    set_choice(key, st.session_state[key])
+
+
+def set_choice(key: str, value: str) -> None:
+    """Choose ``value`` for choice widget ``key`` from code (before it is drawn in this run)."""
+    st.session_state[key] = value
+    st.session_state[_wanted(key)] = value
 
 
 def with_progress(text: str, compute: Callable[[Callable[[float, str], None]], T]) -> T:

@@ -25,10 +25,13 @@ loaded = common.require_checkpoint()
 meta = loaded.meta
 
 kinds = ["Image folder"] + (["SynthBirds split"] if inputs.sample_count(meta) else [])
-kind = st.radio("Images", kinds, horizontal=True, key="gallery_kind", index=len(kinds) - 1)
+kind = st.radio("Images", kinds, horizontal=True, key="gallery_kind",
+                index=common.choice_index("gallery_kind", kinds, kinds[-1]),
+                on_change=common.remember_choice, args=("gallery_kind",), persist_state="session")
 try:
     if kind == "Image folder":
         folder = st.text_input("Folder (searched recursively)", key="gallery_folder",
+                               persist_state="session",
                                help="A folder inside the ones this server allows "
                                     "(ARPVIZ_CHECKPOINT_ROOTS).")
         if not folder:
@@ -70,16 +73,18 @@ with st.expander("Filters and order", expanded=True):
     classes = a.multiselect("Predicted class", names, key="gallery_classes")
     has_labels = any(i.label is not None for i in items)
     correct = a.radio("Prediction", ["all", "correct", "incorrect"], horizontal=True,
-                      key="gallery_correct", disabled=not has_labels,
+                      key="gallery_correct", persist_state="session", disabled=not has_labels,
                       help=None if has_labels else "Only SynthBirds images have labels.")
     stage = b.selectbox("Rate of stage", stages, index=len(stages) - 1 if stages else None,
                         format_func=session.stage_label, key="gallery_stage",
                         help="Mean of the stage's (rate_h, rate_w): the crop's side as a share "
                              "of its map.")
-    rate_range = b.slider("Rate range", 0.0, 1.0, (0.0, 1.0), 0.01, key="gallery_rates")
+    rate_range = b.slider("Rate range", 0.0, 1.0, (0.0, 1.0), 0.01, key="gallery_rates",
+                          persist_state="session")
     flips = c.checkbox("Only top-1 flips under Explore's k", key="gallery_flips",
+                       persist_state="session",
                        disabled=not overrides, help="Against the trained setting.")
-    order = c.selectbox("Sort by", gallery.SORTS, key="gallery_sort")
+    order = c.selectbox("Sort by", gallery.SORTS, key="gallery_sort", persist_state="session")
 query = gallery.GalleryQuery(tuple(classes), correct if has_labels else "all", stage,
                              tuple(rate_range), flips and bool(overrides), order)
 shown = gallery.select(items, query)
@@ -106,7 +111,7 @@ def _caption(item: gallery.GalleryItem) -> str:
 def _open(item: gallery.GalleryItem) -> None:
     if source.kind == "folder":
         st.session_state[widgets.OPEN_FILE_KEY] = str(source.files[item.index])
-        st.session_state["explore_source"] = widgets.FILE_CHOICE
+        common.set_choice("explore_source", widgets.FILE_CHOICE)
     else:
         widgets.open_sample(loaded, item.index)
     st.switch_page("pages/explore.py")

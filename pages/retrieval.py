@@ -144,6 +144,8 @@ with left:
         except ValueError as exc:
             st.error(f"Cannot use this image: {exc}")
             st.stop()
+        if query.notes:
+            st.info(f"{upload.name}: " + "; ".join(query.notes) + ".")
     query_slot = st.container()
     st.markdown("#### Stages")
     knobs = sliders.stage_sliders(loaded, PREFIX)

@@ -33,9 +33,11 @@ with st.expander("Image and settings", expanded=True):
     with right:
         first_col, second_col = st.columns(2)
         first_mode = first_col.selectbox("Left side", ex.STEERABLE_MODES, index=1,
-                                         format_func=ex.mode_label, key="compare_left")
+                                         format_func=ex.mode_label, key="compare_left",
+                                         persist_state="session")
         second_mode = second_col.selectbox("Right side", ex.STEERABLE_MODES, index=0,
-                                           format_func=ex.mode_label, key="compare_right")
+                                           format_func=ex.mode_label, key="compare_right",
+                                           persist_state="session")
         st.caption("The DSR applies to both sides; a stage's k to the side that runs its "
                    "trained mode (another adaptive mode uses its own default k: ARP the "
                    "trained one, ARP-FG 1.5).")

@@ -118,7 +118,8 @@ with play_col:
     playing = st.toggle("play", key=PLAY_KEY, on_change=start_playing,
                         disabled=len(epochs) < 2, help="Step through the epochs")
 with speed_col:
-    delay = st.select_slider("seconds per epoch", SPEEDS, value=0.7, key="train_speed")
+    delay = st.select_slider("seconds per epoch", SPEEDS, value=0.7, key="train_speed",
+                             persist_state="session")
 playing = bool(playing and len(epochs) > 1)
 st.fragment(epoch_view, run_every=float(delay) if playing else None)(
     runs, epochs, playing, float(delay))

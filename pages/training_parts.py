@@ -80,7 +80,7 @@ def probe_section(runs: list[catalog.TrainingRecord], epoch: int, images_of: Ima
                            key="train_probes") if max_probes > 1 else 1)
     with c3:
         cols = st.number_input("columns", 1, 8, 4 if len(with_snaps) == 1 else 2,
-                               key="train_cols")
+                               key="train_cols", persist_state="session")
     with c4:
         animate = st.checkbox("animate in the browser", key="train_animate",
                               help="Adds plotly's own epoch slider and play button to the "
@@ -158,9 +158,11 @@ def comparison_section(runs: list[catalog.TrainingRecord], epoch: int, animate: 
         n_pair = st.slider("probe images", 1, count, min(4, count),
                            key="train_pair_probes") if count > 1 else 1
     with p2:
-        pair_cols = st.number_input("pairs per row", 1, 6, 2, key="train_pair_cols")
+        pair_cols = st.number_input("pairs per row", 1, 6, 2, key="train_pair_cols",
+                                    persist_state="session")
     with p3:
-        show_conv3 = st.checkbox("show the Conv3 box too", value=True, key="train_pair_conv3")
+        show_conv3 = st.checkbox("show the Conv3 box too", value=True, key="train_pair_conv3",
+                                 persist_state="session")
     st.plotly_chart(
         figures.comparison_figure(images_of(arp), arp, stn, epoch,
                                   probes=list(range(min(n_pair, count))), cols=int(pair_cols),

@@ -72,7 +72,7 @@ def open_sample(loaded: LoadedCheckpoint, index: int, prefix: str = "explore") -
     """Make sample ``index`` of ``loaded``'s evaluation split the image of page ``prefix`` (the
     Gallery's and Adaptivity's "open in Explore"); the page then keeps it for this checkpoint
     instead of its default sample."""
-    st.session_state[f"{prefix}_source"] = SAMPLE_CHOICE
+    common.set_choice(f"{prefix}_source", SAMPLE_CHOICE)
     st.session_state[f"{prefix}_sample"] = int(index)
     st.session_state[f"{prefix}_sample_for"] = loaded.key
 
@@ -93,10 +93,10 @@ def image_input(loaded: LoadedCheckpoint, prefix: str) -> ChosenImage | None:
     choices = [SAMPLE_CHOICE, _UPLOAD_CHOICE] if count else [_UPLOAD_CHOICE]
     if st.session_state.get(OPEN_FILE_KEY):
         choices.append(FILE_CHOICE)
-    kept_source = common.kept(f"{prefix}_source", choices[0])
-    source = st.radio("Image", choices, horizontal=True, key=f"{prefix}_source",
-                      index=choices.index(kept_source) if kept_source in choices else 0,
-                      persist_state="session")
+    key = f"{prefix}_source"
+    source = st.radio("Image", choices, horizontal=True, key=key,
+                      index=common.choice_index(key, choices, choices[0]),
+                      on_change=common.remember_choice, args=(key,), persist_state="session")
     if source == FILE_CHOICE:
         return _gallery_file(meta)
     if source == SAMPLE_CHOICE:

@@ -143,3 +143,20 @@ def test_two_dimensional_section_moves_the_rates(page):
     page.slider(key="appx2d_dsr").set_value(0.05).run()
     assert not page.exception
     assert len(page.get("plotly_chart")) == 6
+
+
+def test_floor_preset_on_a_network_that_pools_nothing(app_env, tmp_path, monkeypatch):
+    """An all-strided checkpoint has no confidence map: a note, and the slider by hand."""
+    folder = tmp_path / "strided"
+    folder.mkdir()
+    (folder / "stride.safetensors").symlink_to(
+        ROOT / "checkpoints" / "synthbirds_wide_baseline_stride.safetensors")
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(folder))
+    at = run_app(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    at.switch_page("pages/appendix_a.py")
+    run_app(at)
+    at.radio(key="appx_floor_source").set_value("as measured in the loaded checkpoint")
+    run_app(at)
+    assert not at.exception
+    assert any("pools nothing" in str(i.value) for i in at.info)
+    assert at.slider(key="appx_background").value == pytest.approx(0.02)

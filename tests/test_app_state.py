@@ -214,3 +214,62 @@ def test_widgets_mounted_afresh_show_the_value_in_use(app_env: Path) -> None:
         defaults_are_values(at)
     assert at.slider(key="explore_k:conv3").value == pytest.approx(0.4)
     assert at.slider(key="explore_k:conv3").proto.default == pytest.approx([0.4])
+
+
+def _pick(at: AppTest, part: str) -> None:
+    box = at.selectbox(key="arpviz_checkpoint")
+    box.select(next(o for o in box.options if part in o))
+    run_app(at)
+
+
+def test_the_image_source_comes_back_after_a_checkpoint_without_samples(
+        app_env: Path, tiny_checkpoint: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A re-ID checkpoint offers uploads only; back on a SynthBirds one, Explore, RP against
+    ARP and the Gallery show samples again, as the user had chosen."""
+    folder = tmp_path / "both"
+    folder.mkdir()
+    (folder / "a_tiny.safetensors").symlink_to(tiny_checkpoint)
+    (folder / "b_reid.safetensors").symlink_to(
+        Path(APP).parent / "checkpoints" / "synthreid_msgn_arp.safetensors")
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(folder))
+    at = run_app(AppTest.from_file(APP, default_timeout=180))
+    for page, key in (("pages/explore.py", "explore_source"),
+                      ("pages/rp_vs_arp.py", "compare_source"),
+                      ("pages/gallery.py", "gallery_kind")):
+        at.switch_page(page)
+        run_app(at)
+        chosen = at.radio(key=key).value
+        _pick(at, "b_reid")
+        assert not any("SynthBirds" in o for o in at.radio(key=key).options), page
+        _pick(at, "a_tiny")
+        assert at.radio(key=key).value == chosen, page
+        assert not at.exception
+
+
+def test_settings_outlive_a_visit_to_another_page(app_env: Path) -> None:
+    """What a user set on Explore, RP against ARP and Appendix A is still set on coming back."""
+    at = run_app(AppTest.from_file(APP, default_timeout=180))
+    at.slider(key="explore_opacity").set_value(0.3)
+    run_app(at)
+    at.switch_page("pages/rp_vs_arp.py")
+    run_app(at)
+    at.selectbox(key="compare_right").set_value("arpfg")
+    run_app(at)
+    at.switch_page("pages/appendix_a.py")
+    run_app(at)
+    at.slider(key="appx_k").set_value(1.5)
+    at.slider(key="appx2d_width").set_value(0.6)
+    run_app(at)
+    at.switch_page("pages/explore.py")
+    run_app(at)
+    assert at.slider(key="explore_opacity").value == pytest.approx(0.3)
+    defaults_are_values(at)
+    at.switch_page("pages/rp_vs_arp.py")
+    run_app(at)
+    assert at.selectbox(key="compare_right").value == "arpfg"
+    at.switch_page("pages/appendix_a.py")
+    run_app(at)
+    assert at.slider(key="appx_k").value == pytest.approx(1.5)
+    assert at.slider(key="appx2d_width").value == pytest.approx(0.6)
+    assert not at.exception

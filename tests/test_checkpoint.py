@@ -166,6 +166,34 @@ def test_missing_keys_and_shapes_and_versions(saved):
                   "class names")
 
 
+def test_a_config_asking_for_huge_layers_allocates_nothing(saved, monkeypatch):
+    """A few-kB file whose config asks for a 2-million-wide embedding is refused from the
+    shapes alone: the only model built is on the meta device."""
+    built_on = []
+
+    def recording_msgn(config):
+        built_on.append(torch.empty(0).device.type)
+        return MSGN(config)
+
+    monkeypatch.setattr(ckpt, "MSGN", recording_msgn)
+    huge = _rewrite(saved[0], tensors_change=lambda t: t.clear(),
+                    meta_change=lambda m: m["config"].update(embedding_dim=2_000_000))
+    assert len(huge) < 20_000
+    _expect_error(huge, "missing")
+    assert built_on == ["meta"]
+    ckpt.load(saved[0])  # a good file: the meta check, then the real model
+    assert built_on == ["meta", "meta", "cpu"]
+
+
+def test_images_and_text_pickles_are_named(tmp_path):
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    _expect_error(png, "PNG image")
+    _expect_error(b"\xff\xd8\xff\xe0" + b"\x00" * 64, "JPEG image")
+    marker = tmp_path / "pwned"
+    _expect_error(pickle.dumps(_Exploit(str(marker)), protocol=0), "pickle")
+    assert not marker.exists()
+
+
 def test_missing_file_and_wrong_types(tmp_path):
     with pytest.raises(FileNotFoundError):
         ckpt.load(tmp_path / "nope.safetensors")

@@ -131,6 +131,23 @@ def test_preprocess_matches_eval_transform(ckpt: Checkpoint) -> None:
         inputs.preprocess("image.png", ckpt.meta)  # type: ignore[arg-type]
 
 
+def test_two_images_with_one_input_stay_two_images(ckpt: Checkpoint) -> None:
+    """A 5000 x 20 and a 1 x 5000 image of one colour resize to the same input; each keeps
+    its own key and its own photo (no cache hands one the other's), and both are flagged."""
+    from arpviz.explorer import photo
+
+    wide = inputs.load_upload(_png(Image.new("RGB", (5000, 20), (0, 160, 0))), ckpt.meta, "w")
+    tall = inputs.load_upload(_png(Image.new("RGB", (1, 5000), (0, 160, 0))), ckpt.meta, "t")
+    assert np.array_equal(wide.image, tall.image) and wide.key != tall.key
+    assert (photo.photo_of(wide, ckpt.meta).width, photo.photo_of(wide, ckpt.meta).height) \
+        == (5000, 20)
+    assert (photo.photo_of(tall, ckpt.meta).width, photo.photo_of(tall, ckpt.meta).height) \
+        == (1, 5000)
+    assert any(n.startswith("extreme aspect") for n in wide.notes)
+    assert any(n.startswith("tiny image") for n in tall.notes)
+    assert inputs.load_upload(_png(Image.new("RGB", (300, 200))), ckpt.meta).notes == ()
+
+
 def test_synth_sample_truth_lines_up_with_the_crop(ckpt: Checkpoint) -> None:
     sample = inputs.synth_sample(ckpt.meta, 2)
     config = synth_config(ckpt.meta.dataset, 128)

@@ -97,6 +97,12 @@ def test_upload_query_is_an_unknown_identity(index):
     assert view.ranking.ap is None and not view.ranking.matches.any()
     with pytest.raises(ValueError, match="bad.png"):
         rx.upload_query(b"not an image", index.meta, "bad.png")
+    assert query.notes == ()
+    tiny = io.BytesIO()
+    Image.new("LA", (2, 2)).save(tiny, format="PNG")
+    notes = rx.upload_query(tiny.getvalue(), index.meta, "tiny.png").notes
+    assert any("transparent" in n for n in notes), notes
+    assert any(n.startswith("tiny image") for n in notes), notes
 
 
 def test_figures_draw_crops_inside_the_tiles_and_frame_matches(index):

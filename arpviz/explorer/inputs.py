@@ -30,7 +30,7 @@ from arpviz.data.synthbirds import SynthBirds
 from arpviz.datasources import build, probe_batch, synth_config
 from arpviz.explain.records import InputGeometry
 from arpviz.explorer.catalog import trained_on_synthbirds
-from arpviz.images import load_image_info
+from arpviz.images import LoadedImage, load_image_info, shape_notes
 
 __all__ = [
     "IMAGE_TYPES",
@@ -167,7 +167,10 @@ def preprocess(
     mean = torch.tensor(meta.mean, dtype=torch.float32).view(3, 1, 1)
     std = torch.tensor(meta.std, dtype=torch.float32).view(3, 1, 1)
     tensor = ((x.float() / 255.0 - mean) / std).unsqueeze(0).contiguous()
-    key = image_digest(shown) + image_digest(np.array(meta.mean + meta.std))[:8]
+    # the input's pixels, the normalisation and the original (two images that resize to the
+    # same input are still two images: their photos and boxes differ)
+    key = (image_digest(shown) + image_digest(np.array(meta.mean + meta.std))[:8]
+           + image_digest(np.asarray(pil))[:8])
     return PreparedImage(shown, tensor, key, (pil.width, pil.height), name, tuple(notes), truth,
                          pil, geometry)
 
@@ -186,7 +189,13 @@ def load_upload(data: bytes, meta: CheckpointMeta, name: str = "uploaded file") 
         info = load_image_info(data, max_pixels=MAX_PIXELS, max_bytes=MAX_IMAGE_BYTES)
     except ValueError as exc:
         raise ValueError(str(exc).replace("'image data'", repr(name))) from exc
-    return preprocess(info.image, meta, name=name, notes=info.notes)
+    return preprocess(info.image, meta, name=name, notes=_notes(info, meta))
+
+
+def _notes(info: LoadedImage, meta: CheckpointMeta) -> tuple[str, ...]:
+    """The loader's conversions, then what the image's shape means for this network."""
+    width, height = info.image.size
+    return tuple(info.notes) + shape_notes(width, height, meta.input_size)
 
 
 def load_file(path: str | Path, meta: CheckpointMeta) -> PreparedImage:
@@ -202,7 +211,7 @@ def load_file(path: str | Path, meta: CheckpointMeta) -> PreparedImage:
         info = load_image_info(path, max_pixels=MAX_PIXELS, max_bytes=MAX_IMAGE_BYTES)
     except OSError as exc:
         raise ValueError(f"{path.name!r} could not be read: {exc}") from exc
-    return preprocess(info.image, meta, name=path.name, notes=info.notes)
+    return preprocess(info.image, meta, name=path.name, notes=_notes(info, meta))
 
 
 def sample_count(meta: CheckpointMeta) -> int:

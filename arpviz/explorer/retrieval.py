@@ -29,7 +29,7 @@ from torch import Tensor
 
 from arpviz.checkpoint import Checkpoint, CheckpointError, CheckpointMeta, read_meta
 from arpviz.explorer.session import Knob, overrides_from, stage_controls
-from arpviz.images import load_image_info
+from arpviz.images import load_image_info, shape_notes
 from arpviz.models import MSGN, StageCache, StageOverride
 from arpviz.models.stages import stage_label
 from arpviz.reid import descriptor, is_reid
@@ -119,13 +119,16 @@ def _to_uint8(batch: Tensor, meta: CheckpointMeta) -> np.ndarray:
 @dataclass(frozen=True)
 class QueryImage:
     """A query: ``image`` ``uint8 [S, S, 3]``, ``tensor`` ``[1, 3, S, S]`` (normalised), its
-    identity and camera (``-1`` for an upload: nothing excluded, nothing matches)."""
+    identity and camera (``-1`` for an upload: nothing excluded, nothing matches); ``notes``:
+    what the loader converted (EXIF rotation, 16-bit, first frame, ...) and what the image's
+    shape means for the network (tiny, extreme aspect)."""
 
     image: np.ndarray
     tensor: Tensor
     pid: int
     camid: int
     name: str
+    notes: tuple[str, ...] = ()
 
 
 def upload_query(data: bytes, meta: CheckpointMeta, name: str = "upload") -> QueryImage:
@@ -143,7 +146,9 @@ def upload_query(data: bytes, meta: CheckpointMeta, name: str = "upload") -> Que
         raise ValueError(str(exc).replace("'image data'", repr(name))) from exc
     size = meta.input_size
     tensor = eval_transform(size, resize=size, mean=meta.mean, std=meta.std)(info.image)[None]
-    return QueryImage(_to_uint8(tensor, meta)[0], tensor, -1, -1, name)
+    width, height = info.image.size
+    notes = tuple(info.notes) + shape_notes(width, height, size)
+    return QueryImage(_to_uint8(tensor, meta)[0], tensor, -1, -1, name, notes)
 
 
 @dataclass(frozen=True)
