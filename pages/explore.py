@@ -95,7 +95,7 @@ def _steer(loaded: common.LoadedCheckpoint, chosen: widgets.ChosenImage) -> None
                "near 0.5; ARP-FG's (beyond the paper) keeps only the significance above the "
                "map's mean.")
     opacity = st.slider("Map opacity", 0.0, 1.0, common.kept("explore_opacity", 0.6), 0.05,
-                        key="explore_opacity", persist_state="session")
+                        key="explore_opacity")
     st.plotly_chart(figures.stage_views_figure(view, opacity), key="explore_stages")
     _sweep(session, knobs, (loaded.key, chosen.image.key))
 
@@ -113,7 +113,7 @@ def _faithfulness(session: ex.LiveSession, view: ex.ExploreView) -> None:
         stage = st.selectbox("Stage", names, index=names.index(stage) if stage in names else 0,
                              format_func=lambda n: view.stages[n].label,
                              key="explore_faith_stage")
-        if not st.toggle("Test this crop", key="explore_faith", persist_state="session",
+        if not st.toggle("Test this crop", key="explore_faith",
                          value=bool(common.kept("explore_faith", False)),
                          help="About 60 extra forward passes (one per box and scale)."):
             return
@@ -144,7 +144,6 @@ def _sweep(session: ex.LiveSession, knobs: dict[str, ex.Knob], context: tuple) -
     stage = st.selectbox("Stage", names, index=names.index(stage) if stage in names else 0,
                          format_func=lambda n: ex.stage_label(n), key="explore_sweep_stage")
     run = st.toggle(f"Sweep k over {ex.K_RANGE[0]:g} to {ex.K_RANGE[1]:g}", key="explore_sweep",
-                    persist_state="session",
                     value=bool(common.kept("explore_sweep", False)),
                     help="Runs the model once per k (20 values) in the stage's mode; an RP "
                          "stage is switched to ARP.")
