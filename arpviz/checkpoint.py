@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from safetensors.torch import save as st_save
 from torch import Tensor
 
 from arpviz.models import MSGN, MSGNConfig
+from arpviz.validation import check_device
 
 __all__ = [
     "FORMAT",
@@ -257,7 +259,7 @@ def _header(data: bytes, name: str, total: int | None = None) -> dict[str, Any]:
         raise CheckpointError(f"{name}: truncated (the header runs past the end of the file)")
     try:
         header = json.loads(data[8 : 8 + header_len])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{name}: not a safetensors file (header is not JSON)") from exc
     if not isinstance(header, dict):
         raise CheckpointError(f"{name}: not a safetensors file (header is not an object)")
@@ -275,7 +277,7 @@ def _header(data: bytes, name: str, total: int | None = None) -> dict[str, Any]:
         raise CheckpointError(f"{name}: a safetensors file, but not an arpviz checkpoint")
     try:
         meta = json.loads(raw)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{name}: the arpviz metadata is not valid JSON") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
@@ -308,14 +310,16 @@ def _parse_meta(raw: Mapping[str, Any], name: str) -> CheckpointMeta:
             dataset=dict(raw.get("dataset", {})),
             created=str(raw.get("created", "")),
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{name}: invalid metadata: {exc}") from exc
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as exc:
+        raise CheckpointError(f"{name}: invalid metadata: {type(exc).__name__}: "
+                              f"{str(exc)[:200]}") from exc
     if len(meta.class_names) != config.num_classes:
         raise CheckpointError(
             f"{name}: {len(meta.class_names)} class names for {config.num_classes} classes"
         )
-    if len(meta.mean) != 3 or len(meta.std) != 3 or not all(s > 0 for s in meta.std):
-        raise CheckpointError(f"{name}: input mean/std must be 3 numbers (std > 0)")
+    if (len(meta.mean) != 3 or len(meta.std) != 3 or not all(s > 0 for s in meta.std)
+            or not all(math.isfinite(v) for v in meta.mean + meta.std)):
+        raise CheckpointError(f"{name}: input mean/std must be 3 finite numbers (std > 0)")
     if not 16 <= meta.input_size <= 4096:
         raise CheckpointError(f"{name}: input size {meta.input_size} out of range [16, 4096]")
     return meta
@@ -336,6 +340,8 @@ def file_digest(path: str | os.PathLike) -> str:
     """SHA-256 hex digest of a file's bytes (read in 1 MiB blocks): a checkpoint's identity in
     caches and records."""
     digest = hashlib.sha256()
+    if not Path(path).is_file():  # a FIFO or /dev/zero would never end
+        raise FileNotFoundError(f"no checkpoint file at {path}")
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
@@ -450,6 +456,7 @@ def load(
         CheckpointError: (a ``ValueError``) empty, truncated, pickle, foreign format, unknown
             version, invalid metadata, missing or unexpected weights, mismatched shapes.
     """
+    device = check_device(device)
     data, file = _read_bytes(path)
     name = file.name if file else "checkpoint"
     meta = _parse_meta(_header(data, name), name)

@@ -39,6 +39,7 @@ from arpviz.images import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.models import MSGN, MSGNConfig
 from arpviz.models.pretrained import load_backbone_state_dict, read_state_dict
 from arpviz.models.stages import ADAPTIVE_MODES, STEERABLE_MODES
+from arpviz.validation import check_output_file
 from arpviz.weights import (
     MIRROR_ENV,
     WeightsEntry,
@@ -511,6 +512,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.download and args.weights is not None:
         parser.error("--download fetches torchvision's own file; leave out --weights")
+    if args.out is not None:
+        if not args.out.endswith(".safetensors"):
+            parser.error(f"--out must name a .safetensors file, got {args.out}")
+        try:
+            check_output_file(args.out, "--out")
+        except ValueError as exc:
+            parser.error(str(exc))
     options = {"conv3": args.conv3, "conv4": args.conv4, "conv3_k": args.conv3_k,
                "conv4_k": args.conv4_k, "dsr": args.dsr}
     bar = tqdm(total=100, desc=f"convert {args.arch}", disable=not args.progress,

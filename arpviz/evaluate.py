@@ -30,6 +30,7 @@ from arpviz.data.synthbirds import SynthBirds
 from arpviz.data.transforms import default_resize
 from arpviz.datasources import build, synth_config
 from arpviz.numerics import describe, set_deterministic
+from arpviz.validation import check_count, check_device
 
 __all__ = [
     "EvalResult",
@@ -201,11 +202,17 @@ def _evaluate_any(args: argparse.Namespace) -> object:
     from arpviz.datasources import is_reid
     from arpviz.retrieval import evaluate_retrieval
 
+    check_device(args.device, "--device")
+    check_count(args.limit, "--limit", optional=True)
+    check_count(args.batch_size, "--batch-size")
     if args.checkpoint is None:
         args.checkpoint = str(default_checkpoint_path())
     if is_reid(ckpt.read_meta(args.checkpoint).dataset):
         if args.split != "test":
             raise ValueError("re-ID checkpoints are evaluated on --split test (query/gallery)")
+        if args.limit is not None:
+            raise ValueError("--limit does not apply to re-ID checkpoints: mAP and CMC need "
+                             "the whole query and gallery")
         return evaluate_retrieval(args.checkpoint, device=args.device,
                                   batch_size=args.batch_size)
     return evaluate(args.checkpoint, args.split, device=args.device, limit=args.limit,

@@ -46,7 +46,12 @@ from arpviz.datasources import DataSources, build, probe_batch
 from arpviz.models import MSGN, MSGNConfig, from_torchvision
 from arpviz.models.pretrained import fetch_pretrained, pretrained_entry
 from arpviz.reid import ReIDModel, is_reid, reid_epoch_loader, reid_loss, reid_record, warm_start
-from arpviz.validation import check_count, dataclass_fields_of
+from arpviz.validation import (
+    check_count,
+    check_device,
+    check_output_file,
+    dataclass_fields_of,
+)
 from arpviz.weights import WeightsError
 
 __all__ = [
@@ -113,7 +118,22 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if not isinstance(self.probes, int) or self.probes < 0:
             raise ValueError(f"probes must be an int >= 0, got {self.probes!r}")
+        for name in ("momentum", "weight_decay", "triplet_margin"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not isinstance(self.gamma, (int, float)) or not 0 < self.gamma < math.inf:
+            raise ValueError(f"gamma must be a finite number > 0, got {self.gamma!r}")
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 0:
+            raise ValueError(f"workers must be an int >= 0, got {self.workers!r}")
+        for name in ("threads", "limit_train", "limit_val", "stop_after"):
+            check_count(getattr(self, name), name, optional=True)
+        check_count(self.instances_per_id, "instances_per_id")
         object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
+        if not all(0 < m <= 1 for m in self.milestones) or list(self.milestones) != sorted(
+                self.milestones):
+            raise ValueError("milestones must be increasing fractions of the epochs in (0, 1], "
+                             f"got {list(self.milestones)}")
         MSGNConfig.from_dict(self.model)  # validates the model part early
 
     def to_dict(self) -> dict[str, Any]:
@@ -563,11 +583,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         _check_pretrained(config, args.download)
+        check_output_file(config.out, "--out")
+        if config.device != "auto":
+            check_device(config.device, "--device")
+        if args.resume is not None and not Path(args.resume).is_file():
+            raise ValueError(f"--resume: no checkpoint file at {args.resume}")
     except (ValueError, TypeError, OSError, json.JSONDecodeError) as exc:
         parser.error(" ".join(str(exc).split()))
     try:
         path = train(config, resume=args.resume, download=args.download)
-    except WeightsError as exc:
+    except (WeightsError, ValueError, TypeError, OSError) as exc:
+        # a resume that does not fit, a data set that cannot be read, a full disk: one line
+        # (the traceback goes to the log at debug level)
+        logger.debug("training failed", exc_info=True)
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     print(path)

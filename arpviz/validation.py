@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 KERNELS = ("gaussian", "box")
@@ -68,6 +70,62 @@ def check_kernel(kernel: object, sigma: object) -> float:
     if not (sigma > 0) or not math.isfinite(sigma):
         raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
     return float(sigma)
+
+
+def _writable_folder(folder: Path, name: str, shown: object) -> None:
+    """``folder`` exists as a writable folder, or can be created: its nearest existing
+    ancestor is a writable folder (not a file)."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"{name}: {shown!s} cannot be created, {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}: {shown!s} cannot be written, {probe} is not writable")
+
+
+def check_output_file(path: str | os.PathLike, name: str) -> Path:
+    """A file path that can be written (checked before any work): not a folder, its folder
+    existing and writable or creatable. ``ValueError`` naming ``name`` otherwise."""
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(f"{name}: {out} is a folder, not a file")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise ValueError(f"{name}: {out} exists and is not writable")
+    _writable_folder(out.parent, name, out)
+    return out
+
+
+def check_output_dir(path: str | os.PathLike, name: str) -> Path:
+    """A folder that can be written or created (checked before any work). ``ValueError``
+    naming ``name`` otherwise."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{name}: {out} is a file, not a folder")
+    _writable_folder(out, name, out)
+    return out
+
+
+def check_device(device: object, name: str = "device") -> Any:
+    """A ``torch.device`` this machine has: ``cpu``, or ``cuda[:i]`` with CUDA present
+    (``ValueError`` naming ``name`` for an unknown or absent device)."""
+    import torch
+
+    try:
+        resolved = torch.device(device)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{name} must be cpu or cuda[:N], got {device!r}") from exc
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name} {device!r}: CUDA is not available on this machine")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"{name} {device!r}: this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+    elif resolved.type != "cpu":
+        raise ValueError(f"{name} must be cpu or cuda[:N], got {device!r}")
+    return resolved
 
 
 def dataclass_fields_of(data: object, cls: type) -> dict[str, Any]:

@@ -238,3 +238,18 @@ def test_training_state_round_trip(tmp_path):
 def test_malformed_headers_are_checkpoint_errors(header):
     raw = json.dumps(header).encode()
     _expect_error(len(raw).to_bytes(8, "little") + raw + b"\x00" * 8, "not a|malformed|JSON")
+
+
+def test_crafted_metadata_is_a_checkpoint_error(saved):
+    """Numbers too large for an int, NaN normalisation and JSON nested past Python's recursion
+    limit are invalid metadata, never an OverflowError or RecursionError."""
+    _expect_error(_rewrite(saved[0], meta_change=lambda m: m["input"].update(size=1e308 * 10)),
+                  "invalid metadata")
+    _expect_error(_rewrite(saved[0], meta_change=lambda m: m["input"].update(
+        mean=[float("nan"), 0.5, 0.5])), "finite")
+    data = saved[0].read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    header["__metadata__"]["arpviz"] = "[" * 100_000 + "]" * 100_000
+    raw = json.dumps(header).encode()
+    _expect_error(len(raw).to_bytes(8, "little") + raw + data[8 + length:], "not valid JSON")

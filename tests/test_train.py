@@ -51,16 +51,19 @@ def test_cli_smoke_run_writes_a_loadable_checkpoint_with_snapshots(smoke):
     assert state_path(smoke).exists()
 
 
-def test_resume_continues_the_schedule(tmp_path):
+def test_resume_continues_the_schedule(tmp_path, capsys):
     full = tmp_path / "full.safetensors"
     part = tmp_path / "part.safetensors"
     args = [a if a != "2" else "3" for a in SMALL]  # 3 epochs
     assert train_main([*args, "--out", str(full)]) == 0
     assert train_main([*args, "--out", str(part), "--stop-after", "2"]) == 0
     assert [h["epoch"] for h in ckpt.load(part).meta.history] == [1, 2]
-    with pytest.raises(ValueError, match="localisation_lr_scale"):  # a silent change refused
-        train_main([*args, "--out", str(part), "--resume", str(part),
-                    "--localisation-lr-scale", "0.1"])
+    # a silent change is refused: one line, exit status 1, the checkpoint untouched
+    before = part.read_bytes()
+    assert train_main([*args, "--out", str(part), "--resume", str(part),
+                       "--localisation-lr-scale", "0.1"]) == 1
+    assert "localisation_lr_scale" in capsys.readouterr().err
+    assert part.read_bytes() == before
     assert train_main([*args, "--out", str(part), "--resume", str(part)]) == 0
     a, b = ckpt.load(full), ckpt.load(part)
     assert [h["epoch"] for h in b.meta.history] == [1, 2, 3]

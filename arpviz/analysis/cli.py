@@ -16,6 +16,7 @@ import arpviz.analysis as package
 from arpviz.analysis.measure import DEFAULT_K_VALUES, analyse
 from arpviz.analysis.report import AdaptivityReport
 from arpviz.bundled import default_checkpoint_path
+from arpviz.validation import check_count, check_device, check_output_file
 
 __all__ = ["PROG", "format_table", "main"]
 
@@ -115,6 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     try:
+        if args.out:
+            check_output_file(args.out, "--out")
+        check_device(args.device, "--device")
+        check_count(args.n_boot, "--n-boot")
+        if args.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {args.seed}")
         if args.checkpoint is None:
             args.checkpoint = str(default_checkpoint_path())
         report = analyse(args.checkpoint, args.split, limit=args.limit, tau=args.tau,
@@ -128,8 +135,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(report))
     if args.out:
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(report.to_json() + "\n")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(report.to_json() + "\n")
+        except OSError as exc:
+            print(f"{PROG}: error: cannot write --out {out}: {exc}", file=sys.stderr)
+            return 1
         print(f"wrote {out}")
     return 0
 

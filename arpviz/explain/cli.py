@@ -29,6 +29,7 @@ from arpviz.explain.overlay import overlay_png
 from arpviz.explain.records import record_to_json
 from arpviz.images import DEFAULT_MAX_PIXELS
 from arpviz.models import STEERABLE_MODES, StageOverride
+from arpviz.validation import check_device, check_output_dir
 
 __all__ = ["PROG", "UsageError", "main", "parse_overrides"]
 
@@ -110,12 +111,10 @@ def _resolve_device(choice: str, local_rank: int) -> torch.device:
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        device = torch.device(choice)
-    except RuntimeError as exc:
-        raise UsageError(f"--device {choice!r}: {exc}") from None
+        device = check_device(choice, "--device")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {choice!r}: CUDA is not available here")
         if device.index is None:
             device = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
@@ -196,6 +195,9 @@ def _prepare(args: argparse.Namespace, local_rank: int) -> tuple[ckpt.Checkpoint
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.max_pixels < 1 or args.max_bytes < 1:
         raise UsageError("--max-pixels and --max-bytes must be >= 1")
+    if Image.MAX_IMAGE_PIXELS is not None and args.max_pixels > Image.MAX_IMAGE_PIXELS:
+        raise UsageError(f"--max-pixels can be at most {Image.MAX_IMAGE_PIXELS} (Pillow's own "
+                         f"limit for decoding an image safely), got {args.max_pixels}")
     try:
         overrides = parse_overrides(args.overrides)
     except ValueError as exc:
@@ -205,7 +207,7 @@ def _prepare(args: argparse.Namespace, local_rank: int) -> tuple[ckpt.Checkpoint
         if args.checkpoint is None:
             args.checkpoint = str(default_checkpoint_path())
         bundle = ckpt.load(args.checkpoint, device=device)
-    except (FileNotFoundError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         raise UsageError(f"--checkpoint: {exc}") from None
     try:
         bundle.model.stage_settings(overrides)
@@ -214,9 +216,10 @@ def _prepare(args: argparse.Namespace, local_rank: int) -> tuple[ckpt.Checkpoint
     files = list_images(args.inputs)
     if not files:
         raise UsageError(f"no image files found in {args.inputs}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {str(out)!r} exists and is not a folder")
+    try:
+        check_output_dir(args.out, "--out")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return bundle, overrides, files
 
 

@@ -356,7 +356,7 @@ def checkpoint_titles(paths: Sequence[Path]) -> dict[str, str]:
         try:
             stat = path.stat()
             parts[str(path)] = dict(_parts_of_file(str(path), (stat.st_mtime_ns, stat.st_size)))
-        except (OSError, ValueError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - one odd file must not take the listing down
             logger.warning("cannot describe %s: %s", path, exc)
     variety = {key: len({p.get(key, "") for p in parts.values()}) for key in _PARTS}
     keys = sorted((k for k in _PARTS if variety[k] > 1 or len(parts) == 1),
