@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, ParamSpec, TypeVar
@@ -97,6 +98,34 @@ def _check_input(x: object) -> Tensor:
     if x.shape[1] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"x must have non-empty C, H and W, got shape {tuple(x.shape)}")
     return x
+
+
+def _check_map(confidence: object, name: str = "confidence") -> Tensor:
+    if not isinstance(confidence, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor[B, H, W], got {type(confidence).__name__}")
+    if confidence.dim() != 3 or 0 in confidence.shape[1:]:
+        raise ValueError(f"{name} must be a non-empty Tensor[B, H, W], got shape "
+                         f"{tuple(confidence.shape)}")
+    if not confidence.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {confidence.dtype}")
+    return confidence
+
+
+def _check_pairs(value: object, batch: int, width: int, name: str) -> Tensor:
+    """A floating ``Tensor[batch, width]`` (rates, boxes), named ``name`` in the error."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor[B, {width}], got {type(value).__name__}")
+    if value.dim() != 2 or value.shape[0] != batch or value.shape[1] != width:
+        raise ValueError(f"{name} must have shape [B={batch}, {width}], got {tuple(value.shape)}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    return value
+
+
+def _check_number(value: object, name: str) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    return float(value)
 
 
 def _check_suppress(suppress: object, batch: int) -> Tensor | None:
@@ -200,6 +229,7 @@ def marginals(confidence: Tensor) -> tuple[Tensor, Tensor]:
         ``(D_v: Tensor[B, H], D_h: Tensor[B, W])``, each summing to 1 (uniform where the map
         sums to 0).
     """
+    _check_map(confidence)
     total = confidence.sum(dim=(1, 2), keepdim=True)
     uniform = torch.full_like(confidence, 1.0 / (confidence.shape[1] * confidence.shape[2]))
     dist = torch.where(total > 0, confidence / total.clamp_min(1e-30), uniform)
@@ -233,7 +263,10 @@ def adaptive_rates(
         1)`` with ``lower = min_rate or dsr``. ``sqrt(12) * std`` of a marginal is the extent of
         a uniform distribution with that spread, in cells.
     """
-    lower = dsr if min_rate is None else min_rate
+    _check_map(confidence)
+    dsr = check_rate_pair(dsr, "dsr")
+    k = check_k(_check_number(k, "k"))
+    lower = dsr if min_rate is None else check_rate_pair(min_rate, "min_rate")
     d_v, d_h = marginals(confidence.float())
     height, width = confidence.shape[1], confidence.shape[2]
     rate_h = (k * _SQRT12 / height) * _std_over_index(d_v)
@@ -297,9 +330,11 @@ def select_boxes(
         round(W * rate_w)`` cells, shifted to lie inside the map, and flush with every border
         the window touches (see :func:`_place`).
     """
-    conf = confidence.detach().float()
+    conf = _check_map(confidence).detach().float()
     batch, height, width = conf.shape
-    rates = rates.detach().float()
+    rates = _check_pairs(rates, batch, 2, "rates").detach().float()
+    sigma = check_kernel(kernel, _check_number(sigma, "sigma"))
+    suppress = _check_suppress(suppress, batch)
     if suppress is not None:
         conf = conf.masked_fill(_suppression_mask(suppress, height, width), 0.0)
     ext_h, ext_w = rates[:, 0] * height, rates[:, 1] * width
@@ -391,6 +426,11 @@ def resample_boxes(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
     1.8x ``avg_pool2d(2)`` forward + backward against 1.7x to 5x for the dense products
     (``benchmarks/bench_pooling.py`` shapes and 32/16 cell maps, docs/benchmarks.md).
     """
+    x = _check_input(x)
+    _check_pairs(boxes, x.shape[0], 4, "boxes")
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)):
+        raise ValueError(f"size must be two ints >= 1 (height, width), got {size!r}")
     if x.is_cuda:
         return _resample_separable(x, boxes, size)
     return _resample_grid(x, boxes, size)

@@ -389,3 +389,34 @@ def test_confidence_is_exact_far_from_zero():
     for b in range(2):
         torch.testing.assert_close(keypoint_confidence(x)[b].double(), ref.confidence(x[b]),
                                    atol=1e-4, rtol=1e-4)
+
+
+def test_the_exported_steps_check_their_arguments() -> None:
+    """Eq. 5-9's steps, called one by one, name the argument that is wrong."""
+    from arpviz.pooling import marginals, resample_boxes
+
+    conf = torch.rand(2, 6, 6)
+    rates = torch.full((2, 2), 0.5)
+    for bad, error in ((conf[0], ValueError), (conf.long(), TypeError), ([1.0], TypeError)):
+        with pytest.raises(error, match="confidence"):
+            marginals(bad)
+    for kwargs, name in (({"k": -1.0}, "k"), ({"k": float("nan")}, "k"), ({"k": "1"}, "k"),
+                         ({"dsr": (0.0, 0.0)}, "dsr"), ({"dsr": (2.0, 2.0)}, "dsr"),
+                         ({"min_rate": (0.0, 0.5)}, "min_rate")):
+        with pytest.raises((ValueError, TypeError), match=name):
+            adaptive_rates(conf, **{"dsr": (0.5, 0.5), "k": 1.0, **kwargs})
+    assert adaptive_rates(conf, 0.5, 1).shape == (2, 2)  # a scalar DSR and an int k are fine
+    for kwargs, name in (({"kernel": "bogus"}, "kernel"), ({"sigma": -1.0}, "sigma"),
+                         ({"suppress": torch.zeros(2, 4)}, "suppress")):
+        with pytest.raises((ValueError, TypeError), match=name):
+            select_boxes(conf, rates, **kwargs)
+    for bad in (rates[:1], rates.long(), rates[:, :1]):
+        with pytest.raises((ValueError, TypeError), match="rates"):
+            select_boxes(conf, bad)
+    x = torch.rand(2, 3, 6, 6)
+    boxes = select_boxes(conf, rates)
+    assert resample_boxes(x, boxes, (3, 3)).shape == (2, 3, 3, 3)
+    for args, name in (((x.long(), boxes, (3, 3)), "x"), ((x, boxes[:, :2], (3, 3)), "boxes"),
+                       ((x, boxes, (0, 3)), "size"), ((x, boxes, 3), "size")):
+        with pytest.raises((ValueError, TypeError), match=name):
+            resample_boxes(*args)
