@@ -76,6 +76,17 @@ def _settle(page, timeout_ms: float) -> None:
     page.wait_for_function(IDLE, timeout=timeout_ms)
 
 
+def _capture(page, target, path: Path, what: str, timeout_ms: float) -> Path:
+    """Once the app is idle and shows no exception, screenshot ``target`` (the page, or one
+    element's locator) to ``path``."""
+    _settle(page, timeout_ms)
+    if page.locator(EXCEPTION).count():
+        raise RuntimeError(f"{what} shows an exception")
+    target.screenshot(path=str(path))
+    logger.info("%s: %s", what, path)
+    return path
+
+
 def _faithfulness(page, out: Path, timeout_ms: float) -> Path:
     """Explore's faithfulness panel, opened and run, as an element screenshot."""
     page.set_viewport_size({"width": 1400, "height": 1200})
@@ -86,13 +97,8 @@ def _faithfulness(page, out: Path, timeout_ms: float) -> Path:
     panel.locator("summary").click()
     panel.locator(".st-key-explore_faith label").click()
     page.locator(".st-key-explore_faith_chart .js-plotly-plot").wait_for(timeout=timeout_ms)
-    _settle(page, timeout_ms)
-    if page.locator(EXCEPTION).count():
-        raise RuntimeError("the faithfulness panel shows an exception")
-    path = out / "explore_faithfulness.png"
-    panel.screenshot(path=str(path))
-    logger.info("Explore faithfulness: %s", path)
-    return path
+    return _capture(page, panel, out / "explore_faithfulness.png",
+                    "Explore's faithfulness panel", timeout_ms)
 
 
 def _photo(page, out: Path, timeout_ms: float) -> Path:
@@ -107,12 +113,7 @@ def _photo(page, out: Path, timeout_ms: float) -> Path:
     image = photo(Path(tempfile.mkdtemp(prefix="arpviz_photo_")) / "photo.jpg")
     page.locator(".st-key-explore_upload input[type=file]").set_input_files(str(image))
     page.locator(".st-key-explore_boxes .js-plotly-plot").first.wait_for(timeout=timeout_ms)
-    _settle(page, timeout_ms)
-    if page.locator(EXCEPTION).count():
-        raise RuntimeError("Explore on the photo shows an exception")
-    path = out / "explore_photo.png"
-    page.screenshot(path=str(path))
-    logger.info("Explore on a photo: %s", path)
+    path = _capture(page, page, out / "explore_photo.png", "Explore on a photo", timeout_ms)
     page.locator(".st-key-explore_source").get_by_text("SynthBirds sample").click()
     _settle(page, timeout_ms)
     return path
@@ -143,13 +144,8 @@ def take(checkpoints: Path, out: Path, *, timeout_s: float = 300.0,
                 page.set_viewport_size({"width": 1400, "height": height})
                 page.locator(NAV, has_text=title).first.click()
                 page.locator(ready).first.wait_for(timeout=timeout_ms)
-                _settle(page, timeout_ms)
-                if page.locator(EXCEPTION).count():
-                    raise RuntimeError(f"the {title} page shows an exception")
-                path = out / f"{name}.png"
-                page.screenshot(path=str(path))
-                logger.info("%s: %s", title, path)
-                written.append(path)
+                written.append(_capture(page, page, out / f"{name}.png", f"the {title} page",
+                                        timeout_ms))
                 if name == "gallery" and not only:  # still on the default checkpoint
                     written.append(_faithfulness(page, out, timeout_ms))
                     written.append(_photo(page, out, timeout_ms))
