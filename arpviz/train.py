@@ -181,14 +181,6 @@ def state_path(path: str | os.PathLike) -> Path:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but CUDA is not available")
-    return torch.device(name)
-
-
 def process_group_backend(device: torch.device | str) -> str:
     """The ``torch.distributed`` backend for training on ``device``: NCCL for CUDA, gloo for
     the CPU (whether or not the machine has CUDA)."""
@@ -309,7 +301,7 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, *,
     """
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = _device(config.device)
+    device = check_device(config.device)
     rank, world = _distributed(device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -584,8 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
         _check_pretrained(config, args.download)
         check_output_file(config.out, "--out")
-        if config.device != "auto":
-            check_device(config.device, "--device")
+        check_device(config.device, "--device")
         if args.resume is not None and not Path(args.resume).is_file():
             raise ValueError(f"--resume: no checkpoint file at {args.resume}")
     except (ValueError, TypeError, OSError, json.JSONDecodeError) as exc:

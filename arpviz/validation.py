@@ -109,10 +109,13 @@ def check_output_dir(path: str | os.PathLike, name: str) -> Path:
 
 
 def check_device(device: object, name: str = "device") -> Any:
-    """A ``torch.device`` this machine has: ``cpu``, or ``cuda[:i]`` with CUDA present
-    (``ValueError`` naming ``name`` for an unknown or absent device)."""
+    """A ``torch.device`` this machine has: ``cpu``, ``cuda[:i]`` with CUDA present, or for
+    ``"auto"`` CUDA when present, else the CPU (``ValueError`` naming ``name`` for an unknown
+    or absent device)."""
     import torch
 
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)  # type: ignore[arg-type]
     except (RuntimeError, TypeError) as exc:

@@ -108,8 +108,6 @@ def _versions() -> dict[str, str]:
 
 
 def _resolve_device(choice: str, local_rank: int) -> torch.device:
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = check_device(choice, "--device")
     except ValueError as exc:
