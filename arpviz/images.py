@@ -60,6 +60,11 @@ class LoadedImage:
     frames: int = 1
     notes: tuple[str, ...] = ()
 
+    def notes_for(self, input_size: int) -> tuple[str, ...]:
+        """:attr:`notes`, then what the image's shape means for a network of square input
+        ``input_size`` (:func:`shape_notes`: tiny, extreme aspect)."""
+        return tuple(self.notes) + shape_notes(self.image.width, self.image.height, input_size)
+
 
 #: An image whose shorter side is under this share of the network's input is "tiny"; one whose
 #: sides differ by more than :data:`EXTREME_ASPECT` times has an "extreme aspect".

@@ -24,7 +24,7 @@ from arpviz.explain.records import (
     StageRecord,
     eval_resize,
 )
-from arpviz.images import DEFAULT_MAX_PIXELS, LoadedImage, load_image_info, shape_notes
+from arpviz.images import DEFAULT_MAX_PIXELS, LoadedImage, load_image_info
 from arpviz.models import MSGNExplanation, StageOverride
 from arpviz.validation import check_count
 
@@ -182,15 +182,14 @@ def explain_images(
         chunk = images[start : start + batch_size]
         pils, notes = [], []
         for item in chunk:
-            if isinstance(item, LoadedImage):
-                pil, loaded_notes = item.image, tuple(item.notes)
-            elif isinstance(item, Image.Image):
-                pil, loaded_notes = (item if item.mode == "RGB" else item.convert("RGB")), ()
-            else:
+            if isinstance(item, Image.Image):
+                item = LoadedImage(item if item.mode == "RGB" else item.convert("RGB"),
+                                   item.format or "", item.mode, item.size)
+            elif not isinstance(item, LoadedImage):
                 raise TypeError(f"images must hold PIL images or LoadedImage, got "
                                 f"{type(item).__name__}")
-            pils.append(pil)
-            notes.append(loaded_notes + shape_notes(pil.width, pil.height, meta.input_size))
+            pils.append(item.image)
+            notes.append(item.notes_for(meta.input_size))
         x = torch.stack([transform(p) for p in pils]).to(device)
         explanation = model.explain(x, overrides)
         geometries = [InputGeometry.of_checkpoint(p.width, p.height, meta) for p in pils]

@@ -30,7 +30,7 @@ from arpviz.data.synthbirds import SynthBirds
 from arpviz.datasources import build, probe_batch, synth_config
 from arpviz.explain.records import InputGeometry
 from arpviz.explorer.catalog import trained_on_synthbirds
-from arpviz.images import LoadedImage, load_image_info, shape_notes
+from arpviz.images import LoadedImage, load_image_info
 
 __all__ = [
     "IMAGE_TYPES",
@@ -175,27 +175,31 @@ def preprocess(
                          pil, geometry)
 
 
-def load_upload(data: bytes, meta: CheckpointMeta, name: str = "uploaded file") -> PreparedImage:
-    """Decode an uploaded image safely (size and pixel limits) and :func:`preprocess` it.
+def decode_upload(data: bytes, name: str = "uploaded file") -> LoadedImage:
+    """Decode an uploaded image safely, within the upload limits (:data:`MAX_IMAGE_BYTES`,
+    :data:`MAX_PIXELS`).
 
     Raises:
         ValueError: empty, corrupt, truncated, unsupported, too many pixels or bytes (the
-            message is fit to show a user).
+            message names the file and is fit to show a user).
     """
     if len(data) > MAX_IMAGE_BYTES:
         raise ValueError(f"{name!r} is {len(data) / 1e6:.1f} MB, more than the "
                          f"{MAX_IMAGE_BYTES // (1024 * 1024)} MB limit")
     try:
-        info = load_image_info(data, max_pixels=MAX_PIXELS, max_bytes=MAX_IMAGE_BYTES)
+        return load_image_info(data, max_pixels=MAX_PIXELS, max_bytes=MAX_IMAGE_BYTES)
     except ValueError as exc:
         raise ValueError(str(exc).replace("'image data'", repr(name))) from exc
-    return preprocess(info.image, meta, name=name, notes=_notes(info, meta))
 
 
-def _notes(info: LoadedImage, meta: CheckpointMeta) -> tuple[str, ...]:
-    """The loader's conversions, then what the image's shape means for this network."""
-    width, height = info.image.size
-    return tuple(info.notes) + shape_notes(width, height, meta.input_size)
+def load_upload(data: bytes, meta: CheckpointMeta, name: str = "uploaded file") -> PreparedImage:
+    """:func:`decode_upload`, then :func:`preprocess` (notes: the conversions and the shape).
+
+    Raises:
+        ValueError: as :func:`decode_upload`.
+    """
+    info = decode_upload(data, name)
+    return preprocess(info.image, meta, name=name, notes=info.notes_for(meta.input_size))
 
 
 def load_file(path: str | Path, meta: CheckpointMeta) -> PreparedImage:
@@ -211,7 +215,7 @@ def load_file(path: str | Path, meta: CheckpointMeta) -> PreparedImage:
         info = load_image_info(path, max_pixels=MAX_PIXELS, max_bytes=MAX_IMAGE_BYTES)
     except OSError as exc:
         raise ValueError(f"{path.name!r} could not be read: {exc}") from exc
-    return preprocess(info.image, meta, name=path.name, notes=_notes(info, meta))
+    return preprocess(info.image, meta, name=path.name, notes=info.notes_for(meta.input_size))
 
 
 def sample_count(meta: CheckpointMeta) -> int:

@@ -29,7 +29,6 @@ from torch import Tensor
 
 from arpviz.checkpoint import Checkpoint, CheckpointError, CheckpointMeta, read_meta
 from arpviz.explorer.session import Knob, overrides_from, stage_controls
-from arpviz.images import load_image_info, shape_notes
 from arpviz.models import MSGN, StageCache, StageOverride
 from arpviz.models.stages import stage_label
 from arpviz.reid import descriptor, is_reid
@@ -138,17 +137,12 @@ def upload_query(data: bytes, meta: CheckpointMeta, name: str = "upload") -> Que
         ValueError: empty, corrupt, unsupported or too large (the message names the file).
     """
     from arpviz.data.transforms import eval_transform
-    from arpviz.explorer.inputs import MAX_IMAGE_BYTES, MAX_PIXELS
+    from arpviz.explorer.inputs import decode_upload
 
-    try:
-        info = load_image_info(data, max_pixels=MAX_PIXELS, max_bytes=MAX_IMAGE_BYTES)
-    except ValueError as exc:
-        raise ValueError(str(exc).replace("'image data'", repr(name))) from exc
+    info = decode_upload(data, name)
     size = meta.input_size
     tensor = eval_transform(size, resize=size, mean=meta.mean, std=meta.std)(info.image)[None]
-    width, height = info.image.size
-    notes = tuple(info.notes) + shape_notes(width, height, size)
-    return QueryImage(_to_uint8(tensor, meta)[0], tensor, -1, -1, name, notes)
+    return QueryImage(_to_uint8(tensor, meta)[0], tensor, -1, -1, name, info.notes_for(size))
 
 
 @dataclass(frozen=True)
