@@ -229,7 +229,10 @@ def marginals(confidence: Tensor) -> tuple[Tensor, Tensor]:
         ``(D_v: Tensor[B, H], D_h: Tensor[B, W])``, each summing to 1 (uniform where the map
         sums to 0).
     """
-    _check_map(confidence)
+    return _marginals(_check_map(confidence))
+
+
+def _marginals(confidence: Tensor) -> tuple[Tensor, Tensor]:
     total = confidence.sum(dim=(1, 2), keepdim=True)
     uniform = torch.full_like(confidence, 1.0 / (confidence.shape[1] * confidence.shape[2]))
     dist = torch.where(total > 0, confidence / total.clamp_min(1e-30), uniform)
@@ -244,7 +247,6 @@ def _std_over_index(dist: Tensor) -> Tensor:
     return var.clamp_min(0).sqrt()
 
 
-@_no_autocast
 def adaptive_rates(
     confidence: Tensor, dsr: tuple[float, float], k: float, *,
     min_rate: tuple[float, float] | None = None,
@@ -267,7 +269,12 @@ def adaptive_rates(
     dsr = check_rate_pair(dsr, "dsr")
     k = check_k(_check_number(k, "k"))
     lower = dsr if min_rate is None else check_rate_pair(min_rate, "min_rate")
-    d_v, d_h = marginals(confidence.float())
+    return _adaptive_rates(confidence, lower, k)
+
+
+@_no_autocast
+def _adaptive_rates(confidence: Tensor, lower: tuple[float, float], k: float) -> Tensor:
+    d_v, d_h = _marginals(confidence.float())
     height, width = confidence.shape[1], confidence.shape[2]
     rate_h = (k * _SQRT12 / height) * _std_over_index(d_v)
     rate_w = (k * _SQRT12 / width) * _std_over_index(d_h)
@@ -305,7 +312,6 @@ def _suppression_mask(suppress: Tensor, height: int, width: int) -> Tensor:
     return (in_x & in_y).any(dim=1)
 
 
-@_no_autocast
 def select_boxes(
     confidence: Tensor,
     rates: Tensor,
@@ -314,7 +320,7 @@ def select_boxes(
     sigma: float = 0.25,
     suppress: Tensor | None = None,
 ) -> Tensor:
-    """Choose the crop box of Eq. 4 for given rates.
+    """Choose the crop box of Eq. 4 for given rates (the arguments checked).
 
     Args:
         confidence: ``Tensor[B, H, W]``.
@@ -330,11 +336,18 @@ def select_boxes(
         round(W * rate_w)`` cells, shifted to lie inside the map, and flush with every border
         the window touches (see :func:`_place`).
     """
-    conf = _check_map(confidence).detach().float()
-    batch, height, width = conf.shape
-    rates = _check_pairs(rates, batch, 2, "rates").detach().float()
+    batch = _check_map(confidence).shape[0]
+    _check_pairs(rates, batch, 2, "rates")
     sigma = check_kernel(kernel, _check_number(sigma, "sigma"))
-    suppress = _check_suppress(suppress, batch)
+    return _select_boxes(confidence, rates, kernel, sigma, _check_suppress(suppress, batch))
+
+
+@_no_autocast
+def _select_boxes(confidence: Tensor, rates: Tensor, kernel: Kernel, sigma: float,
+                  suppress: Tensor | None) -> Tensor:
+    conf = confidence.detach().float()
+    batch, height, width = conf.shape
+    rates = rates.detach().float()
     if suppress is not None:
         conf = conf.masked_fill(_suppression_mask(suppress, height, width), 0.0)
     ext_h, ext_w = rates[:, 0] * height, rates[:, 1] * width
@@ -413,7 +426,6 @@ def interpolation_matrix(start: Tensor, length: Tensor, out: int, size: int) -> 
     return (1.0 - (pos[:, :, None] - cells[None, None, :]).abs()).clamp_min(0.0)
 
 
-@_no_autocast
 def resample_boxes(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
     """Bilinear, cell-centre aligned resampling of ``boxes`` ``[B, 4]`` of ``x`` to ``size``.
 
@@ -431,6 +443,11 @@ def resample_boxes(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
     if (not isinstance(size, (tuple, list)) or len(size) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)):
         raise ValueError(f"size must be two ints >= 1 (height, width), got {size!r}")
+    return _resample(x, boxes, tuple(size))
+
+
+@_no_autocast
+def _resample(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
     if x.is_cuda:
         return _resample_separable(x, boxes, size)
     return _resample_grid(x, boxes, size)
@@ -515,10 +532,9 @@ def _pool(
         if k is None:  # torch.full fills on the device: no host copy
             rates = torch.stack([confidence.new_full((x.shape[0],), r) for r in fixed], dim=1)
         else:
-            rates = adaptive_rates(confidence, lower, k, min_rate=floor)
-        boxes = select_boxes(confidence, rates, kernel=kernel, sigma=sigma_f,
-                             suppress=boxes_to_suppress)
-    features = resample_boxes(x, boxes, out_size)
+            rates = _adaptive_rates(confidence, lower if floor is None else floor, k)
+        boxes = _select_boxes(confidence, rates, kernel, sigma_f, boxes_to_suppress)
+    features = _resample(x, boxes, out_size)
     return RegionPoolResult(features=features, confidence=confidence, boxes=boxes, rates=rates)
 
 
