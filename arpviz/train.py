@@ -50,6 +50,7 @@ from arpviz.validation import (
     check_count,
     check_device,
     check_output_file,
+    check_positive,
     dataclass_fields_of,
 )
 from arpviz.weights import WeightsError
@@ -122,8 +123,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if not isinstance(self.gamma, (int, float)) or not 0 < self.gamma < math.inf:
-            raise ValueError(f"gamma must be a finite number > 0, got {self.gamma!r}")
+        check_positive(self.gamma, "gamma")
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 0:
             raise ValueError(f"workers must be an int >= 0, got {self.workers!r}")
         for name in ("threads", "limit_train", "limit_val", "stop_after"):
