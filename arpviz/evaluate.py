@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,7 +48,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Accuracy (in %) on ``count`` images of ``split``, and crop quality where measurable."""
+    """Accuracy (in %) on ``count`` images of ``split``, and crop quality where measurable.
+
+    ``predicted`` and ``labels`` hold every image's top-1 class and true class in the split's
+    order (paired tests between runs, such as McNemar's, need them per image).
+    """
 
     split: str
     count: int
@@ -55,6 +60,8 @@ class EvalResult:
     top5: float
     keypoints_in_conv4: float | None = None
     conv3_iou: float | None = None
+    predicted: list[int] | None = None
+    labels: list[int] | None = None
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -179,7 +186,7 @@ def evaluate(
     batch_size: int = 64, crops: bool = True,
 ) -> EvalResult:
     """Top-1/top-5 of checkpoint ``path`` on ``split`` (and crop quality on SynthBirds)."""
-    from arpviz.train import evaluate_top
+    from arpviz.train import top_predictions
 
     checkpoint = ckpt.load(path, device=device)
     meta = checkpoint.meta
@@ -190,11 +197,15 @@ def evaluate(
     data = sources.val if limit is None else Subset(sources.val, range(min(limit,
                                                                               len(sources.val))))
     loader = DataLoader(data, batch_size=batch_size)
-    top1, top5, count = evaluate_top(checkpoint.model, loader, torch.device(device))
+    top, labels = top_predictions(checkpoint.model, loader, torch.device(device))
+    count = int(labels.numel())
+    top1 = 100 * float((top[:, 0] == labels).sum()) / max(count, 1)
+    top5 = 100 * float((top == labels[:, None]).any(dim=1).sum()) / max(count, 1)
     keypoints = iou = None
     if crops and meta.dataset.get("name") == "synthbirds":
         keypoints, iou = crop_quality(checkpoint, split, limit, batch_size)
-    return EvalResult(split, count, top1, top5, keypoints, iou)
+    return EvalResult(split, count, top1, top5, keypoints, iou,
+                      top[:, 0].tolist(), labels.tolist())
 
 
 def _evaluate_any(args: argparse.Namespace) -> object:
@@ -244,7 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = _evaluate_any(args)
     except (ValueError, TypeError, OSError) as exc:  # CheckpointError is a ValueError
         parser.error(str(exc))
-    print(json.dumps({**asdict(result), "numerics": describe(args.device)}, indent=2))
+    text = json.dumps({**asdict(result), "numerics": describe(args.device)}, indent=2)
+    # every image's prediction on one line each, not one number per line
+    print(re.sub(r"\[\s+(-?\d[\d,\s-]*?)\s+\]",
+                 lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text))
     return 0
 
 

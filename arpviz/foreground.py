@@ -44,6 +44,7 @@ from arpviz.pooling import (
     AdaptiveRegionPool,
     Kernel,
     RegionPoolResult,
+    _check_guide,
     _check_input,
     _pool,
     significance,
@@ -124,18 +125,6 @@ def foreground_confidence(x: Tensor, tau: float = 1.0, region: Region = "all") -
     return peak_component(conf) if region == "peak" else conf
 
 
-def _guide_of(guide: object, x: Tensor) -> Tensor:
-    if not isinstance(guide, Tensor):
-        raise TypeError(f"guide must be a Tensor[B, H, W] or None, got {type(guide).__name__}")
-    expected = (x.shape[0], x.shape[2], x.shape[3])
-    if tuple(guide.shape) != expected:
-        raise ValueError(f"guide must have shape {list(expected)} (x's batch and map), "
-                         f"got {tuple(guide.shape)}")
-    if not guide.is_floating_point():
-        raise TypeError(f"guide must be a floating-point tensor, got dtype {guide.dtype}")
-    return guide.detach().to(device=x.device, dtype=torch.float32).clamp_min(0.0)
-
-
 def foreground_region_pool(
     x: Tensor,
     dsr: tuple[float, float] | float = (0.5, 0.5),
@@ -179,7 +168,7 @@ def foreground_region_pool(
         def confidence_of(inp: Tensor) -> Tensor:
             return foreground_confidence(inp, tau, region)
     else:
-        mask = _guide_of(guide, _check_input(x))
+        mask = _check_guide(guide, _check_input(x))
 
         def confidence_of(inp: Tensor) -> Tensor:
             return peak_component(mask) if region == "peak" else mask

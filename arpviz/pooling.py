@@ -111,6 +111,20 @@ def _check_map(confidence: object, name: str = "confidence") -> Tensor:
     return confidence
 
 
+def _check_guide(guide: object, x: Tensor) -> Tensor:
+    """A map ``Tensor[B, H, W]`` on ``x``'s grid used as the confidence (an object's mask),
+    detached, float32 and non-negative; the errors name ``guide``."""
+    if not isinstance(guide, Tensor):
+        raise TypeError(f"guide must be a Tensor[B, H, W] or None, got {type(guide).__name__}")
+    expected = (x.shape[0], x.shape[2], x.shape[3])
+    if tuple(guide.shape) != expected:
+        raise ValueError(f"guide must have shape {list(expected)} (x's batch and map), "
+                         f"got {tuple(guide.shape)}")
+    if not guide.is_floating_point():
+        raise TypeError(f"guide must be a floating-point tensor, got dtype {guide.dtype}")
+    return guide.detach().to(device=x.device, dtype=torch.float32).clamp_min(0.0)
+
+
 def _check_pairs(value: object, batch: int, width: int, name: str) -> Tensor:
     """A floating ``Tensor[batch, width]`` (rates, boxes), named ``name`` in the error."""
     if not isinstance(value, Tensor):
@@ -552,6 +566,7 @@ def region_pool(
     suppress: Tensor | None = None,
     tau: float = 1.0,
     crop: tuple[float, float] | float | None = None,
+    guide: Tensor | None = None,
 ) -> RegionPoolResult:
     """Region Pooling: crop the most significant ``dsr``-sized region and resample it.
 
@@ -566,16 +581,24 @@ def region_pool(
         crop: the crop's fixed rate ``(h, w)`` in ``(0, 1]`` when it differs from ``dsr``
             (``None``: ``dsr``, the paper's RP). A crop of 0.7 resampled to a DSR of 0.5 is the
             fixed-size control that separates ARP's crop size from its adaptivity.
+        guide: optional ``Tensor[B, H, W]`` (non-negative, floating) that places the window
+            instead of the features' confidence (beyond the paper: with the object's mask, a
+            *mask-placed* fixed crop, the control that separates where the oracle's crop sits
+            from its size and its adaptivity); ``tau`` then has no effect.
 
     Returns:
         :class:`RegionPoolResult` with ``features`` of shape
         ``[B, C, round(H * dsr_h), round(W * dsr_w)]`` and ``rates`` equal to ``crop`` (or
-        ``dsr``).
+        ``dsr``); ``confidence`` is the map that placed the window.
 
     Raises:
         TypeError, ValueError: naming the argument that is wrong.
     """
-    return _pool(x, dsr, None, kernel, sigma, suppress, _sigmoid_confidence(tau), crop=crop)
+    if guide is None:
+        return _pool(x, dsr, None, kernel, sigma, suppress, _sigmoid_confidence(tau), crop=crop)
+    check_tau(tau)
+    mask = _check_guide(guide, _check_input(x))
+    return _pool(x, dsr, None, kernel, sigma, suppress, lambda _: mask, crop=crop)
 
 
 def adaptive_region_pool(

@@ -45,6 +45,7 @@ from arpviz.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.datasources import DataSources, build, probe_batch
 from arpviz.models import MSGN, MSGNConfig, from_torchvision
 from arpviz.models.pretrained import fetch_pretrained, pretrained_entry
+from arpviz.models.stages import MASK_MODES
 from arpviz.reid import ReIDModel, is_reid, reid_epoch_loader, reid_loss, reid_record, warm_start
 from arpviz.validation import (
     check_count,
@@ -56,11 +57,14 @@ from arpviz.validation import (
 from arpviz.weights import WeightsError
 
 __all__ = [
-    "TrainConfig", "learning_rate", "main", "model_inputs", "param_groups",
-    "process_group_backend", "snapshot", "state_path", "train",
+    "SCHEDULES", "TrainConfig", "learning_rate", "main", "model_inputs", "param_groups",
+    "process_group_backend", "snapshot", "state_path", "top_predictions", "train",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: learning-rate schedules after the warm-up (:func:`learning_rate`)
+SCHEDULES: tuple[str, ...] = ("step", "cosine")
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class TrainConfig:
     warmup_fraction: float = 0.1
     milestones: tuple[float, ...] = (0.4, 0.7)
     gamma: float = 0.1
+    schedule: str = "step"
     momentum: float = 0.9
     weight_decay: float = 5e-4
     seed: int = 0
@@ -124,6 +129,8 @@ class TrainConfig:
             if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         check_positive(self.gamma, "gamma")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 0:
             raise ValueError(f"workers must be an int >= 0, got {self.workers!r}")
         for name in ("threads", "limit_train", "limit_val", "stop_after"):
@@ -149,10 +156,18 @@ class TrainConfig:
 
 
 def learning_rate(config: TrainConfig, progress: float) -> float:
-    """The learning rate at ``progress`` epochs (fractional) into training."""
+    """The learning rate at ``progress`` epochs (fractional) into training.
+
+    A linear warm-up from ``warmup_lr`` to ``lr`` over ``warmup_fraction`` of the epochs, then
+    ``"step"``: ``lr`` times ``gamma`` at each milestone (the paper's recipe), or
+    ``"cosine"``: half a cosine from ``lr`` down to 0 at the end (milestones unused).
+    """
     warm = config.warmup_fraction * config.epochs
     if progress < warm:
         return config.warmup_lr + (config.lr - config.warmup_lr) * progress / warm
+    if config.schedule == "cosine":
+        done = min(max((progress - warm) / max(config.epochs - warm, 1e-12), 0.0), 1.0)
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * done))
     passed = sum(progress >= m * config.epochs for m in config.milestones)
     return config.lr * config.gamma**passed
 
@@ -243,20 +258,35 @@ def model_inputs(batch: Sequence[Tensor], device: torch.device) -> tuple[tuple, 
 
 
 @torch.no_grad()
-def evaluate_top(model: nn.Module, loader: DataLoader, device: torch.device,
-                 amp: bool = True) -> tuple[float, float, int]:
-    """Top-1 and top-5 accuracy (in %) and the count, summed over all processes."""
+def top_predictions(model: nn.Module, loader: DataLoader, device: torch.device,
+                    amp: bool = True) -> tuple[Tensor, Tensor]:
+    """Every image's top-5 classes and label, in the loader's order (this process's share).
+
+    Returns:
+        ``(top: Tensor[N, min(5, classes)] int64, labels: Tensor[N] int64)`` on the CPU, the
+        best class first.
+    """
     model.eval()
-    correct1 = correct5 = count = 0.0
+    tops: list[Tensor] = []
+    labels_seen: list[Tensor] = []
     for batch in loader:
         args, labels = model_inputs(batch, device)
         with _autocast(device, amp):
             logits = model(*args)
-        top = logits.float().topk(min(5, logits.shape[1]), dim=1).indices
-        correct1 += (top[:, 0] == labels).sum().item()
-        correct5 += (top == labels[:, None]).any(dim=1).sum().item()
-        count += labels.numel()
-    correct1, correct5, count = _all_sum([correct1, correct5, count], device)
+        tops.append(logits.float().topk(min(5, logits.shape[1]), dim=1).indices.cpu())
+        labels_seen.append(labels.cpu())
+    if not tops:
+        return torch.zeros(0, 5, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
+    return torch.cat(tops), torch.cat(labels_seen)
+
+
+def evaluate_top(model: nn.Module, loader: DataLoader, device: torch.device,
+                 amp: bool = True) -> tuple[float, float, int]:
+    """Top-1 and top-5 accuracy (in %) and the count, summed over all processes."""
+    top, labels = top_predictions(model, loader, device, amp)
+    correct1 = float((top[:, 0] == labels).sum())
+    correct5 = float((top == labels[:, None]).any(dim=1).sum())
+    correct1, correct5, count = _all_sum([correct1, correct5, float(labels.numel())], device)
     return 100 * correct1 / max(count, 1), 100 * correct5 / max(count, 1), int(count)
 
 
@@ -307,12 +337,13 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, *,
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     torch.manual_seed(config.seed)
-    needs_mask = "oracle" in (config.model.get("conv3"), config.model.get("conv4"))
+    needs_mask = bool({config.model.get("conv3"), config.model.get("conv4")} & set(MASK_MODES))
     sources: DataSources = build(config.dataset, config.image_size, cache=config.cache,
                                  masks=needs_mask)
     reid = is_reid(config.dataset)
     if reid and needs_mask:
-        raise ValueError("model: an 'oracle' stage needs masks, which re-ID training lacks")
+        raise ValueError("model: a mask stage ('oracle', 'oracle_fixed') needs masks, which "
+                         "re-ID training lacks")
     model_config = MSGNConfig.from_dict(
         {**config.model, "num_classes": len(sources.class_names)}
     )
@@ -471,6 +502,7 @@ FIELD_HELP: dict[str, str] = {
     "warmup_fraction": "share of the epochs spent warming up",
     "milestones": "fractions of the epochs where the learning rate is multiplied by gamma",
     "gamma": "learning-rate factor at each milestone",
+    "schedule": "after the warm-up: step (gamma at each milestone, the paper) or cosine (to 0)",
     "momentum": "SGD momentum",
     "weight_decay": "SGD weight decay",
     "seed": "random seed (model initialisation, data order)",
@@ -509,6 +541,8 @@ def _flag_kwargs(name: str, hint: Any, default: Any) -> dict[str, Any]:
         kwargs.update(type=float, nargs="+")
     elif name == "device":
         kwargs["choices"] = ["auto", "cpu", "cuda"]
+    elif name == "schedule":
+        kwargs["choices"] = list(SCHEDULES)
     else:
         kwargs["type"] = base
     return kwargs

@@ -273,7 +273,7 @@ def _stage_settings(config: MSGNConfig) -> dict[str, StageSettings]:
     """Every stage's settings as the config describes them (no model is built)."""
     branches = ["main"] if config.local_branches == 0 else (
         ["global"] + [f"local{i}" for i in range(config.local_branches)])
-    crop = None if config.conv4_crop is None else (config.conv4_crop, config.conv4_crop)
+    crop = config.conv4_crop
     settings = {"conv3": config_settings(config.conv3, config.conv3_k, config.dsr, config.tau,
                                          config.min_rate)}
     for branch in branches:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from arpviz.foreground import DEFAULT_MIN_RATE, check_min_rate
-from arpviz.models.stages import PAPER_K
+from arpviz.models.stages import FIXED_CROP_MODES, PAPER_K
 from arpviz.validation import check_k, check_kernel, check_rate_pair, check_tau
 
 __all__ = [
@@ -21,14 +21,16 @@ __all__ = [
 ]
 
 Backbone = Literal["resnet50", "resnet101", "resnext101_32x8d", "tiny", "resnet18", "resnet34"]
-Conv3Mode = Literal["stride", "rp", "arp", "arpfg", "arpfg_peak"]
-Conv4Mode = Literal["stride", "rp", "arp", "arpfg", "arpfg_peak", "oracle", "stn"]
+Conv3Mode = Literal["stride", "rp", "arp", "arpfg", "arpfg_peak", "zoom"]
+Conv4Mode = Literal["stride", "rp", "arp", "arpfg", "arpfg_peak", "zoom", "oracle",
+                    "oracle_fixed", "stn"]
 
 BACKBONES: tuple[str, ...] = (
     "resnet50", "resnet101", "resnext101_32x8d", "tiny", "resnet18", "resnet34"
 )
-CONV3_MODES: tuple[str, ...] = ("stride", "rp", "arp", "arpfg", "arpfg_peak")
-CONV4_MODES: tuple[str, ...] = ("stride", "rp", "arp", "arpfg", "arpfg_peak", "oracle", "stn")
+CONV3_MODES: tuple[str, ...] = ("stride", "rp", "arp", "arpfg", "arpfg_peak", "zoom")
+CONV4_MODES: tuple[str, ...] = ("stride", "rp", "arp", "arpfg", "arpfg_peak", "zoom", "oracle",
+                                "oracle_fixed", "stn")
 LOCAL_BRANCHES: tuple[int, ...] = (0, 1, 2, 4)
 
 
@@ -68,13 +70,15 @@ class MSGNConfig:
         num_classes: classifier outputs, ``>= 1``.
         local_branches: 0 (the baseline: one branch, no global/local split), 1, 2 or 4.
         conv3: downsampling of the shared Conv3 (``layer2``): ``"stride"``, ``"rp"``, ``"arp"``,
-            or ARP-FG's ``"arpfg"`` / ``"arpfg_peak"`` (beyond the paper,
-            :mod:`arpviz.foreground`).
+            or, beyond the paper, ARP-FG's ``"arpfg"`` / ``"arpfg_peak"``
+            (:mod:`arpviz.foreground`) and the learnt zoom ``"zoom"`` (:mod:`arpviz.zoom`).
         conv3_k: ``k`` of an adaptive Conv3 (paper: 1.0).
         conv4: downsampling of Conv4 (``layer3``) of every local branch, or of the single
             branch when ``local_branches == 0``: ``"stride"``, ``"rp"``, ``"arp"``,
-            ``"arpfg"``, ``"arpfg_peak"``, ``"oracle"`` (ARP-FG on the object's ground-truth
-            mask; the model then needs masks) or ``"stn"`` (see :mod:`arpviz.models.stages`).
+            ``"arpfg"``, ``"arpfg_peak"``, ``"zoom"``, ``"oracle"`` (ARP-FG on the object's
+            ground-truth mask; the model then needs masks), ``"oracle_fixed"`` (a fixed crop of
+            ``conv4_crop`` placed by the mask; needs masks too) or ``"stn"`` (see
+            :mod:`arpviz.models.stages`).
         conv4_k: ``k`` of an adaptive Conv4 (default 0.7, the paper's choice with one local
             branch; the paper uses 0.5 with 2 or 4 local branches, and 0.9 for "baseline w/
             ARP").
@@ -94,9 +98,11 @@ class MSGNConfig:
         min_rate: the lower rate bound of the ARP-FG and oracle stages (beyond the paper;
             default 0.125; below the DSR the crop is zoomed); :meth:`to_dict` writes it only
             for a config with such a stage.
-        conv4_crop: with ``conv4="rp"``, the crop's rate when it differs from the DSR (the
-            fixed-size control: a 0.7 crop resampled to the DSR's output, as ARP's crop at
-            ``k = 0.7``); ``None`` (the default, omitted by :meth:`to_dict`) is the DSR.
+        conv4_crop: with ``conv4="rp"`` or ``"oracle_fixed"``, the crop's rate when it differs
+            from the DSR, one number or ``(h, w)`` (the fixed-size controls: a 0.7 crop
+            resampled to the DSR's output, as ARP's crop at ``k = 0.7``; a mask-placed crop of
+            the oracle's mean size); ``None`` (the default, omitted by :meth:`to_dict`) is the
+            DSR. Stored as ``(h, w)``; :meth:`to_dict` writes one number when both are equal.
 
     Invalid values raise ``TypeError`` or ``ValueError`` naming the field.
     """
@@ -115,7 +121,7 @@ class MSGNConfig:
     stn_bounded: bool = False
     tau: float = 1.0
     min_rate: float = DEFAULT_MIN_RATE
-    conv4_crop: float | None = None
+    conv4_crop: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         _check_choice("backbone", self.backbone, BACKBONES)
@@ -140,9 +146,10 @@ class MSGNConfig:
         object.__setattr__(self, "tau", check_tau(self.tau))  # the message names tau
         object.__setattr__(self, "min_rate", check_min_rate(self.min_rate))
         if self.conv4_crop is not None:
-            object.__setattr__(self, "conv4_crop", check_min_rate(self.conv4_crop, "conv4_crop"))
-            if self.conv4 != "rp":
-                raise ValueError(f"conv4_crop needs conv4='rp', got conv4={self.conv4!r}")
+            object.__setattr__(self, "conv4_crop", check_rate_pair(self.conv4_crop, "conv4_crop"))
+            if self.conv4 not in FIXED_CROP_MODES:
+                raise ValueError(f"conv4_crop needs conv4 in {FIXED_CROP_MODES}, "
+                                 f"got conv4={self.conv4!r}")
 
     @property
     def num_branches(self) -> int:
@@ -161,6 +168,9 @@ class MSGNConfig:
             del out["min_rate"]  # unused: files stay readable by older arpviz
         if self.conv4_crop is None:
             del out["conv4_crop"]
+        else:  # one number when square (as older files wrote it)
+            h, w = self.conv4_crop
+            out["conv4_crop"] = h if h == w else [h, w]
         return out
 
     @classmethod

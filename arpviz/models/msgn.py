@@ -56,6 +56,7 @@ from arpviz.models.explanation import (
     mask_on_map,
 )
 from arpviz.models.stages import (
+    MASK_MODES,
     POOLED_MODES,
     StageMode,
     StageOverride,
@@ -204,8 +205,7 @@ class MSGN(nn.Module):
                                              cfg.min_rate)}
         for name, branch in self.branches.items():
             settings[f"conv4.{name}"] = config_settings(
-                branch.mode, cfg.conv4_k, cfg.dsr, cfg.tau, cfg.min_rate,
-                None if cfg.conv4_crop is None else (cfg.conv4_crop, cfg.conv4_crop))
+                branch.mode, cfg.conv4_k, cfg.dsr, cfg.tau, cfg.min_rate, cfg.conv4_crop)
         if overrides:
             if not isinstance(overrides, Mapping):
                 raise TypeError(f"overrides must be a mapping, got {type(overrides).__name__}")
@@ -260,7 +260,7 @@ class MSGN(nn.Module):
     ) -> Tensor | None:
         """The mask on ``h``'s map for an oracle stage (``frame``: what the map spans in the
         image, ``None`` for the whole image), else ``None``."""
-        if mask is None or settings.mode != "oracle":
+        if mask is None or settings.mode not in MASK_MODES:
             return None
         if frame is None:
             frame = _image_frame(mask)
@@ -348,8 +348,8 @@ class MSGN(nn.Module):
 
     @property
     def needs_mask(self) -> bool:
-        """Whether a stage crops by the object's mask (the ``"oracle"`` mode)."""
-        return any(s.mode == "oracle" for s in self.stage_settings().values())
+        """Whether a stage crops by the object's mask (:data:`~arpviz.models.stages.MASK_MODES`)."""
+        return any(s.mode in MASK_MODES for s in self.stage_settings().values())
 
     # ------------------------------------------------------------------ explanation
 

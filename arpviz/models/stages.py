@@ -9,6 +9,11 @@ Modes of a stage (:data:`STAGE_MODES`):
   (:mod:`arpviz.foreground`), on every above-mean cell or on the peak's connected region;
 - ``"oracle"``: ARP-FG's rule on the object's ground-truth mask instead of the features (an upper
   bound no real network has; needs masks);
+- ``"oracle_fixed"``: a fixed crop of ``crop`` (or the DSR) placed by the object's mask, RP's
+  window search run on the mask (the control that separates the oracle's placement from its
+  size and its adaptivity; beyond the paper; needs masks);
+- ``"zoom"``: the learnt zoom crop, **beyond the paper** (:mod:`arpviz.zoom`): the padded box of
+  the confidence map's peak region, resampled to the DSR's output;
 - ``"stn"``: the spatial transformer of Section 4.3 (:mod:`arpviz.models.stn`).
 """
 
@@ -30,9 +35,12 @@ from arpviz.pooling import (
     resample_boxes,
 )
 from arpviz.validation import check_k, check_rate_pair, check_tau
+from arpviz.zoom import zoom_region_pool
 
 __all__ = [
     "ADAPTIVE_MODES",
+    "FIXED_CROP_MODES",
+    "MASK_MODES",
     "MODE_LABELS",
     "PAPER_K",
     "POOLED_MODES",
@@ -44,6 +52,7 @@ __all__ = [
     "apply_override",
     "check_forced",
     "config_settings",
+    "crop_text",
     "forced_pool",
     "mode_label",
     "pool_stage",
@@ -51,14 +60,21 @@ __all__ = [
     "stage_label",
 ]
 
-StageMode = Literal["stride", "rp", "arp", "arpfg", "arpfg_peak", "oracle", "stn"]
-STAGE_MODES: tuple[str, ...] = ("stride", "rp", "arp", "arpfg", "arpfg_peak", "oracle", "stn")
-# modes whose crop comes from a confidence map and a window search (no parameters)
-POOLED_MODES: tuple[str, ...] = ("rp", "arp", "arpfg", "arpfg_peak", "oracle")
+StageMode = Literal["stride", "rp", "arp", "arpfg", "arpfg_peak", "zoom", "oracle",
+                    "oracle_fixed", "stn"]
+STAGE_MODES: tuple[str, ...] = ("stride", "rp", "arp", "arpfg", "arpfg_peak", "zoom", "oracle",
+                                "oracle_fixed", "stn")
+# modes whose crop comes from a confidence map (or a mask) with no parameters
+POOLED_MODES: tuple[str, ...] = ("rp", "arp", "arpfg", "arpfg_peak", "zoom", "oracle",
+                                 "oracle_fixed")
 # modes with an adaptive rate and a trade-off coefficient k
 ADAPTIVE_MODES: tuple[str, ...] = ("arp", "arpfg", "arpfg_peak", "oracle")
-# modes a user can switch a pooled stage to (the oracle needs a mask, so only its own stages)
-STEERABLE_MODES: tuple[str, ...] = ("rp", "arp", "arpfg", "arpfg_peak")
+# modes a user can switch a pooled stage to (the mask modes need a mask: only their own stages)
+STEERABLE_MODES: tuple[str, ...] = ("rp", "arp", "arpfg", "arpfg_peak", "zoom")
+#: modes that crop by the object's ground-truth mask (the model then needs ``mask=``)
+MASK_MODES: tuple[str, ...] = ("oracle", "oracle_fixed")
+#: modes with a fixed crop size (``crop``, or the DSR)
+FIXED_CROP_MODES: tuple[str, ...] = ("rp", "oracle_fixed")
 #: The paper's k for ARP: 1.0 in Conv3, 0.7 in Conv4 of MSGN's one local branch.
 PAPER_K: dict[str, float] = {"conv3": 1.0, "conv4": 0.7}
 # the foreground variant's modes (beyond the paper)
@@ -70,7 +86,9 @@ MODE_LABELS: dict[str, str] = {
     "arp": "ARP",
     "arpfg": "ARP-FG",
     "arpfg_peak": "ARP-FG peak",
+    "zoom": "learnt zoom",
     "oracle": "oracle (mask)",
+    "oracle_fixed": "mask-placed fixed crop",
     "stn": "STN",
 }
 
@@ -78,6 +96,12 @@ MODE_LABELS: dict[str, str] = {
 def mode_label(mode: str) -> str:
     """The name a user reads for ``mode`` (``"arp"`` -> ``"ARP"``, ``"arpfg"`` -> ``"ARP-FG"``)."""
     return MODE_LABELS.get(mode, mode)
+
+
+def crop_text(crop: tuple[float, float]) -> str:
+    """A fixed crop's rate as people read it: ``0.7``, or ``0.33 x 0.61`` (height x width)."""
+    height, width = crop
+    return f"{height:g}" if height == width else f"{height:.2f} x {width:.2f}"
 
 
 def stage_label(name: str, mode: str | None = None) -> str:
@@ -107,8 +131,8 @@ class StageSettings:
         dsr: ``(dsr_h, dsr_w)``, the output size's rate; ``None`` for a strided stage.
         tau: the confidence temperature of a pooled stage (beyond the paper; 1 is the paper).
         min_rate: the lower rate bound of the foreground modes (beyond the paper), else ``None``.
-        crop: RP's crop rate ``(h, w)`` where it differs from ``dsr`` (the fixed-size control),
-            else ``None``.
+        crop: the crop rate ``(h, w)`` of a fixed-crop mode (:data:`FIXED_CROP_MODES`) where it
+            differs from ``dsr`` (the fixed-size controls), else ``None``.
     """
 
     mode: StageMode
@@ -125,11 +149,11 @@ class StageOverride:
 
     Attributes:
         mode: one of :data:`STEERABLE_MODES` to switch the stage's pooling (``"rp"``,
-            ``"arp"``, or ARP-FG's ``"arpfg"`` / ``"arpfg_peak"``, beyond the paper); ``None``
-            keeps it. Switching to an adaptive mode takes ``k`` from here, else from the stage
-            when it already runs a rule of the same family (ARP, or ARP-FG and the oracle),
-            else the family's default: the config's ``conv3_k``/``conv4_k`` for ARP,
-            :data:`arpviz.foreground.FG_K` for ARP-FG.
+            ``"arp"``, or, beyond the paper, ARP-FG's ``"arpfg"`` / ``"arpfg_peak"`` and the
+            learnt zoom ``"zoom"``); ``None`` keeps it. Switching to an adaptive mode takes
+            ``k`` from here, else from the stage when it already runs a rule of the same
+            family (ARP, or ARP-FG and the oracle), else the family's default: the config's
+            ``conv3_k``/``conv4_k`` for ARP, :data:`arpviz.foreground.FG_K` for ARP-FG.
         k: the trade-off coefficient (adaptive modes only).
         dsr: target downsampling rate (a number or ``(h, w)``) in ``(0, 1]``; changes the
             stage's output size.
@@ -137,7 +161,7 @@ class StageOverride:
             paper; ``None`` keeps the stage's).
     """
 
-    mode: Literal["rp", "arp", "arpfg", "arpfg_peak"] | None = None
+    mode: Literal["rp", "arp", "arpfg", "arpfg_peak", "zoom"] | None = None
     k: float | None = None
     dsr: tuple[float, float] | float | None = None
     tau: float | None = None
@@ -180,7 +204,7 @@ def apply_override(
     tau = override.tau if override.tau is not None else base.tau
     floor = (base.min_rate if base.min_rate is not None else min_rate) \
         if mode in _FOREGROUND else None
-    crop = base.crop if mode == base.mode == "rp" else None
+    crop = base.crop if mode == base.mode and mode in FIXED_CROP_MODES else None
     return StageSettings(mode=mode, k=k, dsr=dsr, tau=tau, min_rate=floor, crop=crop)
 
 
@@ -197,7 +221,7 @@ def config_settings(
         dsr,
         tau if mode in POOLED_MODES else 1.0,
         min_rate if mode in _FOREGROUND else None,
-        crop if mode == "rp" else None,
+        crop if mode in FIXED_CROP_MODES else None,
     )
 
 
@@ -207,17 +231,20 @@ def pool_stage(
 ) -> RegionPoolResult:
     """Pool ``x`` by a pooled stage's ``settings`` (the operators keep their search in float32
     under autocast). ``guide`` (``Tensor[B, H, W]``, the object's mask on ``x``'s map) is needed
-    by the oracle mode only."""
+    by the mask modes only (:data:`MASK_MODES`)."""
     mode = settings.mode
+    if mode in MASK_MODES and guide is None:
+        raise ValueError(f"mode {mode!r} crops by the object's ground-truth mask: pass mask= "
+                         "(Tensor[B, 1, H, W] of the input images) to the model")
     if mode == "arp":
         return adaptive_region_pool(x, settings.dsr, settings.k, kernel=kernel, sigma=sigma,
                                     suppress=suppress, tau=settings.tau)
-    if mode == "rp":
+    if mode in FIXED_CROP_MODES:
         return region_pool(x, settings.dsr, kernel=kernel, sigma=sigma, suppress=suppress,
-                           tau=settings.tau, crop=settings.crop)
-    if mode == "oracle" and guide is None:
-        raise ValueError("mode 'oracle' crops by the object's ground-truth mask: pass mask= "
-                         "(Tensor[B, 1, H, W] of the input images) to the model")
+                           tau=settings.tau, crop=settings.crop,
+                           guide=guide if mode == "oracle_fixed" else None)
+    if mode == "zoom":
+        return zoom_region_pool(x, settings.dsr, suppress=suppress, tau=settings.tau)
     return foreground_region_pool(
         x, settings.dsr, settings.k, min_rate=check_min_rate(settings.min_rate),
         region="peak" if mode == "arpfg_peak" else "all",
@@ -228,8 +255,10 @@ def pool_stage(
 
 def stage_confidence(x: Tensor, settings: StageSettings, guide: Tensor | None = None) -> Tensor:
     """The confidence map a pooled stage of ``settings`` computes on ``x`` (``Tensor[B, H, W]``)."""
-    if settings.mode == "oracle" and guide is not None:
+    if settings.mode in MASK_MODES and guide is not None:
         return guide.detach().float()
+    if settings.mode == "zoom":
+        return foreground_confidence(x, settings.tau)
     if settings.mode in ("arpfg", "arpfg_peak"):
         region = "peak" if settings.mode == "arpfg_peak" else "all"
         return foreground_confidence(x, settings.tau, region)

@@ -37,7 +37,7 @@ from arpviz.explorer.figures.palette import (
     series_colour,
     stage_colour,
 )
-from arpviz.models.stages import mode_label, stage_label
+from arpviz.models.stages import crop_text, mode_label, stage_label
 from arpviz.pooling import output_size
 
 __all__ = [
@@ -99,8 +99,8 @@ def run_label(record: TrainingRecord) -> str:
     branches = ("one branch" if cfg.local_branches == 0 else
                 f"{cfg.local_branches} local branch{'es' if cfg.local_branches > 1 else ''}")
     conv4 = mode_label(cfg.conv4)
-    if cfg.conv4 == "rp" and cfg.conv4_crop is not None:
-        conv4 += f" crop {cfg.conv4_crop:g}"
+    if cfg.conv4_crop is not None:
+        conv4 += f" crop {crop_text(cfg.conv4_crop)}"
     if cfg.conv4 == "stn" and cfg.stn_bounded:
         conv4 += " bounded"
     return (f"{record.name} ({cfg.backbone}, {branches}, Conv3 {mode_label(cfg.conv3)}, "
