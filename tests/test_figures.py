@@ -158,8 +158,8 @@ def test_sweep_figure() -> None:
 
 def test_every_figure_passes_plotly_validation() -> None:
     """The figures skip plotly's validation when built; here they get all of it."""
-    from arpviz.explain import InputGeometry
     from arpviz.explorer.photo import Photo
+    from arpviz.geometry import InputGeometry
 
     view = _view()
     photo = Photo("data:image/jpeg;base64,", 200, 100, InputGeometry.of(200, 100, 64))
@@ -185,8 +185,8 @@ def test_every_figure_passes_plotly_validation() -> None:
 
 
 def test_photo_figure_draws_the_network_input_and_boxes_in_photo_pixels() -> None:
-    from arpviz.explain import InputGeometry
     from arpviz.explorer.photo import Photo
+    from arpviz.geometry import InputGeometry
 
     view = _view()
     geometry = InputGeometry.of(200, 100, 64)

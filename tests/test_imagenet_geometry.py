@@ -1,6 +1,6 @@
 """Converted ImageNet checkpoints see an image as torchvision's evaluation does (the shorter side
 resized, the aspect kept, the centre crop), in the app and in arpviz-explain alike; trained
-checkpoints keep their square resize. One geometry: arpviz.explain.records.eval_resize and
+checkpoints keep their square resize. One geometry: arpviz.geometry.eval_resize and
 InputGeometry."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from arpviz import checkpoint as ckpt
 from arpviz import convert as cv
 from arpviz.data.transforms import eval_transform
 from arpviz.explain import explain_images
-from arpviz.explain.records import InputGeometry, eval_resize
 from arpviz.explorer import inputs, records
 from arpviz.explorer.photo import photo_of
 from arpviz.explorer.session import LiveSession
+from arpviz.geometry import InputGeometry, eval_resize
 
 SIZES = [(300, 150), (150, 300), (224, 224), (257, 1000), (999, 333), (256, 255), (40, 30)]
 

@@ -14,8 +14,9 @@ The library side, for the app's export buttons and its Gallery page:
 - :func:`load_images`: decode them safely (:func:`arpviz.images.load_image_info`);
 - :func:`explain_images`: a batch of decoded images through a checkpoint's model, with stage
   overrides (:class:`~arpviz.models.StageOverride`), into :class:`ImageRecord` s whose boxes are
-  in each image's own pixels (:class:`InputGeometry` maps them back through the resize and
-  centre crop of :func:`arpviz.data.transforms.eval_transform`);
+  in each image's own pixels (:class:`InputGeometry`, re-exported from :mod:`arpviz.geometry`,
+  maps them back through the resize and centre crop of
+  :func:`arpviz.data.transforms.eval_transform`);
 - :func:`explain_files`: both of the above for a list of files, batched, failures included;
   :func:`explain_page`: one page of them, for a gallery;
 - :func:`record_to_json` and :func:`overlay_png`: the exported record and overlay.
@@ -35,10 +36,10 @@ from arpviz.explain.records import (
     ClassScore,
     ExplainedImage,
     ImageRecord,
-    InputGeometry,
     StageRecord,
     record_to_json,
 )
+from arpviz.geometry import InputGeometry, eval_resize
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -47,6 +48,7 @@ __all__ = [
     "ImageRecord",
     "InputGeometry",
     "StageRecord",
+    "eval_resize",
     "explain_files",
     "explain_images",
     "explain_page",

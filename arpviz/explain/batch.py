@@ -16,14 +16,8 @@ from tqdm.auto import tqdm
 from arpviz import checkpoint as ckpt
 from arpviz.data.folder import IMG_EXTENSIONS
 from arpviz.data.transforms import eval_transform
-from arpviz.explain.records import (
-    ClassScore,
-    ExplainedImage,
-    ImageRecord,
-    InputGeometry,
-    StageRecord,
-    eval_resize,
-)
+from arpviz.explain.records import ClassScore, ExplainedImage, ImageRecord, StageRecord
+from arpviz.geometry import InputGeometry, eval_resize
 from arpviz.images import DEFAULT_MAX_PIXELS, LoadedImage, load_image_info
 from arpviz.models import MSGNExplanation, StageOverride
 from arpviz.validation import check_count

@@ -45,7 +45,7 @@ from arpviz.convert import (
     download_entry,
     imagenet_config,
 )
-from arpviz.explain.records import eval_resize
+from arpviz.geometry import eval_resize
 from arpviz.models import MSGNConfig
 from arpviz.models.stages import StageSettings, config_settings, mode_label, stage_label
 from arpviz.weights import WeightsEntry, offline
@@ -379,7 +379,7 @@ def model_card(meta: CheckpointMeta) -> dict[str, Any]:
     ``source``, ``fine_tuned``, ``arp_inserted``, ``pooled_stages``, ``conv3_k``, ``conv4_k``,
     ``dsr``, which a converted checkpoint has (:mod:`arpviz.convert`), and on how it sees an
     image: torchvision's evaluation, the aspect kept (``eval_resize`` of
-    :mod:`arpviz.explain.records`); empty when the record has none).
+    :mod:`arpviz.geometry`); empty when the record has none).
     """
     cfg = meta.config
     stages = []

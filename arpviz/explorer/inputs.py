@@ -28,8 +28,8 @@ from PIL import Image
 from arpviz.checkpoint import CheckpointMeta
 from arpviz.data.synthbirds import SynthBirds
 from arpviz.datasources import build, probe_batch, synth_config
-from arpviz.explain.records import InputGeometry
 from arpviz.explorer.catalog import trained_on_synthbirds
+from arpviz.geometry import InputGeometry
 from arpviz.images import LoadedImage, load_image_info
 
 __all__ = [

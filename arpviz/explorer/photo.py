@@ -2,7 +2,7 @@
 every box lie on it.
 
 The network sees the image through its checkpoint's evaluation transform (resize, centre crop;
-:class:`arpviz.explain.InputGeometry` is the one place that mapping lives). A :class:`Photo`
+:class:`arpviz.geometry.InputGeometry` is the one place that mapping lives). A :class:`Photo`
 keeps the decoded original at a display size (a JPEG data URI, made once per image) with that
 geometry, so a figure can draw the photo at its true aspect, the network's input as a frame on
 it, and the boxes in the photo's own pixels.
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from PIL import Image
 
 from arpviz.checkpoint import CheckpointMeta
-from arpviz.explain import InputGeometry
 from arpviz.explorer.inputs import PreparedImage
+from arpviz.geometry import InputGeometry
 
 __all__ = ["DISPLAY_SIDE", "Photo", "photo_of"]
 

@@ -3,7 +3,7 @@
 :func:`view_record` turns a live :class:`~arpviz.explorer.session.ExploreView` into the
 :class:`arpviz.explain.ImageRecord` the batch command writes (``python -m arpviz.explain``),
 reusing what the page computed instead of running the model again: the boxes go from input
-pixels to the image's own pixels through :class:`arpviz.explain.InputGeometry`, the one place
+pixels to the image's own pixels through :class:`arpviz.geometry.InputGeometry`, the one place
 that mapping lives. :func:`record_json` and :func:`record_overlay` are the downloads.
 """
 
@@ -11,16 +11,10 @@ from __future__ import annotations
 
 import json
 
-from arpviz.explain import (
-    ClassScore,
-    ImageRecord,
-    InputGeometry,
-    StageRecord,
-    overlay_png,
-    record_to_json,
-)
+from arpviz.explain import ClassScore, ImageRecord, StageRecord, overlay_png, record_to_json
 from arpviz.explorer.inputs import PreparedImage
 from arpviz.explorer.session import ExploreView
+from arpviz.geometry import InputGeometry
 
 __all__ = ["record_json", "record_overlay", "view_record"]
 
