@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arpviz import appendix as ap
+from arpviz import palette
 from arpviz.explorer.figures import appendix as figs
-from arpviz.explorer.figures import palette
 from arpviz.simulate import crop_intervals, simulate
 
 

@@ -11,7 +11,7 @@ from plotly.utils import PlotlyJSONEncoder
 
 from arpviz.explorer import inputs, session
 from arpviz.explorer.figures import explore as fg
-from arpviz.explorer.figures.palette import stage_colour
+from arpviz.palette import stage_colour
 
 NAMES = tuple(f"class {i}" for i in range(6))
 

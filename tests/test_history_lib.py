@@ -17,7 +17,7 @@ from arpviz.data.synthbirds import SynthBirds, SynthBirdsConfig
 from arpviz.data.transforms import eval_transform
 from arpviz.explorer import catalog, inputs
 from arpviz.explorer.figures import history as figures
-from arpviz.explorer.figures.palette import stage_colour
+from arpviz.palette import stage_colour
 
 CLASSES = 6
 INPUT = 64

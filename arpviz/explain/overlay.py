@@ -9,15 +9,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from arpviz.explain.records import ImageRecord
 from arpviz.models.stages import stage_label
+from arpviz.palette import stage_colour
 from arpviz.validation import check_count
 
 __all__ = ["overlay_png"]
-
-
-def _colour(name: str) -> str:
-    from arpviz.explorer.figures.palette import stage_colour
-
-    return stage_colour(name)
 
 
 def _outline(colour: str) -> tuple[int, int, int]:
@@ -31,7 +26,7 @@ def overlay_png(image: Image.Image, record: ImageRecord, *, max_side: int | None
 
     ``image`` is the decoded PIL image the record belongs to (e.g.
     ``arpviz.images.load_image_info(...).image``); the PNG has its size. Each stage has its
-    colour (:func:`arpviz.explorer.figures.palette.stage_colour`) and a label (the stage's name
+    colour (:func:`arpviz.palette.stage_colour`) and a label (the stage's name
     and mode, outlined so it reads on any photo); the line width grows with the image.
     ``max_side`` (a thumbnail, e.g. for a gallery) shrinks a larger image first so that its
     longer side is ``max_side``, and draws the boxes at that scale.
@@ -57,7 +52,7 @@ def overlay_png(image: Image.Image, record: ImageRecord, *, max_side: int | None
     stroke = max(1, font_size // 8)
     line = font.getbbox("Ag")[3] + 4 + 2 * stroke
     for row, (name, stage) in enumerate(record.stages.items()):
-        colour = _colour(name)
+        colour = stage_colour(name)
         x1, y1, x2, y2 = (v * scale for v in stage.box)
         # PIL's rectangle includes its far edge; a box under a pixel wide stays one pixel
         draw.rectangle((x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)), outline=colour, width=width)

@@ -5,7 +5,7 @@ The diagram follows the paper's Figure 3: a shared stem, Conv2 and Conv3 (pooled
 strided), then a global branch (strided Conv4 and Conv5) and one or more local branches (Conv4
 pooled, Conv5 at stride 1), each ending in global average pooling; the branches' features are
 concatenated, embedded and classified. A pooled stage's node has its stage's box colour
-(:func:`arpviz.explorer.figures.palette.stage_colour`), so the diagram and the boxes on the image
+(:func:`arpviz.palette.stage_colour`), so the diagram and the boxes on the image
 read together.
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from arpviz.explorer.figures.palette import stage_colour
 from arpviz.explorer.session import StageControl
 from arpviz.models.stages import mode_label, stage_label
+from arpviz.palette import stage_colour
 
 __all__ = ["PAPER_INPUT", "about_lines", "msgn_dot"]
 

@@ -3,5 +3,6 @@
 - :mod:`~arpviz.explorer.figures.explore`: Explore and RP against ARP (an :class:`ExploreView`);
 - :mod:`~arpviz.explorer.figures.history`: Training (a :class:`TrainingRecord` per run);
 - :mod:`~arpviz.explorer.figures.appendix`: Appendix A (an :class:`~arpviz.appendix.Analysis`);
-- :mod:`~arpviz.explorer.figures.palette`: the colours every figure uses.
+- the colours every figure uses come from :mod:`arpviz.palette` (core: the batch command's
+  overlays use them too).
 """

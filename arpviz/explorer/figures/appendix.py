@@ -3,7 +3,7 @@
 :func:`arpviz.simulate.simulate_object_2d` and :func:`arpviz.simulate.rate_against_size`.
 
 Figure 7's colours: the distribution is a line, the area under it is red inside the crop and blue
-outside (:mod:`~arpviz.explorer.figures.palette`). In two dimensions the paper's ARP is drawn in
+outside (:mod:`~arpviz.palette`). In two dimensions the paper's ARP is drawn in
 the ARP side's colour, ARP-FG (beyond the paper) in a series colour, the object in the
 ground truth's white.
 """
@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from arpviz.appendix import Analysis
-from arpviz.explorer.figures.palette import (
+from arpviz.palette import (
     INSIDE,
     LINE,
     OUTSIDE,

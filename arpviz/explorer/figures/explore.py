@@ -20,7 +20,11 @@ from plotly.colors import sequential
 from plotly.subplots import make_subplots
 
 from arpviz.explorer.faithful import CropCheck
-from arpviz.explorer.figures.palette import (
+from arpviz.explorer.inputs import GroundTruth, crop_image
+from arpviz.explorer.photo import DISPLAY_SIDE, Photo
+from arpviz.explorer.session import ExploreView, KSweep, PredictionTable, StageView
+from arpviz.models.stages import mode_label, stage_label
+from arpviz.palette import (
     CROP_SIZE,
     NETWORK_INPUT,
     REFERENCE,
@@ -28,10 +32,6 @@ from arpviz.explorer.figures.palette import (
     series_colour,
     stage_colour,
 )
-from arpviz.explorer.inputs import GroundTruth, crop_image
-from arpviz.explorer.photo import DISPLAY_SIDE, Photo
-from arpviz.explorer.session import ExploreView, KSweep, PredictionTable, StageView
-from arpviz.models.stages import mode_label, stage_label
 
 __all__ = [
     "boxes_figure",

@@ -28,7 +28,8 @@ from plotly.subplots import make_subplots
 
 from arpviz.checkpoint import EpochSnapshot
 from arpviz.explorer.catalog import METRICS, TrainingRecord, metric_columns, stage_names
-from arpviz.explorer.figures.palette import (
+from arpviz.models.stages import crop_text, mode_label, stage_label
+from arpviz.palette import (
     CROP_SIZE,
     MARK,
     RIGHT,
@@ -37,7 +38,6 @@ from arpviz.explorer.figures.palette import (
     series_colour,
     stage_colour,
 )
-from arpviz.models.stages import crop_text, mode_label, stage_label
 from arpviz.pooling import output_size
 
 __all__ = [
@@ -639,7 +639,7 @@ def _key_legends(fig: go.Figure, runs: Sequence[tuple[str, str]],
                  styles: Sequence[tuple[str, dict]], first_title: str = "run",
                  second_title: str = "line style") -> None:
     """Two legends under the plot: one entry per run in its colour (a click hides the run's
-    lines), and one per line style in the neutral :data:`~.palette.CROP_SIZE` (what a dash or
+    lines), and one per line style in the neutral :data:`~arpviz.palette.CROP_SIZE` (what a dash or
     marker means); the figure grows by their rows."""
     for name, colour in runs:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name, legendgroup=name,

@@ -3,8 +3,8 @@
 Built from a :class:`~arpviz.explorer.retrieval.SearchView` with the probe figures' mosaic
 (:func:`~arpviz.explorer.figures.history.tiles_figure`): each pooled stage's crop box in the
 stage's colour, named as the setting runs it (``"Conv4 local 0 (ARP) crop"``), a true match
-framed and captioned in :data:`~.palette.RIGHT`, a wrong one captioned in
-:data:`~.palette.WRONG`.
+framed and captioned in :data:`~arpviz.palette.RIGHT`, a wrong one captioned in
+:data:`~arpviz.palette.WRONG`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from arpviz.explorer.figures.history import BoxLayer, tiles_figure
-from arpviz.explorer.figures.palette import RIGHT, WRONG, stage_colour
 from arpviz.explorer.retrieval import SearchView
 from arpviz.models.stages import stage_label
+from arpviz.palette import RIGHT, WRONG, stage_colour
 
 __all__ = ["query_figure", "results_figure"]
 

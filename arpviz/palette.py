@@ -1,4 +1,5 @@
-"""The one palette of the app's figures: a colour per stage (and branch), per run, per part."""
+"""The one palette of the app's figures and the batch command's overlays: a colour per stage (and
+branch), per run, per part (plain constants, no plotting library)."""
 
 from __future__ import annotations
 
