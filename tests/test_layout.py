@@ -13,25 +13,15 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _runtime_nodes(tree: ast.AST):
-    """Every node of ``tree`` except those under ``if TYPE_CHECKING:`` (no import at run time)."""
-    for node in ast.iter_child_nodes(tree):
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) \
-                and node.test.id == "TYPE_CHECKING":
-            continue
-        yield node
-        yield from _runtime_nodes(node)
-
-
 def _imports() -> dict[str, set[str]]:
-    """Every arpviz module and the arpviz modules it imports at run time, anywhere (functions
-    included)."""
+    """Every arpviz module and the arpviz modules it imports, anywhere (functions and ``if
+    TYPE_CHECKING:`` blocks included: a type-only import is a dependency too)."""
     modules = {_module_name(p): p for p in ROOT.rglob("*.py") if "webapp" not in p.parts}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
         targets: set[str] = set()
-        for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:

@@ -14,17 +14,13 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torchvision.ops import roi_align
 
 from arpviz.models.stages import StageSettings
 from arpviz.pooling import RegionPoolResult
-
-if TYPE_CHECKING:
-    from arpviz.models.msgn import MSGN
 
 __all__ = ["MSGNExplanation", "StageCache", "check_mask", "compose_boxes", "mask_on_map"]
 
@@ -66,14 +62,15 @@ class StageCache:
     C, H/4, W/4]`` for the ResNets), ``mask`` (the objects' masks ``Tensor[B, 1, H, W]`` in
     [0, 1] when given, for the oracle mode and the ideal-map analysis) and, filled lazily, a
     bounded LRU of Conv3 outputs (keyed by Conv3's settings) and branch results (keyed by
-    Conv3's settings and the settings of the branch and of the local branches before it). It
-    assumes the model's weights and mode do not change while it is used; :meth:`clear` drops
-    everything but ``conv3_input`` and ``mask``.
+    Conv3's settings and the settings of the branch and of the local branches before it):
+    :meth:`get` and :meth:`put`, the least recently used entry dropped past ``max_entries``.
+    It assumes the model's weights and mode do not change while it is used
+    (:meth:`check_owner`); :meth:`clear` drops everything but ``conv3_input`` and ``mask``.
     """
 
     def __init__(
-        self, model: MSGN, image_size: tuple[int, int], conv3_input: Tensor, max_entries: int,
-        mask: Tensor | None = None,
+        self, model: nn.Module, image_size: tuple[int, int], conv3_input: Tensor,
+        max_entries: int, mask: Tensor | None = None,
     ) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
@@ -92,19 +89,24 @@ class StageCache:
         """Forget every cached stage output."""
         self._entries.clear()
 
-    def _check_owner(self, model: MSGN) -> None:
+    def check_owner(self, model: nn.Module) -> None:
+        """Raise ``ValueError`` unless ``model`` prepared this cache and is still in the same
+        train/eval mode."""
         if self._model() is not model:
             raise ValueError("this StageCache was prepared by another model")
         if model.training != self.training:
             raise ValueError("the model's train/eval mode changed since prepare(); prepare again")
 
-    def _get(self, key: tuple) -> tuple[Tensor, RegionPoolResult | None] | None:
+    def get(self, key: tuple) -> tuple[Tensor, RegionPoolResult | None] | None:
+        """The entry kept under ``key`` (now the most recently used), or ``None``."""
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
         return entry
 
-    def _put(self, key: tuple, value: tuple[Tensor, RegionPoolResult | None]) -> None:
+    def put(self, key: tuple, value: tuple[Tensor, RegionPoolResult | None]) -> None:
+        """Keep ``value`` under ``key`` as the most recently used entry; past ``max_entries``
+        the least recently used one goes."""
         self._entries[key] = value
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:

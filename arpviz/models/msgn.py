@@ -281,13 +281,13 @@ class MSGN(nn.Module):
         key: tuple = ("conv3", c3)
         conv3_forced = "conv3" in forced
         use_cache = cache is not None and not conv3_forced
-        entry = cache._get(key) if use_cache else None
+        entry = cache.get(key) if use_cache else None
         if entry is None:
             forced_boxes = check_forced("conv3", forced["conv3"], h1) if conv3_forced else None
             entry = self._conv3(h1, c3, forced_boxes, self._guide(mask, c3, None, h1))
             if use_cache:
                 logger.debug("computed conv3 with %s", c3)
-                cache._put(key, entry)
+                cache.put(key, entry)
         h2, conv3_result = entry
         chain_forced = conv3_forced  # a forced stage upstream: results differ from the cache's
         frame = None  # what the Conv4 input spans in the image (None: all of it)
@@ -309,7 +309,7 @@ class MSGN(nn.Module):
             stage_forced = forced.get(f"conv4.{name}")
             use_cache = cache is not None and stage_forced is None and not (
                 chain_forced and (local or conv3_forced))
-            entry = cache._get(key) if use_cache else None
+            entry = cache.get(key) if use_cache else None
             if entry is None:
                 suppress = None
                 if local and previous and s.mode in POOLED_MODES:
@@ -320,7 +320,7 @@ class MSGN(nn.Module):
                                      self._guide(mask, s, frame, h2))
                 if use_cache:
                     logger.debug("computed conv4.%s with %s", name, s)
-                    cache._put(key, entry)
+                    cache.put(key, entry)
             if stage_forced is not None and local:
                 chain_forced = True
             outputs[name] = entry
@@ -388,7 +388,7 @@ class MSGN(nn.Module):
         """
         if not isinstance(cache, StageCache):
             raise TypeError(f"cache must be a StageCache, got {type(cache).__name__}")
-        cache._check_owner(self)
+        cache.check_owner(self)
         settings = self.stage_settings(overrides)
         if boxes:
             if not isinstance(boxes, Mapping):
