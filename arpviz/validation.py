@@ -108,26 +108,38 @@ def check_output_dir(path: str | os.PathLike, name: str) -> Path:
     return out
 
 
-def check_device(device: object, name: str = "device") -> Any:
+def check_device(device: object, name: str = "device", *, local_rank: int | None = None) -> Any:
     """A ``torch.device`` this machine has: ``cpu``, ``cuda[:i]`` with CUDA present, or for
     ``"auto"`` CUDA when present, else the CPU (``ValueError`` naming ``name`` for an unknown
-    or absent device)."""
+    or absent device).
+
+    With ``local_rank`` (a process's rank on its machine, e.g. ``torchrun``'s ``LOCAL_RANK``)
+    a CUDA device without an index (``"cuda"``, or ``"auto"`` with CUDA) becomes
+    ``cuda:<local_rank % device_count>``, so the processes of one machine share its GPUs; a
+    named index is kept.
+    """
     import torch
 
+    if local_rank is not None and (isinstance(local_rank, bool) or not isinstance(local_rank, int)
+                                   or local_rank < 0):
+        raise ValueError(f"local_rank must be an int >= 0, got {local_rank!r}")
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)  # type: ignore[arg-type]
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"{name} must be cpu or cuda[:N], got {device!r}") from exc
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"{name} {device!r}: CUDA is not available on this machine")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ValueError(f"{name} {device!r}: this machine has "
-                             f"{torch.cuda.device_count()} CUDA device(s)")
-    elif resolved.type != "cpu":
-        raise ValueError(f"{name} must be cpu or cuda[:N], got {device!r}")
+        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            resolved = torch.device(device)  # type: ignore[arg-type]
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"{name} must be cpu or cuda[:N], got {device!r}") from exc
+        if resolved.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError(f"{name} {device!r}: CUDA is not available on this machine")
+            if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+                raise ValueError(f"{name} {device!r}: this machine has "
+                                 f"{torch.cuda.device_count()} CUDA device(s)")
+        elif resolved.type != "cpu":
+            raise ValueError(f"{name} must be cpu or cuda[:N], got {device!r}")
+    if resolved.type == "cuda" and resolved.index is None and local_rank is not None:
+        resolved = torch.device("cuda", local_rank % torch.cuda.device_count())
     return resolved
 
 

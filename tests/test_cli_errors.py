@@ -56,6 +56,21 @@ def test_output_and_device_checks_name_the_argument(tmp_path: Path) -> None:
     assert check_device("cpu").type == "cpu"
 
 
+def test_check_device_spreads_local_ranks_over_the_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert check_device("cuda", local_rank=3) == torch.device("cuda", 1)
+    assert check_device("auto", local_rank=2) == torch.device("cuda", 0)
+    assert check_device("cuda:1", local_rank=0) == torch.device("cuda", 1)  # a named index stays
+    assert check_device("cuda") == torch.device("cuda")  # no rank: no index
+    assert check_device("cpu", local_rank=5) == torch.device("cpu")
+    for bad in (-1, 1.0, True, "0"):
+        with pytest.raises(ValueError, match="local_rank"):
+            check_device("cuda", local_rank=bad)
+
+
 def test_load_names_a_bad_device(tiny_checkpoint: Path) -> None:
     with pytest.raises(ValueError, match="device"):
         ckpt.load(tiny_checkpoint, device="bogus")

@@ -107,18 +107,6 @@ def _versions() -> dict[str, str]:
             "pillow": Image.__version__, "arpviz": getattr(arpviz, "__version__", "unknown")}
 
 
-def _resolve_device(choice: str, local_rank: int) -> torch.device:
-    try:
-        device = check_device(choice, "--device")
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if device.type == "cuda":
-        if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
-        torch.cuda.set_device(device)
-    return device
-
-
 def _distributed() -> tuple[int, int]:
     """``(rank, world_size)``; starts the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -200,7 +188,12 @@ def _prepare(args: argparse.Namespace, local_rank: int) -> tuple[ckpt.Checkpoint
         overrides = parse_overrides(args.overrides)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    device = _resolve_device(args.device, local_rank)
+    try:
+        device = check_device(args.device, "--device", local_rank=local_rank)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     try:
         if args.checkpoint is None:
             args.checkpoint = str(default_checkpoint_path())
