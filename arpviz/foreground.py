@@ -40,15 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from arpviz.pooling import (
-    AdaptiveRegionPool,
-    Kernel,
-    RegionPoolResult,
-    _check_guide,
-    _check_input,
-    _pool,
-    significance,
-)
+from arpviz.pooling import AdaptiveRegionPool, Kernel, RegionPoolResult, _pool, significance
+from arpviz.tensor_checks import _check_guide, _check_input
 from arpviz.validation import check_k, check_rate_pair, check_tau
 
 __all__ = [

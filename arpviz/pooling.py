@@ -19,7 +19,11 @@ Steps 1 to 7 run without autograd; gradients reach the input through the resampl
 bilinear sample at each output cell's centre, computed as two batched matrix products with
 per-sample interpolation matrices (the crop is axis-aligned, so bilinear resampling is
 separable). Tests check it against ``F.affine_grid`` + ``F.grid_sample`` and
-``torchvision.ops.roi_align(aligned=True, sampling_ratio=1)``.
+``torchvision.ops.roi_align(aligned=True, sampling_ratio=1)``. The resampling (step 8) lives in
+:mod:`arpviz.resample` (:func:`resample_boxes`, :func:`interpolation_matrix`, re-exported here);
+the checks of the tensor arguments that every operator shares, in :mod:`arpviz.tensor_checks`.
+This module holds steps 1 to 7 and puts them together (:func:`region_pool`,
+:func:`adaptive_region_pool` and their modules).
 
 Everything is batched: no Python loop over samples and no host-device synchronisation, so a
 CUDA forward never blocks and ``torch.compile(..., fullgraph=True)`` traces it whole.
@@ -30,17 +34,24 @@ Box convention: ``(x1, y1, x2, y2)`` in pixel-edge coordinates of the map, cell 
 
 from __future__ import annotations
 
-import functools
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, ParamSpec, TypeVar
+from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from arpviz.resample import _resample, interpolation_matrix, resample_boxes
+from arpviz.tensor_checks import (
+    _check_guide,
+    _check_input,
+    _check_map,
+    _check_number,
+    _check_pairs,
+    _check_suppress,
+    _no_autocast,
+)
 from arpviz.validation import check_k, check_kernel, check_rate_pair, check_tau
 
 __all__ = [
@@ -61,8 +72,6 @@ __all__ = [
 ]
 
 Kernel = Literal["gaussian", "box"]
-P = ParamSpec("P")
-R = TypeVar("R")
 _EPS = 1e-5
 _SQRT12 = math.sqrt(12.0)
 
@@ -85,98 +94,12 @@ class RegionPoolResult:
     rates: Tensor
 
 
-# ----------------------------------------------------------------------------- validation
-
-
-def _check_input(x: object) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4:
-        raise ValueError(f"x must be 4-D [B, C, H, W], got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
-    if x.shape[1] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
-        raise ValueError(f"x must have non-empty C, H and W, got shape {tuple(x.shape)}")
-    return x
-
-
-def _check_map(confidence: object, name: str = "confidence") -> Tensor:
-    if not isinstance(confidence, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor[B, H, W], got {type(confidence).__name__}")
-    if confidence.dim() != 3 or 0 in confidence.shape[1:]:
-        raise ValueError(f"{name} must be a non-empty Tensor[B, H, W], got shape "
-                         f"{tuple(confidence.shape)}")
-    if not confidence.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {confidence.dtype}")
-    return confidence
-
-
-def _check_guide(guide: object, x: Tensor) -> Tensor:
-    """A map ``Tensor[B, H, W]`` on ``x``'s grid used as the confidence (an object's mask),
-    detached, float32 and non-negative; the errors name ``guide``."""
-    if not isinstance(guide, Tensor):
-        raise TypeError(f"guide must be a Tensor[B, H, W] or None, got {type(guide).__name__}")
-    expected = (x.shape[0], x.shape[2], x.shape[3])
-    if tuple(guide.shape) != expected:
-        raise ValueError(f"guide must have shape {list(expected)} (x's batch and map), "
-                         f"got {tuple(guide.shape)}")
-    if not guide.is_floating_point():
-        raise TypeError(f"guide must be a floating-point tensor, got dtype {guide.dtype}")
-    return guide.detach().to(device=x.device, dtype=torch.float32).clamp_min(0.0)
-
-
-def _check_pairs(value: object, batch: int, width: int, name: str) -> Tensor:
-    """A floating ``Tensor[batch, width]`` (rates, boxes), named ``name`` in the error."""
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor[B, {width}], got {type(value).__name__}")
-    if value.dim() != 2 or value.shape[0] != batch or value.shape[1] != width:
-        raise ValueError(f"{name} must have shape [B={batch}, {width}], got {tuple(value.shape)}")
-    if not value.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
-    return value
-
-
-def _check_number(value: object, name: str) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def _check_suppress(suppress: object, batch: int) -> Tensor | None:
-    if suppress is None:
-        return None
-    if not isinstance(suppress, Tensor):
-        kind = type(suppress).__name__
-        raise TypeError(f"suppress must be a Tensor[B, N, 4] or None, got {kind}")
-    if suppress.dim() != 3 or suppress.shape[0] != batch or suppress.shape[2] != 4:
-        raise ValueError(
-            f"suppress must have shape [B={batch}, N, 4], got {tuple(suppress.shape)}"
-        )
-    return suppress
-
-
 def output_size(height: int, width: int, dsr: tuple[float, float]) -> tuple[int, int]:
     """The resampled size ``(round(H * dsr_h), round(W * dsr_w))``, at least 1 x 1."""
     return max(1, round(height * dsr[0])), max(1, round(width * dsr[1]))
 
 
-# ----------------------------------------------------------------------------- steps 1 to 8
-
-
-def _no_autocast(fn: Callable[P, R]) -> Callable[P, R]:
-    """Run ``fn`` with autocast off: its sums and matrix products stay in float32.
-
-    Under bfloat16/float16 autocast the window scores would round into ties (and the first,
-    top-left window would win), so the search must not follow the caller's autocast.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with torch.autocast("cuda", enabled=False), torch.autocast("cpu", enabled=False):
-            return fn(*args, **kwargs)
-
-    return wrapper
-
+# ----------------------------------------------------------------------------- steps 1 to 7
 
 
 @_no_autocast
@@ -424,94 +347,6 @@ def _place(
     return placed.clamp(torch.zeros_like(extent), size - extent)
 
 
-def interpolation_matrix(start: Tensor, length: Tensor, out: int, size: int) -> Tensor:
-    """Bilinear interpolation weights along one axis, ``Tensor[B, out, size]`` (float32).
-
-    Output cell ``i`` samples the crop ``[start, start + length)`` (pixel edges, ``Tensor[B]``)
-    at its centre ``start + (i + 0.5) * length / out``, clamped to the outer cell centres: row
-    ``i`` holds the two linear weights ``max(0, 1 - |p - j|)`` of that position ``p`` (in
-    cell-centre coordinates) on the cells ``j``. Cell-centre aligned, as ``roi_align`` with
-    ``aligned=True, sampling_ratio=1`` and ``grid_sample(align_corners=False)``.
-    """
-    steps = torch.arange(out, device=start.device, dtype=torch.float32) + 0.5
-    pos = start[:, None] + steps[None, :] * (length[:, None] / out) - 0.5
-    pos = pos.clamp(0.0, size - 1.0)
-    cells = torch.arange(size, device=start.device, dtype=torch.float32)
-    return (1.0 - (pos[:, :, None] - cells[None, None, :]).abs()).clamp_min(0.0)
-
-
-def resample_boxes(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinear, cell-centre aligned resampling of ``boxes`` ``[B, 4]`` of ``x`` to ``size``.
-
-    Output cell ``(i, j)`` samples the box at its own centre, ``x1 + (j + 0.5) * (x2 - x1) / w``
-    (likewise in y), positions clamped to the map's outer cell centres: as ``roi_align`` with
-    ``aligned=True, sampling_ratio=1``. Two equal implementations (tests hold them to each
-    other, forward and backward), chosen per device: :func:`_resample_separable` on CUDA
-    (matrix products: no atomics in the backward, tensor cores in half precision) and
-    :func:`_resample_grid` on the CPU, where ``grid_sample``'s native kernel measured 1.1x to
-    1.8x ``avg_pool2d(2)`` forward + backward against 1.7x to 5x for the dense products
-    (``benchmarks/bench_pooling.py`` shapes and 32/16 cell maps, docs/benchmarks.md).
-    """
-    x = _check_input(x)
-    _check_pairs(boxes, x.shape[0], 4, "boxes")
-    if (not isinstance(size, (tuple, list)) or len(size) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)):
-        raise ValueError(f"size must be two ints >= 1 (height, width), got {size!r}")
-    return _resample(x, boxes, tuple(size))
-
-
-@_no_autocast
-def _resample(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
-    if x.is_cuda:
-        return _resample_separable(x, boxes, size)
-    return _resample_grid(x, boxes, size)
-
-
-def _resample_separable(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
-    """:func:`resample_boxes` as ``out[b, c] = Ry[b] @ x[b, c] @ Rx[b]^T``.
-
-    The crop is axis-aligned, so bilinear resampling is separable: two batched matrix products
-    with the per-sample matrices of :func:`interpolation_matrix` (``[h, H]`` and ``[w, W]``),
-    each one large ``bmm`` over the batch; the backward is matrix products too (no scattered
-    atomics; tensor cores in half precision).
-    """
-    batch, channels, height, width = x.shape
-    out_h, out_w = size
-    x1, y1, x2, y2 = boxes.float().unbind(1)
-    dtype = torch.float32 if x.device.type == "cpu" and x.dtype == torch.float16 else x.dtype
-    ry = interpolation_matrix(y1, y2 - y1, out_h, height).to(dtype)  # [B, h, H]
-    rx = interpolation_matrix(x1, x2 - x1, out_w, width).to(dtype)  # [B, w, W]
-    work = x.to(dtype)
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        # [B, H, W, C] in memory: contract H over [B, H, W*C], then W over [B*h, W, C]
-        tmp = torch.bmm(ry, work.permute(0, 2, 3, 1).reshape(batch, height, width * channels))
-        out = torch.matmul(rx[:, None], tmp.view(batch, out_h, width, channels))  # [B,h,w,C]
-        return out.permute(0, 3, 1, 2).to(x.dtype)
-    tmp = torch.bmm(work.reshape(batch, channels * height, width), rx.transpose(1, 2))
-    tmp = tmp.view(batch, channels, height, out_w).transpose(1, 2)  # [B, H, C, w]
-    out = torch.bmm(ry, tmp.reshape(batch, height, channels * out_w))  # [B, h, C * w]
-    return out.view(batch, out_h, channels, out_w).transpose(1, 2).contiguous().to(x.dtype)
-
-
-def _resample_grid(x: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
-    """:func:`resample_boxes` with ``affine_grid`` + ``grid_sample`` (border padding)."""
-    height, width = x.shape[2], x.shape[3]
-    x1, y1, x2, y2 = boxes.float().unbind(1)
-    zero = torch.zeros_like(x1)
-    theta = torch.stack(
-        [
-            torch.stack([(x2 - x1) / width, zero, (x1 + x2) / width - 1], dim=1),
-            torch.stack([zero, (y2 - y1) / height, (y1 + y2) / height - 1], dim=1),
-        ],
-        dim=1,
-    )  # [B, 2, 3]
-    work = x
-    if x.device.type == "cpu" and x.dtype not in (torch.float32, torch.float64):
-        work = x.float()  # CPU grid_sample has no half kernels
-    grid = F.affine_grid(theta.to(work.dtype), [x.shape[0], x.shape[1], *size],
-                         align_corners=False)
-    out = F.grid_sample(work, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out.to(x.dtype)
 
 
 def _pool(

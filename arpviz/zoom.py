@@ -29,16 +29,9 @@ import torch
 from torch import Tensor, nn
 
 from arpviz.foreground import foreground_confidence, peak_component
-from arpviz.pooling import (
-    RegionPoolResult,
-    _check_input,
-    _check_map,
-    _check_number,
-    _check_suppress,
-    _resample,
-    _suppression_mask,
-    output_size,
-)
+from arpviz.pooling import RegionPoolResult, _suppression_mask, output_size
+from arpviz.resample import _resample
+from arpviz.tensor_checks import _check_input, _check_map, _check_number, _check_suppress
 from arpviz.validation import check_rate_pair, check_tau
 
 __all__ = [

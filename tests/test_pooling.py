@@ -18,13 +18,8 @@ from arpviz import (
     keypoint_confidence,
     region_pool,
 )
-from arpviz.pooling import (
-    _resample_grid,
-    _resample_separable,
-    adaptive_rates,
-    output_size,
-    select_boxes,
-)
+from arpviz.pooling import adaptive_rates, output_size, select_boxes
+from arpviz.resample import _resample_grid, _resample_separable
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
