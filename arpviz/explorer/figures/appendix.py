@@ -1,6 +1,6 @@
 """Figures of the Appendix A page, from :func:`arpviz.appendix.analyse` and
 :func:`arpviz.appendix.k_sweep`, and, in two dimensions, from
-:func:`arpviz.simulate.simulate_object_2d` and :func:`arpviz.simulate.rate_against_size`.
+:func:`arpviz.simulate2d.simulate_object_2d` and :func:`arpviz.simulate2d.rate_against_size`.
 
 Figure 7's colours: the distribution is a line, the area under it is red inside the crop and blue
 outside (:mod:`~arpviz.palette`). In two dimensions the paper's ARP is drawn in
@@ -27,7 +27,7 @@ from arpviz.palette import (
     TRUTH,
     series_colour,
 )
-from arpviz.simulate import ObjectSimulation, RateCurve
+from arpviz.simulate2d import ObjectSimulation, RateCurve
 
 __all__ = [
     "ARP_COLOUR",
