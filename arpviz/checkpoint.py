@@ -17,7 +17,6 @@ Optimizer state for resuming lives beside it (:func:`save_training_state`), also
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -36,6 +35,7 @@ from torch import Tensor
 
 from arpviz.models import MSGN, MSGNConfig
 from arpviz.validation import check_device
+from arpviz.weights import file_sha256
 
 __all__ = [
     "FORMAT",
@@ -339,13 +339,9 @@ def _read_head(path: Path) -> tuple[bytes, int]:
 def file_digest(path: str | os.PathLike) -> str:
     """SHA-256 hex digest of a file's bytes (read in 1 MiB blocks): a checkpoint's identity in
     caches and records."""
-    digest = hashlib.sha256()
     if not Path(path).is_file():  # a FIFO or /dev/zero would never end
         raise FileNotFoundError(f"no checkpoint file at {path}")
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def read_meta(path: str | os.PathLike | bytes) -> CheckpointMeta:

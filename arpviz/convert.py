@@ -42,9 +42,13 @@ from arpviz.models.stages import ADAPTIVE_MODES, STEERABLE_MODES
 from arpviz.validation import check_output_file
 from arpviz.weights import (
     MIRROR_ENV,
+    OFFLINE_ENV,
+    DownloadInterrupted,
     WeightsEntry,
     download_weights,
+    file_sha256,
     resolve_weights,
+    verify_file,
     weights_entries,
 )
 
@@ -239,13 +243,13 @@ def guess_architecture(state_dict: Mapping[str, Tensor]) -> str | None:
 
 def imagenet_meta(
     config: MSGNConfig, weights_path: Path, source: str | None = None,
-    resize: int = RESIZE,
+    resize: int = RESIZE, sha256: str | None = None,
 ) -> ckpt.CheckpointMeta:
     """The checkpoint metadata of a conversion: ImageNet names, input 224, ImageNet mean/std,
     and a ``dataset`` record (``name`` ``"imagenet"``, ``source``, ``fine_tuned`` ``False``,
     ``arp_inserted``, ``conv3``/``conv4`` with their ``k``, ``dsr``, the evaluation ``resize``
-    of the shorter side with ``keep_aspect`` true, the weights file's name and size) that a
-    model card can show."""
+    of the shorter side with ``keep_aspect`` true, the weights file's name, size and SHA-256
+    (``sha256``, computed when not given)) that a model card can show."""
     stages = (("conv3", config.conv3), ("conv4", config.conv4))
     pooled = [stage for stage, mode in stages if mode != "stride"]
     inserted = [stage for stage, mode in stages if mode == "arp"]
@@ -266,6 +270,7 @@ def imagenet_meta(
         "keep_aspect": True,
         "weights_file": weights_path.name,
         "weights_bytes": stat.st_size,
+        "weights_sha256": sha256 if sha256 is not None else file_sha256(weights_path),
     }
     recipe = {"tool": PROG, "epochs": 0, "trained": False}
     return ckpt.CheckpointMeta(
@@ -381,7 +386,9 @@ def convert(
         ConvertError: (a ``ValueError``) the file is empty, truncated, a pickle with code, or
             not ``arch``'s ImageNet weights.
         arpviz.weights.WeightsError: (an ``OSError``) the download failed or its checksum did
-            not match (nothing is left in the cache).
+            not match (nothing is left in the cache); ``ChecksumError`` too for a file named as
+            torchvision's (in the torch cache, say) whose SHA-256 is not the one its name
+            carries.
         ValueError: a bad option (naming it).
     """
     config = imagenet_config(arch, conv3=conv3, conv4=conv4, conv3_k=conv3_k, conv4_k=conv4_k,
@@ -401,14 +408,19 @@ def convert(
         if meta is not None:
             report(1.0, f"reusing {out}")
             return Conversion(out, weights_path, meta, reused=True)
-    report(0.0, f"reading {weights_path}")
+    report(0.0, f"checking {weights_path}")
+    # a file named as torchvision's (put in the torch cache by hand, say) must be that file
+    sha256 = (verify_file(entry, weights_path) if entry is not None
+              else file_sha256(weights_path))
+    report(0.1, f"reading {weights_path}")
     try:
         state = read_state_dict(weights_path)
     except ValueError as exc:
         raise ConvertError(str(exc)) from None
     report(0.4, f"building {arch} with {conv3} in Conv3 and {conv4} in Conv4")
     model = model_from_state_dict(config, state, weights_path.name)
-    meta = imagenet_meta(config, weights_path, entry.name if entry is not None else None, resize)
+    meta = imagenet_meta(config, weights_path, entry.name if entry is not None else None, resize,
+                         sha256)
     report(0.7, f"writing {out}")
     # a private name first, then one atomic rename: two sessions converting the same
     # architecture at once each write their own file and the last rename wins
@@ -466,7 +478,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Turn torchvision ImageNet ResNet weights into an arpviz checkpoint with ARP "
         "in place of the stride of Conv3 and Conv4 (no training). The weights come from the "
         "torch cache or a file; --download fetches torchvision's file first (its checksum "
-        f"verified; env {MIRROR_ENV} names a mirror).",
+        f"verified; env {MIRROR_ENV} names a mirror, {OFFLINE_ENV}=1 turns downloads off).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--arch", choices=ARCHITECTURES, default="resnet50",
@@ -535,6 +547,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             path = convert(args.arch, args.out, args.weights, download=args.download,
                            progress=progress, **options).path
+    except DownloadInterrupted as exc:  # SIGTERM/SIGINT: the temporary file is gone
+        bar.close()
+        print(f"{PROG}: {exc.message}", file=sys.stderr)
+        return 128 + exc.signum
     except (ValueError, TypeError, OSError) as exc:
         bar.close()
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)

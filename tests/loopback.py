@@ -2,8 +2,10 @@
 
 :func:`serve` runs ``http.server`` on ``127.0.0.1`` in a thread and serves bytes by file name
 (``GET /<name>``), optionally cutting a response short (a ``Content-Length`` larger than the
-body, then the connection closes); :func:`closed_port` is a port nobody listens on (a server
-that is down). :func:`weights_payload` and :func:`weights_entry` make a real ResNet state dict
+body, then the connection closes); ``replies`` gives a name a hostile answer of its own
+(:func:`trickle`, :func:`silent`, :func:`announce`, :func:`unannounced`, :func:`redirect`);
+:func:`closed_port` is a port nobody listens on (a server that is down).
+:func:`weights_payload` and :func:`weights_entry` make a real ResNet state dict
 and a :class:`arpviz.weights.WeightsEntry` whose file name carries its SHA-256 prefix, as
 torchvision's do.
 """
@@ -15,9 +17,13 @@ import hashlib
 import io
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+#: A hostile answer: called with the request handler and an event set when the server stops
+#: (a reply that waits must return when it is set).
+Reply = Callable[[BaseHTTPRequestHandler, threading.Event], None]
 
 
 @dataclass
@@ -28,19 +34,35 @@ class Served:
     truncated: set[str] = field(default_factory=set)
     requests: list[str] = field(default_factory=list)
     base: str = ""
+    replies: dict[str, Reply] = field(default_factory=dict)
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that hung up on a hostile reply is the point of the test
 
 
 @contextlib.contextmanager
 def serve(files: dict[str, bytes] | None = None,
-          truncated: set[str] | None = None) -> Iterator[Served]:
+          truncated: set[str] | None = None,
+          replies: dict[str, Reply] | None = None) -> Iterator[Served]:
     """Serve ``files`` on ``http://127.0.0.1:<port>/`` (``Served.base``) while in the block;
-    names in ``truncated`` announce 1000 bytes more than they send."""
-    state = Served(dict(files or {}), set(truncated or ()))
+    names in ``truncated`` announce 1000 bytes more than they send; names in ``replies`` get
+    that reply instead."""
+    state = Served(dict(files or {}), set(truncated or ()), replies=dict(replies or {}))
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             name = self.path.lstrip("/")
             state.requests.append(name)
+            reply = state.replies.get(name)
+            if reply is not None:
+                reply(self, state.stopped)
+                self.close_connection = True
+                return
             body = state.files.get(name)
             if body is None:
                 self.send_error(404, "no such file")
@@ -57,17 +79,89 @@ def serve(files: dict[str, bytes] | None = None,
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = _QuietServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     state.base = f"http://127.0.0.1:{server.server_address[1]}/"
     try:
         yield state
     finally:
+        state.stopped.set()
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def _headers(handler: BaseHTTPRequestHandler, length: int | None, code: int = 200,
+             extra: dict[str, str] | None = None) -> None:
+    handler.send_response(code)
+    handler.send_header("Content-Type", "application/octet-stream")
+    if length is not None:
+        handler.send_header("Content-Length", str(length))
+    for key, value in (extra or {}).items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.flush()
+
+
+def trickle(body: bytes, *, step: int = 1, every: float = 0.1, length: int | None = None,
+            first: int = 0) -> Reply:
+    """Announce ``length`` (default ``len(body)``) bytes, send ``first`` at once, then ``step``
+    bytes every ``every`` seconds (``step=0``: nothing more, a stall) until the body is out or
+    the server stops."""
+
+    def reply(handler: BaseHTTPRequestHandler, stopped: threading.Event) -> None:
+        _headers(handler, len(body) if length is None else length)
+        with contextlib.suppress(OSError):
+            handler.wfile.write(body[:first])
+            handler.wfile.flush()
+            sent = first
+            while sent < len(body) and not stopped.wait(every):
+                if step:
+                    handler.wfile.write(body[sent : sent + step])
+                    handler.wfile.flush()
+                    sent += step
+
+    return reply
+
+
+def silent(handler: BaseHTTPRequestHandler, stopped: threading.Event) -> None:
+    """Take the request and never answer (until the server stops)."""
+    stopped.wait(60)
+
+
+def announce(body: bytes, length: int) -> Reply:
+    """Announce ``length`` bytes (a lie when it is not ``len(body)``), then send ``body``."""
+
+    def reply(handler: BaseHTTPRequestHandler, stopped: threading.Event) -> None:
+        _headers(handler, length)
+        with contextlib.suppress(OSError):
+            handler.wfile.write(body)
+            handler.wfile.flush()
+
+    return reply
+
+
+def unannounced(body: bytes) -> Reply:
+    """Send ``body`` with no ``Content-Length`` (the end is the connection's close)."""
+
+    def reply(handler: BaseHTTPRequestHandler, stopped: threading.Event) -> None:
+        _headers(handler, None)
+        with contextlib.suppress(OSError):
+            for start in range(0, len(body), 1 << 16):
+                handler.wfile.write(body[start : start + (1 << 16)])
+            handler.wfile.flush()
+
+    return reply
+
+
+def redirect(location: str, code: int = 302) -> Reply:
+    """Answer ``code`` with ``Location: location``."""
+
+    def reply(handler: BaseHTTPRequestHandler, stopped: threading.Event) -> None:
+        _headers(handler, 0, code, {"Location": location})
+
+    return reply
 
 
 def closed_port() -> int:

@@ -6,15 +6,18 @@ are tests/test_weights.py's).
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from pathlib import Path
 
 import pytest
 import torch
 import torchvision
+from loopback import weights_entry
 
 from arpviz import checkpoint as ckpt
 from arpviz import convert as cv
+from arpviz import weights as wt
 from arpviz.images import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.models import MSGN, MSGNConfig, StageOverride
 
@@ -191,16 +194,34 @@ def test_torch_cache_lookup_and_cached_conversion(resnet18, tmp_path, monkeypatc
     assert str(tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in err
     assert cv.main(["--list"]) == 0 and "no ImageNet ResNet weights" in capsys.readouterr().out
 
+    # a file put under torchvision's name by hand that is another file: refused, not converted
     cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     cached.parent.mkdir(parents=True)
+    cached.write_bytes(resnet18[1].read_bytes())
+    with pytest.raises(wt.ChecksumError, match="its file name says f37072fd"):
+        cv.convert_cached("resnet18")
+    assert not cv.converted_cache_dir().exists() or not any(cv.converted_cache_dir().iterdir())
+    cached.unlink()
+    entry = wt.register_weights(weights_entry(resnet18[1].read_bytes()), default=True)
+    try:
+        _cached_conversion(resnet18, tmp_path, entry, err, capsys)
+    finally:
+        wt.unregister_weights(entry)
+
+
+def _cached_conversion(resnet18, tmp_path, entry, err, capsys) -> None:
+    """The torch cache holds ``entry``'s file (named by its SHA-256): converted once, reused."""
+    cached = tmp_path / "hub" / "checkpoints" / entry.file_name
     cached.write_bytes(resnet18[1].read_bytes())
     assert cv.available_in_torch_cache() == [("resnet18", cached)]
     steps: list[tuple[float, str]] = []
     first = cv.convert_cached("resnet18", progress=lambda f, m: steps.append((f, m)))
     assert first.parent == cv.converted_cache_dir()
-    assert first.name == "resnet18-f37072fd_c3-arp1_c4-arp0.7_dsr0.5.safetensors"
-    assert steps[0][0] == 0.0 and steps[-1][0] == 1.0 and len(steps) == 4
-    assert ckpt.read_meta(first).dataset["source"] == "ResNet18_Weights.IMAGENET1K_V1"
+    assert first.name == f"{cached.stem}_c3-arp1_c4-arp0.7_dsr0.5.safetensors"
+    assert steps[0][0] == 0.0 and steps[-1][0] == 1.0 and len(steps) == 5
+    dataset = ckpt.read_meta(first).dataset
+    assert dataset["source"] == entry.name
+    assert dataset["weights_sha256"] == hashlib.sha256(cached.read_bytes()).hexdigest()
     assert "--download" in err and "https://download.pytorch.org/models/resnet18-f37072fd.pth" \
         in err
     stamp = first.stat().st_mtime_ns
