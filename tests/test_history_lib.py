@@ -17,6 +17,7 @@ from arpviz.data.synthbirds import SynthBirds, SynthBirdsConfig
 from arpviz.data.transforms import eval_transform
 from arpviz.explorer import catalog, inputs
 from arpviz.explorer.figures import history as figures
+from arpviz.explorer.figures.history.mosaic import _caption_lines, _Mosaic
 from arpviz.palette import stage_colour
 
 CLASSES = 6
@@ -190,7 +191,7 @@ def test_probe_figure_draws_every_stage_box_on_its_tile(runs):
     names = [t.name for t in fig.data[1:]]
     assert names == ["Conv3 (ARP)", "Conv4 local 0 (ARP)"]
     snap = record.at(2)
-    mosaic = figures._Mosaic(images, 2, caption_lines=figures._caption_lines(record, 200))
+    mosaic = _Mosaic(images, 2, caption_lines=_caption_lines(record, 200))
     for trace, stage in zip(fig.data[1:], ["conv3", "conv4.local0"], strict=True):
         expected = snap.stages[stage]["image_boxes"].numpy()
         for t, box in enumerate(_box_points(trace)):
@@ -243,7 +244,7 @@ def test_comparison_figure_puts_the_runs_side_by_side(runs):
     assert len(set(colours[:3])) == 3 and colours[3] == colours[2]  # one colour, one meaning
     captions = [a.text for a in fig.layout.annotations]
     assert len(captions) == 4 and captions[0].startswith("ARP") and captions[2].startswith("STN")
-    mosaic = figures._Mosaic(np.repeat(images[[0, 2]], 2, axis=0), 2)
+    mosaic = _Mosaic(np.repeat(images[[0, 2]], 2, axis=0), 2)
     stn_boxes = _box_points(fig.data[2])
     x0, y0 = mosaic.origin(1)  # probe 0's STN tile
     expected = stn.at(3).stages["conv4.local0"]["image_boxes"][0].numpy()
