@@ -1,4 +1,5 @@
-"""The library's layout: no import cycles between its modules, and the app layer on top."""
+"""The library's layout: no import cycles between its modules, layers that only import
+downwards, and Streamlit only in the app's layers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,28 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "arpviz"
+
+#: The layers, bottom to top: ``(name, what it is, its packages and modules)``. A module belongs
+#: to the layer that names it or a package above it; the core is every module no layer names. A
+#: module may import its own layer (without cycles) and the layers below it, nothing above.
+LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("core", "the library: operator, models, data, training, checkpoints, geometry, palette", ()),
+    ("commands", "command-line packages over the core (they do not import each other)",
+     ("arpviz.explain", "arpviz.analysis")),
+    ("explorer", "the app-facing library: what the app calls, no Streamlit",
+     ("arpviz.explorer",)),
+    ("app", "the Streamlit-side helpers of the pages", ("arpviz.app",)),
+    ("launch", "the app as the wheel carries it and arpviz-app, which runs it",
+     ("arpviz.webapp", "arpviz.app_launcher")),
+)
+
+#: The imports that go up a layer, each with its reason; the test fails on any other and on one
+#: that is no longer there.
+UPWARD: dict[tuple[str, str], str] = {
+    ("arpviz.simulate", "arpviz.analysis"):
+        "measure_confidence_floor runs arpviz.analysis.analyse (a lazy import); the Appendix A "
+        "page imports it from arpviz.simulate",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -82,10 +105,30 @@ def test_no_import_cycles() -> None:
     assert cycles == [], f"import cycles between arpviz modules: {cycles}"
 
 
+def _layer(module: str) -> int:
+    """The index in :data:`LAYERS` of ``module``'s layer."""
+    for index, (_, _, names) in enumerate(LAYERS):
+        if any(module == name or module.startswith(name + ".") for name in names):
+            return index
+    return 0
+
+
+def test_layers_only_import_downwards() -> None:
+    graph = _imports()
+    upward = {(module, target) for module, targets in graph.items() for target in targets
+              if _layer(target) > _layer(module)}
+    unexpected = [f"{m} ({LAYERS[_layer(m)][0]}) imports {t} ({LAYERS[_layer(t)][0]})"
+                  for m, t in sorted(upward - set(UPWARD))]
+    assert unexpected == [], f"imports up a layer: {unexpected}"
+    assert set(UPWARD) <= upward, f"no longer imported: {sorted(set(UPWARD) - upward)}"
+
+
 def test_only_the_app_imports_streamlit() -> None:
     graph_files = [p for p in ROOT.rglob("*.py") if "webapp" not in p.parts]
     offenders = [str(p.relative_to(ROOT.parent)) for p in graph_files
-                 if "import streamlit" in p.read_text(encoding="utf-8")
-                 or "from streamlit" in p.read_text(encoding="utf-8")]
-    # the launcher imports Streamlit's CLI inside main() to start the app, nothing else
-    assert offenders == ["arpviz/app_launcher.py"]
+                 if ("import streamlit" in p.read_text(encoding="utf-8")
+                     or "from streamlit" in p.read_text(encoding="utf-8"))
+                 and LAYERS[_layer(_module_name(p))][0] not in ("app", "launch")]
+    # the app's helpers (arpviz.app) draw with Streamlit; the launcher imports Streamlit's CLI
+    # inside main() to start the app
+    assert offenders == []
