@@ -1,8 +1,9 @@
 """arpviz Streamlit app (entry point): ``streamlit run app.py``.
 
 Routes with ``st.navigation`` to the pages in ``pages/`` and draws the shared sidebar
-(checkpoint, device, model card; :mod:`pages.shell`) before the page runs; pages read the
-loaded checkpoint with ``pages.common.require_checkpoint()``. See docs/architecture.md.
+(checkpoint, device, model card; :mod:`arpviz.app.sidebar`) before the page runs; pages read the
+loaded checkpoint with ``arpviz.app.sidebar.require_checkpoint()`` and everything else the user
+set from ``arpviz.app.state.app_state()``. See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -29,6 +30,6 @@ pages = [
 # st.navigation first: until it runs, Streamlit shows the legacy list of pages/ files.
 navigation = st.navigation(pages)
 
-from pages import shell  # noqa: E402 - imports torch; after the navigation on purpose
+from arpviz.app.sidebar import run_app  # noqa: E402 - imports torch; after the navigation
 
-shell.run_app(navigation)
+run_app(navigation)

@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from arpviz import checkpoint as ckpt
-from arpviz.explorer import faithful, inputs, session
+from arpviz.explorer import faithful, inputs
+from arpviz.explorer.controls import Knob
 from arpviz.explorer.figures.explore import faithfulness_figure
+from arpviz.explorer.live import LiveSession
 from arpviz.faithfulness import crop_faithfulness
 
 
@@ -16,11 +18,11 @@ from arpviz.faithfulness import crop_faithfulness
 def live(tiny_checkpoint):
     bundle = ckpt.load(tiny_checkpoint)
     image = inputs.synth_sample(bundle.meta, 2)
-    return session.LiveSession(bundle.model, image, bundle.meta.class_names)
+    return LiveSession(bundle.model, image, bundle.meta.class_names)
 
 
 def test_crop_check_numbers_follow_the_view(live) -> None:
-    view = live.explain({"conv4.local0": session.Knob(0.3, None)})
+    view = live.explain({"conv4.local0": Knob(0.3, None)})
     assert faithful.default_crop_stage(view) == "conv4.local0"
     check = faithful.crop_check(live, view, "conv4.local0", n_random=4)
     direct = crop_faithfulness(live.model, live.image.tensor,
@@ -37,7 +39,7 @@ def test_crop_check_numbers_follow_the_view(live) -> None:
     x1, y1, x2, y2 = view.stages["conv4.local0"].image_box
     size = live.image.image.shape[0]
     assert check.area == pytest.approx((x2 - x1) * (y2 - y1) / size**2, rel=1e-4)
-    wider = faithful.crop_check(live, live.explain({"conv4.local0": session.Knob(2.0, None)}),
+    wider = faithful.crop_check(live, live.explain({"conv4.local0": Knob(2.0, None)}),
                                 "conv4.local0", n_random=4)
     assert wider.area > check.area  # the sliders' k reaches the test
     fig = faithfulness_figure(check)

@@ -1,4 +1,5 @@
-"""arpviz.explorer (catalog, inputs, session): the library behind Explore and RP against ARP."""
+"""arpviz.explorer (catalog, inputs, controls, live, runtime): the library behind Explore and RP
+against ARP."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from arpviz.checkpoint import Checkpoint, load
 from arpviz.data.synthbirds import SynthBirds
 from arpviz.data.transforms import eval_transform
 from arpviz.datasources import synth_config
-from arpviz.explorer import catalog, inputs
-from arpviz.explorer import session as sess
+from arpviz.explorer import catalog, inputs, runtime
+from arpviz.explorer import controls as ctl
+from arpviz.explorer.live import LiveSession, sweep_ks
+from arpviz.explorer.results import compare_predictions
 from arpviz.models import StageOverride
+from arpviz.models.stages import stage_label
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +29,8 @@ def ckpt(tiny_checkpoint: Path) -> Checkpoint:
 
 
 @pytest.fixture(scope="module")
-def session(ckpt: Checkpoint) -> sess.LiveSession:
-    return sess.LiveSession(ckpt.model, inputs.synth_sample(ckpt.meta, 0), ckpt.meta.class_names)
+def session(ckpt: Checkpoint) -> LiveSession:
+    return LiveSession(ckpt.model, inputs.synth_sample(ckpt.meta, 0), ckpt.meta.class_names)
 
 
 def _png(image: Image.Image) -> bytes:
@@ -55,31 +59,31 @@ def test_find_and_default_checkpoints(tmp_path: Path) -> None:
 
 def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert sess.resolve_device("auto") == ("cpu", None)
-    assert sess.resolve_device("cpu") == ("cpu", None)
-    device, note = sess.resolve_device("cuda")
+    assert runtime.resolve_device("auto") == ("cpu", None)
+    assert runtime.resolve_device("cpu") == ("cpu", None)
+    device, note = runtime.resolve_device("cuda")
     assert device == "cpu" and "not available" in note
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert sess.resolve_device("auto") == ("cuda", None)
-    assert sess.resolve_device("cuda") == ("cuda", None)
+    assert runtime.resolve_device("auto") == ("cuda", None)
+    assert runtime.resolve_device("cuda") == ("cuda", None)
     with pytest.raises(ValueError, match="device"):
-        sess.resolve_device("tpu")
+        runtime.resolve_device("tpu")
 
 
 def test_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     before = torch.get_num_threads()
     try:
         monkeypatch.setenv("ARPVIZ_THREADS", "3")
-        assert sess.default_threads() == 3
+        assert runtime.default_threads() == 3
         for bad in ("zero", "0", ""):
             monkeypatch.setenv("ARPVIZ_THREADS", bad)
             monkeypatch.setattr("os.cpu_count", lambda: 2)
-            assert sess.default_threads() == 1
+            assert runtime.default_threads() == 1
         monkeypatch.setattr("os.cpu_count", lambda: 64)
-        assert sess.default_threads() == 4
-        assert sess.set_threads(1) == 1 and torch.get_num_threads() == 1
+        assert runtime.default_threads() == 4
+        assert runtime.set_threads(1) == 1 and torch.get_num_threads() == 1
         with pytest.raises(ValueError):
-            sess.set_threads(0)
+            runtime.set_threads(0)
     finally:
         torch.set_num_threads(before)
 
@@ -218,24 +222,26 @@ def test_crop_image_resamples_the_box() -> None:
 # ----------------------------------------------------------------------------- controls
 
 
-def test_stage_controls_and_overrides(session: sess.LiveSession) -> None:
+def test_stage_controls_and_overrides(session: LiveSession) -> None:
     controls = session.controls
     assert [c.name for c in controls] == ["conv3", "conv4.global", "conv4.local0"]
     assert [c.steerable for c in controls] == [True, False, True]
     assert controls[0].k == 1.0 and controls[2].k == 0.7 and controls[2].trained_dsr == 0.5
-    trained = {c.name: sess.Knob(c.k, c.trained_dsr) for c in controls if c.steerable}
-    assert trained == {"conv3": sess.Knob(1.0, 0.5), "conv4.local0": sess.Knob(0.7, 0.5)}
-    assert [c.arp_k for c in controls if c.steerable] == [1.0, 0.7]
-    assert sess.overrides_from(controls, trained) == {}
-    assert sess.overrides_from(controls, {}) == {}
-    one = sess.overrides_from(controls, {**trained, "conv4.local0": sess.Knob(1.2, 0.5)})
-    assert one == {"conv4.local0": StageOverride(k=1.2)}
-    dsr = sess.overrides_from(controls, {"conv3": sess.Knob(1.0, 0.75)})
-    assert dsr == {"conv3": StageOverride(dsr=0.75)}
-    rp = sess.overrides_from(controls, trained, mode="rp")
-    assert rp == {"conv3": StageOverride(mode="rp"), "conv4.local0": StageOverride(mode="rp")}
-    arp = sess.overrides_from(controls, trained, mode="arp")
-    assert arp["conv3"] == StageOverride(mode="arp", k=1.0)
+    trained = {c.name: ctl.Knob(c.k, c.trained_dsr) for c in controls if c.steerable}
+    assert trained == {"conv3": ctl.Knob(1.0, 0.5), "conv4.local0": ctl.Knob(0.7, 0.5)}
+    assert [c.default_k("arp") for c in controls if c.steerable] == [1.0, 0.7]
+    assert ctl.overrides_from(controls, trained) == {}
+    assert ctl.overrides_from(controls, {}) == {}
+    one = ctl.overrides_from(controls, {**trained, "conv4.local0": ctl.Knob(1.2, 0.5)})
+    assert one == {"conv4.local0": StageOverride(k=1.2, dsr=(0.5, 0.5), tau=1.0)}
+    dsr = ctl.overrides_from(controls, {"conv3": ctl.Knob(1.0, 0.75)})
+    assert dsr == {"conv3": StageOverride(k=1.0, dsr=(0.75, 0.75), tau=1.0)}
+    rp = ctl.overrides_from(controls, {n: ctl.Knob(mode="rp") for n in trained})
+    assert rp == {n: StageOverride(mode="rp", dsr=(0.5, 0.5), tau=1.0) for n in trained}
+    arp = ctl.overrides_from(controls, {n: ctl.Knob(mode="arp") for n in trained})
+    assert arp == {}  # ARP with its trained k is the trained setting
+    assert controls[0].settings(ctl.Knob(0.4, 0.75)).k == 0.4
+    assert controls[0].settings() == controls[0].trained
 
 
 def test_rp_stage_ignores_k(ckpt: Checkpoint) -> None:
@@ -243,28 +249,30 @@ def test_rp_stage_ignores_k(ckpt: Checkpoint) -> None:
 
     model = MSGN(MSGNConfig(backbone="tiny", num_classes=3, conv3="rp", conv4="stride",
                             local_branches=0)).eval()
-    controls = sess.stage_controls(model)
+    controls = ctl.stage_controls(model)
     assert [(c.name, c.mode, c.k) for c in controls] == [("conv3", "rp", None),
                                                          ("conv4.main", "stride", None)]
     # the k an RP stage gets when switched to ARP is the model's (conv3_k), not the page's
-    assert [c.arp_k for c in controls] == [model.config.conv3_k, None]
-    assert sess.overrides_from(controls, {"conv3": sess.Knob(0.9, 0.5)}) == {}
-    assert sess.overrides_from(controls, {"conv3": sess.Knob(None, 0.5)}, mode="arp") == {
-        "conv3": StageOverride(mode="arp", k=1.0)}
+    assert [c.default_k("arp") for c in controls] == [model.config.conv3_k, None]
+    with pytest.raises(ValueError, match="k has no meaning"):
+        ctl.overrides_from(controls, {"conv3": ctl.Knob(0.9, 0.5)})
+    assert ctl.overrides_from(controls, {"conv3": ctl.Knob(None, 0.5)}) == {}
+    assert ctl.overrides_from(controls, {"conv3": ctl.Knob(None, 0.5, None, "arp")}) == {
+        "conv3": StageOverride(mode="arp", k=1.0, dsr=(0.5, 0.5), tau=1.0)}
 
 
 def test_stage_label() -> None:
-    assert sess.stage_label("conv3") == "Conv3"
-    assert sess.stage_label("conv4.local1") == "Conv4 local 1"
-    assert sess.stage_label("conv4.local0", "arp") == "Conv4 local 0 (ARP)"
-    assert sess.stage_label("conv4.main", "arpfg") == "Conv4 (ARP-FG)"
-    assert sess.stage_label("other") == "other"
+    assert stage_label("conv3") == "Conv3"
+    assert stage_label("conv4.local1") == "Conv4 local 1"
+    assert stage_label("conv4.local0", "arp") == "Conv4 local 0 (ARP)"
+    assert stage_label("conv4.main", "arpfg") == "Conv4 (ARP-FG)"
+    assert stage_label("other") == "other"
 
 
 # ----------------------------------------------------------------------------- live session
 
 
-def test_trained_view_matches_explain(ckpt: Checkpoint, session: sess.LiveSession) -> None:
+def test_trained_view_matches_explain(ckpt: Checkpoint, session: LiveSession) -> None:
     with torch.no_grad():
         reference = ckpt.model.explain(session.image.tensor)
     view = session.explain()
@@ -282,7 +290,7 @@ def test_trained_view_matches_explain(ckpt: Checkpoint, session: sess.LiveSessio
     assert all(r.delta == 0 and r.rank_change == 0 for r in view.predictions.rows)
 
 
-def test_conv4_change_reuses_conv3(ckpt: Checkpoint, session: sess.LiveSession,
+def test_conv4_change_reuses_conv3(ckpt: Checkpoint, session: LiveSession,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     model = ckpt.model
@@ -298,12 +306,12 @@ def test_conv4_change_reuses_conv3(ckpt: Checkpoint, session: sess.LiveSession,
 
     monkeypatch.setattr(model, "_conv3", count_conv3)
     monkeypatch.setattr(model, "_branch", count_branch)
-    view = session.explain({"conv4.local0": sess.Knob(0.35, 0.9)})
+    view = session.explain({"conv4.local0": ctl.Knob(0.35, 0.9)})
     assert calls == ["branch"]  # neither Conv3 nor the global branch ran again
     assert view.stages["conv4.local0"].rates == pytest.approx((0.9, 0.9))
     assert view.stages["conv3"].image_box == session.trained.stages["conv3"].image_box
     calls.clear()
-    view3 = session.explain({"conv3": sess.Knob(0.1, 0.3)})
+    view3 = session.explain({"conv3": ctl.Knob(0.1, 0.3)})
     assert calls == ["conv3", "branch", "branch"]
     assert view3.stages["conv3"].rates == pytest.approx((0.3, 0.3))
     x1, y1, x2, y2 = view3.stages["conv3"].image_box
@@ -318,21 +326,28 @@ def test_compare_predictions() -> None:
     names = ("a", "b", "c", "d", "e", "f")
     ref = np.array([0.4, 0.3, 0.1, 0.1, 0.05, 0.05])
     now = np.array([0.2, 0.5, 0.1, 0.05, 0.1, 0.05])
-    table = sess.compare_predictions(now, ref, names)
+    table = compare_predictions(now, ref, names)
     assert [r.name for r in table.rows] == ["b", "a", "c", "e", "d"]
     assert table.flipped and table.ref_top1_name == "a" and table.ref_top1_prob == 0.4
     b, a = table.rows[0], table.rows[1]
     assert (b.rank, b.ref_rank, b.rank_change) == (1, 2, 1)
     assert (a.rank, a.ref_rank, a.rank_change) == (2, 1, -1)
     assert b.delta == pytest.approx(0.2) and a.delta == pytest.approx(-0.2)
-    same = sess.compare_predictions(ref, ref, names, top=3)
+    same = compare_predictions(ref, ref, names, top=3)
     assert len(same.rows) == 3 and not same.flipped
     with pytest.raises(ValueError):
-        sess.compare_predictions(now, ref[:3], names)
+        compare_predictions(now, ref[:3], names)
 
 
-def test_compare_modes(session: sess.LiveSession) -> None:
-    comparison = session.compare_modes()
+def _in_mode(session: LiveSession, mode: str, dsr: float = 0.5,
+             k: dict[str, float] | None = None) -> dict[str, ctl.Knob]:
+    """Every steerable stage of ``session`` in ``mode`` (a side of a comparison)."""
+    return {n: ctl.Knob((k or {}).get(n), dsr, None, mode) for n in session.steerable}
+
+
+def test_compare(session: LiveSession) -> None:
+    comparison = session.compare(_in_mode(session, "arp"), _in_mode(session, "rp"),
+                                 ("arp", "rp"))
     assert comparison.modes == ("arp", "rp") and list(comparison.views) == ["ARP", "RP"]
     for name in ("conv3", "conv4.local0"):
         assert comparison.second.stages[name].mode == "rp"
@@ -340,37 +355,44 @@ def test_compare_modes(session: sess.LiveSession) -> None:
         assert comparison.first.stages[name].mode == "arp"
     np.testing.assert_allclose(comparison.first.probs, session.trained.probs, atol=1e-6)
     assert comparison.second.predictions.ref_top1 == int(np.argmax(comparison.first.probs))
-    wide = session.compare_modes({"conv3": sess.Knob(1.0, 0.75)})
+    wide = session.compare(_in_mode(session, "arp", 0.75), _in_mode(session, "rp", 0.75),
+                           ("arp", "rp"))
     assert wide.second.stages["conv3"].rates == pytest.approx((0.75, 0.75))
-    # any two modes: ARP-FG (beyond the paper) runs with its own default k, the DSR shared
-    fg = session.compare_modes({"conv4.local0": sess.Knob(0.4, 0.5)}, ("arpfg", "arp"))
+    # any two modes: ARP-FG (beyond the paper) runs with its own default k, each side its k
+    fg = session.compare(_in_mode(session, "arpfg"),
+                         _in_mode(session, "arp", k={"conv4.local0": 0.4}), ("arpfg", "arp"))
     assert fg.first.stages["conv4.local0"].mode == "arpfg"
     assert fg.first.stages["conv4.local0"].k == pytest.approx(1.5)
-    assert fg.second.stages["conv4.local0"].k == pytest.approx(0.4)  # the knob's k is ARP's
+    assert fg.second.stages["conv4.local0"].k == pytest.approx(0.4)
+    zoom = session.compare(_in_mode(session, "zoom"), _in_mode(session, "rp"), ("zoom", "rp"))
+    assert zoom.first.stages["conv4.local0"].mode == "zoom"
+    assert zoom.first.stages["conv4.local0"].k is None
     with pytest.raises(ValueError, match="mode"):
-        session.compare_modes({}, ("arp", "stn"))
+        session.compare({}, _in_mode(session, "stn"), ("arp", "stn"))
 
 
-def test_knob_mode_switches_a_stage(session: sess.LiveSession) -> None:
+def test_knob_mode_switches_a_stage(session: LiveSession) -> None:
     controls = session.controls
-    assert controls[2].mode_k == {"arp": 0.7, "arpfg": 1.5, "arpfg_peak": 1.5}
-    switched = sess.overrides_from(controls, {"conv4.local0": sess.Knob(None, 0.5, None,
+    assert {m: controls[2].default_k(m) for m in ("arp", "arpfg", "arpfg_peak", "rp", "zoom")} \
+        == {"arp": 0.7, "arpfg": 1.5, "arpfg_peak": 1.5, "rp": None, "zoom": None}
+    switched = ctl.overrides_from(controls, {"conv4.local0": ctl.Knob(None, 0.5, None,
                                                                         "arpfg")})
-    assert switched == {"conv4.local0": StageOverride(mode="arpfg", k=1.5)}
-    steered = sess.overrides_from(controls, {"conv4.local0": sess.Knob(0.9, 0.5, None,
+    assert switched == {"conv4.local0": StageOverride(mode="arpfg", k=1.5, dsr=(0.5, 0.5),
+                                                      tau=1.0)}
+    steered = ctl.overrides_from(controls, {"conv4.local0": ctl.Knob(0.9, 0.5, None,
                                                                        "arpfg_peak")})
-    assert steered == {"conv4.local0": StageOverride(mode="arpfg_peak", k=0.9)}
-    view = session.explain({"conv4.local0": sess.Knob(0.9, 0.5, None, "arpfg")})
+    assert steered["conv4.local0"].mode == "arpfg_peak" and steered["conv4.local0"].k == 0.9
+    view = session.explain({"conv4.local0": ctl.Knob(0.9, 0.5, None, "arpfg")})
     stage = view.stages["conv4.local0"]
     assert stage.mode == "arpfg" and stage.label == "Conv4 local 0 (ARP-FG)"
     assert float(stage.confidence.min()) >= 0.0  # relu(s): no floor
-    assert sess.overrides_from(controls, {"conv4.local0": sess.Knob(0.7, 0.5, None, "arp")}) \
+    assert ctl.overrides_from(controls, {"conv4.local0": ctl.Knob(0.7, 0.5, None, "arp")}) \
         == {}
     with pytest.raises(ValueError, match="mode"):
-        sess.overrides_from(controls, {"conv3": sess.Knob(None, 0.5, None, "stn")})
+        ctl.overrides_from(controls, {"conv3": ctl.Knob(None, 0.5, None, "stn")})
 
 
-def test_sweep(session: sess.LiveSession) -> None:
+def test_sweep(session: LiveSession) -> None:
     before = len(session.cache)
     sweep = session.sweep("conv4.local0", ks=[0.2, 0.6, 1.0, 1.6])
     assert len(session.cache) == before  # a cache of its own
@@ -381,9 +403,14 @@ def test_sweep(session: sess.LiveSession) -> None:
     assert sweep.rates.shape == (4, 2) and np.all(sweep.rates >= 0.5 - 1e-6)
     assert len(sweep.classes) == 3 and sweep.classes[0] == session.trained.predictions.top1.index
     assert sweep.trained_k == 0.7 and sweep.current_k == 0.7
-    full = session.sweep("conv4.local0", {"conv4.local0": sess.Knob(1.5, 0.5)})
-    assert len(full.ks) == 20 and full.ks[0] == pytest.approx(sess.K_RANGE[0])
-    assert full.current_k == 1.5 and full.ks[-1] == pytest.approx(sess.K_RANGE[1])
+    assert set(sweep.boxes) == {"conv3", "conv4.local0"}
+    assert sweep.boxes["conv4.local0"].shape == (4, 4)
+    assert sweep.crops is not None and sweep.crops.shape[0] == 4
+    assert sweep.top(0)[0][0] == session.class_names[int(np.argmax(sweep.probs[0]))]
+    full = session.sweep("conv4.local0", {"conv4.local0": ctl.Knob(1.5, 0.5)})
+    assert len(full.ks) == 39 and full.ks[0] == pytest.approx(ctl.K_RANGE[0])
+    assert full.current_k == 1.5 and full.ks[-1] == pytest.approx(ctl.K_RANGE[1])
+    assert np.allclose(np.diff(sweep_ks()), ctl.K_STEP)
     conv3 = session.sweep("conv3", ks=[0.2, 1.2])
     assert conv3.crop_w[0] <= conv3.crop_w[1] + 1e-4 and conv3.trained_k == 1.0
     for bad in ("conv4.global", "conv9"):
@@ -391,7 +418,7 @@ def test_sweep(session: sess.LiveSession) -> None:
             session.sweep(bad)
 
 
-def test_crops_of_the_trained_view(session: sess.LiveSession) -> None:
+def test_crops_of_the_trained_view(session: LiveSession) -> None:
     view = session.trained
     crops = {name: inputs.crop_image(view.image, s.image_box, s.out_size, 32)
              for name, s in view.stages.items()}
@@ -420,15 +447,16 @@ def test_other_layouts(ckpt: Checkpoint, options: dict) -> None:
     config = MSGNConfig(backbone="tiny", num_classes=24, **options)
     model = MSGN(config).eval()
     meta = replace(ckpt.meta, config=config, input_size=64)
-    session = sess.LiveSession(model, inputs.synth_sample(meta, 1), meta.class_names)
+    session = LiveSession(model, inputs.synth_sample(meta, 1), meta.class_names)
     steerable = [c.name for c in session.controls if c.steerable]
     pooled = [c.name for c in session.controls if c.mode != "stride"]
     assert sorted(session.trained.stages) == sorted(pooled)
-    knobs = {name: sess.Knob(1.5 if c.mode == "arp" else None, 0.75)
+    knobs = {name: ctl.Knob(1.5 if c.mode == "arp" else None, 0.75)
              for name, c in ((c.name, c) for c in session.controls if c.steerable)}
     view = session.explain(knobs)
     assert set(view.overrides) == set(steerable)
-    comparison = session.compare_modes(knobs)
+    comparison = session.compare(_in_mode(session, "arp", 0.75), _in_mode(session, "rp", 0.75),
+                                 ("arp", "rp"))
     for name in steerable:
         assert comparison.second.stages[name].mode == "rp"
         assert comparison.first.stages[name].mode == "arp"
@@ -449,9 +477,9 @@ def test_live_session_on_cuda_matches_the_cpu(tiny_checkpoint: Path) -> None:
     cpu = load(tiny_checkpoint)
     gpu = load(tiny_checkpoint, "cuda")
     image = inputs.synth_sample(cpu.meta, 0)
-    knobs = {"conv3": sess.Knob(0.6, 0.75), "conv4.local0": sess.Knob(1.3, None)}
-    on_cpu = sess.LiveSession(cpu.model, image, cpu.meta.class_names).explain(knobs)
-    on_gpu = sess.LiveSession(gpu.model, image, gpu.meta.class_names,
+    knobs = {"conv3": ctl.Knob(0.6, 0.75), "conv4.local0": ctl.Knob(1.3, None)}
+    on_cpu = LiveSession(cpu.model, image, cpu.meta.class_names).explain(knobs)
+    on_gpu = LiveSession(gpu.model, image, gpu.meta.class_names,
                               device="cuda").explain(knobs)
     np.testing.assert_allclose(on_gpu.probs, on_cpu.probs, atol=1e-4)
     for name, stage in on_cpu.stages.items():

@@ -9,8 +9,10 @@ import plotly.graph_objects as go
 import pytest
 from plotly.utils import PlotlyJSONEncoder
 
-from arpviz.explorer import inputs, session
+from arpviz.explorer import inputs
+from arpviz.explorer import results as session
 from arpviz.explorer.figures import explore as fg
+from arpviz.models.stages import stage_label
 from arpviz.palette import stage_colour
 
 NAMES = tuple(f"class {i}" for i in range(6))
@@ -20,7 +22,7 @@ def _stage(name: str, image_box, frame, mode: str = "arp", k: float | None = 0.7
            rates=(0.6, 0.55), map_size=(8, 10)) -> session.StageView:
     rng = np.random.default_rng(len(name))
     return session.StageView(
-        name=name, label=session.stage_label(name, mode), mode=mode, k=k, dsr=(0.5, 0.5),
+        name=name, label=stage_label(name, mode), mode=mode, k=k, dsr=(0.5, 0.5),
         rates=rates,
         box=(1.0, 1.0, 5.0, 6.0), image_box=image_box, frame=frame, map_size=map_size,
         out_size=(map_size[0] // 2, map_size[1] // 2),

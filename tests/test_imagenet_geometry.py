@@ -19,8 +19,8 @@ from arpviz import convert as cv
 from arpviz.data.transforms import eval_transform
 from arpviz.explain import explain_images
 from arpviz.explorer import inputs, records
+from arpviz.explorer.live import LiveSession
 from arpviz.explorer.photo import photo_of
-from arpviz.explorer.session import LiveSession
 from arpviz.geometry import InputGeometry, eval_resize
 
 SIZES = [(300, 150), (150, 300), (224, 224), (257, 1000), (999, 333), (256, 255), (40, 30)]

@@ -11,7 +11,9 @@ from PIL import Image
 
 from arpviz import checkpoint as ckpt
 from arpviz.explain import explain_images, record_to_json
-from arpviz.explorer import inputs, records, session
+from arpviz.explorer import inputs, records
+from arpviz.explorer.controls import Knob
+from arpviz.explorer.live import LiveSession
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +26,8 @@ def test_view_record_matches_explain_images(bundle) -> None:
     photo = Image.fromarray(rng.integers(0, 255, (90, 170, 3), dtype=np.uint8))
     prepared = inputs.preprocess(photo, bundle.meta, name="photo.png")
     assert prepared.original is not None and prepared.original.size == (170, 90)
-    live = session.LiveSession(bundle.model, prepared, bundle.meta.class_names)
-    view = live.explain({"conv4.local0": session.Knob(0.4, None)})
+    live = LiveSession(bundle.model, prepared, bundle.meta.class_names)
+    view = live.explain({"conv4.local0": Knob(0.4, None)})
     record = records.view_record(view, prepared, bundle.meta.input_size)
     [batch] = explain_images(bundle, [photo], view.overrides, names=["photo.png"])
     assert record.file == "photo.png" and record.size == batch.size == (170, 90)
@@ -53,6 +55,6 @@ def test_bad_arguments(bundle) -> None:
     prepared = inputs.preprocess(np.zeros((64, 64, 3), np.uint8), bundle.meta)
     with pytest.raises(TypeError, match="view"):
         records.view_record("view", prepared, 128)
-    live = session.LiveSession(bundle.model, prepared, bundle.meta.class_names)
+    live = LiveSession(bundle.model, prepared, bundle.meta.class_names)
     with pytest.raises(TypeError, match="image"):
         records.view_record(live.trained, prepared.image, 128)

@@ -15,9 +15,9 @@ from PIL import Image
 from arpviz import checkpoint as ckpt
 from arpviz.explorer import catalog
 from arpviz.explorer import retrieval as rx
+from arpviz.explorer.controls import Knob
 from arpviz.explorer.figures import history as hfig
 from arpviz.explorer.figures import retrieval as rfig
-from arpviz.explorer.session import Knob
 from arpviz.retrieval import embed, evaluate_ranking, pairwise_distances
 
 

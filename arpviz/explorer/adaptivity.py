@@ -37,8 +37,8 @@ from arpviz.analysis import (
 )
 from arpviz.checkpoint import Checkpoint, CheckpointError, CheckpointMeta, read_meta
 from arpviz.explorer.catalog import converted_cache_dir, trained_on_synthbirds
-from arpviz.explorer.session import mode_label, stage_label
 from arpviz.models import MSGNConfig
+from arpviz.models.stages import mode_label, stage_label
 from arpviz.reid import is_reid
 
 __all__ = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from arpviz.explorer.session import StageControl
+from arpviz.explorer.controls import StageControl
 from arpviz.models.stages import mode_label, stage_label
 from arpviz.palette import stage_colour
 
@@ -41,14 +41,14 @@ def _quote(text: str) -> str:
 
 
 def msgn_dot(controls: Sequence[StageControl], input_size: int) -> str:
-    """Graphviz DOT text of the network ``controls`` describe (``session.stage_controls``) at
+    """Graphviz DOT text of the network ``controls`` describe (``controls.stage_controls``) at
     ``input_size`` px: one node per stage with its mode, ``k``, DSR and input map size."""
     if not isinstance(input_size, int) or input_size < 1:
         raise ValueError(f"input_size must be an int >= 1, got {input_size!r}")
     by_name = {c.name: c for c in controls}
     conv3 = by_name.get("conv3")
     if conv3 is None:
-        raise ValueError("controls must hold a 'conv3' stage (session.stage_controls(model))")
+        raise ValueError("controls must hold a 'conv3' stage (controls.stage_controls(model))")
     side3 = max(1, input_size // 4)  # the stem and Conv2 downsample 4x
     side4 = max(1, side3 // 2)
     lines = [

@@ -2,7 +2,7 @@
 
 :func:`crop_check` runs :func:`arpviz.faithfulness.crop_faithfulness` and
 :func:`arpviz.faithfulness.crop_curves` on the image and box of a live
-:class:`~arpviz.explorer.session.ExploreView` (the sliders' overrides included) and returns a
+:class:`~arpviz.explorer.results.ExploreView` (the sliders' overrides included) and returns a
 :class:`CropCheck` of floats and arrays for a figure. The numbers are explained in
 docs/explain.md ("Faithfulness of the crop").
 """
@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from arpviz.explorer.session import ExploreView, LiveSession
+from arpviz.explorer.live import LiveSession
+from arpviz.explorer.results import ExploreView
 from arpviz.faithfulness import crop_curves, crop_faithfulness
 from arpviz.models import StageOverride
 
-__all__ = ["CropCheck", "crop_check", "default_crop_stage"]
+__all__ = ["MARGIN", "CropCheck", "conclusions", "crop_check", "default_crop_stage"]
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,49 @@ def crop_check(
         insertion_auc=one(curves.insertion_auc), deletion_auc=one(curves.deletion_auc),
         box=view.stages[stage].image_box, overrides=dict(view.overrides),
     )
+
+
+#: Probability differences below this are read as "no difference" by :func:`conclusions`.
+MARGIN = 0.02
+
+
+def _compare(crop: float, others: float, margin: float) -> int:
+    """+1 when ``crop`` exceeds ``others`` by more than ``margin``, -1 below, else 0."""
+    return 0 if abs(crop - others) <= margin else (1 if crop > others else -1)
+
+
+def conclusions(check: CropCheck, margin: float = MARGIN) -> list[str]:
+    """What the scores of ``check`` say, one sentence each, computed from them: differences of
+    at most ``margin`` in probability are "no difference" (a crop scoring 0.526 against random
+    boxes at 0.529 is no better than any box its size)."""
+    p = f"p({check.target_name})"
+    lines = [f"**whole image** {check.full:.3f}: {p} unaltered."]
+    others_keep = max(check.centre_keep, check.random_keep)
+    keep = _compare(check.keep, others_keep, margin)
+    alone = ("near the whole image: the box alone suffices"
+             if check.keep >= check.full - margin else
+             "below the whole image: the box alone does not hold all the evidence")
+    versus = {1: "more than boxes of its size elsewhere", 0: f"no different (within "
+              f"{margin:g}) from boxes of its size elsewhere", -1: "less than a box of its size "
+              "elsewhere"}[keep]
+    lines.append(f"**keep only the box** {check.keep:.3f} (centre {check.centre_keep:.3f}, "
+                 f"random {check.random_keep:.3f}): {alone}; {versus}.")
+    others_remove = min(check.centre_remove, check.random_remove)
+    remove = _compare(check.remove, others_remove, margin)
+    removed = {-1: "removing the box costs more than removing boxes of its size elsewhere: "
+               "the evidence was in it", 0: f"removing it costs no more (within {margin:g}) "
+               "than removing boxes of its size elsewhere", 1: "removing a box of its size "
+               "elsewhere costs more: the evidence lies outside it"}[remove]
+    lines.append(f"**remove the box** {check.remove:.3f} (centre {check.centre_remove:.3f}, "
+                 f"random {check.random_remove:.3f}): {removed}.")
+    if keep > 0 and remove < 0:
+        verdict = "the crop beats its size: it keeps more and leaves less than other boxes."
+    elif keep == 0 and remove == 0:
+        verdict = "the crop does no better than any box of its size."
+    else:
+        verdict = "mixed: the crop beats boxes of its size on one test only."
+    lines.append(f"**area** {check.area:.1%} of the image; {verdict}")
+    lines.append(f"**insertion / deletion AUC** {check.insertion_auc:.3f} / "
+                 f"{check.deletion_auc:.3f}: mean {p} as the box grows from its centre to the "
+                 "crop, kept alone / blurred (high / low: faithful).")
+    return lines

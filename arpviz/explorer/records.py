@@ -1,6 +1,6 @@
 """What the app exports: the explain record of the view on screen, and its overlay.
 
-:func:`view_record` turns a live :class:`~arpviz.explorer.session.ExploreView` into the
+:func:`view_record` turns a live :class:`~arpviz.explorer.results.ExploreView` into the
 :class:`arpviz.explain.ImageRecord` the batch command writes (``python -m arpviz.explain``),
 reusing what the page computed instead of running the model again: the boxes go from input
 pixels to the image's own pixels through :class:`arpviz.geometry.InputGeometry`, the one place
@@ -13,7 +13,7 @@ import json
 
 from arpviz.explain import ClassScore, ImageRecord, StageRecord, overlay_png, record_to_json
 from arpviz.explorer.inputs import PreparedImage
-from arpviz.explorer.session import ExploreView
+from arpviz.explorer.results import ExploreView
 from arpviz.geometry import InputGeometry
 
 __all__ = ["record_json", "record_overlay", "view_record"]

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from arpviz.checkpoint import Checkpoint, CheckpointError, CheckpointMeta, read_meta
-from arpviz.explorer.session import Knob, overrides_from, stage_controls
+from arpviz.explorer.controls import Knob, overrides_from, stage_controls
 from arpviz.models import MSGN, StageCache, StageOverride
 from arpviz.models.stages import stage_label
 from arpviz.reid import descriptor, is_reid

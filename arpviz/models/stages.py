@@ -56,6 +56,7 @@ __all__ = [
     "forced_pool",
     "mode_label",
     "pool_stage",
+    "settings_for",
     "stage_confidence",
     "stage_label",
 ]
@@ -177,35 +178,61 @@ class StageOverride:
             object.__setattr__(self, "tau", check_tau(self.tau))
 
 
+def settings_for(
+    trained: StageSettings, mode: str | None = None, k: float | None = None,
+    dsr: tuple[float, float] | float | None = None, tau: float | None = None, *,
+    default_k: float, min_rate: float, name: str = "stage",
+) -> StageSettings:
+    """What a pooled stage runs when a user sets ``mode``, ``k``, ``dsr`` and ``tau`` on top of
+    its ``trained`` settings (``None``: keep): the one rule, used by the model's overrides, the
+    app's controls, the live session and the k sweep.
+
+    - ``mode`` (one of :data:`STEERABLE_MODES`) switches the stage; ``None`` keeps its mode;
+    - an adaptive mode's ``k`` is the one given, else the stage's own when it already runs a
+      rule of the same family (ARP, or ARP-FG and the oracle), else the family's default:
+      ``default_k`` (the config's ``conv3_k``/``conv4_k``) for ARP, :data:`FG_K` for ARP-FG;
+      ``k`` for a mode without one is a ``ValueError``;
+    - ``dsr`` and ``tau`` replace the stage's; the foreground modes keep the stage's
+      ``min_rate`` (else ``min_rate``); a fixed crop (:data:`FIXED_CROP_MODES`) is kept only
+      while the stage keeps its mode.
+
+    Raises:
+        ValueError: a stage that does not pool (stride, STN), a mode that cannot be steered to,
+            ``k`` without meaning, values out of range (each check names the value).
+    """
+    if trained.mode not in POOLED_MODES:
+        raise ValueError(f"stage {name!r} downsamples by {trained.mode!r}; overrides apply to "
+                         f"the pooled modes {POOLED_MODES}")
+    if mode is not None and mode not in STEERABLE_MODES:
+        raise ValueError(f"mode must be one of {STEERABLE_MODES} or None, got {mode!r}")
+    target = mode or trained.mode
+    if target in ADAPTIVE_MODES:
+        same_family = (target in _FOREGROUND) == (trained.mode in _FOREGROUND)
+        family_k = FG_K if target in _FOREGROUND else default_k
+        own_k = trained.k if trained.k is not None and same_family else family_k
+        k = check_k(k) if k is not None else own_k
+    elif k is not None:
+        raise ValueError(f"overrides[{name!r}]: k has no meaning for mode {target!r}")
+    dsr_pair = check_rate_pair(dsr, "dsr") if dsr is not None else trained.dsr
+    tau = check_tau(tau) if tau is not None else trained.tau
+    floor = (trained.min_rate if trained.min_rate is not None else min_rate) \
+        if target in _FOREGROUND else None
+    crop = trained.crop if target == trained.mode and target in FIXED_CROP_MODES else None
+    return StageSettings(mode=target, k=k, dsr=dsr_pair, tau=tau, min_rate=floor, crop=crop)
+
+
 def apply_override(
     name: str, base: StageSettings, override: StageOverride, default_k: float,
     min_rate: float,
 ) -> StageSettings:
     """``base`` with ``override`` applied (stage ``name``; ``default_k`` and ``min_rate`` from
-    the config for a switch into an adaptive or foreground mode)."""
+    the config for a switch into an adaptive or foreground mode): :func:`settings_for`."""
     if not isinstance(override, StageOverride):
         raise TypeError(
             f"overrides[{name!r}] must be a StageOverride, got {type(override).__name__}"
         )
-    if base.mode not in POOLED_MODES:
-        raise ValueError(f"stage {name!r} downsamples by {base.mode!r}; overrides apply to "
-                         f"the pooled modes {POOLED_MODES}")
-    mode = override.mode or base.mode
-    if mode in ADAPTIVE_MODES:
-        same_family = (mode in _FOREGROUND) == (base.mode in _FOREGROUND)
-        family_k = FG_K if mode in _FOREGROUND else default_k
-        own_k = base.k if base.k is not None and same_family else family_k
-        k = override.k if override.k is not None else own_k
-    elif override.k is not None:
-        raise ValueError(f"overrides[{name!r}]: k has no meaning for mode {mode!r}")
-    else:
-        k = None
-    dsr = override.dsr if override.dsr is not None else base.dsr
-    tau = override.tau if override.tau is not None else base.tau
-    floor = (base.min_rate if base.min_rate is not None else min_rate) \
-        if mode in _FOREGROUND else None
-    crop = base.crop if mode == base.mode and mode in FIXED_CROP_MODES else None
-    return StageSettings(mode=mode, k=k, dsr=dsr, tau=tau, min_rate=floor, crop=crop)
+    return settings_for(base, override.mode, override.k, override.dsr, override.tau,
+                        default_k=default_k, min_rate=min_rate, name=name)
 
 
 def config_settings(

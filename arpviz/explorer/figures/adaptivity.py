@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 
 from arpviz.analysis import AdaptivityReport, ReIDKCurve
 from arpviz.explorer.adaptivity import PLACEMENTS, ComparisonRow, KCurve, RatePoints
-from arpviz.explorer.session import stage_label
+from arpviz.models.stages import stage_label
 from arpviz.palette import REFERENCE, RIGHT, WRONG, series_colour, stage_colour
 
 __all__ = [

@@ -417,3 +417,20 @@ def rate_curve_figure(curve: RateCurve, current: ObjectSimulation | None = None)
         legend={"orientation": "h", "y": -0.22, "yanchor": "top"},
     )
     return fig
+
+
+#: What the 2-D section's maps and curve show (Appendix A page, under the figures).
+OBJECT_CAPTION = (
+    "What you see: the paper's confidence (middle map) stays far above 0 off the object, at "
+    "about 0.3 to 0.5. Each standardised channel averages 0 over the map, so the "
+    "background's significance is only about -sqrt(p / (1 - p)) for an object covering a "
+    "share p of it, and the sigmoid leaves a floor there. Summed over the many background "
+    "cells the floor outweighs the object: ARP's crop spans most of the map, its rate stays "
+    "near k and falls as the object grows (orange curve). ARP-FG's map is 0 off the object, "
+    "so its rate is k times the object's extent (green; on the dotted ideal at k 1). A "
+    "perfect map alone would not rescue the paper's ARP: the wide faint orange curve is "
+    "Eq. 9 on the object's mask, and at k 0.7 and DSR 0.5 it lies on the DSR line for every "
+    "object under 0.71 of the side, where ARP crops exactly what RP crops. Clutter widens "
+    "ARP-FG's crop toward the distractors unless it keeps only the peak's region; tau "
+    "sharpens the paper's sigmoid and lowers its floor (ARP-FG's rate does not depend on it)."
+)

@@ -1,4 +1,4 @@
-"""Figures of the Explore and RP-against-ARP pages, built from :mod:`arpviz.explorer.session`'s
+"""Figures of the Explore and RP-against-ARP pages, built from :mod:`arpviz.explorer.results`'
 plain results.
 
 Every figure shows values on hover. Images are drawn in input-image pixel coordinates (x to the
@@ -22,7 +22,7 @@ from plotly.subplots import make_subplots
 from arpviz.explorer.faithful import CropCheck
 from arpviz.explorer.inputs import GroundTruth, crop_image
 from arpviz.explorer.photo import DISPLAY_SIDE, Photo
-from arpviz.explorer.session import ExploreView, KSweep, PredictionTable, StageView
+from arpviz.explorer.results import ExploreView, KSweep, PredictionTable, StageView
 from arpviz.models.stages import mode_label, stage_label
 from arpviz.palette import (
     CROP_SIZE,

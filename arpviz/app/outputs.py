@@ -1,14 +1,18 @@
-"""Outputs the pages share: the model card (sidebar), the prediction flag and table, the stage
-numbers, the export buttons."""
+"""What the pages show alike: the model card (sidebar), the prediction flag and top-5 table,
+each stage's numbers, the export buttons."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from arpviz.explorer import catalog, records, session
-from arpviz.explorer.figures import explore as figures
-from pages.common import LoadedCheckpoint
-from pages.widgets import ChosenImage
+from arpviz.app.images import ShownImage
+from arpviz.app.state import LoadedCheckpoint, app_state
+from arpviz.explorer import catalog, records
+from arpviz.explorer.results import ExploreView, PredictionTable
+
+__all__ = ["download_buttons", "show_model_card", "show_prediction_flag",
+           "show_prediction_table", "show_predictions", "show_stage_numbers",
+           "synthbirds_note"]
 
 
 def synthbirds_note(loaded: LoadedCheckpoint) -> str:
@@ -50,10 +54,10 @@ def show_model_card(loaded: LoadedCheckpoint) -> None:
             st.caption("no training history in this checkpoint")
 
 
-def show_prediction_flag(table: session.PredictionTable, loaded: LoadedCheckpoint,
-                         chosen: ChosenImage, *, reference: str = "trained setting") -> None:
-    """A flag when the top-1 flips against ``reference`` (else its confirmation), the ground
-    truth of a sample, and a note when a photo meets a SynthBirds model."""
+def show_prediction_flag(table: PredictionTable, loaded: LoadedCheckpoint, shown: ShownImage,
+                         *, reference: str = "trained setting") -> None:
+    """A flag when the top-1 flips against ``reference`` (else its confirmation), and the
+    verdict on a sample's true class."""
     top = table.top1
     if table.flipped:
         st.warning(
@@ -61,41 +65,37 @@ def show_prediction_flag(table: session.PredictionTable, loaded: LoadedCheckpoin
             f"{reference} is now **{top.name}** ({top.prob:.1%}).", icon="⚠️")
     else:
         st.success(f"Top-1: **{top.name}** ({top.prob:.1%}), the same as under the {reference}.")
-    if chosen.image.truth is not None:
-        truth = chosen.image.truth
+    if shown.image.truth is not None:
+        truth = shown.image.truth
         verdict = "correct" if top.index == truth.label else "wrong"
         st.caption(f"True class: {truth.name} (top-1 is {verdict}).")
-    if chosen.uploaded and catalog.trained_on_synthbirds(loaded.meta):
-        st.info("This checkpoint was trained on SynthBirds (synthetic birds); a real photo is "
-                "far from anything it has seen, so read its predictions as a probe of the "
-                "pooling, not as a classification. For photos, choose an ImageNet ResNet "
-                "under Checkpoint in the sidebar.")
 
 
-def show_prediction_table(table: session.PredictionTable, *, reference: str = "trained setting",
-                          key: str, side_by_side: bool = True, chart: bool = True) -> None:
-    """The top-5 as a table (full class names, probability with a bar, change, rank under
-    ``reference``) and, with ``chart``, as a plotly bar chart (hover: values), side by side or
-    stacked."""
-    if not chart:
-        st.markdown(table.markdown(reference))
-        return
-    left, right = st.columns([1.4, 1]) if side_by_side else (st.container(), st.container())
-    with left:
-        st.markdown(table.markdown(reference))
-    with right:
-        st.plotly_chart(figures.predictions_figure(table, reference), key=f"{key}_chart")
+def show_prediction_table(table: PredictionTable, *, reference: str = "trained setting",
+                          key: str) -> None:
+    """The top-5 as a table: rank, the full class name, the probability with a bar, its change
+    and the rank under ``reference`` (hover a cell for all of it)."""
+    rows = [{"rank": r.rank, "class": r.name, "p": r.prob, "Δp": r.delta,
+             f"rank under the {reference}": f"{r.ref_rank}"
+             + ("" if r.rank_change == 0 else f" ({r.rank_change:+d})")}
+            for r in table.rows]
+    st.dataframe(rows, hide_index=True, key=key, width="stretch", column_config={
+        "rank": st.column_config.NumberColumn("rank", width="small"),
+        "class": st.column_config.TextColumn("class", width="large"),
+        "p": st.column_config.ProgressColumn("p", format="%.3f", min_value=0.0, max_value=1.0,
+                                             width="medium"),
+        "Δp": st.column_config.NumberColumn("Δp", format="%+.3f", width="small"),
+    })
 
 
-def show_predictions(table: session.PredictionTable, loaded: LoadedCheckpoint,
-                     chosen: ChosenImage, *, reference: str = "trained setting",
-                     key: str) -> None:
-    """:func:`show_prediction_flag` then :func:`show_prediction_table` (stacked)."""
-    show_prediction_flag(table, loaded, chosen, reference=reference)
-    show_prediction_table(table, reference=reference, key=key, side_by_side=False)
+def show_predictions(table: PredictionTable, loaded: LoadedCheckpoint, shown: ShownImage, *,
+                     reference: str = "trained setting", key: str) -> None:
+    """:func:`show_prediction_flag` then :func:`show_prediction_table`."""
+    show_prediction_flag(table, loaded, shown, reference=reference)
+    show_prediction_table(table, reference=reference, key=key)
 
 
-def show_stage_numbers(view: session.ExploreView) -> None:
+def show_stage_numbers(view: ExploreView) -> None:
     """One line per pooled stage: its settings, crop (height x width, in input pixels), rates
     and output size, all in the order height x width."""
     lines = []
@@ -113,23 +113,23 @@ def show_stage_numbers(view: session.ExploreView) -> None:
                    "network's input pixels)")
 
 
-def download_buttons(view: session.ExploreView, loaded: LoadedCheckpoint, chosen: ChosenImage,
-                     *, key: str) -> None:
+def download_buttons(view: ExploreView, loaded: LoadedCheckpoint, shown: ShownImage, *,
+                     key: str) -> None:
     """Download buttons for the record of ``view`` (the JSON line ``arpviz-explain`` writes)
     and its overlay PNG on the image at its own size; built from the view on screen, without
-    running the model again, and encoded only when a button is clicked. Kept as
-    ``st.session_state[f"{key}_record"]``."""
-    record = records.view_record(view, chosen.image, loaded.meta.input_size)
-    st.session_state[f"{key}_record"] = record
-    stem = (chosen.image.name or "image").rsplit(".", 1)[0].replace(" ", "_").replace("#", "")
+    running the model again, and encoded only when a button is clicked. The record is kept in
+    ``app_state().shown.records[key]``."""
+    record = records.view_record(view, shown.image, loaded.meta.input_size)
+    app_state().shown.records[key] = record
+    stem = (shown.image.name or "image").rsplit(".", 1)[0].replace(" ", "_").replace("#", "")
     json_col, png_col = st.columns(2)
     json_col.download_button(
         "Record (JSON)", lambda: records.record_json(record), file_name=f"{stem}_{key}.json",
         mime="application/json", key=f"{key}_json", icon=":material/download:",
         help="Top-5 and every stage's box (image and input pixels), rates, k and DSR of the "
              "current settings: the record arpviz-explain writes.")
-    if chosen.image.original is not None:
+    if shown.image.original is not None:
         png_col.download_button(
-            "Overlay (PNG)", lambda: records.record_overlay(record, chosen.image),
+            "Overlay (PNG)", lambda: records.record_overlay(record, shown.image),
             file_name=f"{stem}_{key}.png", mime="image/png", key=f"{key}_png",
             icon=":material/download:", help="The image at its own size with every box.")

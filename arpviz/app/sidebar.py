@@ -1,0 +1,268 @@
+"""The app's frame: the sidebar (checkpoint, device, model card) and the timed page run.
+
+``app.py`` calls :func:`run_app` once per script run; the sidebar loads the chosen checkpoint
+into :attr:`AppState.loaded <arpviz.app.state.AppState.loaded>` for
+:func:`require_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import streamlit as st
+
+from arpviz.app import outputs
+from arpviz.app.resources import (
+    load_checkpoint_file,
+    load_checkpoint_upload,
+    settle_heap,
+    setup_threads,
+    timed_run,
+    with_progress,
+)
+from arpviz.app.state import AppState, LoadedCheckpoint, app_state, bind
+from arpviz.checkpoint import CheckpointError
+from arpviz.convert import convert_cached
+from arpviz.explorer import catalog
+from arpviz.explorer.runtime import DEVICE_CHOICES, resolve_device
+from arpviz.weights import WeightsError
+
+__all__ = ["APP_ROOT", "MAX_CHECKPOINT_MB", "checkpoint_paths", "require_checkpoint",
+           "run_app", "sidebar"]
+
+logger = logging.getLogger(__name__)
+
+#: The folder of app.py (the repository's root in a checkout).
+APP_ROOT = Path(__file__).resolve().parents[2]
+#: Largest checkpoint upload in MB (bigger ones: put them in a folder).
+MAX_CHECKPOINT_MB = 256
+_IMAGENET = "imagenet:"
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(APP_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def checkpoint_paths(state: AppState | None = None) -> list[Path]:
+    """The checkpoints of the bundled folder, the converted-model cache and the sidebar's folder
+    (when allowed)."""
+    state = state or app_state()
+    folders: list[str | Path] = [catalog.bundled_dir()]
+    for folder in (catalog.converted_cache_dir(), state.folder):
+        if not folder:
+            continue
+        try:
+            folders.append(catalog.allowed_folder(folder))
+        except catalog.FolderNotAllowed:
+            pass
+    return catalog.find_checkpoints(folders)
+
+
+def _folder_input(state: AppState) -> list[Path]:
+    folder = bind(st.text_input, "Checkpoint folder", state, "folder", key="arpviz_ckpt_dir",
+                  help="A folder with arpviz .safetensors checkpoints, listed beside the "
+                       "bundled ones (env ARPVIZ_CHECKPOINT_DIR sets the default). Only folders "
+                       "inside the roots the server's operator allows (env "
+                       "ARPVIZ_CHECKPOINT_ROOTS) can be opened.")
+    if folder:
+        try:
+            catalog.allowed_folder(folder)
+        except catalog.FolderNotAllowed as exc:
+            st.warning(str(exc))
+        else:
+            if not Path(folder).expanduser().is_dir():
+                st.warning(f"No folder {folder!r}.")
+    return checkpoint_paths(state)
+
+
+def _convert(offer: catalog.ImagenetOffer) -> Path:
+    """The offer's converted checkpoint: converted once (a progress bar), then reused."""
+    if offer.target.is_file():
+        return convert_cached(offer.arch)
+    path = with_progress(f"Converting {offer.label}...",
+                         lambda bar: convert_cached(offer.arch, progress=bar))
+    st.toast(f"{offer.label}: converted once into {path.parent}")
+    return path
+
+
+def _download(state: AppState, offer: catalog.ImagenetOffer) -> None:
+    """Download an offer's weights (a progress bar; the checksum verified), convert them once
+    and open the result in Explore; on failure a one-line message and the way by hand."""
+    try:
+        with_progress(f"Downloading {offer.label}...",
+                      lambda bar: catalog.get_offer(offer, progress=bar))
+    except WeightsError as exc:
+        logger.warning("download failed: %s", exc)
+        st.error(exc.message)
+        st.caption(exc.manual)
+        return
+    except (CheckpointError, OSError, ValueError) as exc:
+        logger.warning("conversion failed: %s", exc)
+        st.error(f"Cannot convert {offer.label}: {' '.join(str(exc).split())}")
+        return
+    state.checkpoint = _IMAGENET + offer.arch
+    st.switch_page("pages/explore.py")
+
+
+def _imagenet_list(state: AppState, offers: list[catalog.ImagenetOffer], expanded: bool) -> None:
+    """Every ImageNet ResNet with ARP, ready (in the torch cache) or to download on request
+    (a button each; none where the deployment sets ``ARPVIZ_OFFLINE=1``)."""
+    downloads = catalog.downloads_offered()
+    with st.expander("ImageNet ResNets with ARP", expanded=expanded,
+                     icon=":material/photo_library:"):
+        st.caption("torchvision's ImageNet weights with ARP in Conv3 and Conv4 (not "
+                   "fine-tuned), for photos. Ready ones are in the torch cache and in the "
+                   "Checkpoint box above; the others download only when you press their "
+                   "button (the checksum is verified, the file kept where torchvision keeps "
+                   "it, then converted once).")
+        for offer in offers:
+            if offer.ready:
+                st.markdown(f"**{offer.label}** · ready")
+                continue
+            st.markdown(f"**{offer.label}** · {offer.status}")
+            if downloads:
+                if st.button(f"Download {offer.entry.size_text if offer.entry else ''}".strip(),
+                             key=f"arpviz_download:{offer.arch}", icon=":material/download:",
+                             help=f"Fetch {offer.weights.name} into {offer.weights.parent}, "
+                                  "verify its checksum, convert it and open it in Explore."):
+                    _download(state, offer)
+            else:
+                st.caption(f"Downloads are off on this server. {offer.manual}.")
+
+
+def _describe(path: str) -> str:
+    """What the chosen file holds and where it is (a file whose header cannot be read: only
+    where; loading it says what is wrong)."""
+    try:
+        return f"{catalog.describe_file(path)}  \nfile: {_rel(Path(path))}"
+    except (CheckpointError, OSError, ValueError, TypeError):
+        return f"file: {_rel(Path(path))}"
+
+
+def _load(upload, choice: Path | None, device: str,
+          offer: catalog.ImagenetOffer | None) -> LoadedCheckpoint | None:
+    if upload is not None:
+        key = (str(getattr(upload, "file_id", "")), upload.name, int(upload.size))
+        ckpt = load_checkpoint_upload(key, upload.getvalue, device)
+        return LoadedCheckpoint(ckpt, ("upload", *key, device),
+                                f"{upload.name} (uploaded)", device)
+    if choice is not None:
+        stat = choice.stat()
+        ckpt = load_checkpoint_file(str(choice), (stat.st_mtime_ns, stat.st_size), device)
+        return LoadedCheckpoint(ckpt, ("file", str(choice.resolve()), stat.st_mtime_ns, device),
+                                _rel(choice), device)
+    if offer is not None:
+        loaded = _load(None, _convert(offer), device, None)
+        return None if loaded is None else replace(loaded, label=offer.label)
+    return None
+
+
+_NOTHING = ("No checkpoint found: none in checkpoints/ nor in the folder given. Train one "
+            "(arpviz-train), set a folder above, upload a .safetensors checkpoint, or download "
+            "an ImageNet ResNet with ARP in the sidebar.")
+
+
+def _choose(state: AppState, paths: list[Path], offers: dict[str, catalog.ImagenetOffer]
+            ) -> tuple[Path | None, catalog.ImagenetOffer | None]:
+    """The checkpoint box: a file or a ready ImageNet offer, bound to ``state.checkpoint``."""
+    options = [str(p) for p in paths] + list(offers)
+    if state.checkpoint not in options:
+        default = catalog.default_checkpoint(paths)
+        state.checkpoint = str(default) if default is not None else options[0]
+    titles = catalog.checkpoint_titles(paths)
+    current = state.checkpoint
+    picked = bind(
+        st.selectbox, "Checkpoint", state, "checkpoint", options=options,
+        key="arpviz_checkpoint",
+        format_func=lambda p: offers[p].label if p in offers else
+        (titles.get(p) or _rel(Path(p))),
+        help=f"File: {_rel(Path(current)) if current in titles else current}. Named by what "
+             "tells the checkpoints apart (Conv4's and Conv3's pooling, the data). The ImageNet "
+             "entries are torchvision's ResNets from your torch cache with ARP in Conv3 and "
+             "Conv4 (not fine-tuned); converted once into "
+             f"{catalog.converted_cache_dir()}. More below, under ImageNet ResNets with ARP.")
+    if picked in offers:
+        offer = offers[picked]
+        st.caption(f"{offer.label}: torchvision's weights from the torch cache, "
+                   + ("converted" if offer.target.is_file() else "converted on first use")
+                   + f" into {_rel(offer.target.parent)}.")
+        return None, offer
+    st.caption(_describe(picked))
+    return Path(picked), None
+
+
+def sidebar() -> LoadedCheckpoint | None:
+    """Draw the sidebar (checkpoint, device, model card) and load the chosen checkpoint into
+    ``app_state().loaded`` (``None``, with a message in ``load_error``, when nothing could be
+    loaded). Call once per run (``app.py`` does, before the page)."""
+    state = app_state()
+    state.load_error = None
+    loaded = None
+    with st.sidebar:
+        st.subheader("Checkpoint")
+        paths = _folder_input(state)
+        upload = st.file_uploader(
+            "...or upload a checkpoint", type=["safetensors"], key="arpviz_ckpt_upload",
+            max_upload_size=MAX_CHECKPOINT_MB,
+            help="An arpviz .safetensors checkpoint; nothing is ever unpickled.")
+        every_offer = catalog.imagenet_offers(downloadable=True)
+        offers = {_IMAGENET + o.arch: o for o in every_offer if o.ready}
+        targets = {o.target.resolve() for o in offers.values()}
+        paths = [p for p in paths if p.resolve() not in targets]
+        choice: Path | None = None
+        offer: catalog.ImagenetOffer | None = None
+        if upload is None and (paths or offers):
+            choice, offer = _choose(state, paths, offers)
+        _imagenet_list(state, every_offer, expanded=not (paths or offers))
+        device_choice = bind(st.radio, "Device", state, "device", options=DEVICE_CHOICES,
+                             key="arpviz_device", horizontal=True,
+                             help="auto picks CUDA when it is present.")
+        device, note = resolve_device(device_choice)
+        if note:
+            st.warning(note)
+        threads = setup_threads()
+        st.caption(f"running on **{device}**" + (
+            f" ({threads} CPU thread{'s' if threads > 1 else ''})" if device == "cpu" else ""))
+        try:
+            loaded = _load(upload, choice, device, offer)
+            if loaded is None:
+                state.load_error = _NOTHING
+        except (CheckpointError, FileNotFoundError, OSError, ValueError) as exc:
+            logger.warning("checkpoint rejected: %s", exc)
+            state.load_error = f"Cannot load this checkpoint: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a malformed file must not take the app down
+            logger.exception("unexpected error loading a checkpoint")
+            state.load_error = (f"Cannot load this checkpoint: it is malformed "
+                                f"({type(exc).__name__}: {exc})")
+        if state.load_error:
+            st.error(state.load_error)
+        if loaded is not None:
+            settle_heap(loaded.key)
+            outputs.show_model_card(loaded)
+    state.loaded = loaded
+    return loaded
+
+
+def require_checkpoint() -> LoadedCheckpoint:
+    """The checkpoint the sidebar loaded in this run; otherwise say why in the page and stop
+    the page."""
+    state = app_state()
+    if state.loaded is None:
+        if state.load_error:
+            st.error(state.load_error)
+        else:
+            st.info("Choose a checkpoint in the sidebar (start the app with app.py).")
+        st.stop()
+    return state.loaded
+
+
+def run_app(navigation) -> None:
+    """Draw the sidebar, then run the page ``st.navigation`` chose (timed: :func:`timed_run`)."""
+    with timed_run(navigation.url_path):
+        sidebar()
+        navigation.run()
