@@ -21,9 +21,10 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,21 @@ from safetensors.torch import save as st_save
 from torch import Tensor
 
 from arpviz.models import MSGN, MSGNConfig
-from arpviz.validation import check_device
+from arpviz.validation import (
+    check_device,
+    check_flag,
+    check_int,
+    check_k,
+    check_number,
+    check_rate_pair,
+    check_text,
+)
 from arpviz.weights import file_sha256
 
 __all__ = [
     "FORMAT",
+    "MAX_INPUT_SIZE",
+    "MIN_INPUT_SIZE",
     "VERSION",
     "Checkpoint",
     "CheckpointError",
@@ -59,6 +70,10 @@ logger = logging.getLogger(__name__)
 FORMAT = "arpviz-msgn"
 VERSION = 1
 MAX_BYTES = 2 * 1024**3
+#: The input sizes (pixels a side) a checkpoint may have: the largest the app's pages and the
+#: commands run (a ResNet-50 MSGN at 1024 px takes about 21 times the memory of one at 224).
+MIN_INPUT_SIZE = 16
+MAX_INPUT_SIZE = 1024
 SNAPSHOT_FIELDS = ("boxes", "image_boxes", "rates", "confidence")
 
 
@@ -282,7 +297,7 @@ def _header(data: bytes, name: str, total: int | None = None) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise CheckpointError(f"{name}: not an arpviz checkpoint (format {found!r})")
-    if meta.get("version") != VERSION:
+    if type(meta.get("version")) is not int or meta["version"] != VERSION:
         raise CheckpointError(
             f"{name}: checkpoint format version {meta.get('version')!r} is not supported "
             f"(this arpviz reads version {VERSION})"
@@ -290,38 +305,158 @@ def _header(data: bytes, name: str, total: int | None = None) -> dict[str, Any]:
     return meta
 
 
-def _parse_meta(raw: Mapping[str, Any], name: str) -> CheckpointMeta:
-    history = raw.get("history", [])
-    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
-        raise CheckpointError(f"{name}: invalid metadata: history must be a list of objects")
-    if not isinstance(raw.get("dataset", {}), dict) or not isinstance(raw.get("recipe", {}), dict):
-        raise CheckpointError(f"{name}: invalid metadata: dataset and recipe must be objects")
+def _text_list(value: object, name: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a list of strings, got {value!r}"[:200])
+    return value
+
+
+def _index_list(value: object, name: str) -> list[int]:
+    if not isinstance(value, list):
+        raise ValueError(f"{name} must be a list of ints >= 0, got {value!r}"[:200])
+    for i, v in enumerate(value):
+        check_int(v, f"{name}[{i}]", low=0)
+    return value
+
+
+def _object(value: object, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _sha256(value: object, name: str) -> str:
+    if not (isinstance(value, str) and len(value) == 64
+            and all(c in "0123456789abcdef" for c in value)):
+        raise ValueError(f"{name} must be 64 lower-case hex digits, got {value!r}"[:200])
+    return value
+
+
+def _optional_k(value: object, name: str) -> float | None:
+    if value is None:
+        return None
     try:
-        config = MSGNConfig.from_dict(raw["config"])
-        inp = raw["input"]
+        return check_k(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+_Check = Callable[[object, str], object]
+_TEXT: _Check = check_text
+_OPTIONAL_TEXT: _Check = partial(check_text, optional=True)
+_FLAG: _Check = check_flag
+_NUMBER: _Check = check_number
+_COUNT: _Check = partial(check_int, low=0)
+_LIMIT: _Check = partial(check_int, low=1, optional=True)
+
+#: What each known ``dataset`` field must be (unknown fields pass: newer files stay readable).
+DATASET_FIELDS: dict[str, _Check] = {
+    "name": _TEXT, "title": _TEXT, "source": _TEXT, "eval_split": _TEXT, "root": _TEXT,
+    "val_root": _TEXT, "weights_file": _TEXT, "conv3": _TEXT, "conv4": _TEXT,
+    "keep_aspect": _FLAG, "fine_tuned": _FLAG, "weights_bytes": _COUNT,
+    "weights_sha256": _sha256, "limit_val": _LIMIT, "probe_indices": _index_list,
+    "conv3_k": _optional_k, "conv4_k": _optional_k,
+    "dsr": lambda value, name: None if value is None else check_rate_pair(value, name),
+    "arp_inserted": _text_list, "pooled_stages": _text_list, "config": _object,
+}
+#: What each known ``recipe`` field must be (those ``arpviz-train`` and ``arpviz-convert``
+#: write).
+RECIPE_FIELDS: dict[str, _Check] = {
+    **dict.fromkeys(("epochs", "seed", "threads", "workers", "probes"), _COUNT),
+    **dict.fromkeys(("batch_size", "image_size", "instances_per_id"),
+                    partial(check_int, low=1)),
+    **dict.fromkeys(("limit_train", "limit_val", "stop_after"), _LIMIT),
+    **dict.fromkeys(("lr", "momentum", "weight_decay", "gamma", "warmup_lr",
+                     "warmup_fraction", "localisation_lr_scale", "triplet_margin"), _NUMBER),
+    **dict.fromkeys(("amp", "cache", "progress", "trained"), _FLAG),
+    **dict.fromkeys(("device", "out", "schedule", "tool"), _TEXT),
+    "pretrained": _OPTIONAL_TEXT, "model": _object, "dataset": _object,
+}
+
+
+def _check_fields(record: Mapping[str, Any], fields: Mapping[str, _Check], where: str) -> None:
+    for key, check in fields.items():
+        if key in record:
+            check(record[key], f"{where}.{key}")
+
+
+def _check_history(history: object) -> tuple[dict[str, Any], ...]:
+    """The training history: objects whose ``epoch`` (when present; else the row's position) is
+    an int >= 1, increasing row by row, and whose other values are finite numbers or null."""
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise ValueError("history must be a list of objects")
+    previous = 0
+    for i, row in enumerate(history):
+        for key, value in row.items():
+            if key == "epoch" or value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"history row {i}: {key} is not a number ({value!r})"[:200])
+            if not math.isfinite(value):
+                raise ValueError(f"history row {i}: {key} is not a finite number ({value!r})")
+        epoch = row.get("epoch", i + 1)  # absent: numbered by position, as the curves do
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+            raise ValueError(f"history row {i}: epoch must be a finite positive int, got "
+                             f"{epoch!r}"[:200])
+        if epoch <= previous:
+            raise ValueError(f"history row {i}: epoch {epoch} comes after epoch {previous} "
+                             "(epochs must increase)")
+        previous = epoch
+    return tuple(dict(h) for h in history)
+
+
+def _input_size(value: object) -> int:
+    size = int(check_int(value, "input size"))  # type: ignore[arg-type]
+    if not MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE:
+        raise ValueError(f"input size {size} is outside [{MIN_INPUT_SIZE}, {MAX_INPUT_SIZE}] "
+                         f"(the largest input the app and the commands run is "
+                         f"{MAX_INPUT_SIZE} px)")
+    return size
+
+
+def _stats(value: object, name: str) -> tuple[float, float, float]:
+    if not isinstance(value, list) or len(value) != 3:
+        raise ValueError(f"input {name} must be 3 finite numbers, got {value!r}"[:200])
+    return tuple(check_number(v, f"input {name}") for v in value)  # type: ignore[return-value]
+
+
+def _parse_meta(raw: Mapping[str, Any], name: str) -> CheckpointMeta:
+    """Every value of the metadata checked where it is read: the config (its own checks, ``k``
+    at most :data:`~arpviz.validation.K_MAX`), class names (strings, one per class), the input
+    (an int size in ``[16, MAX_INPUT_SIZE]``, 3 finite means and 3 stds > 0), the history
+    (:func:`_check_history`), the known ``dataset`` and ``recipe`` fields
+    (:data:`DATASET_FIELDS`, :data:`RECIPE_FIELDS`; a recorded evaluation ``resize`` an int in
+    ``[size, 2 size]``) and ``created`` (a string)."""
+    try:
+        config = MSGNConfig.from_dict(_object(raw["config"], "config"))
+        inp = _object(raw["input"], "input")
+        size = _input_size(inp.get("size"))
+        mean, std = _stats(inp.get("mean"), "mean"), _stats(inp.get("std"), "std")
+        if not all(s > 0 for s in std):
+            raise ValueError(f"input std must be > 0, got {list(std)}")
+        dataset = _object(raw.get("dataset", {}), "dataset")
+        recipe = _object(raw.get("recipe", {}), "recipe")
+        _check_fields(dataset, DATASET_FIELDS, "dataset")
+        _check_fields(recipe, RECIPE_FIELDS, "recipe")
+        if "resize" in dataset:
+            check_int(dataset["resize"], "dataset.resize", low=size, high=2 * size)
         meta = CheckpointMeta(
             config=config,
-            class_names=tuple(str(c) for c in raw["class_names"]),
-            input_size=int(inp["size"]),
-            mean=tuple(float(v) for v in inp["mean"]),
-            std=tuple(float(v) for v in inp["std"]),
-            recipe=dict(raw.get("recipe", {})),
-            history=tuple(dict(h) for h in raw.get("history", [])),
-            dataset=dict(raw.get("dataset", {})),
-            created=str(raw.get("created", "")),
+            class_names=tuple(_text_list(raw["class_names"], "class_names")),
+            input_size=size, mean=mean, std=std, recipe=dict(recipe),
+            history=_check_history(raw.get("history", [])),
+            dataset=dict(dataset),
+            created=check_text(raw.get("created", ""), "created") or "",
         )
-    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as exc:
-        raise CheckpointError(f"{name}: invalid metadata: {type(exc).__name__}: "
-                              f"{str(exc)[:200]}") from exc
+    except KeyError as exc:
+        raise CheckpointError(f"{name}: invalid metadata: {exc} is missing") from exc
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        raise CheckpointError(f"{name}: invalid metadata: {' '.join(str(exc).split())[:300]}"
+                              ) from exc
     if len(meta.class_names) != config.num_classes:
         raise CheckpointError(
             f"{name}: {len(meta.class_names)} class names for {config.num_classes} classes"
         )
-    if (len(meta.mean) != 3 or len(meta.std) != 3 or not all(s > 0 for s in meta.std)
-            or not all(math.isfinite(v) for v in meta.mean + meta.std)):
-        raise CheckpointError(f"{name}: input mean/std must be 3 finite numbers (std > 0)")
-    if not 16 <= meta.input_size <= 4096:
-        raise CheckpointError(f"{name}: input size {meta.input_size} out of range [16, 4096]")
     return meta
 
 

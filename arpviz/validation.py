@@ -51,9 +51,59 @@ def check_count(value: object, name: str, *, optional: bool = False) -> int | No
     return value
 
 
+#: The largest ``k`` accepted: far past any useful value (ARP's rate saturates near 1 from
+#: ``k`` of a few on), small enough that no arithmetic on it overflows.
+K_MAX = 100.0
+
+
 def check_k(k: object) -> float:
-    """The trade-off coefficient: a finite number > 0."""
-    return check_positive(k, "k")
+    """The trade-off coefficient: a finite number in ``(0, K_MAX]``."""
+    value = check_positive(k, "k")
+    if value > K_MAX:
+        raise ValueError(f"k must be at most {K_MAX:g}, got {k!r}")
+    return value
+
+
+def check_int(value: object, name: str, *, low: int | None = None, high: int | None = None,
+              optional: bool = False) -> int | None:
+    """``value`` as an int within ``[low, high]`` (a ``bool`` or a float such as ``64.0`` is not
+    an int), or ``None`` when ``optional``; a ``ValueError`` naming ``name`` otherwise."""
+    if optional and value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        raise ValueError(f"{name} must be an int in {bounds}, got {value!r}")
+    return value
+
+
+def check_number(value: object, name: str, *, optional: bool = False) -> float | None:
+    """``value`` as a finite float (an int or a float, not a ``bool``), or ``None`` when
+    ``optional``; a ``ValueError`` naming ``name`` otherwise."""
+    if optional and value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def check_flag(value: object, name: str, *, optional: bool = False) -> bool | None:
+    """``value`` as a ``bool`` (``true``/``false``, not 0, 1 or a string), or ``None`` when
+    ``optional``; a ``ValueError`` naming ``name`` otherwise."""
+    if (optional and value is None) or isinstance(value, bool):
+        return value  # type: ignore[return-value]
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+def check_text(value: object, name: str, *, optional: bool = False) -> str | None:
+    """``value`` as a ``str``, or ``None`` when ``optional``; a ``ValueError`` naming ``name``
+    otherwise."""
+    if (optional and value is None) or isinstance(value, str):
+        return value  # type: ignore[return-value]
+    raise ValueError(f"{name} must be a string, got {value!r}")
 
 
 def check_tau(tau: object) -> float:

@@ -253,3 +253,83 @@ def test_crafted_metadata_is_a_checkpoint_error(saved):
     header["__metadata__"]["arpviz"] = "[" * 100_000 + "]" * 100_000
     raw = json.dumps(header).encode()
     _expect_error(len(raw).to_bytes(8, "little") + raw + data[8 + length:], "not valid JSON")
+
+
+def _history(*rows):
+    return lambda m: m.update(history=list(rows))
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        # the training history: epoch a positive int, increasing; metrics finite or null
+        (_history({"epoch": "one"}), "epoch must be a finite positive int, got 'one'"),
+        (_history({"epoch": float("nan")}), "epoch must be a finite positive int, got nan"),
+        (_history({"epoch": float("inf")}), "epoch must be a finite positive int, got inf"),
+        (_history({"epoch": {}}), "epoch must be a finite positive int, got {}"),
+        (_history({"epoch": 0}), "epoch must be"),
+        (_history({"epoch": 1.5}), "epoch must be"),
+        (_history({"epoch": True}), "epoch must be"),
+        (_history({"epoch": 2}, {"epoch": 1}), "epoch 1 comes after epoch 2"),
+        (_history({"epoch": 1}, {"epoch": 1}), "epochs must increase"),
+        (_history({"epoch": 1, "val_top1": "high"}), "val_top1 is not a number"),
+        (_history({"epoch": 1, "val_top1": [1]}), "val_top1 is not a number"),
+        (_history({"epoch": 1, "val_top1": True}), "val_top1 is not a number"),
+        (_history({"epoch": 1, "val_top1": float("nan")}), "val_top1 is not a finite number"),
+        (lambda m: m.update(history={"epoch": 1}), "history must be a list"),
+        # k bounded, sizes ints in range, flags booleans, the version an int
+        (lambda m: m["config"].update(conv4_k=1e308), "conv4_k: k must be at most 100"),
+        (lambda m: m["input"].update(size="64"), "input size must be an int, got '64'"),
+        (lambda m: m["input"].update(size=64.9), "input size must be an int, got 64.9"),
+        (lambda m: m["input"].update(size=64.0), "input size must be an int, got 64.0"),
+        (lambda m: m["input"].update(size=True), "input size must be an int, got True"),
+        (lambda m: m["input"].update(size=4096), r"input size 4096 is outside \[16, 1024\]"),
+        (lambda m: m["input"].update(size=8), r"input size 8 is outside \[16, 1024\]"),
+        (lambda m: m["input"].update(mean=["0.5", 0.5, 0.5]), "input mean must be a number"),
+        (lambda m: m["input"].update(std=[0.2, 0.2]), "input std must be 3 finite numbers"),
+        (lambda m: m["input"].update(std=[0.2, 0.2, 0.0]), "input std must be > 0"),
+        (lambda m: m.update(version=True), "version True is not supported"),
+        (lambda m: m.update(version="1"), "version '1' is not supported"),
+        (lambda m: m.update(created=5), "created must be a string"),
+        (lambda m: m.update(class_names=[0, 1, 2, 3, 4]), "class_names must be a list of str"),
+        (lambda m: m["dataset"].update(keep_aspect="yes"), "dataset.keep_aspect must be true"),
+        (lambda m: m["dataset"].update(fine_tuned=0), "dataset.fine_tuned must be true"),
+        (lambda m: m["dataset"].update(resize=100_000), r"dataset.resize must be an int in"),
+        (lambda m: m["dataset"].update(resize=80.0), "dataset.resize must be an int"),
+        (lambda m: m["dataset"].update(weights_bytes=1.5), "dataset.weights_bytes must be an"),
+        (lambda m: m["dataset"].update(probe_indices=[0, -1]), r"probe_indices\[1\]"),
+        (lambda m: m["dataset"].update(conv4_k=1e308), "dataset.conv4_k: k must be at most"),
+        (lambda m: m["dataset"].update(weights_sha256="abc"), "64 lower-case hex digits"),
+        (lambda m: m["dataset"].update(name=["imagenet"]), "dataset.name must be a string"),
+        (lambda m: m["recipe"].update(epochs="2"), "recipe.epochs must be an int"),
+        (lambda m: m["recipe"].update(amp="true"), "recipe.amp must be true or false"),
+        (lambda m: m["recipe"].update(lr=float("inf")), "recipe.lr must be a finite number"),
+        (lambda m: m.update(dataset=[]), "dataset must be an object"),
+    ],
+)
+def test_every_metadata_value_is_checked_where_it_is_read(saved, tmp_path, change,
+                                                          words: str) -> None:
+    """Crafted metadata is a CheckpointError (a ValueError) from every reader, naming the
+    value, never a later crash in the app (the model card's ``int(epoch)``, a resize of
+    gigapixels)."""
+    data = _rewrite(saved[0], meta_change=change)
+    _expect_error(data, words)
+    path = tmp_path / "crafted.safetensors"
+    path.write_bytes(data)
+    for reader in (ckpt.read_meta, ckpt.read_snapshots):
+        with pytest.raises(ckpt.CheckpointError, match=words) as info:
+            reader(path)
+        assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
+
+
+def test_well_formed_optional_values_still_load(saved) -> None:
+    def change(meta):
+        meta["history"] = [{"train_loss": 1.0, "val_top1": None}, {"epoch": 5, "lr": 0}]
+        meta["dataset"].update(limit_val=None, conv4_k=None, dsr=None, resize=70,
+                               keep_aspect=False, weights_sha256="0" * 64)
+        meta["recipe"].update(pretrained=None, stop_after=None, epochs=0)
+        meta["config"].update(conv4_k=100)
+
+    meta = ckpt.load(_rewrite(saved[0], meta_change=change)).meta
+    assert [h.get("epoch") for h in meta.history] == [None, 5]
+    assert meta.config.conv4_k == 100.0 and meta.dataset["resize"] == 70
