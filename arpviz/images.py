@@ -2,8 +2,13 @@
 
 ``load_image_info`` decodes png, jpg, webp, bmp, tiff and gif (first frame) into an 8-bit RGB
 ``PIL.Image``, and says in ``notes`` what it had to do on the way (EXIF rotation, alpha
-composited on white, 16-bit scaled down, first frame of an animation, ...). Anything it
-cannot read safely is a ``ValueError`` with a message fit to show a user. No pickle anywhere.
+composited on white, 16-bit scaled down, first frame of an animation, a decoder's warning such
+as corrupt EXIF data, ...). Anything it cannot read safely is a ``ValueError`` with a message fit
+to show a user. No pickle anywhere.
+
+:func:`check_resized` bounds what the network's evaluation resize would make of an image
+(:data:`MAX_RESIZED_PIXELS`): the pixel limits count the file's pixels, and a resize that keeps
+the aspect turns a 16000 x 1 strip into a 256 x 4,096,000 input.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ __all__ = [
     "ALLOWED_FORMATS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "MAX_RESIZED_PIXELS",
     "LoadedImage",
+    "check_resized",
     "load_image",
     "load_image_info",
     "shape_notes",
@@ -38,6 +45,10 @@ IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 DEFAULT_MAX_PIXELS = 40_000_000
+#: The most pixels an image may have once resized for the network, before the centre crop
+#: (:func:`check_resized`): 8 megapixels, 24 MB as 8-bit RGB; a 10:1 panorama for a 224 input
+#: (256 x 2560) is a tenth of it.
+MAX_RESIZED_PIXELS = 8_000_000
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _ORIENTATION = 0x0112  # EXIF tag
 
@@ -92,6 +103,25 @@ def shape_notes(width: int, height: int, input_size: int) -> tuple[str, ...]:
         notes.append(f"extreme aspect ({width} x {height} px, {long / short:.0f}:1): the "
                      f"network's square input squeezes it or keeps only part of it")
     return tuple(notes)
+
+
+def check_resized(name: str, size: tuple[int, int], resized: tuple[int, int]) -> None:
+    """Refuse an image of ``size`` (width, height) whose evaluation resize (``resized``, width
+    and height, as :attr:`arpviz.explain.InputGeometry.resized` computes it without resizing)
+    has more than :data:`MAX_RESIZED_PIXELS` pixels: call it before any resize.
+
+    Raises:
+        ValueError: the message names the image (``name``), both sizes and the limit.
+    """
+    (width, height), (new_w, new_h) = size, resized
+    if new_w * new_h <= MAX_RESIZED_PIXELS:
+        return
+    short, long = sorted((width, height))
+    raise ValueError(
+        f"{name!r} ({width} x {height} px, aspect {long / max(short, 1):.0f}:1) would become a "
+        f"{new_w} x {new_h} network input before its centre crop, {new_w * new_h / 1e6:.0f} "
+        f"megapixels, more than the limit of {MAX_RESIZED_PIXELS / 1e6:.0f}: this checkpoint "
+        "keeps the aspect, so an image this elongated cannot be explained (crop it first)")
 
 
 def _read_source(source: Source, max_bytes: int | None) -> tuple[bytes, str]:
@@ -193,6 +223,80 @@ def _check_limits(max_pixels: object, max_bytes: object) -> None:
             raise ValueError(f"max_bytes must be > 0 or None, got {max_bytes}")
 
 
+def _decode(data: bytes, name: str, max_pixels: int,
+            notes: list[str]) -> tuple[Image.Image, int]:
+    """Open and decode ``data`` (header checks first; ``notes`` says what was done): the image
+    and its frame count."""
+    try:
+        im = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"{name!r} is too large: more than the limit of {max_pixels} "
+                         f"pixels; refusing to decode it ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        other = _identify_other(data)
+        if other is not None:
+            raise ValueError(
+                f"{name!r} is a {other} image; supported formats are "
+                "PNG, JPEG, WebP, BMP, TIFF and GIF"
+            ) from exc
+        raise ValueError(f"{name!r} is not a readable image (corrupt or unsupported)") from exc
+    except Exception as exc:  # noqa: BLE001 - malformed headers raise all sorts
+        raise ValueError(f"{name!r} is not a readable image: {exc}") from exc
+
+    width, height = im.size
+    if width <= 0 or height <= 0:
+        raise ValueError(f"{name!r} has an invalid size {width}x{height}")
+    if width * height > max_pixels:
+        raise ValueError(
+            f"{name!r} is too large: {width}x{height} = {width * height} pixels, more than "
+            f"the limit of {max_pixels}; refusing to decode it"
+        )
+    deep = any(";16" in str(getattr(tile, "args", "")) for tile in (im.tile or ()))
+    if deep and im.mode in ("RGB", "RGBA"):  # PIL hands 16-bit colour over as 8-bit
+        notes.append(f"scaled 16-bit {im.mode} colour to 8 bits a channel")
+    try:
+        frames = int(getattr(im, "n_frames", 1) or 1)
+        if frames > 1:
+            im.seek(0)
+            kind = "pages" if im.format == "TIFF" else "frames"
+            notes.append(f"used the first of {frames} {kind}")
+        im.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"{name!r} is too large to decode safely: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
+        raise ValueError(f"{name!r} is corrupt or truncated: {exc}") from exc
+    return im, frames
+
+
+def _oriented(im: Image.Image, notes: list[str]) -> Image.Image:
+    """``im`` turned upright by its EXIF orientation (a note says so); a malformed EXIF block
+    is noted and ignored."""
+    try:
+        orientation = int(im.getexif().get(_ORIENTATION, 1) or 1)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block is not worth refusing the image
+        notes.append("ignored an unreadable EXIF block")
+        return im
+    if 2 <= orientation <= 8:
+        try:
+            im = ImageOps.exif_transpose(im)
+            notes.append(f"applied the EXIF orientation {orientation}")
+        except Exception:  # noqa: BLE001
+            notes.append(f"ignored an unusable EXIF orientation {orientation}")
+    return im
+
+
+def _warning_notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The decoder's warnings (Pillow's "Corrupt EXIF data", ...) as notes, once each."""
+    notes = []
+    for item in caught:
+        text = " ".join(str(item.message).split())[:160]
+        note = (f"ignored a damaged EXIF block (Pillow: {text})" if "EXIF" in text
+                else f"the decoder warned: {text}")
+        if note not in notes:
+            notes.append(note)
+    return notes
+
+
 def load_image_info(
     source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int | None = None
 ) -> LoadedImage:
@@ -211,63 +315,22 @@ def load_image_info(
         raise ValueError(f"{name!r} is larger than the limit of {max_bytes} bytes")
 
     notes: list[str] = []
-    with warnings.catch_warnings():
-        # PIL's own bomb check warns above ~89 Mpx; make that an error we can report.
+    with warnings.catch_warnings(record=True) as caught:
+        # every decoder warning is recorded (made a note below, never printed), except PIL's
+        # own bomb check above ~89 Mpx, which becomes an error we can report
+        warnings.simplefilter("always")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            im = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ValueError(f"{name!r} is too large: more than the limit of {max_pixels} "
-                             f"pixels; refusing to decode it ({exc})") from exc
-        except UnidentifiedImageError as exc:
-            other = _identify_other(data)
-            if other is not None:
-                raise ValueError(
-                    f"{name!r} is a {other} image; supported formats are "
-                    "PNG, JPEG, WebP, BMP, TIFF and GIF"
-                ) from exc
-            raise ValueError(f"{name!r} is not a readable image (corrupt or unsupported)") from exc
-        except Exception as exc:  # noqa: BLE001 - malformed headers raise all sorts
-            raise ValueError(f"{name!r} is not a readable image: {exc}") from exc
-
+        im, frames = _decode(data, name, max_pixels, notes)
         fmt = im.format or "unknown"
         width, height = im.size
-        if width <= 0 or height <= 0:
-            raise ValueError(f"{name!r} has an invalid size {width}x{height}")
-        if width * height > max_pixels:
-            raise ValueError(
-                f"{name!r} is too large: {width}x{height} = {width * height} pixels, more than "
-                f"the limit of {max_pixels}; refusing to decode it"
-            )
         original_mode = im.mode
+        im = _oriented(im, notes)
         try:
-            frames = int(getattr(im, "n_frames", 1) or 1)
-            if frames > 1:
-                im.seek(0)
-                kind = "pages" if fmt == "TIFF" else "frames"
-                notes.append(f"used the first of {frames} {kind}")
-            im.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ValueError(f"{name!r} is too large to decode safely: {exc}") from exc
-        except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
-            raise ValueError(f"{name!r} is corrupt or truncated: {exc}") from exc
-
-    try:
-        orientation = int(im.getexif().get(_ORIENTATION, 1) or 1)
-    except Exception:  # noqa: BLE001 - a malformed EXIF block is not worth refusing the image
-        orientation = 1
-        notes.append("ignored an unreadable EXIF block")
-    if 2 <= orientation <= 8:
-        try:
-            im = ImageOps.exif_transpose(im)
-            notes.append(f"applied the EXIF orientation {orientation}")
-        except Exception:  # noqa: BLE001
-            notes.append(f"ignored an unusable EXIF orientation {orientation}")
-
-    try:
-        rgb = _to_rgb(im, notes)
-    except Exception as exc:  # noqa: BLE001
-        raise ValueError(f"{name!r} has an unsupported pixel mode {im.mode!r}: {exc}") from exc
+            rgb = _to_rgb(im, notes)
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(f"{name!r} has an unsupported pixel mode {im.mode!r}: "
+                             f"{exc}") from exc
+    notes += _warning_notes(caught)
     if isinstance(rgb, ImageFile.ImageFile):
         rgb = rgb.copy()  # detach from the in-memory file so it can be freed
     for note in notes:

@@ -95,6 +95,21 @@ def test_explain_refuses_an_out_it_cannot_create(tiny_checkpoint: Path, tmp_path
     _one_line_error(capsys, "--out")
 
 
+def test_explain_refuses_an_input_larger_than_the_commands_run(
+        tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A checkpoint whose input is 4096 px (a ResNet at that size takes gigabytes an image):
+    refused where its metadata is read, in one line naming the limit."""
+    from helpers import rewrite_checkpoint
+
+    big = rewrite_checkpoint(tiny_checkpoint, tmp_path / "big.safetensors",
+                             meta=lambda m: m["input"].update(size=4096))
+    assert explain_main(["--checkpoint", str(big), "--out", str(tmp_path / "o"), "--quiet",
+                         str(_a_file(tmp_path))]) == 2
+    line = _one_line_error(capsys, "--checkpoint", "input size 4096 is outside [16, 1024]")
+    assert "the largest input the app and the commands run is 1024 px" in line
+    assert not (tmp_path / "o").exists()
+
+
 def test_analysis_checks_out_before_the_work(tiny_checkpoint: Path, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:

@@ -86,6 +86,25 @@ def test_list_images_is_recursive_sorted_and_keeps_input_order(folder: Path) -> 
         list_images(str(folder))  # type: ignore[arg-type]
 
 
+def test_a_folder_named_like_an_image_is_not_dropped_in_silence(
+        tiny: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "x.jpg").mkdir()
+    (tmp_path / "empty").mkdir()
+    _noise(20, 20, 0).save(tmp_path / "y.png")
+    with caplog.at_level("WARNING", logger="arpviz.explain.batch"):
+        files = list_images([tmp_path / "x.jpg", tmp_path / "empty", tmp_path / "y.png"])
+    assert files == [tmp_path / "y.png"]
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2
+    assert "x.jpg'" in warned[0] and "is a folder, not an image file," in warned[0]
+    assert "empty'" in warned[1] and "holds no image files" in warned[1]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="arpviz.explain.batch"):
+        assert main(["--checkpoint", str(tiny), "--out", str(tmp_path / "o"), "--quiet",
+                     str(tmp_path / "x.jpg"), str(tmp_path / "y.png")]) == 0
+    assert any("x.jpg" in r.getMessage() for r in caplog.records)
+
+
 # ----------------------------------------------------------------------------- the library
 
 

@@ -368,3 +368,53 @@ def test_shape_notes_flag_tiny_and_extreme_images() -> None:
     assert shape_notes(400, 100, 128)[0].startswith("extreme aspect")
     with pytest.raises(ValueError, match="width"):
         shape_notes(0, 10, 128)
+
+
+# --------------------------------------------------------------------------- odd files, noted
+
+
+def _jpeg_with_corrupt_exif() -> bytes:
+    """A JPEG whose EXIF block says 5 entries and holds one (Pillow warns "Corrupt EXIF")."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (9, 90, 200)).save(buffer, "JPEG")
+    jpeg = buffer.getvalue()
+    ifd = struct.pack("<H", 5) + struct.pack("<HHI4s", 0x0112, 3, 1, b"\x01\x00\x00\x00")
+    exif = b"Exif\x00\x00" + b"II*\x00" + struct.pack("<I", 8) + ifd
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + jpeg[2:]
+
+
+def test_corrupt_exif_is_a_note_not_a_warning_on_stderr(
+        recwarn: pytest.WarningsRecorder, capsys: pytest.CaptureFixture) -> None:
+    info = load_image_info(_jpeg_with_corrupt_exif())
+    assert info.image.size == (16, 16)
+    assert [n for n in info.notes if "EXIF" in n] == [
+        "ignored a damaged EXIF block (Pillow: Corrupt EXIF data. Expecting to read 12 bytes "
+        "but only got 0.)"]
+    assert len(recwarn) == 0
+    assert capsys.readouterr().err == ""
+
+
+def _png_16bit_rgb(pixels: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one)."""
+    height, width, _ = pixels.shape
+    rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
+def test_sixteen_bit_rgb_is_noted() -> None:
+    pixels = np.zeros((4, 5, 3), dtype=np.uint16)
+    pixels[0, 0] = (65535, 32896, 0)
+    info = load_image_info(_png_16bit_rgb(pixels))
+    assert info.original_mode == "RGB" and info.image.size == (5, 4)
+    assert np.asarray(info.image)[0, 0].tolist() == [255, 128, 0]
+    assert "scaled 16-bit RGB colour to 8 bits a channel" in info.notes
+    eight = io.BytesIO()
+    Image.new("RGB", (5, 4)).save(eight, "PNG")
+    assert load_image_info(eight.getvalue()).notes == ()  # an 8-bit one gets no note

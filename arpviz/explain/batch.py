@@ -1,5 +1,11 @@
 """Explaining images in batches: finding and safely decoding image files, running them through a
-checkpoint's model with stage overrides, and turning the results into records."""
+checkpoint's model with stage overrides, and turning the results into records.
+
+Memory is bounded per batch: an image whose evaluation resize would exceed
+:data:`arpviz.images.MAX_RESIZED_PIXELS` is refused before any resize; a forward pass holds at
+most :data:`BATCH_INPUT_PIXELS` network-input pixels (the batch is split to fit); a batch of
+:func:`explain_files` holds at most :data:`BATCH_DECODED_PIXELS` decoded pixels (an image
+larger than that alone)."""
 
 from __future__ import annotations
 
@@ -18,15 +24,19 @@ from arpviz.data.folder import IMG_EXTENSIONS
 from arpviz.data.transforms import eval_transform
 from arpviz.explain.records import ClassScore, ExplainedImage, ImageRecord, StageRecord
 from arpviz.geometry import InputGeometry, eval_resize
-from arpviz.images import DEFAULT_MAX_PIXELS, LoadedImage, load_image_info
+from arpviz.images import DEFAULT_MAX_PIXELS, LoadedImage, check_resized, load_image_info
 from arpviz.models import MSGNExplanation, StageOverride
 from arpviz.validation import check_count
 
 __all__ = [
+    "BATCH_DECODED_PIXELS",
+    "BATCH_INPUT_PIXELS",
     "DEFAULT_MAX_BYTES",
+    "checked_geometry",
     "explain_files",
     "explain_images",
     "explain_page",
+    "images_per_pass",
     "list_images",
     "load_images",
     "model_device",
@@ -36,6 +46,12 @@ logger = logging.getLogger(__name__)
 
 #: Largest image file read, in bytes (a bound on what a hostile file can make us read).
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+#: Network-input pixels one forward pass may hold: ``batch x input_size**2`` stays under it
+#: (the batch is split): 32 images of 224 px, 8 of 448, 1 of 1024 (a checkpoint's largest).
+BATCH_INPUT_PIXELS = 32 * 224 * 224
+#: Decoded pixels one batch of :func:`explain_files` may hold (192 MB as 8-bit RGB): the batch
+#: ends early when the next image would pass it (an image larger than that goes alone).
+BATCH_DECODED_PIXELS = 64_000_000
 _TOP = 5
 
 
@@ -48,8 +64,9 @@ def list_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 
     A folder is walked recursively (hidden files and folders skipped, symlinked folders not
     followed) and its files with an image extension (:data:`arpviz.data.folder.IMG_EXTENSIONS`,
-    any case) are listed in sorted path order. A file is listed as given, whatever its name
-    (a missing one too: explaining it reports the error).
+    any case) are listed in sorted path order; a folder that holds none (a folder named
+    ``x.jpg`` too) is logged as a warning, never dropped in silence. A file is listed as given,
+    whatever its name (a missing one too: explaining it reports the error).
     """
     if isinstance(inputs, (str, os.PathLike)):
         raise TypeError("inputs must be a collection of paths, not one path")
@@ -63,6 +80,10 @@ def list_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
         for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             found += [Path(dirpath) / f for f in filenames if _is_image_name(f)]
+        if not found:
+            what = "a folder, not an image file," if _is_image_name(path.name) else "a folder"
+            logger.warning("%r is %s and holds no image files: nothing taken from it",
+                           str(path), what)
         out += sorted(found, key=lambda p: p.relative_to(path).parts)
     return out
 
@@ -151,14 +172,16 @@ def explain_images(
         overrides: stage name -> :class:`~arpviz.models.StageOverride`, as
             :meth:`arpviz.models.MSGN.explain` takes them.
         names: what each record's ``file`` says (default ``"image <i>"``).
-        batch_size: images per forward pass.
+        batch_size: images per forward pass (fewer when they would pass
+            :data:`BATCH_INPUT_PIXELS`: :func:`images_per_pass`).
 
     Returns:
         One :class:`ImageRecord` per image, in order, boxes in each image's own pixels.
 
     Raises:
         ValueError/TypeError: bad overrides (unknown stage, ``k`` on an RP stage, ...),
-            ``batch_size < 1``, ``names`` of another length.
+            ``batch_size < 1``, ``names`` of another length; an image whose resize would pass
+            :data:`arpviz.images.MAX_RESIZED_PIXELS` (before any work, naming it).
     """
     if not isinstance(model_bundle, ckpt.Checkpoint):
         raise TypeError(f"model_bundle must be a Checkpoint, got {type(model_bundle).__name__}")
@@ -167,30 +190,69 @@ def explain_images(
         raise ValueError(f"names has {len(names)} entries for {len(images)} images")
     model, meta = model_bundle.model, model_bundle.meta
     model.stage_settings(overrides)  # check the overrides before any work
+    items = [_loaded(item) for item in images]
+    labels = list(names) if names is not None else [f"image {i}" for i in range(len(items))]
+    # every network input's size, before any resize
+    geometries = [checked_geometry(item.image, meta, label)
+                  for item, label in zip(items, labels, strict=True)]
     resize, keep_aspect = eval_resize(meta)  # square, or the aspect kept (converted ImageNet)
     transform = eval_transform(meta.input_size, resize, keep_aspect=keep_aspect, mean=meta.mean,
                                std=meta.std)
     device = model_device(model)
+    per_pass = images_per_pass(meta.input_size, batch_size)
     out: list[ImageRecord] = []
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        pils, notes = [], []
-        for item in chunk:
-            if isinstance(item, Image.Image):
-                item = LoadedImage(item if item.mode == "RGB" else item.convert("RGB"),
-                                   item.format or "", item.mode, item.size)
-            elif not isinstance(item, LoadedImage):
-                raise TypeError(f"images must hold PIL images or LoadedImage, got "
-                                f"{type(item).__name__}")
-            pils.append(item.image)
-            notes.append(item.notes_for(meta.input_size))
-        x = torch.stack([transform(p) for p in pils]).to(device)
+    for start in range(0, len(items), per_pass):
+        chunk = slice(start, start + per_pass)
+        x = torch.stack([transform(item.image) for item in items[chunk]]).to(device)
         explanation = model.explain(x, overrides)
-        geometries = [InputGeometry.of_checkpoint(p.width, p.height, meta) for p in pils]
-        chunk_names = (names[start : start + len(chunk)] if names is not None
-                       else [f"image {start + i}" for i in range(len(chunk))])
-        out += _records(explanation, geometries, chunk_names, notes, meta.class_names)
+        notes = [item.notes_for(meta.input_size) for item in items[chunk]]
+        out += _records(explanation, geometries[chunk], labels[chunk], notes, meta.class_names)
     return out
+
+
+def _loaded(item: object) -> LoadedImage:
+    """A PIL image as a :class:`LoadedImage` (RGB, no notes); a ``LoadedImage`` as it is."""
+    if isinstance(item, Image.Image):
+        return LoadedImage(item if item.mode == "RGB" else item.convert("RGB"),
+                           item.format or "", item.mode, item.size)
+    if not isinstance(item, LoadedImage):
+        raise TypeError(f"images must hold PIL images or LoadedImage, got {type(item).__name__}")
+    return item
+
+
+def checked_geometry(image: Image.Image, meta: ckpt.CheckpointMeta,
+                     name: str) -> InputGeometry:
+    """``image``'s geometry under ``meta``'s evaluation transform, refused (a ``ValueError``
+    naming ``name``) when its resize would pass :data:`arpviz.images.MAX_RESIZED_PIXELS`;
+    nothing is resized."""
+    geometry = InputGeometry.of_checkpoint(image.width, image.height, meta)
+    check_resized(name, image.size, geometry.resized)
+    return geometry
+
+
+def images_per_pass(input_size: int, batch_size: int) -> int:
+    """How many images one forward pass takes: ``batch_size``, fewer when ``batch_size``
+    inputs of ``input_size`` would pass :data:`BATCH_INPUT_PIXELS` (at least one)."""
+    return max(1, min(batch_size, BATCH_INPUT_PIXELS // (input_size * input_size)))
+
+
+def _decoded_batches(
+    files: Sequence[str | os.PathLike], batch_size: int, max_pixels: int, max_bytes: int,
+) -> Iterator[list[tuple[str, LoadedImage | str]]]:
+    """``files`` decoded one by one (a failure as its message) in batches of at most
+    ``batch_size`` files and :data:`BATCH_DECODED_PIXELS` decoded pixels."""
+    batch: list[tuple[str, LoadedImage | str]] = []
+    held = 0
+    for file in files:
+        [item] = load_images([file], max_pixels=max_pixels, max_bytes=max_bytes)
+        pixels = item.image.width * item.image.height if isinstance(item, LoadedImage) else 0
+        if batch and (len(batch) >= batch_size or held + pixels > BATCH_DECODED_PIXELS):
+            yield batch
+            batch, held = [], 0
+        batch.append((str(file), item))
+        held += pixels
+    if batch:
+        yield batch
 
 
 def explain_files(
@@ -205,27 +267,38 @@ def explain_files(
 ) -> Iterator[ExplainedImage]:
     """Load and explain ``files`` batch by batch; yields one :class:`ExplainedImage` per file.
 
-    Files are yielded in order; a file that cannot be read yields a failed record (and no
-    image). Only one batch of decoded images is held at a time. ``progress`` shows a tqdm bar.
+    Files are yielded in order; a file that cannot be read, or whose network input would be
+    too large (:func:`checked_geometry`), yields a failed record (and no image). Only one batch
+    of decoded images is held at a time (at most ``batch_size`` files and
+    :data:`BATCH_DECODED_PIXELS` pixels). ``progress`` shows a tqdm bar.
     A Gallery page explains one page with ``list(explain_files(bundle, files[a:b], ...))``.
     """
     model_bundle.model.stage_settings(overrides)  # usage errors before the first file
+    batch_size = check_count(batch_size, "batch_size")
+    meta = model_bundle.meta
     bar = tqdm(total=len(files), desc="explain", unit="img", disable=not progress)
     try:
-        for start in range(0, len(files), batch_size):
-            chunk = [str(f) for f in files[start : start + batch_size]]
-            loaded = load_images(chunk, max_pixels=max_pixels, max_bytes=max_bytes)
-            good = [i for i, item in enumerate(loaded) if isinstance(item, LoadedImage)]
-            records = explain_images(model_bundle, [loaded[i] for i in good], overrides,
-                                     names=[chunk[i] for i in good], batch_size=batch_size)
+        for batch in _decoded_batches(files, batch_size, max_pixels, max_bytes):
+            errors: dict[int, str] = {}
+            for i, (file, item) in enumerate(batch):
+                if isinstance(item, str):
+                    errors[i] = item
+                    continue
+                try:
+                    checked_geometry(item.image, meta, file)
+                except ValueError as exc:
+                    errors[i] = str(exc)
+            good = [i for i in range(len(batch)) if i not in errors]
+            records = explain_images(model_bundle, [batch[i][1] for i in good], overrides,
+                                     names=[batch[i][0] for i in good], batch_size=batch_size)
             by_index = dict(zip(good, records, strict=True))
-            for i, item in enumerate(loaded):
+            for i, (file, item) in enumerate(batch):
                 bar.update(1)
-                if isinstance(item, LoadedImage):
-                    yield ExplainedImage(by_index[i], item.image)
+                if i in by_index:
+                    yield ExplainedImage(by_index[i], item.image)  # type: ignore[union-attr]
                 else:
-                    logger.warning("%s", item)
-                    yield ExplainedImage(ImageRecord.failed(chunk[i], item), None)
+                    logger.warning("%s", errors[i])
+                    yield ExplainedImage(ImageRecord.failed(file, errors[i]), None)
     finally:
         bar.close()
 

@@ -24,7 +24,15 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 import arpviz.explain as package
 from arpviz import checkpoint as ckpt
 from arpviz.bundled import default_checkpoint_path
-from arpviz.explain.batch import DEFAULT_MAX_BYTES, explain_files, list_images, model_device
+from arpviz.explain.batch import (
+    BATCH_DECODED_PIXELS,
+    BATCH_INPUT_PIXELS,
+    DEFAULT_MAX_BYTES,
+    explain_files,
+    images_per_pass,
+    list_images,
+    model_device,
+)
 from arpviz.explain.overlay import overlay_png
 from arpviz.explain.records import record_to_json
 from arpviz.images import DEFAULT_MAX_PIXELS
@@ -158,7 +166,9 @@ def _parser() -> argparse.ArgumentParser:
                         "classification MSGN with ARP)")
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="images per forward pass (fewer when they would hold more than "
+                        f"{BATCH_INPUT_PIXELS} input pixels: 32 at 224 px, 1 at 1024)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="STAGE.FIELD=V",
                         help="override a pooled stage: STAGE.k=V, STAGE.dsr=V (or H,W), "
@@ -275,6 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   "dsr": list(s.dsr) if s.dsr is not None else None}
                            for name, s in bundle.model.stage_settings(overrides).items()},
                 "batch_size": args.batch_size,
+                # the memory budget: images per forward pass, decoded pixels per batch
+                "images_per_pass": images_per_pass(bundle.meta.input_size, args.batch_size),
+                "batch_input_pixels": BATCH_INPUT_PIXELS,
+                "batch_decoded_pixels": BATCH_DECODED_PIXELS,
                 "max_pixels": args.max_pixels,
                 "max_bytes": args.max_bytes,
                 "overlays": args.overlays,

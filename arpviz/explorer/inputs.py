@@ -30,7 +30,7 @@ from arpviz.data.synthbirds import SynthBirds
 from arpviz.datasources import build, probe_batch, synth_config
 from arpviz.explorer.catalog import trained_on_synthbirds
 from arpviz.geometry import InputGeometry
-from arpviz.images import LoadedImage, load_image_info
+from arpviz.images import LoadedImage, check_resized, load_image_info
 
 __all__ = [
     "IMAGE_TYPES",
@@ -144,6 +144,11 @@ def preprocess(
     the recorded resize with the aspect kept; the pixels are those of
     :func:`arpviz.data.transforms.eval_transform` (bilinear, antialiased resize of the uint8
     image), normalised with the checkpoint's mean and std.
+
+    Raises:
+        ValueError: an image whose resize would exceed
+            :data:`arpviz.images.MAX_RESIZED_PIXELS` (an extreme aspect under a geometry that
+            keeps it; checked before any resize, naming the image).
     """
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -155,6 +160,7 @@ def preprocess(
         raise TypeError(f"image must be a PIL image or an array, got {type(image).__name__}")
     size = meta.input_size
     geometry = InputGeometry.of_checkpoint(pil.width, pil.height, meta)
+    check_resized(name or "image", pil.size, geometry.resized)  # before any resize
     new_w, new_h = geometry.resized
     from torchvision.transforms.v2 import functional as TF
 
