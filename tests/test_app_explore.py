@@ -17,6 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from app_helpers import (
+    image_captions,
+    image_title,
+    png,
+    shown,
+    state,
+    switch,
+    upload,
+    view,
+)
 from helpers import APP, run_app
 from PIL import Image
 from safetensors.torch import save as st_save
@@ -36,8 +46,8 @@ def _start() -> AppTest:
     return run_app(AppTest.from_file(APP, default_timeout=TIMEOUT))
 
 
-def _boxes(view) -> dict[str, tuple[float, ...]]:
-    return {name: stage.image_box for name, stage in view.stages.items()}
+def _boxes(explained) -> dict[str, tuple[float, ...]]:
+    return {name: stage.image_box for name, stage in explained.stages.items()}
 
 
 # ----------------------------------------------------------------------------- explore
@@ -48,70 +58,75 @@ def test_explore_every_slider_moves_boxes_and_predictions(app_env: Path) -> None
     assert not at.error, _texts(at.error)
     sidebar = " ".join(_texts(at.sidebar.markdown))
     assert "tiny" in sidebar and "Conv4 local 0 (ARP), k 0.7, DSR 0.5" in sidebar  # model card
-    trained = at.session_state["arpviz_result"]
+    trained = view(at)
     assert set(trained.stages) == {"conv3", "conv4.local0"}
     assert not trained.overrides
-    assert "trained 1" in at.slider(key="explore_k:conv3").label
-    assert "trained 0.7" in at.slider(key="explore_k:conv4.local0").label
+    assert "trained 1" in at.slider(key="k:conv3").label
+    assert "trained 0.7" in at.slider(key="k:conv4.local0").label
 
     moves = {  # in an order where each move changes a box (a DSR above the rate widens it)
-        "explore_k:conv3": 0.3,
-        "explore_dsr:conv3": 0.75,
-        "explore_dsr:conv4.local0": 0.9,
-        "explore_k:conv4.local0": 1.6,
+        "k:conv3": 0.3,
+        "dsr:conv3": 0.75,
+        "dsr:conv4.local0": 0.9,
+        "k:conv4.local0": 1.6,
     }
     for key, value in moves.items():
-        before = at.session_state["arpviz_result"]
+        before = view(at)
         at.slider(key=key).set_value(value)
         run_app(at)
-        after = at.session_state["arpviz_result"]
+        after = view(at)
         assert _boxes(after) != _boxes(before), key
         assert not np.array_equal(after.probs, before.probs), key
         rows = after.predictions.rows
         assert len(rows) == 5 and rows[0].rank == 1
         assert any(abs(r.delta) > 0 for r in rows), key
 
-    changed = at.session_state["arpviz_result"]
+    changed = view(at)
     assert set(changed.overrides) == {"conv3", "conv4.local0"}
     # Conv4's confidence map covers Conv3's crop
     assert changed.stages["conv4.local0"].frame == changed.stages["conv3"].image_box
 
-    at.button(key="explore_reset").click()
+    at.button(key="reset").click()
     run_app(at)
-    assert at.slider(key="explore_k:conv3").value == pytest.approx(1.0)
-    assert at.slider(key="explore_dsr:conv4.local0").value == pytest.approx(0.5)
-    reset = at.session_state["arpviz_result"]
+    assert at.slider(key="k:conv3").value == pytest.approx(1.0)
+    assert at.slider(key="dsr:conv4.local0").value == pytest.approx(0.5)
+    reset = view(at)
     assert _boxes(reset) == _boxes(trained)
     np.testing.assert_allclose(reset.probs, trained.probs, atol=1e-6)
 
-    at.slider(key="explore_opacity").set_value(0.2)
-    at.checkbox(key="explore_show_gt").check()
-    at.number_input(key="explore_sample").set_value(5)
+    at.slider(key="explore.opacity").set_value(0.2)
+    at.checkbox(key="image.show_truth").check()
+    at.number_input(key="image.sample").set_value(5)
     run_app(at)
     assert "val #5" in " ".join(_texts(at.caption))
-    assert at.session_state["arpviz_result"].image is not trained.image
+    assert image_title(at).startswith("val #5, ")
+    assert view(at).image is not trained.image
+    assert state(at).explore.opacity == pytest.approx(0.2)
 
-    at.selectbox(key="explore_sweep_stage").set_value("conv3")
-    at.toggle(key="explore_sweep").set_value(True)
+    at.selectbox(key="explore.sweep_stage").set_value("conv3")
+    at.toggle(key="explore.sweep").set_value(True)
     run_app(at)
-    sweep = at.session_state["arpviz_sweep"][1]
-    assert sweep.stage == "conv3" and sweep.probs.shape == (20, 24)
+    sweep = shown(at).sweep
+    # 0.1 to 2.0 in steps of 0.05 (the k slider's range and step)
+    assert sweep.stage == "conv3" and sweep.probs.shape == (39, 24)
+    assert sweep.ks[0] == pytest.approx(0.1) and sweep.ks[-1] == pytest.approx(2.0)
     assert np.all(np.diff(sweep.crop_w) >= -1e-4)
 
 
 def test_settings_survive_a_page_switch(app_env: Path) -> None:
     at = _start()
-    at.slider(key="explore_k:conv4.local0").set_value(1.2)
-    at.number_input(key="explore_sample").set_value(3)
+    at.slider(key="k:conv4.local0").set_value(1.2)
+    at.number_input(key="image.sample").set_value(3)
     run_app(at)
-    moved = _boxes(at.session_state["arpviz_result"])
+    moved = _boxes(view(at))
     at.switch_page("pages/rp_vs_arp.py")
     run_app(at)
     at.switch_page("pages/explore.py")
     run_app(at)
-    assert at.slider(key="explore_k:conv4.local0").value == pytest.approx(1.2)
-    assert at.slider(key="explore_k:conv3").value == pytest.approx(1.0)  # never below range
-    assert _boxes(at.session_state["arpviz_result"]) == moved
+    assert at.slider(key="k:conv4.local0").value == pytest.approx(1.2)
+    assert at.slider(key="k:conv3").value == pytest.approx(1.0)  # never below range
+    assert at.number_input(key="image.sample").value == 3
+    assert _boxes(view(at)) == moved
 
 
 def test_top1_flip_is_flagged(app_env: Path) -> None:
@@ -119,19 +134,19 @@ def test_top1_flip_is_flagged(app_env: Path) -> None:
     (cumulative, ever further from the trained ones) include one that flips it."""
     at = _start()
     assert any("the same as under the trained setting" in m for m in _texts(at.success))
-    settings = (("slider", "explore_dsr:conv3", 0.25), ("slider", "explore_dsr:conv4.local0", 0.25),
-                ("slider", "explore_k:conv4.local0", 0.1), ("slider", "explore_k:conv3", 0.1),
-                ("selectbox", "explore_mode:conv4.local0", "arpfg_peak"),
-                ("selectbox", "explore_mode:conv3", "rp"),
-                ("slider", "explore_dsr:conv4.local0", 1.0), ("slider", "explore_dsr:conv3", 1.0))
+    settings = (("slider", "dsr:conv3", 0.25), ("slider", "dsr:conv4.local0", 0.25),
+                ("slider", "k:conv4.local0", 0.1), ("slider", "k:conv3", 0.1),
+                ("selectbox", "mode:conv4.local0", "arpfg_peak"),
+                ("selectbox", "mode:conv3", "rp"),
+                ("slider", "dsr:conv4.local0", 1.0), ("slider", "dsr:conv3", 1.0))
     flips = []
     for kind, key, value in settings:
         getattr(at, kind)(key=key).set_value(value)
         run_app(at)
-        view = at.session_state["arpviz_result"]
+        now = view(at)
         warnings = " ".join(_texts(at.warning))
-        assert view.predictions.flipped == ("Top-1 flipped" in warnings), key
-        flips.append(view.predictions.flipped)
+        assert now.predictions.flipped == ("Top-1 flipped" in warnings), key
+        flips.append(now.predictions.flipped)
     assert any(flips), "none of the settings flipped the top-1: the flag was never tested"
 
 
@@ -142,30 +157,36 @@ def test_rp_vs_arp_page(app_env: Path) -> None:
     at = _start()
     at.switch_page("pages/rp_vs_arp.py")
     run_app(at)
-    comparison = at.session_state["arpviz_compare"]
+    comparison = shown(at).comparison
     for name, stage in comparison.second.stages.items():
         assert stage.mode == "rp" and stage.rates == pytest.approx((0.5, 0.5)), name
         assert comparison.first.stages[name].mode == "arp"
     assert comparison.second.predictions.ref_top1 == int(np.argmax(comparison.first.probs))
 
-    at.slider(key="compare_k:conv3").set_value(0.2)
+    at.slider(key="k:conv3:left").set_value(0.2)  # the k of the left side's mode, ARP
     run_app(at)
-    moved = at.session_state["arpviz_compare"]
+    moved = shown(at).comparison
     assert _boxes(moved.first) != _boxes(comparison.first)
     assert moved.second.stages["conv3"].image_box == comparison.second.stages["conv3"].image_box
 
-    at.slider(key="compare_dsr:conv4.local0").set_value(0.75)
+    at.slider(key="dsr:conv4.local0").set_value(0.75)
     run_app(at)
-    wider = at.session_state["arpviz_compare"]
+    wider = shown(at).comparison
     assert wider.second.stages["conv4.local0"].rates == pytest.approx((0.75, 0.75))
     assert not np.array_equal(wider.second.probs, moved.second.probs)
 
-    at.slider(key="compare_k:conv4.local0").set_value(1.9)
-    at.slider(key="compare_dsr:conv3").set_value(0.3)
+    at.slider(key="k:conv4.local0:left").set_value(1.9)
+    at.slider(key="dsr:conv3").set_value(0.3)
     run_app(at)
-    last = at.session_state["arpviz_compare"]
+    last = shown(at).comparison
     assert _boxes(last.first) != _boxes(wider.first)
     assert last.second.stages["conv3"].rates == pytest.approx((0.3, 0.3))
+    assert last.first.stages["conv4.local0"].k == pytest.approx(1.9)
+    # the k of ARP set here is Explore's k of ARP
+    switch(at, "explore")
+    assert at.slider(key="k:conv4.local0").value == pytest.approx(1.9)
+    assert at.slider(key="k:conv3").value == pytest.approx(0.2)
+    assert view(at).stages["conv4.local0"].k == pytest.approx(1.9)
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -228,21 +249,34 @@ ODD_IMAGES = [
 
 def test_bad_and_odd_images_give_messages(app_env: Path) -> None:
     at = _start()
-    at.radio(key="explore_source").set_value("Upload an image")
+    at.radio(key="image.source").set_value("upload")
     run_app(at)
     assert "Upload an image to explore it." in _texts(at.info)
     for name, data, kind, text in BAD_IMAGES + ODD_IMAGES:
-        at.file_uploader(key="explore_upload").set_value((name, data, "application/octet-stream"))
+        at.file_uploader(key="image.upload").set_value((name, data, "application/octet-stream"))
         run_app(at)
         messages = _texts(at.error if kind == "error" else at.info)
         assert any(text in m for m in messages), (name, messages)
+        if kind == "error":  # nothing replaced: still no photo
+            assert state(at).image.upload is None, name
+            assert "Upload an image to explore it." in _texts(at.info), name
         if kind == "info":  # converted, explained, and flagged as not SynthBirds
-            view = at.session_state["arpviz_result"]
-            assert view.image.shape == (128, 128, 3)
-            assert any("trained on SynthBirds" in m for m in _texts(at.info)), name
-    at.file_uploader(key="explore_upload").set_value(None)
+            assert view(at).image.shape == (128, 128, 3)
+            assert image_title(at).startswith(f"{name}, "), (name, image_title(at))
+            # the note that a SynthBirds model says nothing about a real photo
+            assert any("Trained on SynthBirds" in m and "photo" in m
+                       for m in _texts(at.info)), name
+    # a bad file after a good one changes nothing: the last photo stays on screen
+    at.file_uploader(key="image.upload").set_value(("late.png", b"nope", "image/png"))
     run_app(at)
-    assert "Upload an image to explore it." in _texts(at.info)
+    assert any("Cannot use this image" in m for m in _texts(at.error))
+    assert image_title(at).startswith("rotated.jpg, ")
+    # clearing the uploader keeps the photo (it stays for every page until replaced)
+    at.file_uploader(key="image.upload").set_value(None)
+    run_app(at)
+    assert "Upload an image to explore it." not in _texts(at.info)
+    assert image_title(at).startswith("rotated.jpg, ")
+    assert any("rotated.jpg" in c for c in image_captions(at))
 
 
 def _foreign_safetensors() -> bytes:
@@ -278,7 +312,7 @@ def test_bad_checkpoints_give_messages(app_env: Path, tiny_checkpoint: Path) -> 
     run_app(at)
     assert not at.error, _texts(at.error)
     assert "mine.safetensors" in " ".join(_texts(at.sidebar.markdown))
-    assert at.session_state["arpviz_result"].probs.shape == (24,)
+    assert view(at).probs.shape == (24,)
 
 
 def test_no_checkpoint_and_broken_folder(app_env: Path, monkeypatch: pytest.MonkeyPatch,
@@ -306,7 +340,7 @@ def test_run_log_times_every_script_run(app_env: Path, monkeypatch: pytest.Monke
     log = app_env / "runs.jsonl"
     monkeypatch.setenv("ARPVIZ_RUN_LOG", str(log))
     at = _start()
-    at.slider(key="explore_k:conv3").set_value(0.5)
+    at.slider(key="k:conv3").set_value(0.5)
     run_app(at)
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(rows) == 2 and all(0 < r["seconds"] < TIMEOUT for r in rows)
@@ -331,7 +365,7 @@ def test_folder_outside_the_roots_is_refused(app_env: Path, tiny_checkpoint: Pat
         assert any("outside the folders" in w for w in warnings), (typed, warnings)
         options = at.selectbox(key="arpviz_checkpoint").options
         assert len(options) == 1 and options[0].endswith("· mine.safetensors"), (typed, options)
-    assert at.session_state["arpviz_result"].probs.shape == (24,)  # the app still works
+    assert view(at).probs.shape == (24,)  # the app still works
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback without CUDA")
@@ -340,7 +374,7 @@ def test_cuda_choice_without_cuda_falls_back(app_env: Path) -> None:
     at.radio(key="arpviz_device").set_value("cuda")
     run_app(at)
     assert any("CUDA is not available" in m for m in _texts(at.sidebar.warning))
-    assert at.session_state["arpviz_result"].probs.shape == (24,)
+    assert view(at).probs.shape == (24,)
 
 
 @pytest.mark.parametrize("page", ["pages/appendix_a.py", "pages/training.py"])
@@ -356,28 +390,28 @@ def test_other_pages_run_under_the_app(app_env: Path, page: str) -> None:
 
 def test_downloads_and_faithfulness_on_explore_and_compare(app_env: Path) -> None:
     at = _start()
-    at.slider(key="explore_k:conv4.local0").set_value(0.4)
+    at.slider(key="k:conv4.local0").set_value(0.4)
     run_app(at)
-    view = at.session_state["arpviz_result"]
-    record = at.session_state["explore_record"]
+    seen = view(at)
+    record = shown(at).records["explore"]
     assert record.size == (146, 146)  # a sample is rendered at the resize, 128 * 8 / 7
     geometry = InputGeometry.of(146, 146, 128)
-    assert record.stages["conv3"].box == geometry.to_image(view.stages["conv3"].image_box)
+    assert record.stages["conv3"].box == geometry.to_image(seen.stages["conv3"].image_box)
     assert record.stages["conv4.local0"].k == pytest.approx(0.4)
-    assert record.stages["conv4.local0"].input_box == view.stages["conv4.local0"].image_box
-    assert record.top5[0].index == view.predictions.top1.index
+    assert record.stages["conv4.local0"].input_box == seen.stages["conv4.local0"].image_box
+    assert record.top5[0].index == seen.predictions.top1.index
     buttons = at.get("download_button")
     assert [b.proto.label for b in buttons] == ["Record (JSON)", "Overlay (PNG)"]
 
-    at.toggle(key="explore_faith").set_value(True)
+    at.toggle(key="explore.faith").set_value(True)
     run_app(at)
-    check = at.session_state["arpviz_faith"]
+    check = shown(at).faith
     assert check.stage == "conv4.local0" and 0 <= check.keep <= 1 and len(check.insertion) == 11
-    assert check.target == view.predictions.top1.index
+    assert check.target == seen.predictions.top1.index
 
     at.switch_page("pages/rp_vs_arp.py")
     run_app(at)
-    arp, rp = at.session_state["compare_left_record"], at.session_state["compare_right_record"]
+    arp, rp = shown(at).records["compare_left"], shown(at).records["compare_right"]
     assert arp.stages["conv3"].mode == "arp" and rp.stages["conv3"].mode == "rp"
     assert len(at.get("download_button")) == 4
 
@@ -388,37 +422,81 @@ def test_explore_first_view_explains_the_model_and_switches_modes(app_env: Path)
     assert "Trained on SynthBirds" in texts and "ImageNet ResNet" in texts  # before any upload
     assert "looks at an image twice" in texts  # the What am I looking at panel
     assert any("Conv4 local 0" in g.proto.spec for g in at.get("graphviz_chart"))
-    assert at.selectbox(key="explore_mode:conv4.local0").value == "arp"
+    assert at.selectbox(key="mode:conv4.local0").value == "arp"
 
-    at.selectbox(key="explore_mode:conv4.local0").set_value("arpfg")
+    at.selectbox(key="mode:conv4.local0").set_value("arpfg")
     run_app(at)
-    view = at.session_state["arpviz_result"]
-    assert view.stages["conv4.local0"].mode == "arpfg"
-    assert view.stages["conv4.local0"].label == "Conv4 local 0 (ARP-FG)"
-    assert at.slider(key="explore_k:conv4.local0").value == pytest.approx(1.5)  # its default
-    assert "ARP-FG default 1.5" in at.slider(key="explore_k:conv4.local0").label
-    at.slider(key="explore_k:conv4.local0").set_value(0.9)
+    seen = view(at)
+    assert seen.stages["conv4.local0"].mode == "arpfg"
+    assert seen.stages["conv4.local0"].label == "Conv4 local 0 (ARP-FG)"
+    assert at.slider(key="k:conv4.local0").value == pytest.approx(1.5)  # its default
+    assert "ARP-FG default 1.5" in at.slider(key="k:conv4.local0").label
+    at.slider(key="k:conv4.local0").set_value(0.9)
     run_app(at)
-    assert at.session_state["arpviz_result"].stages["conv4.local0"].k == pytest.approx(0.9)
+    assert view(at).stages["conv4.local0"].k == pytest.approx(0.9)
 
-    at.selectbox(key="explore_mode:conv4.local0").set_value("rp")
+    at.selectbox(key="mode:conv4.local0").set_value("rp")
     run_app(at)
-    assert at.session_state["arpviz_result"].stages["conv4.local0"].mode == "rp"
-    at.button(key="explore_reset").click()
+    assert view(at).stages["conv4.local0"].mode == "rp"
+    at.button(key="reset").click()
     run_app(at)
-    assert at.selectbox(key="explore_mode:conv4.local0").value == "arp"
-    assert at.session_state["arpviz_result"].stages["conv4.local0"].k == pytest.approx(0.7)
+    assert at.selectbox(key="mode:conv4.local0").value == "arp"
+    assert view(at).stages["conv4.local0"].k == pytest.approx(0.7)
 
 
 def test_compare_page_compares_any_two_modes(app_env: Path) -> None:
     at = _start()
     at.switch_page("pages/rp_vs_arp.py")
     run_app(at)
-    at.selectbox(key="compare_left").set_value("arpfg")
-    at.selectbox(key="compare_right").set_value("arp")
+    at.selectbox(key="compare.left").set_value("arpfg")
+    at.selectbox(key="compare.right").set_value("arp")
     run_app(at)
-    comparison = at.session_state["arpviz_compare"]
+    comparison = shown(at).comparison
     assert comparison.modes == ("arpfg", "arp")
     assert comparison.first.stages["conv4.local0"].mode == "arpfg"
     assert comparison.second.stages["conv4.local0"].k == pytest.approx(0.7)
     assert "ARP-FG" in " ".join(_texts(at.markdown))
+
+
+# ----------------------------------------------------------------------------- one photo, one k
+
+
+def test_one_photo_and_one_k_across_the_pages(app_env: Path) -> None:
+    """A photo uploaded on Explore and the k set there are the photo and the k of RP against
+    ARP (its ARP side), and are still there after a visit to the Gallery; every image page
+    names the image it shows."""
+    at = _start()
+    upload(at, "red.png", png((200, 40, 40), (300, 200)))
+    title = "red.png, 300 x 200 px (your photo)"
+    assert image_title(at) == title
+    assert image_captions(at) == [f"Image: **{title}**"]
+    at.slider(key="k:conv4.local0").set_value(0.85)
+    run_app(at)
+    assert view(at).stages["conv4.local0"].k == pytest.approx(0.85)
+    photo_view = view(at)
+
+    switch(at, "compare")
+    assert image_title(at) == title
+    assert image_captions(at) == [f"Image: **{title}**"]
+    assert at.radio(key="image.source").value == "upload"
+    comparison = shown(at).comparison
+    assert comparison.modes == ("arp", "rp")
+    assert comparison.first.stages["conv4.local0"].k == pytest.approx(0.85)
+    assert at.slider(key="k:conv4.local0:left").value == pytest.approx(0.85)
+    assert comparison.first.image.shape == photo_view.image.shape
+    np.testing.assert_array_equal(comparison.first.image, photo_view.image)
+    assert "**Conv4 local 0 (ARP)**: k 0.85," in " ".join(_texts(at.caption))
+
+    switch(at, "gallery")
+    assert not image_captions(at)  # the Gallery shows a split, not the photo
+    assert "conv4.local0" in state(at).steering.stages
+
+    switch(at, "explore")
+    assert image_title(at) == title
+    assert image_captions(at) == [f"Image: **{title}**"]
+    assert at.radio(key="image.source").value == "upload"
+    assert at.slider(key="k:conv4.local0").value == pytest.approx(0.85)
+    back = view(at)
+    assert back.stages["conv4.local0"].k == pytest.approx(0.85)
+    np.testing.assert_array_equal(back.image, photo_view.image)
+    assert _boxes(back) == _boxes(photo_view)

@@ -1,23 +1,35 @@
-"""No stale state on Explore: after any sequence of slider moves, mode switches, resets,
-uploads, sample and checkpoint changes, the widgets, the view on screen and everything
-computed from it (the export record, the faithfulness check) use the same values.
+"""No stale state anywhere: after any sequence of slider moves, mode switches, resets, uploads,
+sample, checkpoint and page changes, the widgets, the view on screen and everything computed
+from it (the export record, the faithfulness check) use the same values, and the image and
+stage settings are the ones the user chose last, on whichever page they chose them.
 
-A Hypothesis state machine drives the app under AppTest (derandomized under ``CI``); after each
-action it checks the :class:`~arpviz.explorer.session.ExploreView` against the widgets.
+A Hypothesis state machine drives the app under AppTest (derandomized under ``CI``) across
+Explore, RP against ARP, the Gallery and Appendix A; after each action it checks the
+:class:`~arpviz.explorer.results.ExploreView` (or the RP-against-ARP comparison) against the
+widgets and against what the machine last set.
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-import numpy as np
 import pytest
+from app_helpers import (
+    defaults_are_values,
+    has_widget,
+    image_title,
+    pick_sample,
+    png,
+    shown,
+    start,
+    state,
+    switch,
+    upload,
+)
 from helpers import APP, run_app, write_checkpoint
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from PIL import Image
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.slow
@@ -27,15 +39,13 @@ MODES = ("rp", "arp", "arpfg", "arpfg_peak")
 ADAPTIVE = ("arp", "arpfg", "arpfg_peak")
 K_VALUES = (0.1, 0.4, 0.7, 1.0, 1.5, 2.0)
 DSR_VALUES = (0.25, 0.5, 0.75, 1.0)
+TAU_VALUES = (0.5, 1.0, 2.0, 4.0)
+#: The pages the machine walks: the two that show the image and the stage controls, and two
+#: that show neither.
+PAGES = ("explore", "compare", "gallery", "appendix")
+IMAGE_PAGES = ("explore", "compare")
 
-
-def _png(colour: tuple[int, int, int], size: tuple[int, int]) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-IMAGES = {"red.png": _png((200, 40, 40), (90, 60)), "blue.png": _png((40, 40, 200), (64, 64))}
+IMAGES = {"red.png": png((200, 40, 40), (90, 60)), "blue.png": png((40, 40, 200), (64, 64))}
 
 
 @pytest.fixture(scope="module")
@@ -49,121 +59,163 @@ def two_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def defaults_are_values(at: AppTest) -> None:
-    """Every Explore widget's element default is the value the page computes with, so a widget
-    the browser mounts afresh (after a run that did not draw it, or a rerun that crossed an
-    upload's two runs) shows that value, not the element's minimum or first option."""
-    def explore(widgets):
-        return [w for w in widgets if w.key and w.key.startswith("explore_")]
-
-    for w in explore(at.slider) + explore(at.number_input):
-        assert list(np.atleast_1d(w.proto.default)) == pytest.approx(
-            list(np.atleast_1d(w.value))), (w.key, w.proto.default, w.value)
-    for w in explore(at.selectbox) + explore(at.radio):
-        assert w.proto.default == w.index, (w.key, w.proto.default, w.index)
-    for w in explore(at.checkbox) + explore(at.toggle):
-        assert w.proto.default == w.value, (w.key, w.proto.default, w.value)
-
-
-class ExploreMachine(RuleBasedStateMachine):
-    """Random sequences of what a user does on Explore."""
+class AppMachine(RuleBasedStateMachine):
+    """Random sequences of what a user does on Explore, RP against ARP, the Gallery and
+    Appendix A. ``set`` holds what the user set last since the last reset or checkpoint change
+    (the trained values otherwise): ``(stage, "mode")``, ``(stage, "k", mode)`` (each mode keeps
+    its own k), ``(stage, "dsr")`` and ``("tau",)``; ``image`` the image chosen last."""
 
     at: AppTest
 
     @initialize()
-    def start(self) -> None:
-        self.at = run_app(AppTest.from_file(APP, default_timeout=120))
+    def begin(self) -> None:
+        self.at = start(120)
+        self.page = "explore"
+        self.image: tuple[str, object] | None = None
+        self.set: dict[tuple, object] = {}
 
     # ------------------------------------------------------------------ actions
 
     def _run(self) -> None:
         run_app(self.at)
 
-    def _steerable(self) -> list[str]:
-        view = self.at.session_state["arpviz_result"]
-        return [s for s in STAGES if s in view.stages and view.stages[s].mode in MODES]
+    def _on_image_page(self) -> bool:
+        return getattr(self, "page", None) in IMAGE_PAGES
 
+    def _on_explore(self) -> bool:
+        return getattr(self, "page", None) == "explore"
+
+    @rule(page=st.sampled_from(PAGES))
+    def go(self, page: str) -> None:
+        switch(self.at, page)
+        self.page = page
+
+    @rule(away=st.sampled_from(PAGES), back=st.sampled_from(IMAGE_PAGES))
+    def round_trip(self, away: str, back: str) -> None:
+        """To another page and back to one with the image: nothing the user set changes."""
+        switch(self.at, away)
+        self.page = away
+        if away in IMAGE_PAGES:
+            self.the_image_and_the_settings_are_the_last_chosen()
+        defaults_are_values(self.at)
+        switch(self.at, back)
+        self.page = back
+
+    @precondition(_on_image_page)
     @rule(stage=st.sampled_from(STAGES), k=st.sampled_from(K_VALUES))
     def move_k(self, stage: str, k: float) -> None:
-        key = f"explore_k:{stage}"
-        if any(s.key == key for s in self.at.slider):
+        if self.page == "explore":
+            key = f"k:{stage}"
+            if not has_widget(self.at.selectbox, f"mode:{stage}"):
+                return
+            mode = self.at.selectbox(key=f"mode:{stage}").value
+        else:  # the left side of RP against ARP runs ARP
+            key, mode = f"k:{stage}:left", "arp"
+        if has_widget(self.at.slider, key):
             self.at.slider(key=key).set_value(k)
             self._run()
+            self.set[(stage, "k", mode)] = k
 
+    @precondition(_on_image_page)
     @rule(stage=st.sampled_from(STAGES), dsr=st.sampled_from(DSR_VALUES))
     def move_dsr(self, stage: str, dsr: float) -> None:
-        key = f"explore_dsr:{stage}"
-        if any(s.key == key for s in self.at.slider):
+        key = f"dsr:{stage}"
+        if has_widget(self.at.slider, key):
             self.at.slider(key=key).set_value(dsr)
             self._run()
+            self.set[(stage, "dsr")] = dsr
 
+    @precondition(_on_image_page)
+    @rule(tau=st.sampled_from(TAU_VALUES))
+    def move_tau(self, tau: float) -> None:
+        if has_widget(self.at.select_slider, "tau"):
+            self.at.select_slider(key="tau").set_value(tau)
+            self._run()
+            self.set[("tau",)] = tau
+
+    @precondition(_on_explore)
     @rule(stage=st.sampled_from(STAGES), mode=st.sampled_from(MODES))
     def switch_mode(self, stage: str, mode: str) -> None:
-        key = f"explore_mode:{stage}"
-        if any(s.key == key for s in self.at.selectbox):
+        key = f"mode:{stage}"
+        if has_widget(self.at.selectbox, key):
             self.at.selectbox(key=key).set_value(mode)
             self._run()
+            self.set[(stage, "mode")] = mode
 
+    @precondition(_on_image_page)
     @rule()
     def reset(self) -> None:
-        self.at.button(key="explore_reset").click()
-        self._run()
+        if has_widget(self.at.button, "reset"):
+            self.at.button(key="reset").click()
+            self._run()
+            self.set.clear()
 
+    @precondition(_on_image_page)
     @rule(name=st.sampled_from(sorted(IMAGES)))
     def upload(self, name: str) -> None:
-        self.at.radio(key="explore_source").set_value("Upload an image")
-        self._run()
-        self.at.file_uploader(key="explore_upload").set_value((name, IMAGES[name], "image/png"))
-        self._run()
+        upload(self.at, name, IMAGES[name])
+        self.image = ("upload", name)
 
+    @precondition(_on_image_page)
     @rule(index=st.integers(0, 7))
     def sample(self, index: int) -> None:
-        self.at.radio(key="explore_source").set_value("SynthBirds sample")
-        self._run()
-        self.at.number_input(key="explore_sample").set_value(index)
-        self._run()
+        pick_sample(self.at, index)
+        self.image = ("sample", index)
 
     @rule(which=st.sampled_from(("tiny_a_arp", "tiny_b_rp")))
     def checkpoint(self, which: str) -> None:
         box = self.at.selectbox(key="arpviz_checkpoint")
+        before = box.value
         box.select(next(o for o in box.options if which in o))
         self._run()
+        if self.at.selectbox(key="arpviz_checkpoint").value != before:
+            self.set.clear()  # another checkpoint: its trained setting
 
+    @precondition(_on_explore)
     @rule()
     def faithfulness(self) -> None:
-        self.at.toggle(key="explore_faith").set_value(True)
+        self.at.toggle(key="explore.faith").set_value(True)
         self._run()
-        check = self.at.session_state["arpviz_faith"]
-        view = self.at.session_state["arpviz_result"]
+        check = shown(self.at).faith
+        view = shown(self.at).explore
         assert dict(check.overrides) == dict(view.overrides)
         assert check.box == view.stages[check.stage].image_box
         assert check.target == view.predictions.top1.index
-        self.at.toggle(key="explore_faith").set_value(False)
+        self.at.toggle(key="explore.faith").set_value(False)
         self._run()
 
-    # ------------------------------------------------------------------ the invariant
+    # ------------------------------------------------------------------ the invariants
 
-    @invariant()
-    def widgets_view_and_export_agree(self) -> None:
-        if not hasattr(self, "at") or "arpviz_result" not in self.at.session_state:
-            return
-        view = self.at.session_state["arpviz_result"]
-        record = self.at.session_state["explore_record"]
+    def _expect(self, key: tuple, value: object, what: str) -> None:
+        """``value`` (shown or used) is what the user set last for ``key``, if they did."""
+        if key in self.set:
+            assert value == pytest.approx(self.set[key]), (what, key, value, self.set[key])
+
+    def _steerable(self) -> list[str]:
+        steering = state(self.at).steering
+        return [s for s in STAGES if steering is not None and s in steering.stages]
+
+    def _check_explore(self) -> None:
+        view = shown(self.at).explore
+        record = shown(self.at).records["explore"]
         selects = {s.key: s.value for s in self.at.selectbox}
         sliders = {s.key: s.value for s in self.at.slider}
         for stage in self._steerable():
-            shown = view.stages[stage]
-            mode = selects[f"explore_mode:{stage}"]
-            assert shown.mode == mode, (stage, shown.mode, mode)
+            used = view.stages[stage]
+            mode = selects[f"mode:{stage}"]
+            self._expect((stage, "mode"), mode, "the mode shown")
+            assert used.mode == mode, (stage, used.mode, mode)
             assert record.stages[stage].mode == mode
             if mode in ADAPTIVE:
-                k = sliders[f"explore_k:{stage}"]
-                assert shown.k == pytest.approx(k), (stage, shown.k, k)
+                k = sliders[f"k:{stage}"]
+                self._expect((stage, "k", mode), k, "the k shown")
+                assert used.k == pytest.approx(k), (stage, used.k, k)
                 assert record.stages[stage].k == pytest.approx(k)
             else:
-                assert f"explore_k:{stage}" not in sliders and shown.k is None
-            dsr = sliders[f"explore_dsr:{stage}"]
-            assert shown.dsr == pytest.approx((dsr, dsr)), (stage, shown.dsr, dsr)
+                assert f"k:{stage}" not in sliders and used.k is None
+            dsr = sliders[f"dsr:{stage}"]
+            self._expect((stage, "dsr"), dsr, "the DSR shown")
+            assert used.dsr == pytest.approx((dsr, dsr)), (stage, used.dsr, dsr)
             assert record.stages[stage].dsr is not None
             assert tuple(record.stages[stage].dsr) == pytest.approx((dsr, dsr))
         assert record.top5[0].index == view.predictions.top1.index
@@ -171,49 +223,130 @@ class ExploreMachine(RuleBasedStateMachine):
         for stage in self._steerable():
             assert view.stages[stage].label in caption  # the stage numbers show this view
 
+    def _check_compare(self) -> None:
+        comparison = shown(self.at).comparison
+        assert comparison.modes == ("arp", "rp")
+        sliders = {s.key: s.value for s in self.at.slider}
+        for stage in self._steerable():
+            left, right = comparison.first.stages[stage], comparison.second.stages[stage]
+            assert (left.mode, right.mode) == ("arp", "rp"), stage
+            k = sliders[f"k:{stage}:left"]
+            self._expect((stage, "k", "arp"), k, "the k of the ARP side")
+            assert left.k == pytest.approx(k), (stage, left.k, k)
+            dsr = sliders[f"dsr:{stage}"]
+            self._expect((stage, "dsr"), dsr, "the shared DSR")
+            assert left.dsr == pytest.approx((dsr, dsr)) and right.dsr == left.dsr, stage
+            assert right.rates == pytest.approx((dsr, dsr)), stage  # RP crops the DSR
+
+    @invariant()
+    def the_image_and_the_settings_are_the_last_chosen(self) -> None:
+        if not self._on_image_page():
+            return
+        at = self.at
+        if self.image is not None:
+            kind, what = self.image
+            title = image_title(at)
+            expected = f"{what}, " if kind == "upload" else f"val #{what}, "
+            assert title.startswith(expected), (self.image, title)
+            assert at.radio(key="image.source").value == kind
+            assert any(title in c.value for c in at.caption)  # the page names it
+        if has_widget(at.select_slider, "tau"):
+            tau = at.select_slider(key="tau").value
+            self._expect(("tau",), tau, "tau shown")
+            assert state(at).steering.tau == pytest.approx(tau)
+        if self.page == "explore":
+            self._check_explore()
+        else:
+            self._check_compare()
+
     @invariant()
     def a_widget_mounted_afresh_shows_the_value_in_use(self) -> None:
-        if hasattr(self, "at"):
+        if getattr(self, "at", None) is not None:
             defaults_are_values(self.at)
 
     def teardown(self) -> None:
         self.at = None  # type: ignore[assignment]
 
 
-ExploreMachine.TestCase.settings = settings(
-    max_examples=10, stateful_step_count=12, deadline=None,
+AppMachine.TestCase.settings = settings(
+    max_examples=12, stateful_step_count=16, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
-def test_explore_never_shows_stale_state(app_env: Path, two_checkpoints: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_page_ever_shows_stale_state(app_env: Path, two_checkpoints: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(two_checkpoints))
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", str(two_checkpoints))
-    ExploreMachine.TestCase().runTest()
+    AppMachine.TestCase().runTest()
+
+
+def test_a_fixed_walk_across_the_pages(app_env: Path, two_checkpoints: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """One walk the machine may or may not draw, always taken: what is chosen on either image
+    page (photo, sample, k, DSR, mode, tau) is what both show after visits elsewhere, and a
+    checkpoint change brings its trained setting but keeps the image."""
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(two_checkpoints))
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", str(two_checkpoints))
+    machine = AppMachine()
+    machine.begin()
+    steps = [
+        lambda: machine.go("compare"),
+        lambda: machine.upload("red.png"),
+        lambda: machine.move_k("conv4.local0", 1.5),
+        lambda: machine.move_dsr("conv3", 0.75),
+        lambda: machine.go("gallery"),
+        lambda: machine.go("explore"),
+        lambda: machine.switch_mode("conv4.local0", "arpfg"),
+        lambda: machine.move_k("conv4.local0", 0.4),
+        lambda: machine.move_tau(2.0),
+        lambda: machine.round_trip("appendix", "compare"),
+        lambda: machine.round_trip("gallery", "explore"),
+        lambda: machine.sample(5),
+        lambda: machine.go("compare"),
+        lambda: machine.upload("blue.png"),
+        lambda: machine.go("appendix"),
+        lambda: machine.checkpoint("tiny_b_rp"),
+        lambda: machine.go("explore"),
+        lambda: machine.move_k("conv3", 0.1),
+        lambda: machine.round_trip("gallery", "compare"),
+        lambda: machine.reset(),
+        lambda: machine.go("explore"),
+    ]
+    for step in steps:
+        step()
+        machine.the_image_and_the_settings_are_the_last_chosen()
+        machine.a_widget_mounted_afresh_shows_the_value_in_use()
+    assert machine.page == "explore" and machine.image == ("upload", "blue.png")
+    assert image_title(machine.at).startswith("blue.png, ")
+    # the reset brought back tiny_b_rp's trained setting: RP in Conv4, ARP k 1 in Conv3
+    assert machine.at.selectbox(key="mode:conv4.local0").value == "rp"
+    assert state(machine.at).steering.stages["conv3"].ks["arp"] == pytest.approx(1.0)
+    machine.teardown()
 
 
 def test_widgets_mounted_afresh_show_the_value_in_use(app_env: Path) -> None:
     """The sequence a browser once showed stale (moves, reset, a second upload): after each
-    step every Explore widget's default is its value, the sliders' included."""
-    at = run_app(AppTest.from_file(APP, default_timeout=120))
+    step every widget's default is its value, the sliders' included."""
+    at = start(120)
     steps = [
-        lambda: at.slider(key="explore_k:conv4.local0").set_value(1.5),
-        lambda: at.slider(key="explore_dsr:conv4.local0").set_value(0.75),
-        lambda: at.slider(key="explore_k:conv3").set_value(0.4),
-        lambda: at.button(key="explore_reset").click(),
-        lambda: at.radio(key="explore_source").set_value("Upload an image"),
-        lambda: at.file_uploader(key="explore_upload").set_value(
+        lambda: at.slider(key="k:conv4.local0").set_value(1.5),
+        lambda: at.slider(key="dsr:conv4.local0").set_value(0.75),
+        lambda: at.slider(key="k:conv3").set_value(0.4),
+        lambda: at.button(key="reset").click(),
+        lambda: at.radio(key="image.source").set_value("upload"),
+        lambda: at.file_uploader(key="image.upload").set_value(
             ("red.png", IMAGES["red.png"], "image/png")),
-        lambda: at.slider(key="explore_k:conv3").set_value(0.4),
-        lambda: at.file_uploader(key="explore_upload").set_value(
+        lambda: at.slider(key="k:conv3").set_value(0.4),
+        lambda: at.file_uploader(key="image.upload").set_value(
             ("blue.png", IMAGES["blue.png"], "image/png")),
     ]
     for step in steps:
         step()
         run_app(at)
         defaults_are_values(at)
-    assert at.slider(key="explore_k:conv3").value == pytest.approx(0.4)
-    assert at.slider(key="explore_k:conv3").proto.default == pytest.approx([0.4])
+    assert at.slider(key="k:conv3").value == pytest.approx(0.4)
+    assert at.slider(key="k:conv3").proto.default == pytest.approx([0.4])
+    assert image_title(at).startswith("blue.png, ")
 
 
 def _pick(at: AppTest, part: str) -> None:
@@ -233,41 +366,40 @@ def test_the_image_source_comes_back_after_a_checkpoint_without_samples(
     (folder / "b_reid.safetensors").symlink_to(
         Path(APP).parent / "checkpoints" / "synthreid_msgn_arp.safetensors")
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(folder))
-    at = run_app(AppTest.from_file(APP, default_timeout=180))
-    for page, key in (("pages/explore.py", "explore_source"),
-                      ("pages/rp_vs_arp.py", "compare_source"),
-                      ("pages/gallery.py", "gallery_kind")):
-        at.switch_page(page)
-        run_app(at)
+    at = start(180)
+    for page, key, sample in (("explore", "image.source", "Data-set sample"),
+                              ("compare", "image.source", "Data-set sample"),
+                              ("gallery", "gallery.kind", "SynthBirds split")):
+        switch(at, page)
         chosen = at.radio(key=key).value
+        assert sample in at.radio(key=key).options, page
         _pick(at, "b_reid")
-        assert not any("SynthBirds" in o for o in at.radio(key=key).options), page
+        assert sample not in at.radio(key=key).options, page
         _pick(at, "a_tiny")
         assert at.radio(key=key).value == chosen, page
+        assert sample in at.radio(key=key).options, page
         assert not at.exception
 
 
 def test_settings_outlive_a_visit_to_another_page(app_env: Path) -> None:
     """What a user set on RP against ARP and Appendix A is still set on coming back (Explore's
-    stage controls: ``test_settings_survive_a_page_switch``)."""
-    at = run_app(AppTest.from_file(APP, default_timeout=180))
-    at.switch_page("pages/rp_vs_arp.py")
+    stage controls: ``test_settings_survive_a_page_switch`` and the machine above)."""
+    at = start(180)
+    switch(at, "compare")
+    at.selectbox(key="compare.right").set_value("arpfg")
     run_app(at)
-    at.selectbox(key="compare_right").set_value("arpfg")
+    switch(at, "appendix")
+    at.slider(key="appx.k").set_value(1.5)
+    at.slider(key="appx2d.width").set_value(0.6)
     run_app(at)
-    at.switch_page("pages/appendix_a.py")
-    run_app(at)
-    at.slider(key="appx_k").set_value(1.5)
-    at.slider(key="appx2d_width").set_value(0.6)
-    run_app(at)
-    at.switch_page("pages/explore.py")
-    run_app(at)
+    switch(at, "explore")
     defaults_are_values(at)
-    at.switch_page("pages/rp_vs_arp.py")
-    run_app(at)
-    assert at.selectbox(key="compare_right").value == "arpfg"
-    at.switch_page("pages/appendix_a.py")
-    run_app(at)
-    assert at.slider(key="appx_k").value == pytest.approx(1.5)
-    assert at.slider(key="appx2d_width").value == pytest.approx(0.6)
+    switch(at, "compare")
+    assert at.selectbox(key="compare.right").value == "arpfg"
+    assert shown(at).comparison.modes == ("arp", "arpfg")
+    defaults_are_values(at)
+    switch(at, "appendix")
+    assert at.slider(key="appx.k").value == pytest.approx(1.5)
+    assert at.slider(key="appx2d.width").value == pytest.approx(0.6)
+    defaults_are_values(at)
     assert not at.exception
