@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from app_helpers import image_title, shown, state, view
 from helpers import APP, APP_TIMEOUT, run_app
 from streamlit.testing.v1 import AppTest
 
@@ -20,14 +21,14 @@ def adapt_env(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _open() -> AppTest:
     at = run_app(AppTest.from_file(APP, default_timeout=APP_TIMEOUT))
     at.switch_page("pages/adaptivity.py")
-    at.session_state["adapt_limit"] = 16
+    state(at).adaptivity.limit = 16  # the first 16 images (the widget follows the state)
     return run_app(at)
 
 
 def test_adaptivity_page_analyses_and_opens_an_image_in_explore(adapt_env: Path) -> None:
     at = _open()
     assert not at.error, [e.value for e in at.error]
-    report = at.session_state["adapt_report"]
+    report = shown(at).report
     assert report.count == 16 and report.split == "val" and report.tau == 1.0
     assert set(report.stages) == {"conv3", "conv4.local0"}
     assert list((adapt_env / "cache" / "analysis").glob("*.json"))  # cached on disk
@@ -42,42 +43,42 @@ def test_adaptivity_page_analyses_and_opens_an_image_in_explore(adapt_env: Path)
     assert len(charts) == 4 + side_by_side
     assert len(at.dataframe) == 1 + side_by_side
     # the fallback of a point pick: open image 5 in Explore
-    at.number_input(key="adapt_index").set_value(5)
+    at.number_input(key="adapt.index").set_value(5)
     at.button(key="adapt_open").click()
     run_app(at)
-    assert at.session_state["explore_sample"] == 5
-    assert at.session_state["arpviz_result"] is not None  # Explore ran on it
-    assert any("sample 5" in str(c.value) or "#5" in str(c.value) for c in at.caption), \
-        [c.value for c in at.caption]
+    assert at.number_input(key="image.sample").value == 5
+    assert view(at) is not None  # Explore ran on it
+    assert image_title(at).startswith("val #5, ")
+    assert any("val #5" in str(c.value) for c in at.caption), [c.value for c in at.caption]
 
 
 def test_tau_and_split_controls_recompute(adapt_env: Path) -> None:
     at = _open()
-    first = at.session_state["adapt_report"]
-    at.select_slider(key="adapt_tau").set_value(4.0)
+    first = shown(at).report
+    at.select_slider(key="adapt.tau").set_value(4.0)
     run_app(at)
-    sharp = at.session_state["adapt_report"]
+    sharp = shown(at).report
     assert sharp.tau == 4.0 and sharp is not first
     assert "beyond the paper" in " ".join(str(m.value) for m in at.markdown)
-    at.radio(key="adapt_split").set_value("test")
+    at.radio(key="adapt.split").set_value("test")
     run_app(at)
-    assert at.session_state["adapt_report"].split == "test"
-    assert at.number_input(key="adapt_index").disabled  # Explore shows val only
+    assert shown(at).report.split == "test"
+    assert at.number_input(key="adapt.index").disabled  # Explore shows val only
 
 
 def test_explore_tau_is_an_explicit_extension(adapt_env: Path) -> None:
     at = run_app(AppTest.from_file(APP, default_timeout=APP_TIMEOUT))
-    control = at.select_slider(key="explore_tau")
+    control = at.select_slider(key="tau")
     assert "1 = the paper" in control.label and control.value == 1.0
-    assert not at.session_state["arpviz_result"].overrides
-    trained = at.session_state["arpviz_result"].stages["conv3"].confidence
+    assert not view(at).overrides
+    trained = view(at).stages["conv3"].confidence
     control.set_value(8.0)
     run_app(at)
-    view = at.session_state["arpviz_result"]
-    assert {o.tau for o in view.overrides.values()} == {8.0}
-    assert set(view.overrides) == {"conv3", "conv4.local0"}
-    assert view.stages["conv3"].confidence.std() > trained.std()
-    at.button(key="explore_reset").click()
+    sharp = view(at)
+    assert {o.tau for o in sharp.overrides.values()} == {8.0}
+    assert set(sharp.overrides) == {"conv3", "conv4.local0"}
+    assert sharp.stages["conv3"].confidence.std() > trained.std()
+    at.button(key="reset").click()
     run_app(at)
-    assert at.select_slider(key="explore_tau").value == 1.0
-    assert not at.session_state["arpviz_result"].overrides
+    assert at.select_slider(key="tau").value == 1.0
+    assert not view(at).overrides

@@ -12,7 +12,8 @@ import json
 
 import numpy as np
 import pytest
-from helpers import open_page
+from app_helpers import image_title, shown, switch, upload
+from helpers import open_page, run_app
 from PIL import Image
 
 pytestmark = pytest.mark.slow  # the app under AppTest: seconds per test
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.slow  # the app under AppTest: seconds per test
 
 def test_retrieval_page_ranks_and_reranks_live(reid_app):
     at = open_page("pages/retrieval.py", "tiny_reid")
-    view = at.session_state["retrieval_view"]
-    trained, current = at.session_state["retrieval_metrics"]
+    view = shown(at).retrieval
+    trained, current = shown(at).retrieval_metrics
     assert trained is current and trained.gallery == 12 and trained.queries == 6
     assert len(view.ranking.indices) == 10 and view.query.pid >= 0
     np.testing.assert_array_equal(view.top_pids == view.query.pid, view.ranking.matches)
@@ -30,41 +31,45 @@ def test_retrieval_page_ranks_and_reranks_live(reid_app):
     assert [m.label for m in at.metric] == ["AP of this query", "first true match",
                                             "split mAP", "split rank-1"]
     # another query, then another k: the query re-embedded, the split once for the new k
-    at.number_input(key="retrieval_query").set_value(3).run()
+    at.number_input(key="retrieval.query").set_value(3).run()
     assert not at.exception
-    assert at.session_state["retrieval_view"].query.name == "query #3"
-    at.slider(key="retrieval_k:conv4.local0").set_value(1.5).run()
+    assert shown(at).retrieval.query.name == "query #3"
+    at.slider(key="k:conv4.local0").set_value(1.5).run()
     assert not at.exception
-    moved = at.session_state["retrieval_view"]
-    trained2, current2 = at.session_state["retrieval_metrics"]
+    moved = shown(at).retrieval
+    trained2, current2 = shown(at).retrieval_metrics
     assert moved.setting and moved.setting != view.setting
     assert trained2.mAP == pytest.approx(trained.mAP) and current2 is not trained2
     boxes = moved.top_boxes["conv4.local0"]
     assert (boxes >= 0).all() and (boxes <= 64).all()
     assert at.metric[2].delta is not None  # mAP against the trained setting
-    at.button(key="retrieval_reset").click().run()
-    assert not at.exception and not at.session_state["retrieval_view"].setting
+    at.button(key="reset").click().run()
+    assert not at.exception and not shown(at).retrieval.setting
 
 
 def test_retrieval_page_with_an_upload(reid_app):
     at = open_page("pages/retrieval.py", "tiny_reid")
-    at.radio(key="retrieval_source").set_value("Upload an image").run()
+    at.radio(key="retrieval.source").set_value("upload").run()
     assert not at.exception
     assert any("Upload an image" in i.value for i in at.info)
-    at.file_uploader(key="retrieval_upload").set_value(("grey.png", _png(), "image/png")).run()
+    at.file_uploader(key="image.upload").set_value(("grey.png", _png(), "image/png")).run()
     assert not at.exception
-    view = at.session_state["retrieval_view"]
+    view = shown(at).retrieval
     assert view.query.pid == -1 and view.ranking.ap is None and not view.ranking.matches.any()
     assert at.metric[0].value == "-"
-    at.file_uploader(key="retrieval_upload").set_value(("bad.png", b"nope", "image/png")).run()
+    assert any("Query: **grey.png** (your photo)" in c.value for c in at.caption)
+    at.file_uploader(key="image.upload").set_value(("bad.png", b"nope", "image/png")).run()
     assert not at.exception and any("bad.png" in e.value for e in at.error)
+    # a file that cannot be used replaces nothing: the photo stays the query
+    assert shown(at).retrieval.query.name == view.query.name
+    assert any("Query: **grey.png** (your photo)" in c.value for c in at.caption)
 
 
 def test_retrieval_page_offers_the_reid_checkpoints_in_one_click(reid_app):
     at = open_page("pages/retrieval.py", "tiny_classifier")
     text = " ".join(i.value for i in at.info)
     assert "needs a re-ID checkpoint" in text and "tiny_classifier" in text
-    assert "retrieval_view" not in at.session_state
+    assert shown(at).retrieval is None
     button = at.button(key="retrieval_open_0")  # the one re-ID checkpoint of the folder
     assert button.label == "Open tiny_reid.safetensors (Conv3 stride, Conv4 ARP)"
     assert not button.disabled
@@ -72,7 +77,7 @@ def test_retrieval_page_offers_the_reid_checkpoints_in_one_click(reid_app):
     assert not at.exception, [e.value for e in at.exception]
     # the sidebar switched to the re-ID checkpoint and the page now ranks the gallery
     assert at.selectbox(key="arpviz_checkpoint").value == str(reid_app / "tiny_reid.safetensors")
-    assert at.session_state["retrieval_view"].query.pid >= 0
+    assert shown(at).retrieval.query.pid >= 0
     assert not any("needs a re-ID checkpoint" in i.value for i in at.info)
 
 
@@ -101,8 +106,8 @@ def test_retrieval_page_without_any_reid_checkpoint(reid_app, monkeypatch, tmp_p
 
 def test_training_page_on_a_reid_run(reid_app):
     at = open_page("pages/training.py", "tiny_reid")
-    assert at.multiselect(key="train_runs").value == ["tiny_reid"]
-    assert at.select_slider(key="train_epoch").value == 3
+    assert at.multiselect(key="train.runs").value == ["tiny_reid"]
+    assert at.select_slider(key="train.epoch").value == 3
     assert not at.exception
     assert any("Re-ID runs (tiny_reid)" in c.value for c in at.caption)
     curves = json.loads(at.get("plotly_chart")[0].proto.spec)
@@ -113,9 +118,41 @@ def test_training_page_on_a_reid_run(reid_app):
     assert texts and all(t.startswith("#") and " id " in t for t in texts)
     assert [t["name"] for t in probes["data"][1:]] == ["Conv4 local 0 (ARP)"]
     assert not any("Add **" in i.value for i in at.info)  # no ARP/STN offer for re-ID runs
-    at.select_slider(key="train_epoch").set_value(1).run()
+    at.select_slider(key="train.epoch").set_value(1).run()
     assert not at.exception
     assert "Probe images at epoch 1" in [h.value for h in at.subheader]
+
+
+def test_a_photo_from_explore_is_the_query_on_a_reid_checkpoint(reid_app):
+    """The photo uploaded on Explore stays chosen: a classifier's Retrieval page says so, and
+    once a re-ID checkpoint is open it is offered as the query ("Your photo") with no second
+    upload."""
+    at = open_page("pages/explore.py", "tiny_classifier")
+    upload(at, "grey.png", _png())
+    assert image_title(at) == "grey.png, 70 x 50 px (your photo)"
+    switch(at, "retrieval")
+    text = " ".join(i.value for i in at.info)
+    assert "needs a re-ID checkpoint" in text
+    assert "Your photo grey.png stays chosen for the other pages" in text
+    at.button(key="retrieval_open_0").click()
+    run_app(at)
+    assert at.selectbox(key="arpviz_checkpoint").value == str(reid_app / "tiny_reid.safetensors")
+    source = at.radio(key="retrieval.source")
+    assert "Your photo" in source.options and source.value == "split"
+    assert shown(at).retrieval.query.pid >= 0  # a query of the split first
+    source.set_value("upload")
+    run_app(at)
+    uploader = at.main.get("file_uploader")  # the photo is there: "upload another"
+    assert [u.proto.label for u in uploader] == ["Upload another image"]
+    assert any("Query: **grey.png** (your photo)" in c.value for c in at.caption)
+    view = shown(at).retrieval
+    assert view.query.pid == -1 and view.ranking.ap is None and len(view.ranking.indices) == 10
+    # and it is still Explore's image on the classifier
+    box = at.selectbox(key="arpviz_checkpoint")
+    box.select(next(o for o in box.options if "tiny_classifier" in o))
+    run_app(at)
+    switch(at, "explore")
+    assert image_title(at) == "grey.png, 70 x 50 px (your photo)"
 
 
 def _png() -> bytes:
