@@ -362,10 +362,11 @@ DATASET_FIELDS: dict[str, _Check] = {
 #: What each known ``recipe`` field must be (those ``arpviz-train`` and ``arpviz-convert``
 #: write).
 RECIPE_FIELDS: dict[str, _Check] = {
-    **dict.fromkeys(("epochs", "seed", "threads", "workers", "probes"), _COUNT),
+    **dict.fromkeys(("epochs", "workers", "probes"), _COUNT),
+    "seed": check_int,
     **dict.fromkeys(("batch_size", "image_size", "instances_per_id"),
                     partial(check_int, low=1)),
-    **dict.fromkeys(("limit_train", "limit_val", "stop_after"), _LIMIT),
+    **dict.fromkeys(("threads", "limit_train", "limit_val", "stop_after"), _LIMIT),
     **dict.fromkeys(("lr", "momentum", "weight_decay", "gamma", "warmup_lr",
                      "warmup_fraction", "localisation_lr_scale", "triplet_margin"), _NUMBER),
     **dict.fromkeys(("amp", "cache", "progress", "trained"), _FLAG),

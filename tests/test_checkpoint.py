@@ -327,7 +327,7 @@ def test_well_formed_optional_values_still_load(saved) -> None:
         meta["history"] = [{"train_loss": 1.0, "val_top1": None}, {"epoch": 5, "lr": 0}]
         meta["dataset"].update(limit_val=None, conv4_k=None, dsr=None, resize=70,
                                keep_aspect=False, weights_sha256="0" * 64)
-        meta["recipe"].update(pretrained=None, stop_after=None, epochs=0)
+        meta["recipe"].update(pretrained=None, stop_after=None, threads=None, epochs=0, seed=-3)
         meta["config"].update(conv4_k=100)
 
     meta = ckpt.load(_rewrite(saved[0], meta_change=change)).meta
