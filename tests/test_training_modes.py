@@ -127,10 +127,10 @@ def test_training_page_on_every_kind_of_run(folder, monkeypatch):
     monkeypatch.delenv("ARPVIZ_CHECKPOINT_DIR", raising=False)
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
-    options = at.multiselect(key="train_runs").options  # as the page labels them
+    options = at.multiselect(key="train.runs").options  # as the page labels them
     assert sorted(o.split(" (")[0] for o in options) == sorted(CLASSIFIERS + ["reid_stride"])
     assert "run_rp70 (tiny, 1 local branch, Conv3 ARP, Conv4 RP crop 0.7)" in options
-    at.multiselect(key="train_runs").set_value(CLASSIFIERS).run()
+    at.multiselect(key="train.runs").set_value(CLASSIFIERS).run()
     assert not at.exception, [e.value for e in at.exception]
     charts = _charts(at)
     assert [k for k in charts if k.startswith("train_probe_fig")] == [
@@ -141,14 +141,14 @@ def test_training_page_on_every_kind_of_run(folder, monkeypatch):
     # confidence maps of the three pooled runs only, and no learning curves twice
     assert sorted(k for k in charts if k.startswith("train_conf")) == [
         "train_conf_0", "train_conf_1", "train_conf_2"]
-    assert at.multiselect(key="train_stages").options == ["Conv3 (ARP)", "Conv4 local 0"]
+    assert at.multiselect(key="train.stages").options == ["Conv3 (ARP)", "Conv4 local 0"]
     assert any("downsamples by stride" in c.value for c in at.caption)
-    at.multiselect(key="train_runs").set_value(["reid_stride"]).run()
+    at.multiselect(key="train.runs").set_value(["reid_stride"]).run()
     assert not at.exception, [e.value for e in at.exception]
     charts = _charts(at)
     assert "train_curves" in charts and "train_probe_fig_0" in charts
     assert "train_conf_0" not in charts and "train_rates" not in charts
-    assert at.multiselect(key="train_stages").disabled
+    assert at.multiselect(key="train.stages").disabled
     texts = [a["text"] for a in charts["train_probe_fig_0"]["layout"]["annotations"]]
     assert texts and all(" id " in t for t in texts)
     assert np.isfinite([v for v in charts["train_curves"]["data"][0]["y"]]).all()

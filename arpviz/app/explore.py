@@ -17,6 +17,7 @@ from arpviz.datasources import is_reid
 from arpviz.explorer import catalog, diagram, faithful, photo
 from arpviz.explorer.controls import Knob, stage_controls
 from arpviz.explorer.figures import explore as figures
+from arpviz.explorer.figures import scrub
 from arpviz.explorer.live import LiveSession
 from arpviz.explorer.results import ExploreView
 from arpviz.models.stages import stage_label
@@ -127,6 +128,11 @@ def _sweep(state: AppState, session: LiveSession, knobs: dict[str, Knob]) -> Non
         return
     sweep = _cached_sweep(session, stage, knobs)
     state.shown.sweep = sweep
+    labels = {name: s.label for name, s in state.shown.explore.stages.items()}
+    st.caption("Scrub k with the slider under the figure: every step was computed once, so the "
+               "boxes, the crop and the top-5 follow in the browser without asking the server.")
+    st.plotly_chart(scrub.scrub_figure(sweep, session.image.image, labels),
+                    key="explore_scrub_chart")
     st.plotly_chart(figures.sweep_figure(sweep), key="explore_sweep_chart")
 
 
