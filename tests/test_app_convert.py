@@ -1,7 +1,9 @@
 """The sidebar's ImageNet offers under AppTest, with a faked torch cache.
 
-Random torchvision ResNet-18 weights saved under torchvision's cache file name stand for the
-real file (``TORCH_HOME`` points at a temporary folder). The download button's tests fetch a
+Random torchvision ResNet-18 weights stand for the real file, in a torch cache in a temporary
+folder (``TORCH_HOME``) under the file name of a test-only weights entry registered as
+resnet18's default (a file in the torch cache is checked against the SHA-256 prefix of its
+name). The download button's tests fetch a
 random ResNet-18 state dict from a loopback HTTP server through ``ARPVIZ_WEIGHTS_MIRROR``, as a
 test-only weights entry registered as resnet18's default; nothing reaches the internet.
 """
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from app_helpers import image_title, view
 from helpers import run_app
 from loopback import serve, weights_entry, weights_payload
 from PIL import Image
@@ -45,14 +48,23 @@ def _isolate_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_checkpoin
     return tmp_path / "torch" / "hub" / "checkpoints"
 
 
+@pytest.fixture(scope="module")
+def cached_payload() -> bytes:
+    """Random ResNet-18 weights as torchvision saves them (the torch cache's file)."""
+    return weights_payload("resnet18", seed=13)
+
+
 @pytest.fixture()
 def torch_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_checkpoint: Path,
-                streamlit_v2_pages: None) -> Iterator[Path]:
-    """A torch cache holding random ResNet-18 weights; the app's other folders are the test's."""
-    weights = _isolate_app(monkeypatch, tmp_path, tiny_checkpoint) / "resnet18-f37072fd.pth"
+                streamlit_v2_pages: None, cached_payload: bytes,
+                request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A torch cache holding random ResNet-18 weights under the file name of a test-only
+    weights entry (resnet18's default for the test: a hand-placed file is checked against the
+    SHA-256 prefix its name gives); the app's other folders are the test's."""
+    entry = _register(request, weights_entry(cached_payload))
+    weights = _isolate_app(monkeypatch, tmp_path, tiny_checkpoint) / entry.file_name
     weights.parent.mkdir(parents=True)
-    torch.manual_seed(13)
-    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    weights.write_bytes(cached_payload)
     threads = torch.get_num_threads()
     yield weights
     torch.set_num_threads(threads)
@@ -68,11 +80,11 @@ def test_sidebar_offers_converts_once_and_explore_runs(torch_cache: Path, tmp_pa
     converted = catalog.converted_cache_dir()
     assert converted == tmp_path / "arpviz" / "converted"
     files = sorted(p.name for p in converted.iterdir())
-    assert files == ["resnet18-f37072fd_c3-arp1_c4-arp0.7_dsr0.5.safetensors"]
+    assert files == [f"{torch_cache.stem}_c3-arp1_c4-arp0.7_dsr0.5.safetensors"]
     stamp = (converted / files[0]).stat().st_mtime_ns
     captions = " ".join(str(c.value) for c in at.sidebar.caption)
     assert "ImageNet-1k, torchvision weights, not fine-tuned" in captions
-    assert "ResNet18_Weights.IMAGENET1K_V1" in captions
+    assert "ResNet18_Weights.TEST_RANDOM" in captions  # the weights entry it came from
     assert "ARP inserted in conv3, conv4 (conv3 k 1, conv4 k 0.7), DSR 0.5 x 0.5" in captions
     assert "the shorter side resized to 256 (the aspect kept)" in captions
 
@@ -80,17 +92,18 @@ def test_sidebar_offers_converts_once_and_explore_runs(torch_cache: Path, tmp_pa
     rng = np.random.default_rng(0)
     buffer = io.BytesIO()
     Image.fromarray(rng.integers(0, 255, (180, 240, 3), dtype=np.uint8)).save(buffer, "PNG")
-    at.file_uploader(key="explore_upload").set_value(("photo.png", buffer.getvalue(),
+    at.file_uploader(key="image.upload").set_value(("photo.png", buffer.getvalue(),
                                                       "image/png"))
     run_app(at)
-    view = at.session_state["arpviz_result"]
-    assert set(view.stages) == {"conv3", "conv4.main"}
+    seen = view(at)
+    assert image_title(at) == "photo.png, 240 x 180 px (your photo)"
+    assert set(seen.stages) == {"conv3", "conv4.main"}
     categories = torchvision.models.ResNet18_Weights.DEFAULT.meta["categories"]
-    assert all(row.name == categories[row.index] for row in view.predictions.rows)
-    assert view.probs.shape == (1000,)
-    at.slider(key="explore_k:conv4.main").set_value(0.3)
+    assert all(row.name == categories[row.index] for row in seen.predictions.rows)
+    assert seen.probs.shape == (1000,)
+    at.slider(key="k:conv4.main").set_value(0.3)
     run_app(at)
-    assert at.session_state["arpviz_result"].stages["conv4.main"].k == pytest.approx(0.3)
+    assert view(at).stages["conv4.main"].k == pytest.approx(0.3)
     # a second run reuses the file: not converted again
     assert (converted / files[0]).stat().st_mtime_ns == stamp
 
@@ -105,7 +118,7 @@ def test_a_broken_cached_file_gives_a_message(torch_cache: Path) -> None:
     at.sidebar.selectbox(key="arpviz_checkpoint").set_value(
         at.sidebar.selectbox(key="arpviz_checkpoint").options[0])
     run_app(at)
-    assert at.session_state["arpviz_result"] is not None
+    assert view(at) is not None
 
 
 # ----------------------------------------------------------------------------- downloads
@@ -176,13 +189,13 @@ def test_download_button_fetches_verifies_converts_and_opens(
     rng = np.random.default_rng(1)
     photo = Image.fromarray(rng.integers(0, 255, (150, 300, 3), dtype=np.uint8))
     photo.save(buffer, "PNG")
-    at.file_uploader(key="explore_upload").set_value(("wide.png", buffer.getvalue(),
+    at.file_uploader(key="image.upload").set_value(("wide.png", buffer.getvalue(),
                                                       "image/png"))
     run_app(at)
-    view = at.session_state["arpviz_result"]
+    seen = view(at)
     categories = torchvision.models.ResNet18_Weights.DEFAULT.meta["categories"]
-    assert view.probs.shape == (1000,)
-    assert all(row.name == categories[row.index] for row in view.predictions.rows)
+    assert seen.probs.shape == (1000,)
+    assert all(row.name == categories[row.index] for row in seen.predictions.rows)
     # Explore saw the photo as torchvision's evaluation does (300 x 150 -> 512 x 256, the aspect
     # kept, centre crop 224), not squeezed into a square
     loaded = ckpt.load(catalog.converted_cache_dir() / converted[0])
@@ -192,8 +205,8 @@ def test_download_button_fetches_verifies_converts_and_opens(
         expected = loaded.model(prepared.tensor).softmax(-1)[0].numpy()
         squeezed = loaded.model(eval_transform(224, 256, mean=loaded.meta.mean,
                                                std=loaded.meta.std)(photo)[None])
-    same = np.abs(view.probs - expected).max()
-    other = np.abs(view.probs - squeezed.softmax(-1)[0].numpy()).max()
+    same = np.abs(seen.probs - expected).max()
+    other = np.abs(seen.probs - squeezed.softmax(-1)[0].numpy()).max()
     assert same < 1e-6 < other and other > 100 * same, (same, other)
 
 
@@ -226,4 +239,4 @@ def test_download_failure_or_offline_says_how_by_hand(
     # the app stays up on the checkpoint it had
     assert at.sidebar.selectbox(key="arpviz_checkpoint").value.endswith(
         "tiny_msgn_arp.safetensors")
-    assert at.session_state["arpviz_result"] is not None
+    assert view(at) is not None

@@ -35,10 +35,6 @@ def env(folder, monkeypatch) -> Path:
     return folder
 
 
-def _caption(at: AppTest, prefix: str) -> str:
-    return next(c.value for c in at.caption if c.value.startswith(prefix))
-
-
 def charts(at: AppTest) -> dict[str, dict]:
     """The page's plotly charts by widget key (the end of the element id), as JSON specs."""
     return {c.proto.id.split("-", 2)[-1]: json.loads(c.proto.spec)
@@ -61,8 +57,8 @@ def test_page_shows_curves_probes_and_comparison(env):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception
     # the bundled default with its STN counterpart: the comparison shows at once
-    assert at.multiselect(key="train_runs").value == ["msgn_arp", "msgn_stn"]
-    assert at.select_slider(key="train_epoch").value == 3  # the last epoch first
+    assert at.multiselect(key="train.runs").value == ["msgn_arp", "msgn_stn"]
+    assert at.select_slider(key="train.epoch").value == 3  # the last epoch first
     assert any("broken.safetensors" in e.label or "1 checkpoint" in e.label
                for e in at.expander)
     # curves once; probes x 2, confidence x 2, rates, comparison
@@ -76,7 +72,7 @@ def test_page_shows_curves_probes_and_comparison(env):
     # one name per stage, with its pooling mode
     assert list(_boxes(at)) == ["Conv3 (ARP)", "Conv4 local 0 (ARP)"]
     assert list(_boxes(at, "train_probe_fig_1")) == ["Conv3 (ARP)", "Conv4 local 0 (STN)"]
-    assert at.multiselect(key="train_stages").options == ["Conv3 (ARP)", "Conv4 local 0"]
+    assert at.multiselect(key="train.stages").options == ["Conv3 (ARP)", "Conv4 local 0"]
     pair = [t["name"] for t in shown["train_pair_fig"]["data"][1:]]
     assert pair == ["ARP run: Conv4 local 0 (ARP)", "STN run: Conv4 local 0 (STN)",
                     "Conv3 (ARP), both runs", "Conv3 (ARP), both runs"]
@@ -94,13 +90,13 @@ def test_page_shows_curves_probes_and_comparison(env):
 
 def test_comparison_offers_to_add_the_missing_run(env):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
-    at.multiselect(key="train_runs").set_value(["msgn_arp"]).run()
+    at.multiselect(key="train.runs").set_value(["msgn_arp"]).run()
     assert not at.exception
     assert "train_pair_fig" not in charts(at)
     assert any("Add **msgn_stn**" in i.value for i in at.info)
     at.button(key="train_add_pair").click().run()
     assert not at.exception
-    assert at.multiselect(key="train_runs").value == ["msgn_arp", "msgn_stn"]
+    assert at.multiselect(key="train.runs").value == ["msgn_arp", "msgn_stn"]
     assert "train_pair_fig" in charts(at)
 
 
@@ -109,11 +105,11 @@ def test_same_file_name_in_two_folders(env, tmp_path, monkeypatch):
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(tmp_path))
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception
-    options = at.multiselect(key="train_runs").options
+    options = at.multiselect(key="train.runs").options
     twin = next(o for o in options if o.startswith("msgn_arp (") and str(tmp_path) in o)
-    at.multiselect(key="train_runs").set_value([twin]).run()
+    at.multiselect(key="train.runs").set_value([twin]).run()
     assert not at.exception
-    at.multiselect(key="train_runs").set_value(["msgn_arp", twin]).run()
+    at.multiselect(key="train.runs").set_value(["msgn_arp", twin]).run()
     assert not at.exception
     assert {"train_probe_fig_0", "train_probe_fig_1"} <= set(charts(at))
 
@@ -125,57 +121,91 @@ def test_malformed_history_is_listed_not_raised(env, tmp_path, monkeypatch):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception
     assert any("odd.safetensors" in e.label or "2 checkpoint" in e.label for e in at.expander)
-    assert not any(o.startswith("odd") for o in at.multiselect(key="train_runs").options)
+    assert not any(o.startswith("odd") for o in at.multiselect(key="train.runs").options)
 
 
 def test_epoch_slider_moves_the_boxes(env):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     last = _boxes(at)
-    at.select_slider(key="train_epoch").set_value(1).run()
+    at.select_slider(key="train.epoch").set_value(1).run()
     assert not at.exception
     first = _boxes(at)
     assert set(first) == set(last) and first != last
-    at.number_input(key="train_probe").set_value(2).run()
-    at.slider(key="train_probes").set_value(1).run()
-    at.multiselect(key="train_stages").set_value(["conv3"]).run()
+    at.number_input(key="train.probe").set_value(2).run()
+    at.slider(key="train.probes").set_value(1).run()
+    at.multiselect(key="train.stages").set_value(["conv3"]).run()
     assert not at.exception
     assert list(_boxes(at)) == ["Conv3 (ARP)"]
-    at.checkbox(key="train_animate").check().run()
+    at.checkbox(key="train.animate").check().run()
     assert not at.exception
     assert [f["name"] for f in charts(at)["train_probe_fig_0"]["frames"]] == ["1", "2", "3"]
 
 
 def test_two_runs_side_by_side(env):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
-    at.multiselect(key="train_runs").set_value(["msgn_arp", "msgn_stn"]).run()
+    at.multiselect(key="train.runs").set_value(["msgn_arp", "msgn_stn"]).run()
     assert not at.exception
     assert {"train_probe_fig_0", "train_probe_fig_1"} <= set(charts(at))
     labels = [m.value for m in at.markdown if m.value.startswith("**msgn_")]
     assert "**msgn_stn (tiny, 1 local branch, Conv3 ARP, Conv4 STN)**" in labels
 
 
-def test_play_steps_through_the_epochs_and_stops(env):
-    """Playing reruns the epoch fragment every ``seconds per epoch`` (``run_every``); AppTest has
-    no timer, so each ``run()`` after the delay stands for one tick."""
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
-    at.select_slider(key="train_speed").set_value(0.3).run()
-    at.select_slider(key="train_epoch").set_value(1).run()
-    at.toggle(key="train_play").set_value(True).run()
-    assert not at.exception
-    seen = [at.select_slider(key="train_epoch").value]
-    for _ in range(6):
-        if not at.toggle(key="train_play").value:
+def _play_to_the_end(at: AppTest, ticks: int = 12) -> list[int]:
+    """Run the page once per ``seconds per epoch`` (0.3 s) while the toggle is on; the epochs
+    seen, the first included. Playing reruns the epoch fragment every ``seconds per epoch``
+    (``run_every``); AppTest has no timer, so each ``run()`` after the delay stands for one
+    tick."""
+    seen = [at.select_slider(key="train.epoch").value]
+    for _ in range(ticks):
+        if not at.toggle(key="train.playing").value:
             break
         time.sleep(0.3)
         at.run()
-        assert not at.exception
-        seen.append(at.select_slider(key="train_epoch").value)
+        assert not at.exception, [e.value for e in at.exception]
+        seen.append(at.select_slider(key="train.epoch").value)
+    return seen
+
+
+def test_play_steps_through_the_epochs_and_stops(env):
+    """Play from the first epoch: one epoch on per tick, never back, and at the last epoch the
+    player stops there (the toggle off) and stays there through further runs; play at the last
+    epoch starts again from the first."""
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.select_slider(key="train.speed").set_value(0.3).run()
+    at.select_slider(key="train.epoch").set_value(1).run()
+    at.toggle(key="train.playing").set_value(True).run()
+    assert not at.exception
+    seen = _play_to_the_end(at)
     assert seen[0] == 1 and seen[-1] == 3 and sorted(set(seen)) == [1, 2, 3], seen
     assert seen == sorted(seen)  # one epoch on at a time, never back
-    assert at.toggle(key="train_play").value is False  # stopped at the last epoch
-    # play at the last epoch starts again from the first
-    at.toggle(key="train_play").set_value(True).run()
-    assert not at.exception and at.select_slider(key="train_epoch").value == 1
+    assert at.toggle(key="train.playing").value is False  # stopped at the last epoch
+    settings = at.session_state["arpviz_state"].training
+    assert settings.epoch == 3 and settings.playing is False
+    for _ in range(3):  # and stays there: no timer, no step, the toggle stays off
+        time.sleep(0.3)
+        at.run()
+        assert not at.exception
+        assert at.select_slider(key="train.epoch").value == 3
+        assert at.toggle(key="train.playing").value is False
+        assert "Probe images at epoch 3" in [h.value for h in at.subheader]
+    # play at the last epoch starts again from the first, and plays to the end again
+    at.toggle(key="train.playing").set_value(True).run()
+    assert not at.exception and at.select_slider(key="train.epoch").value == 1
+    assert "Probe images at epoch 1" in [h.value for h in at.subheader]
+    again = _play_to_the_end(at)
+    assert again[0] == 1 and again[-1] == 3 and again == sorted(again), again
+    assert at.toggle(key="train.playing").value is False
+
+
+def test_play_stops_at_once_when_started_on_the_last_but_one_epoch(env):
+    """One tick from the end: the next step is the last epoch, and the player stops there."""
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.select_slider(key="train.speed").set_value(0.3).run()
+    at.select_slider(key="train.epoch").set_value(2).run()
+    at.toggle(key="train.playing").set_value(True).run()
+    seen = _play_to_the_end(at)
+    assert seen[0] == 2 and seen[-1] == 3, seen
+    assert at.toggle(key="train.playing").value is False
 
 
 def test_no_checkpoint_says_what_to_do(tmp_path, monkeypatch):
@@ -202,7 +232,7 @@ def test_pages_through_the_app(env):
     assert "Conv4 local 0 (ARP)" in _boxes(at)
     at.switch_page("pages/appendix_a.py").run()
     assert not at.exception
-    assert _caption(at, "appendix crops")
+    assert "appx_grid" in charts(at)  # Appendix A's Figure 7
     at.switch_page("pages/training.py").run()  # back: every stage is drawn again
     assert not at.exception
     assert list(_boxes(at)) == ["Conv3 (ARP)", "Conv4 local 0 (ARP)"]
