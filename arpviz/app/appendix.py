@@ -78,6 +78,8 @@ def _floor(settings: AppendixSettings) -> float:
                     "confidence map to measure; set the floor by hand.")
         else:
             floors = cached_floor(loaded.key, loaded)
+            if settings.floor_stage not in floors:  # Conv4 first, the paper's main ARP stage
+                settings.floor_stage = list(floors)[-1]
             stage = bind(st.selectbox, "stage", settings, "floor_stage", options=list(floors),
                          format_func=stage_label)
             floor = floors[stage]
