@@ -39,7 +39,8 @@ def format_table(report: AdaptivityReport) -> str:
     """A plain-text table of the report's main figures."""
     lines = [f"{report.checkpoint or '(checkpoint)'}  {report.split}  {report.count} images  "
              f"tau {report.tau:g}  top-1 {report.top1:.1f}%"]
-    header = (f"{'stage':<14}{'mode':<5}{'rate_h mean+-sd [min,max]':<31}"
+    width = max([5] + [len(st.mode) + 1 for st in report.stages.values()])
+    header = (f"{'stage':<14}{'mode':<{width}}{'rate_h mean+-sd [min,max]':<31}"
               f"{'rho(rate_h,height)':<22}{'rho(rate_h,spread)':<22}{'prec':>6}{'recall':>7}"
               f"{'arp':>7}{'centre':>7}{'random':>7}{'least':>7}{'contrast':>9}")
     lines.append(header)
@@ -53,7 +54,7 @@ def format_table(report: AdaptivityReport) -> str:
         contrast = (st.confidence.get("contrast") or {}).get("mean")
         pct = (lambda v: "-" if v is None else f"{100 * v:.1f}")  # noqa: E731
         lines.append(
-            f"{name:<14}{st.mode:<5}{rate:<31}{_fmt_corr(rvo.get('height')):<22}"
+            f"{name:<14}{st.mode:<{width}}{rate:<31}{_fmt_corr(rvo.get('height')):<22}"
             f"{_fmt_corr(spread):<22}{pct(st.crop_precision):>6}{pct(st.keypoint_recall):>7}"
             f"{p['arp']:>7.1f}{p['centred']:>7.1f}{p['random']:>7.1f}"
             f"{p['least_confident']:>7.1f}{_fmt(contrast):>9}")
