@@ -79,3 +79,27 @@ def test_tables_from_committed_evaluations(tmp_path: Path) -> None:
     assert "Conv4 stride" not in text  # a row without per-image predictions is left out
     (tmp_path / "nothing").mkdir()
     assert paired.report(tmp_path / "nothing").startswith("No <row>_seed<S>.eval.json")
+
+
+def test_the_adaptivity_page_ablation_and_its_figure(tmp_path: Path) -> None:
+    from arpviz.explorer import ablation
+    from arpviz.explorer.figures.adaptivity import ablation_figure
+
+    rng = np.random.default_rng(1)
+    for seed in range(4):
+        truth = rng.random(300)
+        for row, cut in (("rp", 0.5), ("mask50", 0.45), ("mask_mean", 0.3), ("oracle", 0.2)):
+            _write(tmp_path, row, seed, (truth > cut + 0.01 * seed).astype(int).tolist())
+    found = ablation.paired_ablation(tmp_path)
+    assert found is not None and set(found.rows) == {"rp", "mask50", "mask_mean", "oracle"}
+    steps = [label for label, _ in found.decomposition]
+    assert steps[0] == "placement" and steps[-1] == "total"
+    total = found.decomposition[-1][1]
+    parts = sum(c.summary["mean"] for _, c in found.decomposition[:-1])
+    assert parts == pytest.approx(total.summary["mean"])  # the three steps add up
+    records = ablation.comparison_records(found.decomposition)
+    assert records[-1]["step"] == "total" and records[-1]["reading"] == "ahead"
+    assert [r["row"] for r in ablation.row_records(found)][0] == "RP (crop 0.5)"
+    fig = ablation_figure(found.decomposition)
+    assert len(fig.data) == 4 and "95% CI" in fig.data[0].hovertemplate
+    assert ablation.paired_ablation(tmp_path / "missing") is None

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from arpviz.analysis import AdaptivityReport, ReIDKCurve
+from arpviz.explorer.ablation import name as row_name
 from arpviz.explorer.adaptivity import PLACEMENTS, ComparisonRow, KCurve, RatePoints
 from arpviz.models.stages import stage_label
 from arpviz.palette import REFERENCE, RIGHT, WRONG, series_colour, stage_colour
@@ -179,3 +180,37 @@ def comparison_figure(rows: Sequence[ComparisonRow], dsr: float = 0.5,
     fig.update_yaxes(range=[0, 1.05])
     return _layout(fig, f"{stage_label(stage)}: rate against the bird's height, side by side",
                    "bird height (share of the stage's frame)", "rate (height)", 480)
+
+
+def ablation_figure(items: Sequence, title: str = "") -> go.Figure:
+    """Paired differences as a forest plot: each comparison's mean difference in test top-1
+    (points) with its 95% interval, one line per comparison, coloured by its reading (ahead,
+    behind, indistinguishable); hover: the per-seed differences and McNemar tests.
+
+    ``items`` are :class:`~arpviz.analysis.paired.Comparison` s or ``(label, comparison)``.
+    """
+    fig = go.Figure()
+    colours = {"ahead": RIGHT, "behind": WRONG}
+    labels = []
+    for item in items:
+        label, c = item if isinstance(item, tuple) else (None, item)
+        text = f"{row_name(c.first)} − {row_name(c.second)}"
+        labels.append(text if label is None else f"{label}: {text}")
+        s = c.summary
+        low = s["low"] if s["low"] is not None else s["mean"]
+        high = s["high"] if s["high"] is not None else s["mean"]
+        seeds = "<br>".join(f"seed {seed}: {d:+.1f} (McNemar {b}/{cc}, p {p:.2g})"
+                            for seed, d, (b, cc, p) in zip(
+                                c.seeds, c.differences,
+                                [c.per_seed[x] for x in c.seeds], strict=True))
+        fig.add_trace(go.Scatter(
+            x=[s["mean"]], y=[labels[-1]], mode="markers", showlegend=False,
+            marker={"size": 10, "color": colours.get(c.word, REFERENCE)},
+            error_x={"type": "data", "symmetric": False, "array": [high - s["mean"]],
+                     "arrayminus": [s["mean"] - low], "thickness": 2},
+            hovertemplate=f"<b>{labels[-1]}</b><br>{s['mean']:+.2f} points, 95% CI "
+                          f"[{low:+.2f}, {high:+.2f}]<br>{c.word}<br>{seeds}<extra></extra>"))
+    fig.add_vline(x=0, line={"color": "#666", "dash": "dash", "width": 1})
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return _layout(fig, title, "difference in test top-1 (points), 95% CI", "",
+                   height=80 + 34 * len(labels))
