@@ -32,6 +32,7 @@ report = parts.choose_report(loaded)
 if report is None:
     st.stop()
 parts.verdicts(report)
+parts.paired_section()
 parts.rate_section(loaded, report)
 parts.k_curves(loaded, report)
 parts.wide_runs()

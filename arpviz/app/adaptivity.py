@@ -18,13 +18,14 @@ from arpviz.app.images import open_sample
 from arpviz.app.resources import with_progress
 from arpviz.app.sidebar import APP_ROOT, checkpoint_paths
 from arpviz.app.state import AdaptivitySettings, LoadedCheckpoint, app_state, bind
+from arpviz.explorer import ablation
 from arpviz.explorer import adaptivity as ad
 from arpviz.explorer.controls import TAUS
 from arpviz.explorer.figures import adaptivity as figures
 from arpviz.models.stages import stage_label
 
-__all__ = ["TAU_LABEL", "choose_report", "k_curves", "placement", "rate_section",
-           "reid_curve", "verdicts", "wide_runs"]
+__all__ = ["TAU_LABEL", "choose_report", "k_curves", "paired_section", "placement",
+           "rate_section", "reid_curve", "verdicts", "wide_runs"]
 
 TAU_LABEL = "Confidence temperature tau (beyond the paper; 1 = the paper)"
 
@@ -187,6 +188,42 @@ def k_curves(loaded: LoadedCheckpoint, report) -> None:
     reports = {Path(loaded.label).stem: report}
     reports |= {Path(p).stem: _report(loaded, p, settings, Path(p).name) for p in others}
     _k_figure(loaded, ad.k_curves(reports))
+
+
+@st.cache_resource(show_spinner=False)
+def _ablation(stamp: float):
+    return ablation.paired_ablation()
+
+
+def paired_section() -> None:
+    """The paired ablation of the committed runs: each row's test top-1 over its seeds, every
+    comparison with its 95% interval, and where the oracle's lead over RP comes from."""
+    st.markdown("### The ablation, paired over seeds (committed runs)")
+    found = _ablation(ablation.stamp())
+    if found is None:
+        st.info("No committed paired runs here (logs/paired/ of a source checkout).")
+        return
+    st.caption(
+        "Every row trained with the same recipe and seeds on wide-scale SynthBirds and scored "
+        "on the same 600 test images. A comparison is 'ahead' or 'behind' only when its 95% "
+        "interval over seeds excludes 0; McNemar's exact test says, per seed, whether the two "
+        "runs' disagreements lean one way. Beyond the paper: ARP-FG peak, the learnt zoom, the "
+        "mask-placed crops and the oracle (which sees the bird's true mask, what no real "
+        "network has). Command: python -m arpviz.analysis.paired logs/paired.")
+    st.dataframe(ablation.row_records(found), hide_index=True, key="adapt_ablation_rows")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Paired comparisons**")
+        st.plotly_chart(figures.ablation_figure(found.comparisons), key="adapt_ablation_pairs")
+    with right:
+        st.markdown("**Where the oracle's lead over RP comes from**")
+        if found.decomposition:
+            st.plotly_chart(figures.ablation_figure(found.decomposition),
+                            key="adapt_ablation_steps")
+        else:
+            st.info("The mask-placed controls have not run yet.")
+    st.dataframe(ablation.comparison_records(found.comparisons + found.decomposition),
+                 hide_index=True, key="adapt_ablation_table")
 
 
 @st.cache_resource(show_spinner=False)

@@ -24,7 +24,7 @@ from arpviz.analysis.paired import (
     load_rows,
 )
 
-__all__ = ["Ablation", "comparison_records", "paired_ablation", "row_records"]
+__all__ = ["Ablation", "comparison_records", "name", "paired_ablation", "row_records", "stamp"]
 
 _FOLDER = Path(__file__).resolve().parents[2] / "logs" / "paired"
 
@@ -50,6 +50,12 @@ def paired_ablation(folder: str | Path | None = None) -> Ablation | None:
     if "oracle" in rows and "rp" in rows and steps:
         steps.append(("total", compare(rows["oracle"], rows["rp"])))
     return Ablation(rows, comparisons, steps)
+
+
+def stamp(folder: str | Path | None = None) -> float:
+    """The newest modification time of the folder's evaluations (a cache key: 0 when none)."""
+    files = list(Path(_FOLDER if folder is None else folder).glob("*_seed*.eval.json"))
+    return max((f.stat().st_mtime for f in files), default=0.0)
 
 
 def name(row: str) -> str:
