@@ -422,7 +422,8 @@ class _Stopped(BaseException):
 @contextlib.contextmanager
 def _signals_stop() -> Iterator[None]:
     """While in the block, SIGTERM and SIGINT raise :class:`_Stopped` (so ``finally`` blocks
-    clean up); in the main thread only, and not for a signal the process ignores."""
+    clean up); in the main thread only, and not for a signal the process ignores or whose
+    handler was set outside Python."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -432,7 +433,8 @@ def _signals_stop() -> Iterator[None]:
 
     previous = {}
     for signum in (signal.SIGTERM, signal.SIGINT):
-        if signal.getsignal(signum) is not signal.SIG_IGN:
+        current = signal.getsignal(signum)
+        if current is not None and current is not signal.SIG_IGN:  # None: set outside Python
             previous[signum] = signal.signal(signum, stop)
     try:
         yield
