@@ -231,6 +231,10 @@ BROWSER_ARGS = [
 NAV = '[data-testid="stSidebarNav"] a'
 EXCEPTION = '[data-testid="stException"]'
 APP_STATE = '[data-testid="stApp"]'
+#: The image control every image page shares (widget keys ``image.source``, ``image.upload``;
+#: Streamlit's CSS class replaces every character but letters, digits, ``_`` and ``-`` by ``-``).
+IMAGE_SOURCE = ".st-key-image-source"
+IMAGE_UPLOAD = ".st-key-image-upload input[type=file]"
 
 
 def browser_problem() -> str | None:
@@ -428,7 +432,7 @@ def open_app(browser, url: str, timeout_ms: float, *, height: int = 1000):
     context.set_default_timeout(timeout_ms)
     tab = context.new_page()
     tab.goto(url + "/", timeout=timeout_ms)
-    tab.locator(".st-key-explore_source").wait_for(timeout=timeout_ms)
+    tab.locator(IMAGE_SOURCE).wait_for(timeout=timeout_ms)
     tab.wait_for_function(IDLE, timeout=timeout_ms)
     tab.evaluate(WATCH_RERUNS)
     return tab
@@ -465,3 +469,32 @@ def nearest_colour(mean: list[float], count: int) -> int:
         return sum((a - b) ** 2 for a, b in zip(mean, session_colour(i), strict=True))
 
     return min(range(count), key=dist)
+
+
+# --------------------------------------------------------------------------- Appendix A, browser
+
+#: JavaScript: the subplot titles of Appendix A's Figure 7 (``#0: rate 0.53, crop [12.3, 41.9],
+#: mass 91%``, one per distribution shown), ``null`` before the figure is drawn.
+APPENDIX_TITLES = """() => {
+  const el = document.querySelector('.st-key-appx_grid .js-plotly-plot');
+  if (!el || !el.layout) return null;
+  return (el.layout.annotations || []).map(a => a.text || '').filter(t => t.startsWith('#'));
+}"""
+
+
+def appendix_crops(titles: list[str] | None) -> list[str]:
+    """The crops ``"[12.3, 41.9]"`` in Figure 7's subplot titles (:data:`APPENDIX_TITLES`)."""
+    import re
+
+    return [m for t in titles or [] for m in re.findall(r"crop (\[[\d.]+, [\d.]+\])", t)]
+
+
+def expected_appendix_crops(*, seed: int = 0, k: float = 1.0, dsr: float = 0.5,
+                            count: int = 9) -> list[str]:
+    """The crops Figure 7 titles at Appendix A's defaults but ``seed``, ``k``, ``dsr`` and
+    ``count``, as :func:`appendix_crops` reads them: what the page shows for that setting and
+    no other session's."""
+    from arpviz.appendix import SimulationSettings, analyse
+
+    analysis = analyse(SimulationSettings(count=count, seed=seed, k=k, dsr=dsr))
+    return [f"[{a:.1f}, {b:.1f}]" for a, b in analysis.intervals[:count]]
