@@ -44,12 +44,14 @@ from torch import Tensor, nn
 
 from arpviz.resample import _resample, interpolation_matrix, resample_boxes
 from arpviz.tensor_checks import (
+    _check_finite_map,
     _check_guide,
     _check_input,
     _check_map,
     _check_number,
     _check_pairs,
     _check_suppress,
+    _empty_result,
     _no_autocast,
 )
 from arpviz.validation import check_k, check_kernel, check_rate_pair, check_tau
@@ -376,7 +378,10 @@ def _pool(
     fixed = tuple(1.0 if keep else r for keep, r in zip(kept, crop_pair, strict=True))
     lower = tuple(1.0 if keep else r for keep, r in zip(kept, dsr_pair, strict=True))
     floor = None if min_rate is None else tuple(1.0 if keep else min_rate for keep in kept)
+    if x.shape[0] == 0:  # an empty batch: an empty result of the right shapes
+        return RegionPoolResult(*_empty_result(x, out_size))
     confidence = confidence_of(x)
+    _check_finite_map(confidence)
     with torch.no_grad():
         if k is None:  # torch.full fills on the device: no host copy
             rates = torch.stack([confidence.new_full((x.shape[0],), r) for r in fixed], dim=1)

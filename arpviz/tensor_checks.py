@@ -36,6 +36,32 @@ def _check_input(x: object) -> Tensor:
     return x
 
 
+def _check_finite_map(confidence: Tensor) -> None:
+    """A ``ValueError`` naming ``x`` when a confidence map computed from it is not finite: ``x``
+    held NaN or inf, or values too large to standardise in float32 (either spreads to the
+    sample's whole map). Checked on the CPU only, where it costs no device synchronisation
+    (and not while ``torch.compile`` traces); on CUDA such a sample passes through, its
+    confidence NaN and its features not finite (docs/method.md)."""
+    if confidence.device.type != "cpu" or torch.compiler.is_compiling():
+        return
+    bad = ~torch.isfinite(confidence.flatten(1)).all(dim=1)
+    if bool(bad.any()):
+        samples = bad.nonzero().flatten().tolist()
+        raise ValueError(f"x holds NaN or inf values, or values too large to standardise in "
+                         f"float32, in sample(s) {samples[:8]}: its keypoint confidence is not "
+                         f"finite")
+
+
+def _empty_result(x: Tensor, out_size: tuple[int, int]) -> tuple[Tensor, ...]:
+    """``(features, confidence, boxes, rates)`` of an empty batch ``x`` ``[0, C, H, W]``."""
+    batch, channels, height, width = x.shape
+    # a slice of x (empty): the result stays in x's autograd graph
+    return (x[:, :, :out_size[0], :out_size[1]] * 0,
+            x.new_zeros(batch, height, width, dtype=torch.float32),
+            x.new_zeros(batch, 4, dtype=torch.float32),
+            x.new_zeros(batch, 2, dtype=torch.float32))
+
+
 def _check_map(confidence: object, name: str = "confidence") -> Tensor:
     if not isinstance(confidence, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor[B, H, W], got {type(confidence).__name__}")

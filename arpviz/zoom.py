@@ -31,7 +31,14 @@ from torch import Tensor, nn
 from arpviz.foreground import foreground_confidence, peak_component
 from arpviz.pooling import RegionPoolResult, _suppression_mask, output_size
 from arpviz.resample import _resample
-from arpviz.tensor_checks import _check_input, _check_map, _check_number, _check_suppress
+from arpviz.tensor_checks import (
+    _check_finite_map,
+    _check_input,
+    _check_map,
+    _check_number,
+    _check_suppress,
+    _empty_result,
+)
 from arpviz.validation import check_rate_pair, check_tau
 
 __all__ = [
@@ -142,7 +149,10 @@ def zoom_region_pool(
     batch, _, height, width = x.shape
     to_suppress = _check_suppress(suppress, batch)
     out_size = output_size(height, width, dsr_pair)
+    if batch == 0:  # an empty batch: an empty result of the right shapes
+        return RegionPoolResult(*_empty_result(x, out_size))
     confidence = foreground_confidence(x, tau)
+    _check_finite_map(confidence)
     with torch.no_grad():
         search = confidence
         if to_suppress is not None:
