@@ -136,3 +136,33 @@ def test_checkpoint_titles_start_with_what_tells_them_apart(tmp_path) -> None:
     assert titles[str(broken)] == "c.safetensors"
     alone = catalog.checkpoint_titles([a])[str(a)]
     assert alone.startswith("SynthBirds") and "tiny" in alone
+
+
+def test_the_roots_mean_the_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A symlinked file under a root that resolves outside every root is neither listed (as a
+    checkpoint or a Gallery image) nor loaded by the app's listing; one inside is."""
+    from arpviz.explorer import gallery
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    secret = outside / "secret.safetensors"
+    secret.write_bytes(b"x")
+    (root / "inside.safetensors").write_bytes(b"x")
+    (root / "leak.safetensors").symlink_to(secret)
+    (root / "passwd.safetensors").symlink_to("/etc/passwd")
+    (root / "alias.safetensors").symlink_to(root / "inside.safetensors")
+    image = outside / "photo.png"
+    image.write_bytes(b"x")
+    (root / "photo.png").symlink_to(image)
+    (root / "own.png").write_bytes(b"x")
+    monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", str(root))
+    monkeypatch.setenv("ARPVIZ_BUNDLED_DIR", str(tmp_path / "bundled"))
+    listed = catalog.find_checkpoints([root], roots=catalog.listing_roots())
+    assert len(listed) == 1  # inside.safetensors, once (alias.safetensors is the same file)
+    assert {p.resolve() for p in listed} == {(root / "inside.safetensors").resolve()}
+    assert len(catalog.find_checkpoints([root])) == 3  # no roots given: no filter
+    assert not catalog.within_roots(root / "leak.safetensors")
+    assert catalog.within_roots(root / "alias.safetensors")
+    source = gallery.folder_source(root)
+    assert [f.name for f in source.files] == ["own.png"]

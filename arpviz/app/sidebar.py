@@ -60,7 +60,7 @@ def checkpoint_paths(state: AppState | None = None) -> list[Path]:
             folders.append(catalog.allowed_folder(folder))
         except catalog.FolderNotAllowed:
             pass
-    return catalog.find_checkpoints(folders)
+    return catalog.find_checkpoints(folders, roots=catalog.listing_roots())
 
 
 def _folder_input(state: AppState) -> list[Path]:
@@ -152,6 +152,9 @@ def _load(upload, choice: Path | None, device: str,
         return LoadedCheckpoint(ckpt, ("upload", *key, device),
                                 f"{upload.name} (uploaded)", device)
     if choice is not None:
+        if not catalog.within_roots(choice):
+            raise ValueError(f"{choice.name} resolves outside the folders this server lets you "
+                             "open (ARPVIZ_CHECKPOINT_ROOTS)")
         stat = choice.stat()
         ckpt = load_checkpoint_file(str(choice), (stat.st_mtime_ns, stat.st_size), device)
         return LoadedCheckpoint(ckpt, ("file", str(choice.resolve()), stat.st_mtime_ns, device),

@@ -23,7 +23,7 @@ from arpviz.checkpoint import Checkpoint, CheckpointMeta
 from arpviz.data.synthbirds import SynthBirds
 from arpviz.datasources import synth_config
 from arpviz.explain import ImageRecord, explain_images, explain_page, list_images, overlay_png
-from arpviz.explorer.catalog import allowed_folder
+from arpviz.explorer.catalog import allowed_folder, checkpoint_roots, within_roots
 from arpviz.explorer.inputs import sample_count
 from arpviz.models import StageOverride
 from arpviz.validation import check_count
@@ -62,7 +62,8 @@ class GallerySource:
 
 
 def folder_source(folder: str | os.PathLike, roots: Sequence[Path] | None = None) -> GallerySource:
-    """The images of ``folder`` (recursively, :func:`arpviz.explain.list_images`).
+    """The images of ``folder`` (recursively, :func:`arpviz.explain.list_images`); a symlinked
+    file that resolves outside ``roots`` (default the checkpoint roots) is left out.
 
     Raises:
         FolderNotAllowed: outside the allowed roots
@@ -72,7 +73,8 @@ def folder_source(folder: str | os.PathLike, roots: Sequence[Path] | None = None
     path = allowed_folder(folder, roots)
     if not path.is_dir():
         raise ValueError(f"{str(folder)!r} is not a folder")
-    files = tuple(list_images([path]))
+    allowed = checkpoint_roots() if roots is None else roots
+    files = tuple(f for f in list_images([path]) if within_roots(f, allowed))
     return GallerySource("folder", f"folder:{path}", files=files)
 
 

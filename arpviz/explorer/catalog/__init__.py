@@ -52,6 +52,8 @@ from arpviz.explorer.catalog.sources import (
     get_offer,
     imagenet_label,
     imagenet_offers,
+    listing_roots,
+    within_roots,
 )
 
 __all__ = [
@@ -76,6 +78,7 @@ __all__ = [
     "get_offer",
     "imagenet_label",
     "imagenet_offers",
+    "listing_roots",
     "load_record",
     "metric_columns",
     "model_card",
@@ -84,4 +87,5 @@ __all__ = [
     "stage_names",
     "trained_on_synthbirds",
     "unique_name",
+    "within_roots",
 ]

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -44,7 +45,11 @@ __all__ = [
     "get_offer",
     "imagenet_label",
     "imagenet_offers",
+    "listing_roots",
+    "within_roots",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: The checkpoint the app opens first when it is present.
 BUNDLED_DEFAULT = DEFAULT_CLASSIFICATION
@@ -94,6 +99,21 @@ def allowed_folder(folder: str | os.PathLike, roots: Sequence[Path] | None = Non
             f"{str(folder)!r} is outside the folders this server lets you open; the operator "
             "names them with ARPVIZ_CHECKPOINT_ROOTS")
     return resolved
+
+
+def listing_roots() -> tuple[Path, ...]:
+    """What a listing may show: :func:`checkpoint_roots` and the bundled folder (resolved)."""
+    bundled = bundled_dir().expanduser().resolve()
+    roots = checkpoint_roots()
+    return roots if bundled in roots else (*roots, bundled)
+
+
+def within_roots(path: str | os.PathLike, roots: Sequence[Path] | None = None) -> bool:
+    """Whether ``path``, its symlinks resolved, lies inside one of ``roots`` (default
+    :func:`listing_roots`): a symlinked file that points out of the roots does not."""
+    resolved = Path(path).expanduser().resolve()
+    roots = listing_roots() if roots is None else tuple(Path(r).resolve() for r in roots)
+    return any(resolved == root or resolved.is_relative_to(root) for root in roots)
 
 
 _ARCH_LABELS = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50",
@@ -180,11 +200,13 @@ def get_offer(offer: ImagenetOffer, progress: Progress | None = None) -> Path:
     return convert_cached(offer.arch, offer.target.parent, progress, download=True)
 
 
-def find_checkpoints(folders: Iterable[str | os.PathLike | None]) -> list[Path]:
+def find_checkpoints(folders: Iterable[str | os.PathLike | None], *,
+                     roots: Sequence[Path] | None = None) -> list[Path]:
     """Every ``*.safetensors`` checkpoint in ``folders`` (not recursive), in folder order.
 
     Training-state files (``*.state.safetensors``) and missing folders are skipped; a file
-    found twice is listed once.
+    found twice is listed once. With ``roots`` (the app passes :func:`listing_roots`), a file
+    whose symlinks resolve outside them is left out (and logged): the roots mean the roots.
     """
     found: list[Path] = []
     seen: set[Path] = set()
@@ -198,6 +220,9 @@ def find_checkpoints(folders: Iterable[str | os.PathLike | None]) -> list[Path]:
             if file.name.endswith(".state.safetensors") or not file.is_file():
                 continue
             resolved = file.resolve()
+            if roots is not None and not within_roots(resolved, roots):
+                logger.warning("not listed: %s resolves outside the checkpoint roots", file)
+                continue
             if resolved not in seen:
                 seen.add(resolved)
                 found.append(file)
