@@ -2,10 +2,10 @@
 
 Run: ``.venv/bin/python -m benchmarks.bench_live`` (add ``--repeats N``, ``--cases tiny
 resnet50``, ``--threads 1 2``, ``--device cpu|cuda``); each case runs once per torch thread count
-(default 1 and 2; the app uses :func:`arpviz.explorer.session.default_threads`, 1 on a 2-core
+(default 1 and 2; the app uses :func:`arpviz.explorer.runtime.default_threads`, 1 on a 2-core
 machine).
 Times what the Explore page computes, at the library level
-(:class:`arpviz.explorer.session.LiveSession`, no Streamlit, no plotly):
+(:class:`arpviz.explorer.live.LiveSession`, no Streamlit, no plotly):
 
 * ``new k in Conv4``: ``session.explain`` with a Conv4 (local branch) k never used before: the
   local branch, the embedding and the classifier run again, Conv3 and the global branch come
@@ -15,7 +15,7 @@ Times what the Explore page computes, at the library level
   every stage at the trained setting, the view's numpy conversion). Decoding the file is not
   included.
 
-Each result is a full :class:`~arpviz.explorer.session.ExploreView` (boxes, confidence maps,
+Each result is a full :class:`~arpviz.explorer.results.ExploreView` (boxes, confidence maps,
 rates, top-5 with deltas). The three are interleaved, one of each per repeat; medians are
 reported with their ratio to the new-image time. Cases: ``tiny``, the bundled checkpoint
 (``checkpoints/synthbirds_wide_msgn_arp.safetensors``) when present, else an untrained tiny MSGN of
@@ -40,7 +40,9 @@ from arpviz.checkpoint import CheckpointMeta, load
 from arpviz.data.synthbirds import SynthBirds, SynthBirdsConfig, class_names
 from arpviz.data.transforms import default_resize
 from arpviz.explorer import catalog, inputs
-from arpviz.explorer import session as ex
+from arpviz.explorer.controls import Knob
+from arpviz.explorer.live import LiveSession
+from arpviz.explorer.runtime import default_threads
 from arpviz.images import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.models import MSGN, MSGNConfig
 
@@ -99,26 +101,26 @@ def run_case(name: str, repeats: int, device: str) -> dict[str, float]:
     images = _images(meta, repeats + 1)
     names = meta.class_names
     # warm-up (first calls allocate and pick kernels)
-    session = ex.LiveSession(model, inputs.preprocess(images[-1], meta), names, device=device)
-    session.explain({"conv3": ex.Knob(0.55, None)})
-    session.explain({"conv4.local0": ex.Knob(0.55, None)})
+    session = LiveSession(model, inputs.preprocess(images[-1], meta), names, device=device)
+    session.explain({"conv3": Knob(0.55, None)})
+    session.explain({"conv4.local0": Knob(0.55, None)})
 
     wall: dict[str, list[float]] = {"new k in Conv4": [], "new k in Conv3": [], "new image": []}
     cpu: dict[str, list[float]] = {key: [] for key in wall}
-    def new_image(image: np.ndarray) -> ex.LiveSession:
-        return ex.LiveSession(model, inputs.preprocess(image, meta), names, device=device)
+    def new_image(image: np.ndarray) -> LiveSession:
+        return LiveSession(model, inputs.preprocess(image, meta), names, device=device)
 
     for r in range(repeats):
         w, c, session = _timed(device, new_image, images[r])
         wall["new image"].append(w)
         cpu["new image"].append(c)
         k4 = 0.41 + 0.037 * r  # never seen before by this session's cache
-        w, c, view = _timed(device, session.explain, {"conv4.local0": ex.Knob(k4, None)})
+        w, c, view = _timed(device, session.explain, {"conv4.local0": Knob(k4, None)})
         assert view.overrides, "the k change must not hit the trained view"
         wall["new k in Conv4"].append(w)
         cpu["new k in Conv4"].append(c)
         k3 = 0.43 + 0.041 * r
-        w, c, _ = _timed(device, session.explain, {"conv3": ex.Knob(k3, None)})
+        w, c, _ = _timed(device, session.explain, {"conv3": Knob(k3, None)})
         wall["new k in Conv3"].append(w)
         cpu["new k in Conv3"].append(c)
 
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="repeats per case (default: tiny 15, resnet50 3)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="torch CPU threads, one run each (default: 1 2; the app uses "
-                             "arpviz.explorer.session.default_threads(), 1 on 2 cores)")
+                             "arpviz.explorer.runtime.default_threads(), 1 on 2 cores)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs")
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                     verdict = "met" if worst <= TARGET_MS else "MISSED"
                     print(f"target: a k change <= {TARGET_MS:.0f} ms median: {verdict} "
                           f"(slowest k change {worst:.1f} ms)")
-                    if threads == ex.default_threads():
+                    if threads == default_threads():
                         status = 0 if worst <= TARGET_MS else 1
     return status
 

@@ -34,6 +34,8 @@ from tests.helpers import (
     BROWSER_ARGS,
     CHROMIUM,
     IDLE,
+    IMAGE_SOURCE,
+    IMAGE_UPLOAD,
     ROOT,
     RUNS,
     WATCH_RERUNS,
@@ -42,11 +44,12 @@ from tests.helpers import (
     streamlit_server,
 )
 
-#: (name, slider key class, the stage label and field the stage numbers print)
+#: (name, the slider's CSS class without ``st-key-`` (widget keys ``k:<stage>``,
+#: ``dsr:<stage>``), the stage label and field the stage numbers print)
 SLIDERS = (
-    ("Conv3 k", "explore_k-conv3", "Conv3", "k"),
-    ("Conv4 k", "explore_k-conv4-local0", "Conv4 local 0", "k"),
-    ("Conv4 DSR", "explore_dsr-conv4-local0", "Conv4 local 0", "DSR"),
+    ("Conv3 k", "k-conv3", "Conv3", "k"),
+    ("Conv4 k", "k-conv4-local0", "Conv4 local 0", "k"),
+    ("Conv4 DSR", "dsr-conv4-local0", "Conv4 local 0", "DSR"),
 )
 TIMEOUT_MS = 120_000
 
@@ -116,9 +119,9 @@ def run(steps: int, checkpoints: Path) -> dict[str, object]:
                 sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
             page = open_app(browser, server.url, TIMEOUT_MS, height=1400)
-            page.locator(".st-key-explore_source").get_by_text("Upload an image").click()
-            page.locator(".st-key-explore_upload input[type=file]").wait_for(state="attached")
-            page.locator(".st-key-explore_upload input[type=file]").set_input_files(str(image))
+            page.locator(IMAGE_SOURCE).get_by_text("Your photo").click()
+            page.locator(IMAGE_UPLOAD).wait_for(state="attached")
+            page.locator(IMAGE_UPLOAD).set_input_files(str(image))
             page.locator(".st-key-explore_boxes .js-plotly-plot").wait_for()
             page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
             page.evaluate(WATCH_RERUNS)

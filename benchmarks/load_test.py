@@ -9,7 +9,8 @@ at the same time:
 2. move Conv4's k slider with the keyboard, half of ``--interactions`` times, checking after
    every rerun that its own image is still the one on screen;
 3. open Appendix A, type its own seed, and move the k slider the other half of the times,
-   checking after every rerun that the page echoes this session's k and seed.
+   checking after every rerun that Figure 7 shows the crops of this session's k and seed (as
+   :func:`arpviz.appendix.analyse` computes them for that setting, not another session's).
 
 Meanwhile the server's resident memory (``VmRSS`` of ``/proc/<pid>/status``) is sampled. The
 result: sessions, interactions, errors, isolation failures, p50/p95/max interaction latency
@@ -42,19 +43,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tests.helpers import (
+    APPENDIX_TITLES,
     BOXES,
     BROWSER_ARGS,
     CHROMIUM,
     EXCEPTION,
     HAS_IMAGE,
     IDLE,
+    IMAGE_SOURCE,
+    IMAGE_UPLOAD,
     MEAN_COLOUR,
     NAV,
     ROOT,
     RUNS,
     WATCH_RERUNS,
     Server,
+    appendix_crops,
     browser_problem,
+    expected_appendix_crops,
     nearest_colour,
     rss_mb,
     session_image,
@@ -139,6 +145,14 @@ def _js(value: object) -> str:
     return json.dumps(value)
 
 
+def _crops_are(expected: list[str]) -> str:
+    """JavaScript expression: Figure 7's crops (its subplot titles) are ``expected``."""
+    return (f"(() => {{ const t = ({APPENDIX_TITLES})(); if (!t) return false;"
+            " const c = t.map(x => (x.match(/crop (\\[[\\d.]+, [\\d.]+\\])/) || [])[1]);"
+            f" return JSON.stringify(c) === {_js(json.dumps(expected, separators=(',', ':')))};"
+            " })()")
+
+
 async def _session(browser, url: str, index: int, count: int, interactions: int,
                    folder: Path, timeout_ms: float) -> SessionResult:
     result = SessionResult(index)
@@ -148,19 +162,18 @@ async def _session(browser, url: str, index: int, count: int, interactions: int,
     step = "opening the app"
     try:
         await page.goto(url + "/", timeout=timeout_ms)
-        await page.locator(".st-key-explore_source").wait_for(timeout=timeout_ms)
+        await page.locator(IMAGE_SOURCE).wait_for(timeout=timeout_ms)
         await page.wait_for_function(IDLE, timeout=timeout_ms)
         await page.evaluate(WATCH_RERUNS)
         # 1. its own image on Explore
         step = "choosing the upload"
-        await page.locator(".st-key-explore_source").get_by_text("Upload an image").click()
-        await page.locator(".st-key-explore_upload input[type=file]").wait_for(
-            state="attached", timeout=timeout_ms)
+        await page.locator(IMAGE_SOURCE).get_by_text("Your photo").click()
+        await page.locator(IMAGE_UPLOAD).wait_for(state="attached", timeout=timeout_ms)
         await page.wait_for_function(IDLE, timeout=timeout_ms)
         step = "uploading"
         image = folder / f"session_{index}.png"
         image.write_bytes(session_image(index))
-        await page.locator(".st-key-explore_upload input[type=file]").set_input_files(str(image))
+        await page.locator(IMAGE_UPLOAD).set_input_files(str(image))
         await page.wait_for_function(
             f"() => ({HAS_IMAGE})('explore_boxes') && ({IDLE})()",
             timeout=timeout_ms)
@@ -177,7 +190,7 @@ async def _session(browser, url: str, index: int, count: int, interactions: int,
         await check_image("after upload")
         # 2. k of Conv4 on Explore, back and forth: done when the boxes changed
         explore_moves = interactions // 2
-        slider = ".st-key-explore_k-conv4-local0"
+        slider = ".st-key-k-conv4-local0"
         for i in range(explore_moves):
             step = f"explore move {i}"
             key = "ArrowLeft" if i % 2 == 0 else "ArrowRight"
@@ -189,43 +202,43 @@ async def _session(browser, url: str, index: int, count: int, interactions: int,
             await check_image(f"explore move {i}")
             if await page.locator(EXCEPTION).count():
                 result.errors.append(f"session {index}: exception on Explore after move {i}")
-        # 3. own seed on Appendix A, then k back and forth: done when the page echoes them
+        # 3. own seed on Appendix A, then k back and forth: done when Figure 7 shows the crops
+        # of this session's seed and k
         step = "opening Appendix A"
-        await _open_page(page, "Appendix A", ".st-key-appx_k", timeout_ms)
-        seed = 1000 + index
-        step = "typing the seed"
-        field_ = page.locator(".st-key-appx_seed input")
-        await field_.fill(str(seed))
-        await field_.press("Enter")
-        echo = "() => Array.from(document.querySelectorAll('[data-testid=stCaptionContainer]'))" \
-               ".map(e => e.textContent).find(t => t.startsWith('appendix crops')) || ''"
-        await page.wait_for_function(
-            f"() => ({echo})().includes('seed {seed})') && ({IDLE})()", timeout=timeout_ms)
-        slider = ".st-key-appx_k"
+        await _open_page(page, "Appendix A", ".st-key-appx-k", timeout_ms)
+        slider = ".st-key-appx-k"
         k = float(await page.locator(f"{slider} input[type=range]").get_attribute(
             "aria-valuetext") or "nan")
+        seed = 1000 + index
+        step = "typing the seed"
+        field_ = page.locator(".st-key-appx-seed input")
+        await field_.fill(str(seed))
+        await field_.press("Enter")
+        await page.wait_for_function(
+            f"() => ({_crops_are(expected_appendix_crops(seed=seed, k=k))}) && ({IDLE})()",
+            timeout=timeout_ms)
         for i in range(interactions - explore_moves):
             step = f"appendix move {i}"
             up = (i // 3) % 2 == 0
             k = round(k + (0.05 if up else -0.05), 2)
-            expected = f"(k {k:.2f}, DSR 0.50, seed {seed})"
-            shown = f"({echo})().includes({_js(expected)})"
+            expected = expected_appendix_crops(seed=seed, k=k)
+            shown = _crops_are(expected)
             try:
                 result.latencies.append(await _press(
                     page, slider, "ArrowRight" if up else "ArrowLeft", timeout_ms, shown))
             except Exception:
-                caption = await page.evaluate(echo)
+                crops = appendix_crops(await page.evaluate(APPENDIX_TITLES))
                 result.isolation_failures.append(
-                    f"session {index} appendix move {i}: expected {expected}, page says "
-                    f"{caption[:90]!r}")
+                    f"session {index} appendix move {i}: expected the crops of k {k:.2f}, "
+                    f"seed {seed} {expected[:3]}, the page shows {crops[:3]}")
                 raise
             result.interactions += 1
             _progress(result)
-            caption = await page.evaluate(echo)
-            if expected not in caption:
+            crops = appendix_crops(await page.evaluate(APPENDIX_TITLES))
+            if crops != expected:
                 result.isolation_failures.append(
-                    f"session {index} appendix move {i}: expected {expected}, page says "
-                    f"{caption[:90]!r}")
+                    f"session {index} appendix move {i}: expected the crops of k {k:.2f}, "
+                    f"seed {seed} {expected[:3]}, the page shows {crops[:3]}")
             if await page.locator(EXCEPTION).count():
                 result.errors.append(f"session {index}: exception on Appendix A after move {i}")
     except Exception as exc:  # a timeout or a lost page: the session failed

@@ -37,6 +37,8 @@ from tests.helpers import (  # noqa: E402
     CHROMIUM,
     EXCEPTION,
     IDLE,
+    IMAGE_SOURCE,
+    IMAGE_UPLOAD,
     NAV,
     browser_problem,
     open_app,
@@ -95,7 +97,7 @@ def _faithfulness(page, out: Path, timeout_ms: float) -> Path:
     _settle(page, timeout_ms)
     panel = page.locator("[data-testid='stExpander']", has_text="faithfulness").first
     panel.locator("summary").click()
-    panel.locator(".st-key-explore_faith label").click()
+    panel.locator(".st-key-explore-faith label").click()  # the toggle, key explore.faith
     page.locator(".st-key-explore_faith_chart .js-plotly-plot").wait_for(timeout=timeout_ms)
     return _capture(page, panel, out / "explore_faithfulness.png",
                     "Explore's faithfulness panel", timeout_ms)
@@ -108,13 +110,14 @@ def _photo(page, out: Path, timeout_ms: float) -> Path:
 
     page.set_viewport_size({"width": 1400, "height": 1300})
     page.locator(NAV, has_text="Explore").first.click()
-    page.locator(".st-key-explore_source").get_by_text("Upload an image").click()
-    page.locator(".st-key-explore_upload input[type=file]").wait_for(state="attached")
+    page.locator(IMAGE_SOURCE).get_by_text("Your photo").click()
+    page.locator(IMAGE_UPLOAD).wait_for(state="attached")
     image = photo(Path(tempfile.mkdtemp(prefix="arpviz_photo_")) / "photo.jpg")
-    page.locator(".st-key-explore_upload input[type=file]").set_input_files(str(image))
+    page.locator(IMAGE_UPLOAD).set_input_files(str(image))
     page.locator(".st-key-explore_boxes .js-plotly-plot").first.wait_for(timeout=timeout_ms)
     path = _capture(page, page, out / "explore_photo.png", "Explore on a photo", timeout_ms)
-    page.locator(".st-key-explore_source").get_by_text("SynthBirds sample").click()
+    # back to the sample (the photo would otherwise be every image page's image)
+    page.locator(IMAGE_SOURCE).get_by_text("Data-set sample").click()
     _settle(page, timeout_ms)
     return path
 
