@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import re
 
-__all__ = ["plain"]
+__all__ = ["figure_text", "plain"]
 
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 
@@ -14,3 +15,9 @@ def plain(text: object) -> str:
     gets a backslash, so ``**bold** [x](javascript:...)``, ``<b>``, ``:material/x:`` and
     ``$x$`` show as typed. Line breaks become spaces."""
     return _PUNCTUATION.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def figure_text(text: object) -> str:
+    """``text`` escaped for plotly's labels and hovers, which read a subset of HTML: ``<``,
+    ``>`` and ``&`` become entities, so ``<a href=...>`` or ``<b>`` show as typed."""
+    return html.escape(str(text), quote=False)

@@ -23,6 +23,7 @@ from arpviz.explorer import adaptivity as ad
 from arpviz.explorer.controls import TAUS
 from arpviz.explorer.figures import adaptivity as figures
 from arpviz.models.stages import stage_label
+from arpviz.text import plain
 
 __all__ = ["TAU_LABEL", "choose_report", "k_curves", "paired_section", "placement",
            "rate_section", "reid_curve", "verdicts", "wide_runs"]
@@ -66,7 +67,7 @@ def _k_figure(loaded: LoadedCheckpoint, top1: list, own_reid: str | None = None)
                   settings, "reid_others", options=usable, format_func=lambda p: Path(p).name)
     for why, names in skipped.items():
         if why.startswith("no ARP"):
-            st.caption(f"Not offered: {', '.join(names)}: {why}")
+            st.caption(f"Not offered: {plain(', '.join(names))}: {plain(why)}")
     reid = {Path(p).stem: _reid_curves(loaded, p) for p in [own_reid] * bool(own_reid) + picked}
     if top1 or any(reid.values()):
         st.plotly_chart(figures.k_curves_figure(top1, reid), key="adapt_kcurves")
@@ -115,12 +116,12 @@ def choose_report(loaded: LoadedCheckpoint):
         try:
             report = _report(loaded, loaded.path or loaded.checkpoint, settings, loaded.label)
         except (ValueError, TypeError) as exc:
-            st.error(f"Cannot analyse this checkpoint: {exc}")
+            st.error(f"Cannot analyse this checkpoint: {plain(exc)}")
             return None
     else:
         report = found[sources.index(source) - 1][1]
-        st.warning(f"Showing the precomputed file {source.split(': ', 1)[1]} (not computed in "
-                   f"this session): {report.split} split, {report.count} images, tau "
+        st.warning(f"Showing the precomputed file {plain(source.split(': ', 1)[1])} (not "
+                   f"computed in this session): {report.split} split, {report.count} images, tau "
                    f"{report.tau:g}.")
     app_state().shown.report = report
     return report
@@ -184,7 +185,7 @@ def k_curves(loaded: LoadedCheckpoint, report) -> None:
                   "above)", settings, "others", options=usable,
                   format_func=lambda p: Path(p).name)
     for why, names in skipped.items():
-        st.caption(f"Not offered: {', '.join(names)}: {why}")
+        st.caption(f"Not offered: {plain(', '.join(names))}: {plain(why)}")
     reports = {Path(loaded.label).stem: report}
     reports |= {Path(p).stem: _report(loaded, p, settings, Path(p).name) for p in others}
     _k_figure(loaded, ad.k_curves(reports))

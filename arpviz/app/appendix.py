@@ -22,6 +22,7 @@ from arpviz.simulate import (
     rate_against_size,
     simulate_object_2d,
 )
+from arpviz.text import plain
 
 __all__ = ["FLOOR_CHOICES", "controls", "distributions", "object_section", "summary"]
 
@@ -74,7 +75,7 @@ def _floor(settings: AppendixSettings) -> float:
             st.info("Measuring needs a SynthBirds checkpoint loaded in the sidebar; set the "
                     "floor by hand.")
         elif all(c.mode == "stride" for c in stage_controls(loaded.model)):
-            st.info(f"{loaded.label} pools nothing (every stage is strided): there is no "
+            st.info(f"{plain(loaded.label)} pools nothing (every stage is strided): there is no "
                     "confidence map to measure; set the floor by hand.")
         else:
             floors = cached_floor(loaded.key, loaded)
@@ -83,7 +84,7 @@ def _floor(settings: AppendixSettings) -> float:
             stage = bind(st.selectbox, "stage", settings, "floor_stage", options=list(floors),
                          format_func=stage_label)
             floor = floors[stage]
-            st.caption(f"In {loaded.label}, {stage_label(stage)}, the confidence averages "
+            st.caption(f"In {plain(loaded.label)}, {stage_label(stage)}, the confidence averages "
                        f"{floor.level:.3f} off the bird and peaks at {floor.peak:.3f} (mean over "
                        f"{floor.count} images): a floor of {floor.relative:.3f} relative to the "
                        "peak, the unit of the slider below (the background's level over what "

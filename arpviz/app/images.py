@@ -29,6 +29,7 @@ from arpviz.app.state import (
 )
 from arpviz.checkpoint import CheckpointMeta
 from arpviz.explorer import catalog, inputs
+from arpviz.text import plain
 
 __all__ = ["ShownImage", "dataset_id", "image_input", "open_file", "open_sample",
            "resolve_image", "upload_control"]
@@ -135,12 +136,12 @@ def upload_control(choice: ImageChoice, meta: CheckpointMeta, *, label: str) -> 
         resources.decode_upload(data, digest, upload.name, meta)
     except ValueError as exc:
         logger.info("image rejected: %s", exc)
-        st.error(f"Cannot use this image: {exc}")
+        st.error(f"Cannot use this image: {plain(exc)}")
         return
     except Exception as exc:  # noqa: BLE001 - an odd file must not take the app down
         logger.exception("unexpected error decoding %s", upload.name)
-        st.error(f"Cannot use this image: {upload.name!r} could not be decoded "
-                 f"({type(exc).__name__}: {exc})")
+        st.error(f"Cannot use this image: {plain(upload.name)} could not be decoded "
+                 f"({type(exc).__name__}: {plain(exc)})")
         return
     choice.show_upload(UploadedImage(upload.name, digest, data),
                        str(getattr(upload, "file_id", upload.name)))
@@ -153,7 +154,7 @@ def _photo(loaded: LoadedCheckpoint, choice: ImageChoice) -> ShownImage | None:
     try:
         image = resources.decode_upload(photo.data, photo.digest, photo.name, loaded.meta)
     except ValueError as exc:
-        st.error(f"Cannot use {photo.name} with this checkpoint: {exc}")
+        st.error(f"Cannot use {plain(photo.name)} with this checkpoint: {plain(exc)}")
         return None
     return ShownImage(image, None, True, _title(image, "your photo"))
 
@@ -167,7 +168,7 @@ def _file(loaded: LoadedCheckpoint, choice: ImageChoice) -> ShownImage | None:
         stat = path.stat()
         image = resources.decode_file(str(path), (stat.st_mtime_ns, stat.st_size), loaded.meta)
     except (ValueError, OSError) as exc:
-        st.error(f"Cannot use {path.name}: {exc}")
+        st.error(f"Cannot use {plain(path.name)}: {plain(exc)}")
         return None
     return ShownImage(image, None, True, _title(image, "opened from the Gallery"))
 
@@ -212,9 +213,9 @@ def image_input(loaded: LoadedCheckpoint) -> ShownImage | None:
     shown = resolve_image(loaded, state, control=True)
     if shown is not None:
         state.shown.image = shown
-        st.caption(f"Image: **{shown.title}**")
+        st.caption(f"Image: **{plain(shown.title)}**")
         if shown.image.truth is not None:
-            st.caption(f"True class: **{shown.image.truth.name}**")
+            st.caption(f"True class: **{plain(shown.image.truth.name)}**")
         if shown.image.notes:
-            st.info("; ".join(shown.image.notes) + ".")
+            st.info(plain("; ".join(shown.image.notes) + "."))
     return shown

@@ -9,6 +9,7 @@ from arpviz.app.images import ShownImage
 from arpviz.app.state import LoadedCheckpoint, app_state
 from arpviz.explorer import catalog, records
 from arpviz.explorer.results import ExploreView, PredictionTable
+from arpviz.text import plain
 
 __all__ = ["download_buttons", "show_model_card", "show_prediction_flag",
            "show_prediction_table", "show_predictions", "show_stage_numbers",
@@ -28,10 +29,10 @@ def show_model_card(loaded: LoadedCheckpoint) -> None:
     card = catalog.model_card(loaded.meta)
     with st.expander("Model card", expanded=True):
         st.markdown(
-            f"**{loaded.label}**  \n"
-            f"backbone `{card['backbone']}`, {card['classes']} classes, input "
+            f"**{plain(loaded.label)}**  \n"
+            f"backbone {plain(card['backbone'])}, {card['classes']} classes, input "
             f"{card['input_size']} px, {card['local_branches']} local branch(es)  \n"
-            f"data set: {card['dataset']}, {card['epochs']} epoch(s)"
+            f"data set: {plain(card['dataset'])}, {card['epochs']} epoch(s)"
         )
         lines = [
             f"- {s['label']}"
@@ -42,11 +43,11 @@ def show_model_card(loaded: LoadedCheckpoint) -> None:
         ]
         st.markdown("Trained settings:\n" + "\n".join(lines))
         for line in card["about"]:
-            st.caption(line)
+            st.caption(plain(line))
         if catalog.trained_on_synthbirds(loaded.meta):
             st.caption(synthbirds_note(loaded))
         if card["metrics"]:
-            metrics = ", ".join(f"{k} {v:.3g}" for k, v in card["metrics"].items())
+            metrics = ", ".join(f"{plain(k)} {v:.3g}" for k, v in card["metrics"].items())
             best = card["best_val_top1"]
             extra = f" (best val top-1 {best:.1f}%)" if best is not None else ""
             st.caption(f"last epoch: {metrics}{extra}")
@@ -61,14 +62,15 @@ def show_prediction_flag(table: PredictionTable, loaded: LoadedCheckpoint, shown
     top = table.top1
     if table.flipped:
         st.warning(
-            f"Top-1 flipped: **{table.ref_top1_name}** ({table.ref_top1_prob:.1%}) under the "
-            f"{reference} is now **{top.name}** ({top.prob:.1%}).", icon="⚠️")
+            f"Top-1 flipped: **{plain(table.ref_top1_name)}** ({table.ref_top1_prob:.1%}) under "
+            f"the {reference} is now **{plain(top.name)}** ({top.prob:.1%}).", icon="⚠️")
     else:
-        st.success(f"Top-1: **{top.name}** ({top.prob:.1%}), the same as under the {reference}.")
+        st.success(f"Top-1: **{plain(top.name)}** ({top.prob:.1%}), the same as under the "
+                   f"{reference}.")
     if shown.image.truth is not None:
         truth = shown.image.truth
         verdict = "correct" if top.index == truth.label else "wrong"
-        st.caption(f"True class: {truth.name} (top-1 is {verdict}).")
+        st.caption(f"True class: {plain(truth.name)} (top-1 is {verdict}).")
 
 
 def show_prediction_table(table: PredictionTable, *, reference: str = "trained setting",

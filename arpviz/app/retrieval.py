@@ -22,6 +22,7 @@ from arpviz.checkpoint import CheckpointMeta
 from arpviz.explorer import retrieval as rx
 from arpviz.explorer.figures import retrieval as figures
 from arpviz.models.stages import mode_label
+from arpviz.text import plain
 
 __all__ = ["gallery_index", "offer_reid_checkpoints", "query", "query_figure", "ranking",
            "results"]
@@ -94,7 +95,7 @@ def offer_reid_checkpoints(loaded: LoadedCheckpoint) -> None:
     st.markdown("Open a re-ID checkpoint (the sidebar switches to it):")
     for i, (path, meta) in enumerate(found):
         cfg = meta.config
-        st.button(f"Open {path.name} (Conv3 {mode_label(cfg.conv3)}, Conv4 "
+        st.button(f"Open {plain(path.name)} (Conv3 {mode_label(cfg.conv3)}, Conv4 "
                   f"{mode_label(cfg.conv4)})", key=f"retrieval_open_{i}",
                   type="primary" if i == 0 else "secondary", disabled=uploaded,
                   on_click=_open_checkpoint, args=(state, str(path)))
@@ -123,11 +124,11 @@ def query(loaded: LoadedCheckpoint, index: rx.GalleryIndex) -> rx.QueryImage | N
     try:
         found = _decode(photo.digest, photo.name, loaded.key, photo.data, loaded.meta)
     except ValueError as exc:
-        st.error(f"Cannot use this image: {exc}")
+        st.error(f"Cannot use this image: {plain(exc)}")
         return None
-    st.caption(f"Query: **{photo.name}** (your photo)")
+    st.caption(f"Query: **{plain(photo.name)}** (your photo)")
     if found.notes:
-        st.info(f"{photo.name}: " + "; ".join(found.notes) + ".")
+        st.info(plain(f"{photo.name}: " + "; ".join(found.notes) + "."))
     return found
 
 

@@ -27,6 +27,7 @@ from arpviz.checkpoint import CheckpointError
 from arpviz.convert import convert_cached
 from arpviz.explorer import catalog
 from arpviz.explorer.runtime import DEVICE_CHOICES, resolve_device
+from arpviz.text import plain
 from arpviz.weights import WeightsError
 
 __all__ = ["APP_ROOT", "MAX_CHECKPOINT_MB", "checkpoint_paths", "require_checkpoint",
@@ -76,7 +77,7 @@ def _folder_input(state: AppState) -> list[Path]:
             st.warning(str(exc))
         else:
             if not Path(folder).expanduser().is_dir():
-                st.warning(f"No folder {folder!r}.")
+                st.warning(f"No folder {plain(folder)}.")
     return checkpoint_paths(state)
 
 
@@ -103,7 +104,7 @@ def _download(state: AppState, offer: catalog.ImagenetOffer) -> None:
         return
     except (CheckpointError, OSError, ValueError) as exc:
         logger.warning("conversion failed: %s", exc)
-        st.error(f"Cannot convert {offer.label}: {' '.join(str(exc).split())}")
+        st.error(f"Cannot convert {offer.label}: {plain(exc)}")
         return
     state.checkpoint = _IMAGENET + offer.arch
     st.switch_page("pages/explore.py")
@@ -139,9 +140,9 @@ def _describe(path: str) -> str:
     """What the chosen file holds and where it is (a file whose header cannot be read: only
     where; loading it says what is wrong)."""
     try:
-        return f"{catalog.describe_file(path)}  \nfile: {_rel(Path(path))}"
+        return f"{plain(catalog.describe_file(path))}  \nfile: {plain(_rel(Path(path)))}"
     except (CheckpointError, OSError, ValueError, TypeError):
-        return f"file: {_rel(Path(path))}"
+        return f"file: {plain(_rel(Path(path)))}"
 
 
 def _load(upload, choice: Path | None, device: str,
@@ -237,11 +238,11 @@ def sidebar() -> LoadedCheckpoint | None:
                 state.load_error = _NOTHING
         except (CheckpointError, FileNotFoundError, OSError, ValueError) as exc:
             logger.warning("checkpoint rejected: %s", exc)
-            state.load_error = f"Cannot load this checkpoint: {exc}"
+            state.load_error = f"Cannot load this checkpoint: {plain(exc)}"
         except Exception as exc:  # noqa: BLE001 - a malformed file must not take the app down
             logger.exception("unexpected error loading a checkpoint")
             state.load_error = (f"Cannot load this checkpoint: it is malformed "
-                                f"({type(exc).__name__}: {exc})")
+                                f"({type(exc).__name__}: {plain(exc)})")
         if state.load_error:
             st.error(state.load_error)
         if loaded is not None:

@@ -24,6 +24,7 @@ from arpviz.app.state import TrainingSettings, app_state, bind
 from arpviz.checkpoint import CheckpointMeta
 from arpviz.explorer import catalog, inputs
 from arpviz.explorer.figures import history as figures
+from arpviz.text import plain
 
 __all__ = ["MAX_RUNS", "SPEEDS", "comparison_offer", "player", "runs"]
 
@@ -55,7 +56,7 @@ def probe_images(record: catalog.TrainingRecord):
                      sort_keys=True, default=str)
     images, note = _probe_images(key, record.probe_count, meta)
     if note:
-        st.caption(f"{record.name}: {note}")
+        st.caption(f"{plain(record.name)}: {plain(note)}")
     return images
 
 
@@ -69,7 +70,7 @@ def runs() -> tuple[dict[str, catalog.TrainingRecord], list[catalog.TrainingReco
     records, skipped = catalog.discover_runs(checkpoint_paths(), _read, upload)
     if skipped:
         with st.expander(f"{len(skipped)} checkpoint(s) without a usable history"):
-            st.markdown("\n".join(f"- {s}" for s in skipped))
+            st.markdown("\n".join(f"- {plain(s)}" for s in skipped))
     if not records:
         st.info("No checkpoint with a training history found. Train one (`python -m "
                 "arpviz.train --config configs/synthbirds_wide_msgn_arp.json`), or pick a folder "
@@ -176,8 +177,8 @@ def comparison_offer(records: dict[str, catalog.TrainingRecord],
     def add() -> None:
         settings.runs = (names + [m for m in missing if m not in names])[:MAX_RUNS]
 
-    st.info(f"Add {' and '.join(f'**{m}**' for m in missing)} to the runs above to compare ARP "
-            "with the spatial transformer on the same probe images, epoch by epoch.")
+    st.info(f"Add {' and '.join(f'**{plain(m)}**' for m in missing)} to the runs above to "
+            "compare ARP with the spatial transformer on the same probe images, epoch by epoch.")
     st.button("Compare " + " with ".join(r.name for r in possible[0]), key="train_add_pair",
               on_click=add, disabled=not room,
               help=None if room else f"At most {MAX_RUNS} runs: remove one first.")

@@ -13,6 +13,7 @@ from arpviz.app.state import app_state, bind
 from arpviz.explorer import catalog
 from arpviz.explorer.figures import history as figures
 from arpviz.models.stages import stage_label
+from arpviz.text import plain
 
 __all__ = ["comparison_section", "probe_section"]
 
@@ -63,7 +64,7 @@ def probe_section(runs: list[catalog.TrainingRecord], epoch: int, images_of: Ima
         with column:
             images = images_of(run)
             probes = list(range(min(shown, run.probe_count)))
-            st.markdown(f"**{figures.run_label(run)}**")
+            st.markdown(f"**{plain(figures.run_label(run))}**")
             if run.at(epoch).epoch != epoch:
                 st.caption(f"No snapshot at epoch {epoch}: showing epoch {run.at(epoch).epoch}.")
             own = [s for s in stages if s in catalog.stage_names(run.at(epoch))]
@@ -99,7 +100,7 @@ def _maps(runs: list[catalog.TrainingRecord], pooled: list[catalog.TrainingRecor
     for column, run in zip(st.columns(len(pooled)), pooled, strict=True):
         with column:
             if probe < run.probe_count:
-                st.markdown(f"**{run.name}**, probe #{probe}, epoch {run.at(epoch).epoch}")
+                st.markdown(f"**{plain(run.name)}**, probe #{probe}, epoch {run.at(epoch).epoch}")
                 st.plotly_chart(figures.confidence_figure(run, epoch, probe),
                                 width="content", key=f"train_conf_{names.index(run.name)}")
     rows = [row for run in pooled if probe < run.probe_count
@@ -153,6 +154,7 @@ def comparison_section(runs: list[catalog.TrainingRecord], epoch: int, animate: 
                                   show_conv3=show_conv3, animate=animate,
                                   stage=f"conv4.local{branch}"),
         width="stretch", key="train_pair_fig")
-    st.caption(f"Each probe twice: {arp.name} (left) and {stn.name} (right) at epoch {epoch}; "
+    st.caption(f"Each probe twice: {plain(arp.name)} (left) and {plain(stn.name)} (right) at "
+               f"epoch {epoch}; "
                "captions: the top-1's probability, ✓ / ✗ against the label (hover: the "
                "classes). Both runs' learning curves are in the first figure.")

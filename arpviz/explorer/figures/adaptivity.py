@@ -14,6 +14,7 @@ from arpviz.explorer.ablation import name as row_name
 from arpviz.explorer.adaptivity import PLACEMENTS, ComparisonRow, KCurve, RatePoints
 from arpviz.models.stages import stage_label
 from arpviz.palette import REFERENCE, RIGHT, WRONG, series_colour, stage_colour
+from arpviz.text import figure_text
 
 __all__ = [
     "comparison_figure",
@@ -44,7 +45,7 @@ def rate_scatter(points: RatePoints, class_names: Sequence[str] = ()) -> go.Figu
         keep = points.correct == correct
         if not keep.any():
             continue
-        names = [class_names[i] if 0 <= i < len(class_names) else str(i)
+        names = [figure_text(class_names[i]) if 0 <= i < len(class_names) else str(i)
                  for i in points.label[keep]]
         custom = np.stack([points.index[keep], points.spread[keep]], axis=1).tolist()
         fig.add_trace(go.Scatter(

@@ -32,6 +32,7 @@ from arpviz.palette import (
     series_colour,
     stage_colour,
 )
+from arpviz.text import figure_text
 
 __all__ = [
     "boxes_figure",
@@ -150,9 +151,10 @@ def _truth_traces(truth: GroundTruth, to_image=None) -> list[dict]:
     box = truth.box if to_image is None else to_image(truth.box)
     xs, ys = _rect(box)
     traces = [{"type": "scatter", "x": xs, "y": ys, "mode": "lines",
-               "name": f"truth: {truth.name}",
+               "name": f"truth: {figure_text(truth.name)}",
                "line": {"color": TRUTH, "width": 2, "dash": "dash"},
-               "hovertemplate": f"ground truth box<br>{truth.name}<extra></extra>"}]
+               "hovertemplate": f"ground truth box<br>{figure_text(truth.name)}"
+                                "<extra></extra>"}]
     if truth.keypoints:
         names = list(truth.keypoints)
         pts = np.array([truth.keypoints[n] for n in names], dtype=float)
@@ -449,10 +451,10 @@ def predictions_figure(
     """The top-5 probabilities now and under the reference (horizontal bars, full class names
     wrapped; hover: the changes)."""
     rows = list(table.rows)[::-1]
-    names = [f"{r.rank}. {_wrap(r.name, 34)}" for r in rows]
+    names = [f"{r.rank}. {_wrap(figure_text(r.name), 34)}" for r in rows]
     height = max(height, 60 + 22 * sum(n.count("<br>") + 2 for n in names))
     hover = [
-        f"<b>{r.name}</b><br>now {r.prob:.4f} (rank {r.rank})<br>"
+        f"<b>{figure_text(r.name)}</b><br>now {r.prob:.4f} (rank {r.rank})<br>"
         f"{reference}: {r.ref_prob:.4f} (rank {r.ref_rank})<br>"
         f"change {r.delta:+.4f}, rank {r.rank_change:+d}" for r in rows
     ]
@@ -479,9 +481,10 @@ def sweep_figure(sweep: KSweep, height: int = 460) -> go.Figure:
                         subplot_titles=("class probability", "crop size (input pixels)"))
     for i, (index, name) in enumerate(zip(sweep.classes, sweep.class_names, strict=True)):
         fig.add_trace(go.Scatter(
-            x=sweep.ks, y=sweep.probs[:, index], mode="lines+markers", name=_wrap(name),
+            x=sweep.ks, y=sweep.probs[:, index], mode="lines+markers",
+            name=_wrap(figure_text(name)),
             line={"color": series_colour(i)}, legendgroup="classes",
-            hovertemplate="k %{x:.2f}: p %{y:.4f}<extra>" + name + "</extra>",
+            hovertemplate="k %{x:.2f}: p %{y:.4f}<extra>" + figure_text(name) + "</extra>",
         ), row=1, col=1)
     for values, label, dash in ((sweep.crop_h, "crop height", "solid"),
                                 (sweep.crop_w, "crop width", "dash")):
@@ -544,5 +547,6 @@ def faithfulness_figure(check: CropCheck, height: int = 340) -> go.Figure:
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     fig.update_xaxes(title="box of the same size as the crop", row=1, col=1)
     fig.update_xaxes(title="the crop scaled about its centre (1 = the crop)", row=1, col=2)
-    fig.update_layout(**_layout(f"top-1 class: {_wrap(check.target_name, 90)}", height))
+    title = f"top-1 class: {_wrap(figure_text(check.target_name), 90)}"
+    fig.update_layout(**_layout(title, height))
     return fig

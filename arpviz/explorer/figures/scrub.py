@@ -17,6 +17,7 @@ from arpviz.explorer.figures.explore import png_uri
 from arpviz.explorer.results import KSweep
 from arpviz.models.stages import mode_label, stage_label
 from arpviz.palette import stage_colour
+from arpviz.text import figure_text
 
 __all__ = ["scrub_figure"]
 
@@ -53,10 +54,11 @@ def _bars(sweep: KSweep, step: int) -> dict:
     top = sweep.top(step, _TOP)
     return {"type": "bar", "orientation": "h", "xaxis": "x3", "yaxis": "y3",
             "y": [f"#{i + 1}" for i in range(len(top))], "x": [p for _, p in top],
-            "text": [f"{name}  {p:.3f}" for name, p in top], "textposition": "auto",
+            "text": [f"{figure_text(name)}  {p:.3f}" for name, p in top],
+            "textposition": "auto",
             "insidetextanchor": "start", "cliponaxis": False, "name": "top-5",
             "marker": {"color": "#4c78a8"}, "showlegend": False,
-            "customdata": [name for name, _ in top],
+            "customdata": [figure_text(name) for name, _ in top],
             "hovertemplate": "%{customdata}: p %{x:.4f}<extra></extra>"}
 
 

@@ -25,6 +25,7 @@ from arpviz.explorer.catalog import TrainingRecord, stage_names
 from arpviz.explorer.figures.history.names import _size, stage_mode, stage_title
 from arpviz.models.stages import mode_label
 from arpviz.palette import RIGHT, SIDES, WRONG, stage_colour
+from arpviz.text import figure_text
 
 __all__ = ["BoxLayer", "comparison_figure", "probe_figure", "tiles_figure"]
 
@@ -202,7 +203,7 @@ def _prediction_caption(
     p = [float(v) for v in probs[probe].tolist()]
 
     def cname(i: int) -> str:
-        return class_names[i] if 0 <= i < len(class_names) else str(i)
+        return figure_text(class_names[i]) if 0 <= i < len(class_names) else str(i)
 
     label = int(labels[probe]) if labels is not None and probe < len(labels) else None
     ranked = enumerate(zip(top, p, strict=True))
