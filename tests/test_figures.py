@@ -72,7 +72,8 @@ def test_boxes_figure_draws_every_stage_and_the_truth() -> None:
     assert conv3.line.color == stage_colour("conv3")
     assert "Conv4 local 0 (ARP)" in boxes
     assert "rates 0.600 x 0.550 (height x width)" in conv3.hovertemplate
-    assert fig.layout.yaxis.range == (64, 0)  # y down, like the image
+    low, high = fig.layout.yaxis.range
+    assert low > 64 and high < 0 and low - 64 == pytest.approx(-high)  # y down, a margin
     truth = inputs.GroundTruth(1, "class 1", (10.0, 12.0, 30.0, 40.0), {"beak": (11.0, 13.0)})
     with_truth = _by_name(fg.boxes_figure(view, truth))
     assert list(with_truth["truth: class 1"].x) == [10.0, 30.0, 30.0, 10.0, 10.0]
@@ -196,10 +197,11 @@ def test_photo_figure_draws_the_network_input_and_boxes_in_photo_pixels() -> Non
     traces = _by_name(fg.boxes_figure(view, photo=photo))
     frame = traces["network input"]
     x1, y1, x2, y2 = geometry.crop_area
-    assert list(frame.x) == [x1, x2, x2, x1, x1] and list(frame.y) == [y1, y1, y2, y2, y1]
+    # drawn just outside the network's input, so a crop of all of it never hides the frame
+    assert min(frame.x) < x1 and max(frame.x) > x2 and min(frame.y) < y1 and max(frame.y) > y2
     conv3 = traces["Conv3 (ARP)"]
     bx1, by1, bx2, by2 = geometry.to_image(view.stages["conv3"].image_box)
-    assert list(conv3.x) == pytest.approx([bx1, bx2, bx2, bx1, bx1])
+    assert list(conv3.x) == pytest.approx([bx1, bx2, bx2, bx1, bx1])  # the first: not inset
     assert list(conv3.y) == pytest.approx([by1, by1, by2, by2, by1])
     assert photo.squeezed == pytest.approx(2.0)  # a 2:1 photo squeezed into a square
 
@@ -219,3 +221,25 @@ def test_stage_views_figure_shows_every_stage_once() -> None:
     assert [b.xaxis or "x" for b in boxes] == ["x", "x3"]  # one map each
     empty = session.ExploreView(view.image, {}, {}, view.probs, view.predictions)
     assert len(fg.stage_views_figure(empty).data) == 0
+
+
+def test_coincident_boxes_stay_visible_and_labelled() -> None:
+    """Two stages with the same box (Conv3 at rate 1 and Conv4 spanning its whole map): the
+    second is drawn inset with another dash, each has a corner label, hover keeps the truth."""
+    from dataclasses import replace
+
+    view = _view()
+    whole = (0.0, 0.0, 64.0, 64.0)
+    stages = {name: replace(stage, image_box=whole) for name, stage in view.stages.items()}
+    same = replace(view, stages=stages)
+    fig = fg.boxes_figure(same)
+    boxes = _by_name(fig)
+    first, second = boxes["Conv3 (ARP)"], boxes["Conv4 local 0 (ARP)"]
+    assert list(first.x) == [0.0, 64.0, 64.0, 0.0, 0.0]
+    assert min(second.x) > 0 and max(second.x) < 64 and min(second.y) > 0
+    assert first.line.dash != second.line.dash
+    assert "x 0.0-64.0, y 0.0-64.0" in second.hovertemplate  # the true box
+    labels = [a.text for a in fig.layout.annotations]
+    assert labels == ["Conv3", "Conv4 local 0"]
+    ys = [a.y for a in fig.layout.annotations]
+    assert ys[1] > ys[0]  # corners that meet: the labels stack

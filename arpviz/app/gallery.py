@@ -22,6 +22,9 @@ from arpviz.text import plain
 __all__ = ["PAGE_SIZE", "explained", "filtered", "grid", "source_of"]
 
 PAGE_SIZE = 12
+#: Streamlit's named colours closest to each stage's colour (arpviz.palette), for the key.
+_NAMED = {"conv3": "blue", "conv4.main": "orange", "conv4.local0": "orange",
+          "conv4.local1": "green", "conv4.local2": "red", "conv4.local3": "violet"}
 SCAN_PAGE = 24
 COLUMNS = 4
 
@@ -148,6 +151,11 @@ def grid(loaded: LoadedCheckpoint, source: gallery.GallerySource,
     page = int(bind(st.number_input, f"Page (of {pages})", settings, "page", min_value=1,
                     max_value=pages)) - 1
     st.caption(f"{len(shown)} of {total} images pass the filters.")
+    stages = list(next((i.record.stages for i in shown if i.record.ok), {}))
+    if stages:
+        key = " ".join(f":{_NAMED.get(n, 'gray')}[■ {stage_label(n)}]" for n in stages)
+        st.markdown(f"Boxes: {key} (each next stage drawn slightly inside the one before, so "
+                    "boxes that coincide stay visible)")
     for row in range(0, PAGE_SIZE, COLUMNS):
         cells = shown[page * PAGE_SIZE + row: page * PAGE_SIZE + row + COLUMNS]
         for column, item in zip(st.columns(COLUMNS), cells, strict=False):

@@ -21,7 +21,8 @@ def _outline(colour: str) -> tuple[int, int, int]:
     return (0, 0, 0) if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else (255, 255, 255)
 
 
-def overlay_png(image: Image.Image, record: ImageRecord, *, max_side: int | None = None) -> bytes:
+def overlay_png(image: Image.Image, record: ImageRecord, *, max_side: int | None = None,
+                labels: bool = True) -> bytes:
     """The image with every stage's box of ``record`` drawn on it, as PNG bytes.
 
     ``image`` is the decoded PIL image the record belongs to (e.g.
@@ -29,7 +30,10 @@ def overlay_png(image: Image.Image, record: ImageRecord, *, max_side: int | None
     colour (:func:`arpviz.palette.stage_colour`) and a label (the stage's name
     and mode, outlined so it reads on any photo); the line width grows with the image.
     ``max_side`` (a thumbnail, e.g. for a gallery) shrinks a larger image first so that its
-    longer side is ``max_side``, and draws the boxes at that scale.
+    longer side is ``max_side``, and draws the boxes at that scale. Stage ``i`` is drawn inset
+    by ``i`` line widths and a pixel, so coincident boxes (Conv3 at rate 1 and a Conv4 crop of
+    its whole map, say) stay visible side by side. ``labels`` off leaves the names out (a
+    thumbnail too small to hold them: say which colour is which beside it).
     """
     if not isinstance(image, Image.Image):
         raise TypeError(f"image must be a PIL image, got {type(image).__name__}")
@@ -54,8 +58,12 @@ def overlay_png(image: Image.Image, record: ImageRecord, *, max_side: int | None
     for row, (name, stage) in enumerate(record.stages.items()):
         colour = stage_colour(name)
         x1, y1, x2, y2 = (v * scale for v in stage.box)
+        inset = min(row * (width + 1), max(0.0, (x2 - x1) / 2 - 1), max(0.0, (y2 - y1) / 2 - 1))
+        x1, y1, x2, y2 = x1 + inset, y1 + inset, x2 - inset, y2 - inset
         # PIL's rectangle includes its far edge; a box under a pixel wide stays one pixel
         draw.rectangle((x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)), outline=colour, width=width)
+        if not labels:
+            continue
         label = stage_label(name, stage.mode)
         label = label if stage.k is None else f"{label} k={stage.k:g}"
         tx, ty = x1 + width + 1, y1 + width + 1 + row * line  # nested boxes: labels stack

@@ -191,7 +191,8 @@ def explain_gallery_page(
     return [
         GalleryItem(
             index=start + i, record=record,
-            thumbnail=None if image is None else overlay_png(image, record, max_side=thumb),
+            thumbnail=None if image is None else overlay_png(image, record, max_side=thumb,
+                                                             labels=False),
             label=label, label_name=None if label is None else (
                 names[label] if label < len(names) else str(label)),
             trained_top1=trained[i])

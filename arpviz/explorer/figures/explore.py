@@ -36,6 +36,7 @@ from arpviz.text import figure_text
 
 __all__ = [
     "boxes_figure",
+    "stage_box_traces",
     "confidence_figure",
     "crops_figure",
     "faithfulness_figure",
@@ -134,17 +135,69 @@ def _stage_hover(stage: StageView, box: Sequence[float]) -> str:
     )
 
 
+#: Line styles of the stages in drawing order (with the inset, coincident boxes stay apart).
+_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
+def _inset(box: Sequence[float], amount: float) -> tuple[float, float, float, float]:
+    """``box`` shrunk by ``amount`` on every side (never past its centre)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    dx = min(amount, (x2 - x1) / 2 * 0.9)
+    dy = min(amount, (y2 - y1) / 2 * 0.9)
+    return (x1 + dx, y1 + dy, x2 - dx, y2 - dy)
+
+
 def _box_trace(stage: StageView, box: Sequence[float] | None = None, dash: str | None = None,
-               legend: str | None = None, showlegend: bool = True) -> dict:
+               legend: str | None = None, showlegend: bool = True,
+               drawn: Sequence[float] | None = None, width: float = 3) -> dict:
+    """A stage's box as a line trace: hover shows ``box`` (default the stage's image box),
+    the line is drawn at ``drawn`` (default ``box``; an inset copy keeps coincident boxes
+    apart)."""
     box = stage.image_box if box is None else box
-    xs, ys = _rect(box)
-    line = {"color": stage_colour(stage.name), "width": 3}
+    xs, ys = _rect(box if drawn is None else drawn)
+    line = {"color": stage_colour(stage.name), "width": width}
     if dash:
         line["dash"] = dash
     return {"type": "scatter", "x": xs, "y": ys, "mode": "lines",
             "name": legend or stage.label, "line": line,
             "hovertemplate": _stage_hover(stage, box), "showlegend": showlegend,
             "legendgroup": stage.name}
+
+
+def _contrast(colour: str) -> str:
+    """Black or white, whichever reads on ``colour`` (``#rrggbb``)."""
+    r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return "#000000" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "#ffffff"
+
+
+def _corner_label(stage: StageView, drawn: Sequence[float], row: int, unit: float) -> dict:
+    """The stage's short name in its colour at the top-left corner inside its (drawn) box;
+    labels of boxes whose corners meet stack downwards (``row``)."""
+    return {"x": drawn[0] + unit, "y": drawn[1] + unit + row * 16 * unit, "xref": "x",
+            "yref": "y", "text": stage_label(stage.name), "showarrow": False,
+            "xanchor": "left", "yanchor": "top", "font": {"size": 11,
+                                                          "color": _contrast(stage_colour(
+                                                              stage.name))},
+            "bgcolor": stage_colour(stage.name), "opacity": 0.9, "borderpad": 1}
+
+
+def stage_box_traces(view: ExploreView, to_image=None, unit: float = 1.0
+                     ) -> tuple[list[dict], list[dict]]:
+    """Every stage's box, told apart: stage ``i`` is drawn inset by ``3 i`` display pixels
+    (``unit``: image pixels per display pixel) with its own dash, a corner label in its colour
+    (stacked where corners meet); hover gives the true box. Returns ``(traces,
+    annotations)``. Click a legend entry to hide a stage's box."""
+    traces, labels = [], []
+    corners: list[tuple[float, float]] = []
+    for i, stage in enumerate(view.stages.values()):
+        true = stage.image_box if to_image is None else to_image(stage.image_box)
+        drawn = _inset(true, 3 * i * unit)
+        traces.append(_box_trace(stage, true, dash=_DASHES[i % len(_DASHES)], drawn=drawn))
+        near = sum(1 for cx, cy in corners if abs(cx - drawn[0]) < 40 * unit
+                   and abs(cy - drawn[1]) < 16 * unit * (len(corners) + 1))
+        corners.append((drawn[0], drawn[1]))
+        labels.append(_corner_label(stage, drawn, near, unit))
+    return traces, labels
 
 
 def _truth_traces(truth: GroundTruth, to_image=None) -> list[dict]:
@@ -206,12 +259,14 @@ def boxes_figure(
     *,
     photo: Photo | None = None,
 ) -> go.Figure:
-    """Every pooled stage's crop box (a colour per branch, a legend) on the image.
+    """Every pooled stage's crop box (a colour, a dash and a corner label per stage, drawn inset
+    so that coincident boxes stay visible; hover: the true box) on the image.
 
     Without ``photo``: on the network's input (input pixels). With ``photo``: on the image as
     it was uploaded, at its true aspect and in its own pixels, with the network's input (the
-    evaluation transform's resize and centre crop) drawn as a dashed frame. ``truth`` adds the
-    ground-truth box (dashed white) and keypoints (crosses).
+    evaluation transform's resize and centre crop) drawn as a dashed frame just outside it, so
+    a crop of the whole input never hides it. ``truth`` adds the ground-truth box (dashed
+    white) and keypoints (crosses).
     """
     if photo is None:
         h, w = view.image.shape[:2]
@@ -222,18 +277,24 @@ def boxes_figure(
         shown = _display_scale(photo)
         data = [_image_trace(photo.source, 0.0, 0.0, shown, shown, "photo")]
         to_image = photo.to_image
-        xs, ys = _rect(photo.input_frame)
+    unit = max(w, h) / max(height - 60, 100)  # image pixels per display pixel, about
+    if photo is not None:
+        x1, y1, x2, y2 = photo.input_frame
+        xs, ys = _rect((x1 - 2 * unit, y1 - 2 * unit, x2 + 2 * unit, y2 + 2 * unit))
         data.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines",
                      "name": "network input",
                      "line": {"color": NETWORK_INPUT, "width": 2, "dash": "dash"},
                      "hovertemplate": "what the network sees (resize and centre crop)"
                                       "<extra></extra>"})
-    for stage in view.stages.values():
-        box = None if to_image is None else to_image(stage.image_box)
-        data.append(_box_trace(stage, box))
+    traces, labels = stage_box_traces(view, to_image, unit)
+    data += traces
     if truth is not None:
         data += _truth_traces(truth, to_image)
-    return _figure(data, _layout(title, height, **_image_axes(w, h)))
+    axes = _image_axes(w, h)
+    pad = 3 * unit
+    axes["xaxis"]["range"] = [-pad, w + pad]
+    axes["yaxis"]["range"] = [h + pad, -pad]
+    return _figure(data, _layout(title, height, annotations=labels, **axes))
 
 
 def _display_scale(photo: Photo) -> float:
