@@ -211,10 +211,13 @@ def test_stage_views_figure_shows_every_stage_once() -> None:
     fig = fg.stage_views_figure(view, opacity=0.3)
     heat = [t for t in fig.data if isinstance(t, go.Heatmap)]
     assert len(heat) == 2 and all(h.opacity == 0.3 for h in heat)
-    assert sum(bool(h.showscale) for h in heat) == 1  # one colour scale for the figure
+    # a colour scale per stage, each on its own range (ARP's sigmoid 0-1 here)
+    assert all(h.showscale for h in heat) and [(h.zmin, h.zmax) for h in heat] == [(0, 1)] * 2
+    assert fg.confidence_range("arpfg", np.array([[0.0, 1.7]])) == (0.0, pytest.approx(1.7))
+    assert fg.confidence_range("zoom", np.zeros((2, 2))) == (0.0, 1.0)
     images = [t for t in fig.data if isinstance(t, go.Image)]
     assert len(images) == 4  # the input under each map, and each stage's crop
-    texts = [a.text for a in fig.layout.annotations]
+    texts = [a.text.replace("\u00a0", " ").replace("<br>", " ") for a in fig.layout.annotations]
     assert any("Conv4 local 0 (ARP)" in t and "8 x 10 map" in t for t in texts)
     assert any("-> 4 x 5 cells" in t for t in texts)
     boxes = [t for t in fig.data if isinstance(t, go.Scatter) and t.name.endswith("crop")]

@@ -36,6 +36,7 @@ from arpviz.text import figure_text
 
 __all__ = [
     "boxes_figure",
+    "confidence_range",
     "stage_box_traces",
     "confidence_figure",
     "crops_figure",
@@ -302,6 +303,20 @@ def _display_scale(photo: Photo) -> float:
     return max(photo.width, photo.height) / min(max(photo.width, photo.height), DISPLAY_SIDE)
 
 
+#: Modes whose confidence is ``sigmoid(tau * s)`` (0 to 1); the others' is ``relu(tau * s)``
+#: (0 to its maximum) or a mask (0 to 1).
+_SIGMOID_MODES = ("rp", "arp")
+
+
+def confidence_range(mode: str, confidence: np.ndarray) -> tuple[float, float]:
+    """The colour range of a stage's confidence map: 0 to 1 for the paper's sigmoid (RP, ARP)
+    and for a mask, 0 to the map's maximum for the floor-free maps (ARP-FG, the learnt zoom)."""
+    if mode in _SIGMOID_MODES or mode.startswith("oracle"):
+        return 0.0, 1.0
+    top = float(np.nanmax(confidence)) if confidence.size else 1.0
+    return 0.0, top if top > 0 else 1.0
+
+
 def _confidence_traces(view: ExploreView, stage: str, opacity: float, axes: str = "",
                        colourbar: dict | None = None) -> list[dict]:
     """The input image, a stage's confidence map on the region its map covers (its frame,
@@ -316,9 +331,11 @@ def _confidence_traces(view: ExploreView, stage: str, opacity: float, axes: str 
     fx1, fy1, fx2, fy2 = s.frame
     dx, dy = (fx2 - fx1) / conf.shape[1], (fy2 - fy1) / conf.shape[0]
     on_axes = {} if not axes else {"xaxis": f"x{axes}", "yaxis": f"y{axes}"}
+    low, high = confidence_range(s.mode, conf)
     data = [_array_trace(view.image, axes=axes), {
         "type": "heatmap", "z": np.round(conf, 4).tolist(), "x0": fx1 + dx / 2, "dx": dx,
         "y0": fy1 + dy / 2, "dy": dy, "opacity": opacity, "colorscale": INFERNO,
+        "zmin": low, "zmax": high,
         "name": "confidence", "showscale": colourbar is not None,
         "colorbar": colourbar or {"title": {"text": "C"}, "thickness": 12},
         "hovertemplate": f"{s.label}<br>x %{{x:.1f}}, y %{{y:.1f}}<br>confidence %{{z:.4f}}"
@@ -370,36 +387,43 @@ def stage_views_figure(view: ExploreView, opacity: float = 0.6, long_side: int =
             {"text": "no pooled stage in this model", "showarrow": False}]))
     h, w = view.image.shape[:2]
     n = len(names)
-    gap = 0.06
-    width = (1 - gap * (n - 1)) / n
+    gap = 0.1  # room for each column's own colour bar
+    width = (1 - gap * n) / n
     data: list[dict] = []
     layout = _layout(None, height, annotations=[], showlegend=False)
+    chars = max(16, int(120 * width))  # about the characters a column's title holds
     for c, name in enumerate(names):
         s = view.stages[name]
         left = c * (width + gap)
         x_domain = [max(0.0, left), min(1.0, left + width)]
         top, bottom = str(2 * c + 1) if c else "", str(2 * c + 2)
-        colourbar = ({"title": {"text": "C"}, "thickness": 10, "len": 0.45, "y": 1.0,
-                      "yanchor": "top"} if c == n - 1 else None)
+        scale = "C = sigmoid(s)" if s.mode in _SIGMOID_MODES else (
+            "mask" if s.mode.startswith("oracle") else "C = relu(s)")
+        colourbar = {"title": {"text": scale, "side": "right"}, "thickness": 8, "len": 0.36,
+                     "y": 0.9, "yanchor": "top", "x": min(1.0, left + width) + 0.005,
+                     "xanchor": "left", "tickfont": {"size": 9}}
         data += _confidence_traces(view, name, opacity, top, colourbar)
-        layout.update(_image_axes(w, h, domain=(x_domain, [0.52, 0.92]), axes=top))
+        layout.update(_image_axes(w, h, domain=(x_domain, [0.52, 0.9]), axes=top))
         crop = crop_image(view.image, s.image_box, s.out_size, long_side)
         x1, y1, x2, y2 = s.image_box
         data.append(_array_trace(crop, x1, y1, (x2 - x1) / crop.shape[1],
                                  (y2 - y1) / crop.shape[0], name=s.label, axes=bottom))
-        layout.update(_image_axes(x2 - x1, y2 - y1, x1, y1, domain=(x_domain, [0.0, 0.4]),
+        layout.update(_image_axes(x2 - x1, y2 - y1, x1, y1, domain=(x_domain, [0.0, 0.38]),
                                   axes=bottom))
         ch, cw = s.crop_size
         conf = s.confidence
-        for y, text in ((1.0, f"<b>{s.label}</b><br>confidence, {conf.shape[0]} x "
-                             f"{conf.shape[1]} map; rates {s.rates[0]:.3f} x {s.rates[1]:.3f}"),
-                        (0.47, f"what the next layer sees: {ch:.0f} x {cw:.0f} px -> "
-                               f"{s.out_size[0]} x {s.out_size[1]} cells")):
+        nb = "\u00a0"  # a size such as "4 x 5 cells" never breaks across lines
+        for y, text in ((1.0, f"<b>{s.label}</b><br>" + _wrap(
+                             f"confidence, {conf.shape[0]}{nb}x{nb}{conf.shape[1]}{nb}map; "
+                             f"rates {s.rates[0]:.3f}{nb}x{nb}{s.rates[1]:.3f}", chars)),
+                        (0.47, _wrap(f"what the next layer sees: {ch:.0f}{nb}x{nb}{cw:.0f}{nb}px"
+                                     f" -> {s.out_size[0]}{nb}x{nb}{s.out_size[1]}{nb}cells",
+                                     chars))):
             layout["annotations"].append({
                 "text": text, "x": left + width / 2, "y": y, "xref": "paper", "yref": "paper",
                 "xanchor": "center", "yanchor": "top", "showarrow": False,
                 "font": {"size": 12}})
-    layout["margin"] = {"l": 10, "r": 10, "t": 20, "b": 10}
+    layout["margin"] = {"l": 10, "r": 40, "t": 20, "b": 10}
     return _figure(data, layout)
 
 
