@@ -33,7 +33,7 @@ from loopback import (
 
 from arpviz import checkpoint as ckpt
 from arpviz import convert as cv
-from arpviz import train
+from arpviz import train, weights_catalog, weights_download
 from arpviz import weights as wt
 from arpviz.models import MSGNConfig, from_torchvision
 
@@ -193,8 +193,8 @@ def test_failed_downloads_leave_nothing(fault: str, words: str, payload: bytes, 
 @pytest.fixture()
 def quick(monkeypatch: pytest.MonkeyPatch) -> None:
     """Limits of seconds: 1 s to connect and between reads, 1 kB/s at least."""
-    monkeypatch.setattr(wt, "TIMEOUT", 1.0)
-    monkeypatch.setattr(wt, "MIN_RATE", 1000)
+    monkeypatch.setattr(weights_download, "TIMEOUT", 1.0)
+    monkeypatch.setattr(weights_download, "MIN_RATE", 1000)
 
 
 def _fails(entry: wt.WeightsEntry, reply, home: Path, monkeypatch: pytest.MonkeyPatch,
@@ -232,9 +232,9 @@ def test_stalled_or_trickling_server_gives_up(kind: str, words: str, payload: by
 def test_a_transfer_past_the_deadline_is_cut(payload: bytes, good: wt.WeightsEntry, home: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Fast enough for the rate rule, too slow for the deadline."""
-    monkeypatch.setattr(wt, "TIMEOUT", 1.0)
-    monkeypatch.setattr(wt, "MIN_RATE", 1)
-    monkeypatch.setattr(wt, "DEADLINE", 2.0)
+    monkeypatch.setattr(weights_download, "TIMEOUT", 1.0)
+    monkeypatch.setattr(weights_download, "MIN_RATE", 1)
+    monkeypatch.setattr(weights_download, "DEADLINE", 2.0)
     _fails(good, trickle(payload, step=200, every=0.05), home, monkeypatch,
            "took longer than 2 s", within=8.0)
 
@@ -249,7 +249,7 @@ def test_never_more_bytes_than_the_file_has(payload: bytes, good: wt.WeightsEntr
     _fails(good, unannounced(payload + bytes(3 << 20)), home, monkeypatch,
            f"more than the {good.max_bytes} bytes")
     # an entry of unknown size: capped at MAX_UNKNOWN_BYTES
-    monkeypatch.setattr(wt, "MAX_UNKNOWN_BYTES", 100_000)
+    monkeypatch.setattr(weights_catalog, "MAX_UNKNOWN_BYTES", 100_000)
     unknown = wt.WeightsEntry(good.arch, good.name, good.url, size_mb=None)
     assert unknown.max_bytes == 100_000
     _fails(unknown, unannounced(payload), home, monkeypatch, "more than the 100000 bytes")
