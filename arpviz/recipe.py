@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from arpviz.checkpoint_format import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from arpviz.models import MSGNConfig
 from arpviz.validation import check_count, check_positive, dataclass_fields_of
 
@@ -28,7 +29,9 @@ class TrainConfig:
     ``limit_train``/``limit_val`` cut the splits (smoke tests); ``threads`` sets torch's CPU
     threads; ``cache`` renders SynthBirds once into memory; ``stop_after`` ends the run after
     that epoch (the schedule stays that of ``epochs``; ``--resume`` goes on); ``device`` is
-    ``auto`` (CUDA when present), ``cpu`` or ``cuda``. ``localisation_lr_scale`` multiplies the
+    ``auto`` (CUDA when present), ``cpu`` or ``cuda``. ``image_size`` becomes the checkpoint's
+    input size, so it is bounded as a checkpoint's is (:data:`arpviz.checkpoint.MIN_INPUT_SIZE`
+    to :data:`~arpviz.checkpoint.MAX_INPUT_SIZE`) before any work. ``localisation_lr_scale`` multiplies the
     learning rate of the spatial transformers' localisation networks (the STN baseline; the
     spatial-transformer paper trains them at a reduced rate), 1 for every other parameter.
     A re-ID data set (:data:`arpviz.reid.REID_DATASETS`) switches to the re-ID recipe: P x K
@@ -69,6 +72,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "image_size"):
             check_count(getattr(self, name), name)
+        if not MIN_INPUT_SIZE <= self.image_size <= MAX_INPUT_SIZE:
+            # the checkpoint's input size, which arpviz.checkpoint refuses outside these bounds
+            raise ValueError(f"image_size must be in [{MIN_INPUT_SIZE}, {MAX_INPUT_SIZE}] pixels "
+                             "(the input sizes a checkpoint may have, "
+                             f"arpviz.checkpoint.MAX_INPUT_SIZE), got {self.image_size!r}")
         for name in ("lr", "warmup_lr", "localisation_lr_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -147,7 +155,8 @@ FIELD_HELP: dict[str, str] = {
     "model": "MSGNConfig fields as JSON, merged into the config's, e.g. '{\"backbone\": \"tiny\"}'",
     "dataset": "data set as JSON, replacing the config's, "
     "e.g. '{\"name\": \"cub\", \"root\": \"CUB_200_2011\"}'",
-    "image_size": "input side in pixels (training crop and test centre crop)",
+    "image_size": f"input side in pixels, {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} (training crop "
+    "and test centre crop)",
     "epochs": "epochs of the schedule",
     "batch_size": "images per step and process",
     "lr": "peak learning rate (after warm-up)",

@@ -96,6 +96,19 @@ def test_config_round_trip_and_validation(tmp_path):
         train_main(["--epochs", "-1", "--out", str(tmp_path / "x.safetensors")])
 
 
+def test_image_size_is_bounded_as_a_checkpoint_reader_bounds_it(tmp_path, capsys):
+    """A run cannot write a checkpoint that arpviz.checkpoint refuses to read."""
+    assert TrainConfig(image_size=ckpt.MAX_INPUT_SIZE).image_size == ckpt.MAX_INPUT_SIZE
+    for bad in (ckpt.MAX_INPUT_SIZE + 1, 2000, ckpt.MIN_INPUT_SIZE - 1):
+        with pytest.raises(ValueError, match=f"image_size .*{ckpt.MAX_INPUT_SIZE}.*got {bad}"):
+            TrainConfig(image_size=bad)
+    out = tmp_path / "big.safetensors"
+    with pytest.raises(SystemExit) as info:
+        train_main(["--image-size", "2000", "--out", str(out)])
+    assert info.value.code == 2 and "image_size" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_localisation_lr_scale_applies_to_the_stn_only():
     stn = MSGN(MSGNConfig(backbone="tiny", conv4="stn", num_classes=4))
     groups = param_groups(stn, 0.1)
