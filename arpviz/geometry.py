@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from arpviz.data.transforms import default_resize
+from arpviz.datasources import REID_DATASETS
 
 if TYPE_CHECKING:
     from arpviz.checkpoint import CheckpointMeta
@@ -29,11 +30,15 @@ def eval_resize(meta: CheckpointMeta) -> tuple[int, bool]:
     A converted torchvision network (``dataset`` ``keep_aspect`` true, or ``name``
     ``"imagenet"``) is evaluated as torchvision evaluates it: the shorter side resized to the
     recorded ``resize`` (256 for a 224 input; 232 for the V2 weights), the aspect kept, then the
-    centre crop. Every other checkpoint (SynthBirds, CUB, class folders) was trained with a
-    square resize to :func:`~arpviz.data.transforms.default_resize` and is evaluated so.
+    centre crop. A re-ID checkpoint (SynthReID, VeRi-776, Market-1501) is evaluated with a
+    square resize to the input size, no crop (:func:`arpviz.datasources.build_reid`). Every
+    other checkpoint (SynthBirds, CUB, class folders) was trained with a square resize to
+    :func:`~arpviz.data.transforms.default_resize` and is evaluated so.
     """
     size = int(meta.input_size)
     dataset = meta.dataset
+    if dataset.get("name") in REID_DATASETS:
+        return size, False
     keep = bool(dataset.get("keep_aspect", dataset.get("name") == "imagenet"))
     if not keep:
         return default_resize(size), False

@@ -484,3 +484,20 @@ def test_live_session_on_cuda_matches_the_cpu(tiny_checkpoint: Path) -> None:
     np.testing.assert_allclose(on_gpu.probs, on_cpu.probs, atol=1e-4)
     for name, stage in on_cpu.stages.items():
         np.testing.assert_allclose(on_gpu.stages[name].image_box, stage.image_box, atol=1e-3)
+
+
+def test_a_reid_checkpoint_offers_its_query_images_as_samples() -> None:
+    """Explore on a SynthReID checkpoint shows its query split (what Retrieval ranks), prepared
+    as the re-ID network evaluates (a square resize to the input size, no crop)."""
+    from arpviz.checkpoint import read_meta
+    from arpviz.geometry import eval_resize
+
+    meta = read_meta(Path(__file__).resolve().parents[1] / "checkpoints"
+                     / "synthreid_msgn_arp.safetensors")
+    assert eval_resize(meta) == (meta.input_size, False)
+    count = inputs.sample_count(meta)
+    assert count > 0 and inputs.sample_split(meta) == "query"
+    sample = inputs.synth_sample(meta, count - 1)
+    assert sample.image.shape == (meta.input_size, meta.input_size, 3)
+    assert sample.truth is not None and sample.truth.label == -1  # an unseen identity
+    assert sample.truth.name.startswith("identity ") and sample.name == f"query #{count - 1}"

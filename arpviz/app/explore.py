@@ -7,6 +7,8 @@ rendering; results are kept in ``app_state().shown`` (the export and the tests r
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from arpviz.app import controls, outputs
@@ -26,12 +28,18 @@ __all__ = ["about_panel", "steer"]
 
 
 def about_panel(loaded: LoadedCheckpoint) -> None:
-    """What the model was trained on, and under "What am I looking at?" MSGN's layout."""
+    """What the model was trained on (once, here)."""
     if catalog.trained_on_synthbirds(loaded.meta):
         st.info(outputs.synthbirds_note(loaded), icon=":material/info:")
-    with st.expander("What am I looking at?"):
-        stages = stage_controls(loaded.model)
-        st.graphviz_chart(diagram.msgn_dot(stages, loaded.meta.input_size))
+
+
+def _what_am_i_looking_at(loaded: LoadedCheckpoint, view: ExploreView) -> None:
+    """MSGN's layout as it runs now (the stage settings of ``view``, so the diagram follows the
+    controls), and what each part does, in words."""
+    with st.expander("What am I looking at? (the network as set now)"):
+        stages = [replace(c, trained=view.settings.get(c.name, c.trained))
+                  for c in stage_controls(loaded.model)]
+        st.graphviz_chart(diagram.msgn_dot(stages, loaded.meta.input_size), width="stretch")
         st.markdown("\n\n".join(diagram.about_lines(
             stages, loaded.meta.input_size, is_reid(loaded.meta.dataset))))
 
@@ -66,6 +74,7 @@ def _steer(loaded: LoadedCheckpoint, shown: ShownImage) -> None:
     state.shown.explore = view
     drawn = photo.photo_of(shown.image, loaded.meta)
     with right:
+        _what_am_i_looking_at(loaded, view)
         st.markdown("#### Crop box of every stage")
         st.plotly_chart(figures.boxes_figure(view, shown.truth, photo=drawn),
                         key="explore_boxes")

@@ -78,7 +78,7 @@ def dataset_id(meta: CheckpointMeta) -> str:
 
 
 def _split(meta: CheckpointMeta) -> str:
-    return str(meta.dataset.get("eval_split", "val"))
+    return inputs.sample_split(meta)
 
 
 def open_sample(loaded: LoadedCheckpoint, index: int, state: AppState | None = None) -> None:
@@ -214,8 +214,11 @@ def image_input(loaded: LoadedCheckpoint) -> ShownImage | None:
     if shown is not None:
         state.shown.image = shown
         st.caption(f"Image: **{plain(shown.title)}**")
-        if shown.image.truth is not None:
-            st.caption(f"True class: **{plain(shown.image.truth.name)}**")
+        truth = shown.image.truth
+        if truth is not None:
+            st.caption(f"True class: **{plain(truth.name)}**" if truth.label >= 0 else
+                       f"**{plain(truth.name)}**: a test identity the classifier never saw "
+                       "(Retrieval ranks the gallery by it)")
         if shown.image.notes:
             st.info(plain("; ".join(shown.image.notes) + "."))
     return shown

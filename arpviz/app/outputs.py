@@ -44,8 +44,6 @@ def show_model_card(loaded: LoadedCheckpoint) -> None:
         st.markdown("Trained settings:\n" + "\n".join(lines))
         for line in card["about"]:
             st.caption(plain(line))
-        if catalog.trained_on_synthbirds(loaded.meta):
-            st.caption(synthbirds_note(loaded))
         if card["metrics"]:
             metrics = ", ".join(f"{plain(k)} {v:.3g}" for k, v in card["metrics"].items())
             best = card["best_val_top1"]
@@ -67,7 +65,7 @@ def show_prediction_flag(table: PredictionTable, loaded: LoadedCheckpoint, shown
     else:
         st.success(f"Top-1: **{plain(top.name)}** ({top.prob:.1%}), the same as under the "
                    f"{reference}.")
-    if shown.image.truth is not None:
+    if shown.image.truth is not None and shown.image.truth.label >= 0:
         truth = shown.image.truth
         verdict = "correct" if top.index == truth.label else "wrong"
         st.caption(f"True class: {plain(truth.name)} (top-1 is {verdict}).")

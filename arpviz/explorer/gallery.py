@@ -80,7 +80,7 @@ def folder_source(folder: str | os.PathLike, roots: Sequence[Path] | None = None
 
 def synth_source(meta: CheckpointMeta) -> GallerySource:
     """The SynthBirds evaluation split of a checkpoint (``ValueError`` when it has none)."""
-    count = sample_count(meta)
+    count = sample_count(meta) if meta.dataset.get("name") == "synthbirds" else 0
     if not count:
         raise ValueError("this checkpoint was not trained on SynthBirds; it has no samples")
     split = str(meta.dataset.get("eval_split", "val"))

@@ -49,6 +49,7 @@ __all__ = [
     "probe_images",
     "probe_images_or_blank",
     "sample_count",
+    "sample_split",
     "synth_sample",
 ]
 
@@ -224,39 +225,70 @@ def load_file(path: str | Path, meta: CheckpointMeta) -> PreparedImage:
     return preprocess(info.image, meta, name=path.name, notes=info.notes_for(meta.input_size))
 
 
+def _synthreid(meta: CheckpointMeta) -> bool:
+    return meta.dataset.get("name") == "synthreid"
+
+
+def _query_split(meta: CheckpointMeta):
+    """A SynthReID checkpoint's query split, rendered at its input size (as it evaluates)."""
+    from arpviz.data.synthreid import SynthReID, SynthReIDConfig
+
+    config = SynthReIDConfig.from_dict(dict(meta.dataset.get("config", {})))
+    return SynthReID(config.replace(image_size=int(meta.input_size)), "query")
+
+
 def sample_count(meta: CheckpointMeta) -> int:
-    """How many SynthBirds samples the checkpoint's evaluation split has (0 if not SynthBirds)."""
+    """How many built-in samples the checkpoint has: its SynthBirds evaluation split, or the
+    query split of a SynthReID checkpoint (0 for any other data set)."""
+    if _synthreid(meta):
+        return len(_query_split(meta))
     if not trained_on_synthbirds(meta):
         return 0
     config = synth_config(meta.dataset, meta.input_size)
     return config.split_size(str(meta.dataset.get("eval_split", "val")))
 
 
-def synth_sample(meta: CheckpointMeta, index: int) -> PreparedImage:
-    """Render sample ``index`` of the checkpoint's SynthBirds evaluation split, with its truth.
+def sample_split(meta: CheckpointMeta) -> str:
+    """The split the built-in samples come from (``val``/``test``, or ``query`` for re-ID)."""
+    return "query" if _synthreid(meta) else str(meta.dataset.get("eval_split", "val"))
 
-    Raises:
-        ValueError: the checkpoint was not trained on SynthBirds.
-        IndexError: ``index`` out of range.
-    """
-    if not trained_on_synthbirds(meta):
-        raise ValueError("this checkpoint was not trained on SynthBirds; it has no samples")
-    config = synth_config(meta.dataset, meta.input_size)
-    split = str(meta.dataset.get("eval_split", "val"))
-    sample = SynthBirds(config, split).render(int(index))
+
+def _truth(sample, meta: CheckpointMeta, label: int, label_name: str) -> GroundTruth:
+    """A rendered sample's box and keypoints mapped into the network's input."""
     height, width = sample.image.shape[:2]
     point = InputGeometry.of_checkpoint(width, height, meta).to_input
     size = float(meta.input_size)
-
     x1, y1 = point(sample.box[0], sample.box[1])
     x2, y2 = point(sample.box[2], sample.box[3])
     box = (min(max(x1, 0.0), size), min(max(y1, 0.0), size),
            min(max(x2, 0.0), size), min(max(y2, 0.0), size))
     keypoints = {part: point(*xy) for part, xy in sample.keypoints.items()}
+    return GroundTruth(label, label_name, box, keypoints)
+
+
+def synth_sample(meta: CheckpointMeta, index: int) -> PreparedImage:
+    """Render built-in sample ``index`` (:func:`sample_split`), with its truth: a SynthBirds
+    image's class, or a SynthReID query's identity and camera (``label`` -1: a test identity
+    the classifier never saw, so no prediction is right or wrong).
+
+    Raises:
+        ValueError: the checkpoint has no built-in samples.
+        IndexError: ``index`` out of range.
+    """
+    split = sample_split(meta)
+    if _synthreid(meta):
+        sample = _query_split(meta).render(int(index))
+        truth = _truth(sample, meta, -1, f"identity {sample.pid}, camera {sample.camera}")
+        return preprocess(sample.image, meta, name=f"{split} #{int(index)}", truth=truth)
+    if not trained_on_synthbirds(meta):
+        raise ValueError("this checkpoint was not trained on SynthBirds or SynthReID; it has no "
+                         "built-in samples")
+    config = synth_config(meta.dataset, meta.input_size)
+    sample = SynthBirds(config, split).render(int(index))
     names = meta.class_names
     label_name = names[sample.label] if sample.label < len(names) else str(sample.label)
-    truth = GroundTruth(sample.label, label_name, box, keypoints)
-    return preprocess(sample.image, meta, name=f"{split} #{int(index)}", truth=truth)
+    return preprocess(sample.image, meta, name=f"{split} #{int(index)}",
+                      truth=_truth(sample, meta, sample.label, label_name))
 
 
 def crop_image(
