@@ -117,7 +117,8 @@ def test_verdict_says_when_a_rate_is_constant(report: AdaptivityReport) -> None:
 def test_tables_curves_and_figures(report: AdaptivityReport) -> None:
     rows = ad.correlation_rows(report, "conv3")
     assert [r["measure"] for r in rows][:2] == ["rate_h ~ object height", "rate_w ~ object width"]
-    assert rows[0]["spearman"] == report.stages["conv3"].rate_vs_object["height"]["spearman"]
+    expected = report.stages["conv3"].rate_vs_object["height"]["spearman"]
+    assert rows[0]["spearman"] == f"{expected:+.2f}"  # one precision for the column
     curves = ad.k_curves({"a": report, "b": report})
     assert len(curves) == 4  # two ARP stages, two reports
     assert curves[0].k == tuple(report.stages["conv3"].k_curve["k"])

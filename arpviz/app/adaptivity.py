@@ -107,19 +107,22 @@ def choose_report(loaded: LoadedCheckpoint):
              help="C = sigmoid(tau * s). An extension beyond the paper: a larger tau sharpens "
                   "the confidence map. tau = 1 is the paper's operator.")
     found = _precomputed(loaded.path, loaded.key[2]) if loaded.path else []
-    sources = ["computed here"] + [f"precomputed: {p.relative_to(APP_ROOT)}"
-                                   if p.is_relative_to(APP_ROOT) else str(p) for p, _ in found]
+    committed = [f"precomputed: {p.relative_to(APP_ROOT)}" if p.is_relative_to(APP_ROOT)
+                 else str(p) for p, _ in found]
+    # a committed analysis of this very file opens first (no wait); computing is a click away
+    sources = committed + ["computed here"]
     source = bind(st.radio, "Results", settings, "source", options=sources, horizontal=True,
                   help="A committed analysis of this very checkpoint (same SHA-256), made with "
-                       "python -m arpviz.analysis; its split, image count and tau are its own.")
-    if source == sources[0]:
+                       "python -m arpviz.analysis; its split, image count and tau are its own. "
+                       "'computed here' analyses the split, images and tau above now.")
+    if source == "computed here":
         try:
             report = _report(loaded, loaded.path or loaded.checkpoint, settings, loaded.label)
         except (ValueError, TypeError) as exc:
             st.error(f"Cannot analyse this checkpoint: {plain(exc)}")
             return None
     else:
-        report = found[sources.index(source) - 1][1]
+        report = found[committed.index(source)][1]
         st.warning(f"Showing the precomputed file {plain(source.split(': ', 1)[1])} (not "
                    f"computed in this session): {report.split} split, {report.count} images, tau "
                    f"{report.tau:g}.")
@@ -168,12 +171,25 @@ def rate_section(loaded: LoadedCheckpoint, report) -> None:
             open_sample(loaded, int(index if picked is None else picked))
             st.switch_page("pages/explore.py")
     rows = ad.correlation_rows(report, stage)
-    if rows:
-        st.markdown(f"**Correlations of {stage_label(stage)}'s rate** (bootstrap 95% intervals, "
-                    f"{report.settings.get('n_boot', '?')} resamples)")
-        st.dataframe(rows, hide_index=True)
-    else:
+    if not rows:
         st.info("No ground truth: no correlations with the object.")
+        return
+    title = (f"Correlations of {stage_label(stage)}'s rate (bootstrap 95% intervals, "
+             f"{report.settings.get('n_boot', '?')} resamples)")
+    constant = ad.constant_rate(report.stages[stage])
+    if constant is not None:  # the verdict said it: the numbers below move no crop
+        with st.expander(f"{title}: the rate is constant in effect, read them as noise"):
+            st.caption(f"The rate is constant in effect ({constant}): a correlation here, "
+                       "however far its interval is from 0, describes changes too small to move "
+                       "the crop by a cell, so it says nothing about adaptation.")
+            st.dataframe(rows, hide_index=True)
+        return
+    st.markdown(f"**{title}**")
+    st.caption("How to read them: a Spearman correlation whose interval lies above 0 says "
+               "bigger objects (or parts spread wider) get bigger crops, the adaptation ARP is "
+               "for; below 0, smaller crops; an interval holding 0, no relation detectable at "
+               "this image count.")
+    st.dataframe(rows, hide_index=True)
 
 
 def k_curves(loaded: LoadedCheckpoint, report) -> None:
@@ -247,10 +263,11 @@ def wide_runs() -> None:
         st.info("No committed wide-scale analyses here (logs/wide/ of a source checkout).")
         return
     st.plotly_chart(figures.comparison_figure(compared), key="adapt_compare")
-    st.dataframe([{"checkpoint": r.label, "test top-1 %": None if r.top1 != r.top1 else r.top1,
+    st.dataframe([{"checkpoint": r.label,
+                   "test top-1 %": "n/a (no network)" if r.top1 != r.top1 else f"{r.top1:.1f}",
                    "rate": f"{r.rate_mean:.3f} ± {r.rate_sd:.3f}",
-                   "Spearman with height": r.spearman,
-                   "95% CI": "-" if r.ci95 is None else f"[{r.ci95[0]:+.2f}, {r.ci95[1]:+.2f}]"}
+                   "Spearman with height": "n/a" if r.spearman is None else f"{r.spearman:+.2f}",
+                   "95% CI": "n/a" if r.ci95 is None else f"[{r.ci95[0]:+.2f}, {r.ci95[1]:+.2f}]"}
                   for r in compared], hide_index=True, key="adapt_compare_table")
 
 

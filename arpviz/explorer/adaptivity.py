@@ -124,13 +124,14 @@ def run_report(
 def precomputed_reports(
     checkpoint: str | Path, folder: str | Path | None = None
 ) -> list[tuple[Path, AdaptivityReport]]:
-    """The committed analyses (``folder/*.analysis.json``, default ``logs/wide/``) of the
-    checkpoint file ``checkpoint`` (the same SHA-256); unreadable files are skipped with a log
-    line."""
+    """The committed analyses (``folder/*.analysis.json``, default ``logs/paired/`` then
+    ``logs/wide/``) of the checkpoint file ``checkpoint`` (the same SHA-256); unreadable files
+    are skipped with a log line."""
     digest = checkpoint_digest(checkpoint)
-    root = _REPO_ROOT / "logs" / "wide" if folder is None else Path(folder)
+    roots = ([_REPO_ROOT / "logs" / "paired", _REPO_ROOT / "logs" / "wide"] if folder is None
+             else [Path(folder)])
     found = []
-    for path in sorted(root.glob("*.analysis.json")):
+    for path in [p for root in roots for p in sorted(root.glob("*.analysis.json"))]:
         try:
             data = json.loads(path.read_text())
             if data.get("sha256") != digest:
@@ -308,12 +309,17 @@ def picked_index(points: Sequence[Mapping[str, Any]]) -> int | None:
 
 
 def _fmt_ci(ci: Sequence[float] | None) -> str:
-    return "-" if not ci else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
+    return "n/a" if not ci else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+
+def _fmt_r(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2f}"
 
 
 def correlation_rows(report: AdaptivityReport, stage: str) -> list[dict[str, Any]]:
     """The stage's correlations with the object as table rows (``measure``, ``n``, ``pearson``,
-    ``pearson CI95``, ``spearman``, ``spearman CI95``); empty without ground truth."""
+    ``pearson CI95``, ``spearman``, ``spearman CI95``; numbers as text with two decimals, "n/a"
+    where undefined); empty without ground truth."""
     _check_stage(report, stage)
     found = report.stages[stage].rate_vs_object
     if not found:
@@ -330,8 +336,9 @@ def correlation_rows(report: AdaptivityReport, stage: str) -> list[dict[str, Any
     for measure, corr in pairs:
         ci = corr.get("ci95") or {}
         rows.append({"measure": measure, "n": corr.get("n"),
-                     "pearson": corr.get("pearson"), "pearson CI95": _fmt_ci(ci.get("pearson")),
-                     "spearman": corr.get("spearman"),
+                     "pearson": _fmt_r(corr.get("pearson")),
+                     "pearson CI95": _fmt_ci(ci.get("pearson")),
+                     "spearman": _fmt_r(corr.get("spearman")),
                      "spearman CI95": _fmt_ci(ci.get("spearman"))})
     return rows
 

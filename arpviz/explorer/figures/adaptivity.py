@@ -155,32 +155,61 @@ def contrast_histogram(per_stage: Mapping[str, Sequence[float | None]]) -> go.Fi
                    "images")
 
 
+def _binned(size: np.ndarray, rate: np.ndarray, edges: np.ndarray, least: int = 5
+            ) -> list[tuple[float, float, float, float, int, float, float]]:
+    """Per bin of ``size`` with at least ``least`` images: (centre, median rate, lower and
+    upper quartile, count, bin start, bin end)."""
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        keep = np.isfinite(size) & np.isfinite(rate) & (size >= lo) & (size <= hi)
+        if keep.sum() >= least:
+            q1, med, q3 = np.percentile(rate[keep], [25, 50, 75])
+            out.append(((lo + hi) / 2, float(med), float(q1), float(q3), int(keep.sum()),
+                        float(lo), float(hi)))
+    return out
+
+
 def comparison_figure(rows: Sequence[ComparisonRow], dsr: float = 0.5,
-                      stage: str = "conv4.local0") -> go.Figure:
+                      stage: str = "conv4.local0", bins: int = 8) -> go.Figure:
     """Rate against the object's height for several checkpoints (and the ideal maps), one
-    colour each, with rate = size (what following the object means) and the DSR (ARP's lower
-    bound) drawn as lines. Hover: the checkpoint, the image's size and rate."""
+    colour each: the median rate per height bin with its interquartile range (every run's 600
+    points at once would hide each other), with rate = size (what following the object means)
+    and the DSR (ARP's lower bound) drawn as lines. Hover: the bin, its count, median and
+    quartiles, and the run's Spearman correlation over all its images."""
     fig = go.Figure()
     sizes = [r.size[np.isfinite(r.size)] for r in rows if len(r.size)]
     lo = float(min(s.min() for s in sizes)) if sizes else 0.0
     hi = float(max(s.max() for s in sizes)) if sizes else 1.0
+    edges = np.linspace(lo, hi, bins + 1)
     for i, row in enumerate(rows):
         ideal = row.label.startswith("ideal")
         rho = "" if row.spearman is None else f", Spearman {row.spearman:+.2f}"
+        found = _binned(np.asarray(row.size, float), np.asarray(row.rate, float), edges)
+        if not found:
+            continue
+        x, med, q1, q3, n, b0, b1 = (list(v) for v in zip(*found, strict=True))
         fig.add_trace(go.Scatter(
-            x=row.size, y=row.rate, mode="markers", name=f"{row.label}{rho}",
-            marker={"color": series_colour(i), "size": 5, "opacity": 0.55,
-                    "symbol": "diamond-open" if ideal else "circle"},
-            hovertemplate=f"{row.label}<br>object height %{{x:.3f}}<br>rate %{{y:.3f}}"
-                          "<extra></extra>"))
+            x=x, y=med, mode="lines+markers", name=f"{figure_text(row.label)}{rho}",
+            line={"color": series_colour(i), "dash": "dash" if ideal else "solid"},
+            marker={"symbol": "diamond-open" if ideal else "circle", "size": 8},
+            error_y={"type": "data", "symmetric": False,
+                     "array": [b - m for b, m in zip(q3, med, strict=True)],
+                     "arrayminus": [m - a for a, m in zip(q1, med, strict=True)],
+                     "thickness": 1.2, "width": 3},
+            customdata=np.stack([b0, b1, n, q1, q3], axis=1).tolist(),
+            hovertemplate=(f"{figure_text(row.label)}{rho}<br>heights %{{customdata[0]:.2f}}"
+                           "-%{customdata[1]:.2f} (%{customdata[2]} images)<br>median rate "
+                           "%{y:.3f}, quartiles %{customdata[3]:.3f}-%{customdata[4]:.3f}"
+                           "<extra></extra>")))
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="rate = object size",
                              line={"color": "#000000", "dash": "dot"}, hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=[lo, hi], y=[dsr, dsr], mode="lines",
                              name=f"DSR {dsr:g} (ARP's lower bound)",
                              line={"color": REFERENCE, "dash": "dash"}, hoverinfo="skip"))
     fig.update_yaxes(range=[0, 1.05])
-    return _layout(fig, f"{stage_label(stage)}: rate against the bird's height, side by side",
-                   "bird height (share of the stage's frame)", "rate (height)", 480)
+    return _layout(fig, f"{stage_label(stage)}: median rate against the bird's height "
+                   "(bars: quartiles)", "bird height (share of the stage's frame)",
+                   "rate (height)", 480)
 
 
 def ablation_figure(items: Sequence, title: str = "") -> go.Figure:
