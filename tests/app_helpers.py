@@ -17,6 +17,7 @@ own ``<page>.<field>``.
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import numpy as np
@@ -62,9 +63,20 @@ def image_title(at) -> str:
     return shown(at).image.title
 
 
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def rendered(text: object) -> str:
+    """``text`` as the page shows it: the app escapes text from files, checkpoints and users
+    for Markdown (:func:`arpviz.text.plain`: a backslash before every ASCII punctuation
+    character); this takes the backslashes off again (Markdown markup such as ``**`` stays)."""
+    return _ESCAPED.sub(r"\1", str(text))
+
+
 def texts(elements) -> list[str]:
-    """The ``value`` of each element as text."""
-    return [str(e.value) for e in elements]
+    """The ``value`` of each element (captions, messages, Markdown) as the page shows it
+    (:func:`rendered`)."""
+    return [rendered(e.value) for e in elements]
 
 
 def image_captions(at) -> list[str]:

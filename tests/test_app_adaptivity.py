@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from app_helpers import image_title, shown, state, view
+from app_helpers import image_title, shown, state, texts, view
 from helpers import APP, APP_TIMEOUT, run_app
 from streamlit.testing.v1 import AppTest
 
@@ -32,7 +32,7 @@ def test_adaptivity_page_analyses_and_opens_an_image_in_explore(adapt_env: Path)
     assert report.count == 16 and report.split == "val" and report.tau == 1.0
     assert set(report.stages) == {"conv3", "conv4.local0"}
     assert list((adapt_env / "cache" / "analysis").glob("*.json"))  # cached on disk
-    text = " ".join(str(m.value) for m in at.markdown)
+    text = " ".join(texts(at.markdown))
     assert "Conv4 local 0 (ARP) on this checkpoint:" in text and "Spearman" in text
     assert "top-1" in text
     charts = at.get("plotly_chart")
@@ -49,7 +49,7 @@ def test_adaptivity_page_analyses_and_opens_an_image_in_explore(adapt_env: Path)
     assert at.number_input(key="image.sample").value == 5
     assert view(at) is not None  # Explore ran on it
     assert image_title(at).startswith("val #5, ")
-    assert any("val #5" in str(c.value) for c in at.caption), [c.value for c in at.caption]
+    assert any("val #5" in c for c in texts(at.caption)), texts(at.caption)
 
 
 def test_tau_and_split_controls_recompute(adapt_env: Path) -> None:
@@ -59,7 +59,7 @@ def test_tau_and_split_controls_recompute(adapt_env: Path) -> None:
     run_app(at)
     sharp = shown(at).report
     assert sharp.tau == 4.0 and sharp is not first
-    assert "beyond the paper" in " ".join(str(m.value) for m in at.markdown)
+    assert "beyond the paper" in " ".join(texts(at.markdown))
     at.radio(key="adapt.split").set_value("test")
     run_app(at)
     assert shown(at).report.split == "test"

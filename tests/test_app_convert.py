@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from app_helpers import image_title, view
+from app_helpers import image_title, texts, view
 from helpers import run_app
 from loopback import serve, weights_entry, weights_payload
 from PIL import Image
@@ -82,7 +82,7 @@ def test_sidebar_offers_converts_once_and_explore_runs(torch_cache: Path, tmp_pa
     files = sorted(p.name for p in converted.iterdir())
     assert files == [f"{torch_cache.stem}_c3-arp1_c4-arp0.7_dsr0.5.safetensors"]
     stamp = (converted / files[0]).stat().st_mtime_ns
-    captions = " ".join(str(c.value) for c in at.sidebar.caption)
+    captions = _texts(at.sidebar.caption)
     assert "ImageNet-1k, torchvision weights, not fine-tuned" in captions
     assert "ResNet18_Weights.TEST_RANDOM" in captions  # the weights entry it came from
     assert "ARP inserted in conv3, conv4 (conv3 k 1, conv4 k 0.7), DSR 0.5 x 0.5" in captions
@@ -113,7 +113,7 @@ def test_a_broken_cached_file_gives_a_message(torch_cache: Path) -> None:
     at = run_app(AppTest.from_file(APP, default_timeout=TIMEOUT))
     at.sidebar.selectbox(key="arpviz_checkpoint").set_value("imagenet:resnet18")
     run_app(at)
-    assert any("Cannot load this checkpoint" in str(e.value) for e in at.sidebar.error)
+    assert any("Cannot load this checkpoint" in e for e in texts(at.sidebar.error))
     # the app stays up: the tiny checkpoint still loads
     at.sidebar.selectbox(key="arpviz_checkpoint").set_value(
         at.sidebar.selectbox(key="arpviz_checkpoint").options[0])
@@ -149,7 +149,7 @@ def _register(request: pytest.FixtureRequest, entry: wt.WeightsEntry) -> wt.Weig
 
 
 def _texts(elements) -> str:
-    return " ".join(str(e.value) for e in elements)
+    return " ".join(texts(elements))
 
 
 def test_download_button_fetches_verifies_converts_and_opens(
@@ -231,7 +231,7 @@ def test_download_failure_or_offline_says_how_by_hand(
         at.sidebar.button(key="arpviz_download:resnet18").click()
         run_app(at)
         assert server.requests == [entry.file_name]
-    errors = [str(e.value) for e in at.sidebar.error]
+    errors = texts(at.sidebar.error)
     assert len(errors) == 1 and "checksum" in errors[0] and "\n" not in errors[0]
     captions = _texts(at.sidebar.caption)
     assert entry.url in captions and str(empty_cache / entry.file_name) in captions

@@ -24,6 +24,7 @@ from app_helpers import (
     shown,
     state,
     switch,
+    texts,
     upload,
     view,
 )
@@ -36,10 +37,6 @@ from arpviz.explain import InputGeometry
 
 TIMEOUT = 120
 pytestmark = pytest.mark.slow  # the app under AppTest: seconds per test
-
-
-def _texts(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def _start() -> AppTest:
@@ -55,8 +52,8 @@ def _boxes(explained) -> dict[str, tuple[float, ...]]:
 
 def test_explore_every_slider_moves_boxes_and_predictions(app_env: Path) -> None:
     at = _start()
-    assert not at.error, _texts(at.error)
-    sidebar = " ".join(_texts(at.sidebar.markdown))
+    assert not at.error, texts(at.error)
+    sidebar = " ".join(texts(at.sidebar.markdown))
     assert "tiny" in sidebar and "Conv4 local 0 (ARP), k 0.7, DSR 0.5" in sidebar  # model card
     trained = view(at)
     assert set(trained.stages) == {"conv3", "conv4.local0"}
@@ -80,6 +77,11 @@ def test_explore_every_slider_moves_boxes_and_predictions(app_env: Path) -> None
         rows = after.predictions.rows
         assert len(rows) == 5 and rows[0].rank == 1
         assert any(abs(r.delta) > 0 for r in rows), key
+        # the top-5 table on screen (it replaced the Markdown table with block bars)
+        table = at.dataframe[0].value
+        assert list(table["class"]) == [r.name for r in rows], key
+        assert list(table["p"]) == pytest.approx([r.prob for r in rows], abs=1e-6), key
+        assert list(table["Δp"]) == pytest.approx([r.delta for r in rows], abs=1e-6), key
 
     changed = view(at)
     assert set(changed.overrides) == {"conv3", "conv4.local0"}
@@ -98,7 +100,7 @@ def test_explore_every_slider_moves_boxes_and_predictions(app_env: Path) -> None
     at.checkbox(key="image.show_truth").check()
     at.number_input(key="image.sample").set_value(5)
     run_app(at)
-    assert "val #5" in " ".join(_texts(at.caption))
+    assert "val #5" in " ".join(texts(at.caption))
     assert image_title(at).startswith("val #5, ")
     assert view(at).image is not trained.image
     assert state(at).explore.opacity == pytest.approx(0.2)
@@ -133,7 +135,7 @@ def test_top1_flip_is_flagged(app_env: Path) -> None:
     """Each setting's flag says whether the top-1 left the trained setting's; the settings
     (cumulative, ever further from the trained ones) include one that flips it."""
     at = _start()
-    assert any("the same as under the trained setting" in m for m in _texts(at.success))
+    assert any("the same as under the trained setting" in m for m in texts(at.success))
     settings = (("slider", "dsr:conv3", 0.25), ("slider", "dsr:conv4.local0", 0.25),
                 ("slider", "k:conv4.local0", 0.1), ("slider", "k:conv3", 0.1),
                 ("selectbox", "mode:conv4.local0", "arpfg_peak"),
@@ -144,7 +146,7 @@ def test_top1_flip_is_flagged(app_env: Path) -> None:
         getattr(at, kind)(key=key).set_value(value)
         run_app(at)
         now = view(at)
-        warnings = " ".join(_texts(at.warning))
+        warnings = " ".join(texts(at.warning))
         assert now.predictions.flipped == ("Top-1 flipped" in warnings), key
         flips.append(now.predictions.flipped)
     assert any(flips), "none of the settings flipped the top-1: the flag was never tested"
@@ -251,30 +253,30 @@ def test_bad_and_odd_images_give_messages(app_env: Path) -> None:
     at = _start()
     at.radio(key="image.source").set_value("upload")
     run_app(at)
-    assert "Upload an image to explore it." in _texts(at.info)
+    assert "Upload an image to explore it." in texts(at.info)
     for name, data, kind, text in BAD_IMAGES + ODD_IMAGES:
         at.file_uploader(key="image.upload").set_value((name, data, "application/octet-stream"))
         run_app(at)
-        messages = _texts(at.error if kind == "error" else at.info)
+        messages = texts(at.error if kind == "error" else at.info)
         assert any(text in m for m in messages), (name, messages)
         if kind == "error":  # nothing replaced: still no photo
             assert state(at).image.upload is None, name
-            assert "Upload an image to explore it." in _texts(at.info), name
+            assert "Upload an image to explore it." in texts(at.info), name
         if kind == "info":  # converted, explained, and flagged as not SynthBirds
             assert view(at).image.shape == (128, 128, 3)
             assert image_title(at).startswith(f"{name}, "), (name, image_title(at))
             # the note that a SynthBirds model says nothing about a real photo
             assert any("Trained on SynthBirds" in m and "photo" in m
-                       for m in _texts(at.info)), name
+                       for m in texts(at.info)), name
     # a bad file after a good one changes nothing: the last photo stays on screen
     at.file_uploader(key="image.upload").set_value(("late.png", b"nope", "image/png"))
     run_app(at)
-    assert any("Cannot use this image" in m for m in _texts(at.error))
+    assert any("Cannot use this image" in m for m in texts(at.error))
     assert image_title(at).startswith("rotated.jpg, ")
     # clearing the uploader keeps the photo (it stays for every page until replaced)
     at.file_uploader(key="image.upload").set_value(None)
     run_app(at)
-    assert "Upload an image to explore it." not in _texts(at.info)
+    assert "Upload an image to explore it." not in texts(at.info)
     assert image_title(at).startswith("rotated.jpg, ")
     assert any("rotated.jpg" in c for c in image_captions(at))
 
@@ -304,14 +306,14 @@ def test_bad_checkpoints_give_messages(app_env: Path, tiny_checkpoint: Path) -> 
     for name, data, text in cases:
         at.file_uploader(key="arpviz_ckpt_upload").set_value((name, data, "application/x"))
         run_app(at)
-        messages = _texts(at.error)
+        messages = texts(at.error)
         assert any("Cannot load this checkpoint" in m and text in m for m in messages), (
             name, messages)
     at.file_uploader(key="arpviz_ckpt_upload").set_value(
         ("mine.safetensors", good, "application/x"))
     run_app(at)
-    assert not at.error, _texts(at.error)
-    assert "mine.safetensors" in " ".join(_texts(at.sidebar.markdown))
+    assert not at.error, texts(at.error)
+    assert "mine.safetensors" in " ".join(texts(at.sidebar.markdown))
     assert view(at).probs.shape == (24,)
 
 
@@ -321,10 +323,10 @@ def test_no_checkpoint_and_broken_folder(app_env: Path, monkeypatch: pytest.Monk
     empty.mkdir()
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(empty))
     at = _start()
-    assert any("No checkpoint found" in m for m in _texts(at.error))
+    assert any("No checkpoint found" in m for m in texts(at.error))
     at.switch_page("pages/rp_vs_arp.py")
     run_app(at)
-    assert any("No checkpoint found" in m for m in _texts(at.error))
+    assert any("No checkpoint found" in m for m in texts(at.error))
 
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -332,7 +334,7 @@ def test_no_checkpoint_and_broken_folder(app_env: Path, monkeypatch: pytest.Monk
     (broken / "bad.state.safetensors").write_bytes(b"ignored")  # training state: not listed
     at.text_input(key="arpviz_ckpt_dir").set_value(str(broken))
     run_app(at)
-    assert any("not an arpviz checkpoint" in m for m in _texts(at.error))
+    assert any("not an arpviz checkpoint" in m for m in texts(at.error))
     assert at.selectbox(key="arpviz_checkpoint").options == ["bad.safetensors"]
 
 
@@ -361,7 +363,7 @@ def test_folder_outside_the_roots_is_refused(app_env: Path, tiny_checkpoint: Pat
                   str(app_env / ".." / ".." / outside.parent.name / outside.name)):
         at.text_input(key="arpviz_ckpt_dir").set_value(typed)
         run_app(at)
-        warnings = _texts(at.sidebar.warning)
+        warnings = texts(at.sidebar.warning)
         assert any("outside the folders" in w for w in warnings), (typed, warnings)
         options = at.selectbox(key="arpviz_checkpoint").options
         assert len(options) == 1 and options[0].endswith("· mine.safetensors"), (typed, options)
@@ -373,7 +375,7 @@ def test_cuda_choice_without_cuda_falls_back(app_env: Path) -> None:
     at = _start()
     at.radio(key="arpviz_device").set_value("cuda")
     run_app(at)
-    assert any("CUDA is not available" in m for m in _texts(at.sidebar.warning))
+    assert any("CUDA is not available" in m for m in texts(at.sidebar.warning))
     assert view(at).probs.shape == (24,)
 
 
@@ -382,7 +384,7 @@ def test_other_pages_run_under_the_app(app_env: Path, page: str) -> None:
     at = _start()
     at.switch_page(page)
     run_app(at)
-    assert "tiny" in " ".join(_texts(at.sidebar.markdown))  # the sidebar is drawn there too
+    assert "tiny" in " ".join(texts(at.sidebar.markdown))  # the sidebar is drawn there too
 
 
 # ----------------------------------------------------------------------------- export, faithfulness
@@ -418,9 +420,9 @@ def test_downloads_and_faithfulness_on_explore_and_compare(app_env: Path) -> Non
 
 def test_explore_first_view_explains_the_model_and_switches_modes(app_env: Path) -> None:
     at = _start()
-    texts = " ".join(_texts(at.info) + _texts(at.markdown))
-    assert "Trained on SynthBirds" in texts and "ImageNet ResNet" in texts  # before any upload
-    assert "looks at an image twice" in texts  # the What am I looking at panel
+    said = " ".join(texts(at.info) + texts(at.markdown))
+    assert "Trained on SynthBirds" in said and "ImageNet ResNet" in said  # before any upload
+    assert "looks at an image twice" in said  # the What am I looking at panel
     assert any("Conv4 local 0" in g.proto.spec for g in at.get("graphviz_chart"))
     assert at.selectbox(key="mode:conv4.local0").value == "arp"
 
@@ -455,7 +457,7 @@ def test_compare_page_compares_any_two_modes(app_env: Path) -> None:
     assert comparison.modes == ("arpfg", "arp")
     assert comparison.first.stages["conv4.local0"].mode == "arpfg"
     assert comparison.second.stages["conv4.local0"].k == pytest.approx(0.7)
-    assert "ARP-FG" in " ".join(_texts(at.markdown))
+    assert "ARP-FG" in " ".join(texts(at.markdown))
 
 
 # ----------------------------------------------------------------------------- one photo, one k
@@ -485,7 +487,7 @@ def test_one_photo_and_one_k_across_the_pages(app_env: Path) -> None:
     assert at.slider(key="k:conv4.local0:left").value == pytest.approx(0.85)
     assert comparison.first.image.shape == photo_view.image.shape
     np.testing.assert_array_equal(comparison.first.image, photo_view.image)
-    assert "**Conv4 local 0 (ARP)**: k 0.85," in " ".join(_texts(at.caption))
+    assert "**Conv4 local 0 (ARP)**: k 0.85," in " ".join(texts(at.caption))
 
     switch(at, "gallery")
     assert not image_captions(at)  # the Gallery shows a split, not the photo

@@ -11,6 +11,7 @@ widgets and against what the machine last set.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,10 @@ from app_helpers import (
     start,
     state,
     switch,
+    texts,
     upload,
 )
-from helpers import APP, run_app, write_checkpoint
+from helpers import rewrite_checkpoint, run_app, write_checkpoint
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -219,7 +221,7 @@ class AppMachine(RuleBasedStateMachine):
             assert record.stages[stage].dsr is not None
             assert tuple(record.stages[stage].dsr) == pytest.approx((dsr, dsr))
         assert record.top5[0].index == view.predictions.top1.index
-        caption = " ".join(c.value for c in self.at.caption)
+        caption = " ".join(texts(self.at.caption))
         for stage in self._steerable():
             assert view.stages[stage].label in caption  # the stage numbers show this view
 
@@ -249,7 +251,7 @@ class AppMachine(RuleBasedStateMachine):
             expected = f"{what}, " if kind == "upload" else f"val #{what}, "
             assert title.startswith(expected), (self.image, title)
             assert at.radio(key="image.source").value == kind
-            assert any(title in c.value for c in at.caption)  # the page names it
+            assert any(title in c for c in texts(at.caption))  # the page names it
         if has_widget(at.select_slider, "tau"):
             tau = at.select_slider(key="tau").value
             self._expect(("tau",), tau, "tau shown")
@@ -358,13 +360,13 @@ def _pick(at: AppTest, part: str) -> None:
 def test_the_image_source_comes_back_after_a_checkpoint_without_samples(
         app_env: Path, tiny_checkpoint: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A re-ID checkpoint offers uploads only; back on a SynthBirds one, Explore, RP against
-    ARP and the Gallery show samples again, as the user had chosen."""
-    folder = tmp_path / "both"
+    """A checkpoint trained on an image folder offers uploads only; back on a SynthBirds one,
+    Explore, RP against ARP and the Gallery show samples again, as the user had chosen."""
+    folder = tmp_path / "both"  # copies: a link out of the allowed roots is not listed
     folder.mkdir()
-    (folder / "a_tiny.safetensors").symlink_to(tiny_checkpoint)
-    (folder / "b_reid.safetensors").symlink_to(
-        Path(APP).parent / "checkpoints" / "synthreid_msgn_arp.safetensors")
+    shutil.copy(tiny_checkpoint, folder / "a_tiny.safetensors")
+    rewrite_checkpoint(tiny_checkpoint, folder / "b_photos.safetensors", meta=lambda m: m.update(
+        dataset={"name": "folder", "root": str(tmp_path / "photos"), "eval_split": "val"}))
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(folder))
     at = start(180)
     for page, key, sample in (("explore", "image.source", "Data-set sample"),
@@ -373,7 +375,7 @@ def test_the_image_source_comes_back_after_a_checkpoint_without_samples(
         switch(at, page)
         chosen = at.radio(key=key).value
         assert sample in at.radio(key=key).options, page
-        _pick(at, "b_reid")
+        _pick(at, "b_photos")
         assert sample not in at.radio(key=key).options, page
         _pick(at, "a_tiny")
         assert at.radio(key=key).value == chosen, page

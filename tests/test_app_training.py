@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from app_helpers import rendered, texts
 from helpers import rewrite_checkpoint, write_checkpoint
 from streamlit.testing.v1 import AppTest
 
@@ -48,9 +49,9 @@ def _boxes(at: AppTest, key: str = "train_probe_fig_0") -> dict[str, list]:
 
 def _no_debug_text(at: AppTest) -> None:
     """No caption of raw box tuples or internal stage names."""
-    texts = [c.value for c in at.caption] + [m.value for m in at.markdown]
-    assert not any("training boxes" in t or "training comparison" in t for t in texts), texts
-    assert not any("conv4.local0" in t or "(0.0, 0.0" in t for t in texts), texts
+    said = texts(at.caption) + texts(at.markdown)
+    assert not any("training boxes" in t or "training comparison" in t for t in said), said
+    assert not any("conv4.local0" in t or "(0.0, 0.0" in t for t in said), said
 
 
 def test_page_shows_curves_probes_and_comparison(env):
@@ -59,7 +60,7 @@ def test_page_shows_curves_probes_and_comparison(env):
     # the bundled default with its STN counterpart: the comparison shows at once
     assert at.multiselect(key="train.runs").value == ["msgn_arp", "msgn_stn"]
     assert at.select_slider(key="train.epoch").value == 3  # the last epoch first
-    assert any("broken.safetensors" in e.label or "1 checkpoint" in e.label
+    assert any("broken.safetensors" in rendered(e.label) or "1 checkpoint" in e.label
                for e in at.expander)
     # curves once; probes x 2, confidence x 2, rates, comparison
     shown = charts(at)
@@ -93,7 +94,7 @@ def test_comparison_offers_to_add_the_missing_run(env):
     at.multiselect(key="train.runs").set_value(["msgn_arp"]).run()
     assert not at.exception
     assert "train_pair_fig" not in charts(at)
-    assert any("Add **msgn_stn**" in i.value for i in at.info)
+    assert any("Add **msgn_stn**" in i for i in texts(at.info))
     at.button(key="train_add_pair").click().run()
     assert not at.exception
     assert at.multiselect(key="train.runs").value == ["msgn_arp", "msgn_stn"]
@@ -120,7 +121,8 @@ def test_malformed_history_is_listed_not_raised(env, tmp_path, monkeypatch):
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(tmp_path))
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert any("odd.safetensors" in e.label or "2 checkpoint" in e.label for e in at.expander)
+    assert any("odd.safetensors" in rendered(e.label) or "2 checkpoint" in e.label
+               for e in at.expander)
     assert not any(o.startswith("odd") for o in at.multiselect(key="train.runs").options)
 
 
@@ -146,7 +148,7 @@ def test_two_runs_side_by_side(env):
     at.multiselect(key="train.runs").set_value(["msgn_arp", "msgn_stn"]).run()
     assert not at.exception
     assert {"train_probe_fig_0", "train_probe_fig_1"} <= set(charts(at))
-    labels = [m.value for m in at.markdown if m.value.startswith("**msgn_")]
+    labels = [m for m in texts(at.markdown) if m.startswith("**msgn_")]
     assert "**msgn_stn (tiny, 1 local branch, Conv3 ARP, Conv4 STN)**" in labels
 
 
@@ -213,7 +215,7 @@ def test_no_checkpoint_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.delenv("ARPVIZ_CHECKPOINT_DIR", raising=False)
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert "No checkpoint with a training history" in at.info[0].value
+    assert "No checkpoint with a training history" in texts(at.info)[0]
 
 
 def test_single_run_without_a_pair(tmp_path, monkeypatch, folder):
@@ -221,7 +223,7 @@ def test_single_run_without_a_pair(tmp_path, monkeypatch, folder):
     monkeypatch.setenv("ARPVIZ_BUNDLED_DIR", str(tmp_path))
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert any("spatial transformer" in i.value for i in at.info)
+    assert any("spatial transformer" in i for i in texts(at.info))
 
 
 def test_pages_through_the_app(env):
