@@ -9,6 +9,7 @@ the app's extra: ``pip install "arpviz[app]"``.
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Sequence
 
 __all__ = ["DEFAULT_FLAGS", "main", "streamlit_args"]
@@ -20,13 +21,21 @@ DEFAULT_FLAGS: dict[str, str] = {
     "--browser.gatherUsageStats": "false",
     "--global.disableWidgetStateDuplicationWarning": "true",
 }
+_FLAG_HELP = textwrap.fill(
+    'passed to "streamlit run", e.g. --server.port 8600 --server.headless true ("streamlit run '
+    '--help" lists them); a flag given replaces the app\'s own setting of it (default: '
+    + ", ".join(f"{k} {v}" for k, v in DEFAULT_FLAGS.items()) + ")",
+    width=78, initial_indent=" " * 18, subsequent_indent=" " * 18)
 _HELP = f"""usage: {PROG} [-h] [--version] [STREAMLIT_FLAG ...]
 
 Start the arpviz app (Streamlit) on the bundled default checkpoint.
 
-Every flag is passed to `streamlit run`, e.g. --server.port 8600 --server.headless true
-(`streamlit run --help` lists them). Defaults: {' '.join(f'{k} {v}' for k, v in
-DEFAULT_FLAGS.items())}.
+options:
+  -h, --help      show this help message and exit
+  --version       show program's version number and exit
+  STREAMLIT_FLAG{_FLAG_HELP[16:]}
+
+Details: docs/app.md, docs/install.md.
 """
 
 
@@ -45,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help"):
-        print(_HELP)
+        print(_HELP, end="")
         return 0
     if argv and argv[0] == "--version":
         from arpviz import __version__

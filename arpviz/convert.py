@@ -34,6 +34,7 @@ from torch import Tensor
 from torchvision.models import get_model_weights
 from tqdm.auto import tqdm
 
+from arpviz import __version__
 from arpviz import checkpoint as ckpt
 from arpviz.images import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.models import MSGN, MSGNConfig
@@ -476,37 +477,43 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Turn torchvision ImageNet ResNet weights into an arpviz checkpoint with ARP "
-        "in place of the stride of Conv3 and Conv4 (no training). The weights come from the "
-        "torch cache or a file; --download fetches torchvision's file first (its checksum "
-        f"verified; env {MIRROR_ENV} names a mirror, {OFFLINE_ENV}=1 turns downloads off).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "in place of the stride of Conv3 and Conv4 (no training) and print its path. The "
+        "weights come from the torch cache or a file; --download fetches torchvision's file "
+        "first.",
+        epilog=f"Env {MIRROR_ENV}=URL downloads from a mirror, {OFFLINE_ENV}=1 turns downloads "
+        "off. Details: docs/convert.md.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--arch", choices=ARCHITECTURES, default="resnet50",
-                        help="the torchvision architecture")
-    parser.add_argument("--weights", default=None,
-                        help="a torchvision state-dict file (.pth); default: torchvision's file "
-                        "in the torch hub cache")
+                        help="the torchvision architecture (default: %(default)s)")
+    parser.add_argument("--weights", default=None, metavar="FILE",
+                        help="a torchvision state-dict file (.pth) (default: torchvision's file "
+                        "in the torch hub cache)")
     parser.add_argument("--download", action="store_true",
                         help="download torchvision's default ImageNet weights of --arch into "
                         f"the torch cache ({Path(torch.hub.get_dir()) / 'checkpoints'}) when "
-                        "they are not there; the SHA-256 is checked against the file name")
-    parser.add_argument("--out", default=None,
-                        help="the checkpoint to write (.safetensors); default: a name in "
-                        f"{converted_cache_dir()}")
+                        "they are not there; the SHA-256 is checked against the file name "
+                        "(default: never download)")
+    parser.add_argument("--out", default=None, metavar="FILE",
+                        help="the checkpoint to write (.safetensors) (default: a name in "
+                        f"{converted_cache_dir()})")
     parser.add_argument("--conv3", choices=STAGE_MODES, default="arp",
-                        help="how Conv3 (layer2) downsamples")
+                        help="how Conv3 (layer2) downsamples (default: %(default)s)")
     parser.add_argument("--conv4", choices=STAGE_MODES, default="arp",
-                        help="how Conv4 (layer3) downsamples")
-    parser.add_argument("--conv3-k", type=float, default=1.0,
-                        help="k of an adaptive Conv3 (arp, arpfg, arpfg_peak)")
-    parser.add_argument("--conv4-k", type=float, default=0.7,
-                        help="k of an adaptive Conv4 (arp, arpfg, arpfg_peak)")
+                        help="how Conv4 (layer3) downsamples (default: %(default)s)")
+    parser.add_argument("--conv3-k", type=float, default=1.0, metavar="K",
+                        help="k of an adaptive Conv3 (arp, arpfg, arpfg_peak) "
+                        "(default: %(default)s)")
+    parser.add_argument("--conv4-k", type=float, default=0.7, metavar="K",
+                        help="k of an adaptive Conv4 (arp, arpfg, arpfg_peak) "
+                        "(default: %(default)s)")
     parser.add_argument("--dsr", type=float, default=0.5,
-                        help="target downsampling rate of the pooled stages, in (0, 1]")
+                        help="target downsampling rate of the pooled stages, in (0, 1] "
+                        "(default: %(default)s)")
     parser.add_argument("--list", action="store_true",
                         help="only list the architectures whose weights are in the torch cache")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="hide the progress bar (progress shown: %(default)s)")
+                        help="hide the progress bar (shown by default)")
     return parser
 
 

@@ -16,7 +16,9 @@ from arpviz.checkpoint_format import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from arpviz.models import MSGNConfig
 from arpviz.validation import check_count, check_positive, dataclass_fields_of
 
-__all__ = ["FIELD_HELP", "SCHEDULES", "TrainConfig", "learning_rate", "param_groups"]
+__all__ = [
+    "DEFAULT_WORDS", "FIELD_HELP", "SCHEDULES", "TrainConfig", "learning_rate", "param_groups",
+]
 
 #: learning-rate schedules after the warm-up (:func:`learning_rate`)
 SCHEDULES: tuple[str, ...] = ("step", "cosine")
@@ -31,9 +33,10 @@ class TrainConfig:
     that epoch (the schedule stays that of ``epochs``; ``--resume`` goes on); ``device`` is
     ``auto`` (CUDA when present), ``cpu`` or ``cuda``. ``image_size`` becomes the checkpoint's
     input size, so it is bounded as a checkpoint's is (:data:`arpviz.checkpoint.MIN_INPUT_SIZE`
-    to :data:`~arpviz.checkpoint.MAX_INPUT_SIZE`) before any work. ``localisation_lr_scale`` multiplies the
-    learning rate of the spatial transformers' localisation networks (the STN baseline; the
-    spatial-transformer paper trains them at a reduced rate), 1 for every other parameter.
+    to :data:`~arpviz.checkpoint.MAX_INPUT_SIZE`) before any work. ``localisation_lr_scale``
+    multiplies the learning rate of the spatial transformers' localisation networks (the STN
+    baseline; the spatial-transformer paper trains them at a reduced rate), 1 for every other
+    parameter.
     A re-ID data set (:data:`arpviz.reid.REID_DATASETS`) switches to the re-ID recipe: P x K
     batches (``batch_size`` = P x ``instances_per_id``), cross-entropy plus batch-hard triplet
     loss with ``triplet_margin``, mAP/CMC on the test query/gallery after every epoch.
@@ -172,7 +175,7 @@ FIELD_HELP: dict[str, str] = {
     "probes": "probe images explained and stored after every epoch",
     "device": "auto (CUDA when present), cpu or cuda",
     "amp": "mixed precision on CUDA (bfloat16 where supported)",
-    "threads": "torch CPU threads (default: torch's choice)",
+    "threads": "torch CPU threads",
     "pretrained": "initialisation: a torchvision weights name of the backbone (DEFAULT, "
     "IMAGENET1K_V2, ...: read from the torch cache, see --download) or a state-dict file "
     "(ImageNet), or an arpviz .safetensors checkpoint (all fitting weights but the classifier)",
@@ -184,4 +187,13 @@ FIELD_HELP: dict[str, str] = {
     "cache": "render SynthBirds once into memory",
     "stop_after": "end the run after this epoch (the schedule stays that of --epochs)",
     "localisation_lr_scale": "learning-rate factor of the spatial transformer's localisation net",
+}
+
+# the defaults that are not a plain value, in words (the flags' help states every default once)
+DEFAULT_WORDS: dict[str, str] = {
+    "threads": "torch's choice",
+    "pretrained": "none, a random initialisation",
+    "limit_train": "every training image",
+    "limit_val": "every evaluation image",
+    "stop_after": "the last epoch",
 }

@@ -281,16 +281,26 @@ def measure_confidence_floor(
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m arpviz.simulate``: the rates of a centred square object on perfect features
     (the paper's ARP, ARP-FG beyond the paper, and the object's side), one row per size."""
+    from arpviz import __version__
+
     parser = argparse.ArgumentParser(
         prog="python -m arpviz.simulate",
         description="Rates of a centred square object on perfect features (every channel the "
-                    "object's mask): the paper's ARP, ARP-FG (beyond the paper) and the ideal.")
-    parser.add_argument("--k", type=float, default=1.0, help="trade-off coefficient (1)")
-    parser.add_argument("--dsr", type=float, default=0.5, help="the paper's DSR (0.5)")
+                    "object's mask): the paper's ARP, ARP-FG (beyond the paper) and the ideal, "
+                    "one row per object size.",
+        epilog="Details: docs/method.md.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--k", type=float, default=1.0,
+                        help="trade-off coefficient (default: %(default)s)")
+    parser.add_argument("--dsr", type=float, default=0.5,
+                        help="the paper's DSR (default: %(default)s)")
     parser.add_argument("--tau", type=float, default=1.0,
-                        help="confidence temperature, beyond the paper (1 = the paper)")
-    parser.add_argument("--map-size", type=int, default=28, help="map side in cells (28)")
-    parser.add_argument("--clutter", type=float, default=0.0, help="distractor strength (0)")
+                        help="confidence temperature, beyond the paper (default: %(default)s, "
+                        "the paper)")
+    parser.add_argument("--map-size", type=int, default=28, metavar="N",
+                        help="map side in cells (default: %(default)s)")
+    parser.add_argument("--clutter", type=float, default=0.0,
+                        help="distractor strength (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         curve = rate_against_size(sizes=tuple(round(0.1 * i, 1) for i in range(1, 10)),

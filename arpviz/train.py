@@ -39,13 +39,21 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 from tqdm.auto import tqdm
 
+from arpviz import __version__
 from arpviz import checkpoint as ckpt
 from arpviz.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.datasources import DataSources, build, probe_batch
 from arpviz.models import MSGN, MSGNConfig, from_torchvision
 from arpviz.models.pretrained import fetch_pretrained, pretrained_entry
 from arpviz.models.stages import MASK_MODES
-from arpviz.recipe import FIELD_HELP, SCHEDULES, TrainConfig, learning_rate, param_groups
+from arpviz.recipe import (
+    DEFAULT_WORDS,
+    FIELD_HELP,
+    SCHEDULES,
+    TrainConfig,
+    learning_rate,
+    param_groups,
+)
 from arpviz.reid import ReIDModel, is_reid, reid_epoch_loader, reid_loss, reid_record, warm_start
 from arpviz.validation import check_device, check_output_file
 from arpviz.weights import WeightsError
@@ -358,11 +366,26 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, *,
 # ----------------------------------------------------------------------------- CLI
 
 
+def _default_text(name: str, default: Any) -> str:
+    """A field's default as its help states it: words where the default is not a plain value
+    (:data:`~arpviz.recipe.DEFAULT_WORDS`), else the value as it is typed on the command line."""
+    if name in DEFAULT_WORDS:
+        return DEFAULT_WORDS[name]
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, dict):
+        return json.dumps(default)
+    if isinstance(default, (tuple, list)):
+        return " ".join(str(v) for v in default)
+    return str(default)
+
+
 def _flag_kwargs(name: str, hint: Any, default: Any) -> dict[str, Any]:
-    """argparse keywords for a TrainConfig field of type ``hint``."""
-    shown = json.dumps(default) if isinstance(default, (dict, tuple, list)) else default
-    kwargs: dict[str, Any] = {"dest": name, "default": None,
-                              "help": f"{FIELD_HELP.get(name, name)} (default: {shown})"}
+    """argparse keywords for a TrainConfig field of type ``hint`` (its default stated once, in
+    the help; the parser's own default is None, so that a flag not given leaves ``--config``'s
+    value)."""
+    text = f"{FIELD_HELP.get(name, name)} (default: {_default_text(name, default)})"
+    kwargs: dict[str, Any] = {"dest": name, "default": None, "help": text.replace("%", "%%")}
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     base = args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) else hint
     if base is bool:
@@ -382,14 +405,27 @@ def _flag_kwargs(name: str, hint: Any, default: Any) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="a JSON file of TrainConfig fields (flags override it)")
-    parser.add_argument("--resume", help="continue from this checkpoint")
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Train MSGN with the paper's recipe (SGD, linear warm-up, then the learning "
+        "rate x0.1 at 40% and 70% of the epochs; P x K batches and a triplet loss on a re-ID data "
+        "set) "
+        "and write the checkpoint, with its probe images' boxes, after every epoch. Every "
+        "TrainConfig field is a flag; flags override --config FILE, which overrides the "
+        "defaults shown.",
+        epilog="Several GPUs: torchrun --nproc_per_node N -m arpviz.train ... "
+        "Details: docs/training.md.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--config", metavar="FILE",
+                        help="a JSON file of TrainConfig fields (default: none, the defaults "
+                        "below)")
+    parser.add_argument("--resume", metavar="CKPT",
+                        help="continue from this checkpoint after its last epoch, with the "
+                        "optimizer state written beside it (default: a fresh run)")
     parser.add_argument("--download", action="store_true",
                         help="download --pretrained's torchvision weights into the torch cache "
                         "when they are not there (the SHA-256 checked; env ARPVIZ_WEIGHTS_MIRROR "
-                        "names a mirror); default: never download")
+                        "names a mirror) (default: never download)")
     hints = typing.get_type_hints(TrainConfig)
     for spec in dataclasses.fields(TrainConfig):
         default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default

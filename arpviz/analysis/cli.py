@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-import arpviz.analysis as package
+from arpviz import __version__
 from arpviz.analysis.measure import DEFAULT_K_VALUES, analyse
 from arpviz.analysis.report import AdaptivityReport
 from arpviz.bundled import default_checkpoint_path
@@ -77,39 +77,55 @@ def format_table(report: AdaptivityReport) -> str:
     return "\n".join(lines)
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown in every flag's help; the description kept as written."""
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point: analyse a checkpoint, print a table, write JSON."""
-    parser = argparse.ArgumentParser(prog=PROG, description=package.__doc__,
-                                     formatter_class=_Formatter)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Does ARP adapt? Run a checkpoint over a split and measure, for every pooled "
+        "stage, the rates against the object's size, crop precision, placement against centred "
+        "and random boxes, k curves and the confidence contrast; print a table and, with --out, "
+        "write the report as JSON.",
+        epilog="What each number means: docs/adaptivity.md.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("checkpoint", nargs="?", default=None,
                         help="a .safetensors checkpoint (default: the bundled classification "
                         "MSGN with ARP)")
-    parser.add_argument("--split", default="test", choices=["val", "test"], help="data split")
-    parser.add_argument("--limit", type=int, default=None, help="analyse the first N images")
-    parser.add_argument("--device", default="cpu", help="torch device")
+    parser.add_argument("--split", default="test", choices=["val", "test"],
+                        help="data split (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N",
+                        help="analyse the first N images (default: the whole split)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     parser.add_argument("--tau", type=float, default=1.0,
-                        help="confidence temperature of RP/ARP stages (beyond the paper; "
-                        "1 = the paper)")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per batch")
-    parser.add_argument("--n-random", type=int, default=3,
-                        help="random same-size boxes per image (placement)")
+                        help="confidence temperature of RP/ARP stages, beyond the paper "
+                        "(default: %(default)s, the paper)")
+    parser.add_argument("--batch-size", type=int, default=64, metavar="N",
+                        help="images per batch (default: %(default)s)")
+    parser.add_argument("--n-random", type=int, default=3, metavar="N",
+                        help="random same-size boxes per image, for the placement "
+                        "(default: %(default)s)")
     parser.add_argument("--k-values", type=float, nargs="+", default=list(DEFAULT_K_VALUES),
-                        help="k values of the k curve")
-    parser.add_argument("--seed", type=int, default=0, help="seed of random boxes and bootstrap")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+                        metavar="K", help="k values of the k curve (default: "
+                        f"{' '.join(f'{k:g}' for k in DEFAULT_K_VALUES)})")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of random boxes and bootstrap (default: %(default)s)")
+    parser.add_argument("--n-boot", type=int, default=1000, metavar="N",
+                        help="bootstrap resamples (default: %(default)s)")
     parser.add_argument("--faithfulness", action="store_true",
                         help="also run arpviz.faithfulness on the first Conv4 pooled stage")
     parser.add_argument("--ideal", action="store_true",
                         help="also measure the rates of the paper's ARP and of ARP-FG (beyond "
                         "the paper) with every channel of each pooled stage's input replaced "
                         "by the object's ground-truth mask (SynthBirds)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--out", default=None, help="write the report as JSON here")
+    parser.add_argument("--out", default=None, metavar="FILE",
+                        help="write the report as JSON here (default: only the table)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: analyse a checkpoint, print a table, write JSON."""
+    parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     if args.threads is not None:

@@ -332,10 +332,17 @@ def report(folder: str | Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print :func:`report` of a folder of evaluations (default ``logs/paired``)."""
-    parser = argparse.ArgumentParser(prog="python -m arpviz.analysis.paired",
-                                     description="Paired tables of committed runs (Markdown).")
+    from arpviz import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="python -m arpviz.analysis.paired",
+        description="Paired comparisons of committed runs, printed as Markdown tables: test "
+        "top-1 per seed, the mean difference with its 95% interval, McNemar's test per seed.",
+        epilog="Details: docs/adaptivity.md.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("folder", nargs="?", default="logs/paired",
-                        help="a folder of <row>_seed<S>.eval.json files")
+                        help="a folder of <row>_seed<S>.eval.json files, as arpviz-evaluate "
+                        "writes them (default: %(default)s)")
     args = parser.parse_args(argv)
     if not Path(args.folder).is_dir():
         parser.error(f"no folder {args.folder}")
