@@ -7,7 +7,8 @@ top-1 and top-5 accuracy on a split, and on SynthBirds the crop quality: the sha
 ground-truth part keypoints inside the Conv4 local crops (their union when there are several
 local branches) and the IoU of the Conv3 crop with the object box. A strided stage crops
 nothing, so its "crop" is the whole image; the figures then say how much a crop would have to
-beat.
+beat. The JSON names the checkpoint it evaluated (``checkpoint``: its path and SHA-256, as
+:func:`arpviz.checkpoint.file_digest` gives it), and so does the log.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -25,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
+from arpviz import __version__
 from arpviz import checkpoint as ckpt
 from arpviz.bundled import default_checkpoint_path
 from arpviz.data.synthbirds import SynthBirds
@@ -44,6 +47,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+PROG = "arpviz-evaluate"
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,12 @@ class GroundTruthBatch:
     masks: torch.Tensor
 
 
+def _ground_truth_count(meta: ckpt.CheckpointMeta, split: str, limit: int | None) -> int:
+    """How many images :func:`ground_truth_batches` gives: the split's first ``limit``."""
+    available = synth_config(meta.dataset, meta.input_size).split_size(split)
+    return available if limit is None else min(limit, available)
+
+
 def ground_truth_batches(
     meta: ckpt.CheckpointMeta, split: str = "val", limit: int | None = None,
     batch_size: int = 64,
@@ -124,7 +134,7 @@ def ground_truth_batches(
     size = meta.input_size
     offset = (default_resize(size) - size) // 2
     source = SynthBirds(synth_config(meta.dataset, size), split)
-    count = len(source) if limit is None else min(limit, len(source))
+    count = _ground_truth_count(meta, split, limit)
     mean = torch.tensor(meta.mean)[:, None, None]
     std = torch.tensor(meta.std)[:, None, None]
     for start in range(0, count, batch_size):
@@ -163,7 +173,8 @@ def crop_quality(
     inside = total = 0
     ious: list[np.ndarray] = []
     batches = ground_truth_batches(meta, split, limit, batch_size)
-    for batch in tqdm(batches, desc=f"crops {split}", leave=False):
+    total = math.ceil(_ground_truth_count(meta, split, limit) / batch_size)
+    for batch in tqdm(batches, total=total, desc=f"crops {split}", leave=False):
         explanation = model.explain(batch.images.to(device), mask=batch.masks.to(device))
         whole = np.tile([0.0, 0.0, size, size], (len(batch.indices), 1))
         conv3 = explanation.image_boxes.get("conv3")
@@ -208,8 +219,9 @@ def evaluate(
                       top[:, 0].tolist(), labels.tolist())
 
 
-def _evaluate_any(args: argparse.Namespace) -> object:
-    """Re-ID checkpoints: mAP/CMC on the test query/gallery; others: :func:`evaluate`."""
+def _evaluate_any(args: argparse.Namespace) -> tuple[object, dict[str, str]]:
+    """Re-ID checkpoints: mAP/CMC on the test query/gallery; others: :func:`evaluate`. Returns
+    the result and the checkpoint evaluated (``path``, ``sha256``)."""
     from arpviz.datasources import is_reid
     from arpviz.retrieval import evaluate_retrieval
 
@@ -218,44 +230,65 @@ def _evaluate_any(args: argparse.Namespace) -> object:
     check_count(args.batch_size, "--batch-size")
     if args.checkpoint is None:
         args.checkpoint = str(default_checkpoint_path())
-    if is_reid(ckpt.read_meta(args.checkpoint).dataset):
-        if args.split != "test":
-            raise ValueError("re-ID checkpoints are evaluated on --split test (query/gallery)")
-        if args.limit is not None:
-            raise ValueError("--limit does not apply to re-ID checkpoints: mAP and CMC need "
-                             "the whole query and gallery")
+    reid = is_reid(ckpt.read_meta(args.checkpoint).dataset)
+    if reid and args.split != "test":
+        raise ValueError("re-ID checkpoints are evaluated on --split test (query/gallery)")
+    if reid and args.limit is not None:
+        raise ValueError("--limit does not apply to re-ID checkpoints: mAP and CMC need "
+                         "the whole query and gallery")
+    checkpoint = {"path": str(args.checkpoint), "sha256": ckpt.file_digest(args.checkpoint)}
+    logger.info("evaluating %s (SHA-256 %s)", checkpoint["path"], checkpoint["sha256"])
+    if reid:
         return evaluate_retrieval(args.checkpoint, device=args.device,
-                                  batch_size=args.batch_size)
+                                  batch_size=args.batch_size), checkpoint
     return evaluate(args.checkpoint, args.split, device=args.device, limit=args.limit,
-                    batch_size=args.batch_size, crops=args.crops)
+                    batch_size=args.batch_size, crops=args.crops), checkpoint
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point: prints the result as JSON."""
-    parser = argparse.ArgumentParser(prog="arpviz-evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Evaluate an arpviz checkpoint and print the result as JSON: top-1 and top-5 "
+        "accuracy on a split (and on SynthBirds the crop quality), or mAP and CMC for a re-ID "
+        "checkpoint, with the checkpoint's path and SHA-256.",
+        epilog="Details: docs/training.md (Evaluate), docs/reid.md.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("checkpoint", nargs="?", default=None,
                         help="an arpviz .safetensors checkpoint (default: the bundled "
                         "classification MSGN with ARP)")
     parser.add_argument("--split", default="val", choices=["val", "test"],
-                        help="the split to score (re-ID checkpoints: test, the query/gallery)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
-    parser.add_argument("--limit", type=int, help="score only the first N images")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+                        help="the split to score; re-ID checkpoints: test, the query/gallery "
+                        "(default: %(default)s)")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device, e.g. cpu, cuda, cuda:1 (default: %(default)s)")
+    parser.add_argument("--limit", type=int, metavar="N",
+                        help="score only the first N images (default: the whole split; on the "
+                        "split the checkpoint was validated on, the number it recorded)")
+    parser.add_argument("--batch-size", type=int, default=64, metavar="N",
+                        help="images per forward pass (default: %(default)s)")
     parser.add_argument("--no-crops", dest="crops", action="store_false",
-                        help="skip the crop quality (keypoints in the Conv4 crops, Conv3 IoU)")
+                        help="skip the crop quality (keypoints in the Conv4 crops, Conv3 IoU), "
+                        "which is measured on SynthBirds by default")
     parser.add_argument("--deterministic", action="store_true",
                         help="TF32 off and deterministic algorithms (arpviz.numerics); on CUDA "
                         "the default numerics may differ from the CPU in a few images")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: prints the result as JSON, the checkpoint (path, SHA-256)
+    first."""
+    parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.deterministic:
         set_deterministic()
     try:
-        result = _evaluate_any(args)
+        result, checkpoint = _evaluate_any(args)
     except (ValueError, TypeError, OSError) as exc:  # CheckpointError is a ValueError
         parser.error(str(exc))
-    text = json.dumps({**asdict(result), "numerics": describe(args.device)}, indent=2)
+    text = json.dumps({"checkpoint": checkpoint, **asdict(result),
+                       "numerics": describe(args.device)}, indent=2)
     # every image's prediction on one line each, not one number per line
     print(re.sub(r"\[\s+(-?\d[\d,\s-]*?)\s+\]",
                  lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text))
