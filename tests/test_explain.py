@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import write_checkpoint
+from helpers import rewrite_checkpoint, write_checkpoint
 from PIL import Image
 
 from arpviz import checkpoint as ckpt
@@ -24,6 +24,7 @@ from arpviz.explain import (
     parse_overrides,
     record_to_json,
 )
+from arpviz.explain.records import synthetic_data_note
 from arpviz.models import StageOverride
 
 INPUT = 64
@@ -234,6 +235,32 @@ def test_cli_all_good_exits_zero(tiny: Path, tmp_path: Path) -> None:
     assert code == 0
     [row] = [json.loads(x) for x in (tmp_path / "o" / "results.jsonl").read_text().splitlines()]
     assert row["ok"] and "overlay" not in row
+
+
+def test_a_synthetic_checkpoints_records_say_photos_mean_nothing_to_it(
+        tiny: Path, tmp_path: Path) -> None:
+    _noise(70, 40, 9).save(tmp_path / "one.png")
+    args = ["--quiet", "--device", "cpu", "--no-overlays", str(tmp_path / "one.png")]
+    assert main(["--checkpoint", str(tiny), "--out", str(tmp_path / "o"), *args]) == 0
+    [row] = [json.loads(x) for x in (tmp_path / "o" / "results.jsonl").read_text().splitlines()]
+    note = row["notes"][-1]
+    assert note.startswith("Trained on SynthBirds") and "outside its world" in note
+    assert "mean nothing" in note
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["checkpoint"]["note"] == note
+    # the same network said to be trained on photos: no note
+    photos = rewrite_checkpoint(tiny, tmp_path / "photos.safetensors",
+                                meta=lambda raw: raw["dataset"].update(name="folder"))
+    assert main(["--checkpoint", str(photos), "--out", str(tmp_path / "p"), *args]) == 0
+    [row] = [json.loads(x) for x in (tmp_path / "p" / "results.jsonl").read_text().splitlines()]
+    assert not any("outside its world" in n for n in row["notes"])
+    assert json.loads((tmp_path / "p" / "manifest.json").read_text())["checkpoint"]["note"] is None
+
+
+def test_synthetic_data_note_names_the_data_set() -> None:
+    assert "SynthReID" in synthetic_data_note({"name": "synthreid"})
+    for other in ({"name": "cub"}, {"name": "imagenet"}, {}):
+        assert synthetic_data_note(other) is None
 
 
 @pytest.mark.parametrize("extra", [

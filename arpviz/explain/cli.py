@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-import arpviz.explain as package
+from arpviz import __version__
 from arpviz import checkpoint as ckpt
 from arpviz.bundled import default_checkpoint_path
 from arpviz.explain.batch import (
@@ -34,7 +34,7 @@ from arpviz.explain.batch import (
     model_device,
 )
 from arpviz.explain.overlay import overlay_png
-from arpviz.explain.records import record_to_json
+from arpviz.explain.records import record_to_json, synthetic_data_note
 from arpviz.images import DEFAULT_MAX_PIXELS
 from arpviz.models import STEERABLE_MODES, StageOverride
 from arpviz.validation import check_device, check_output_dir
@@ -156,31 +156,42 @@ def _overlay_name(index: int, file: str) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description=package.__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Explain image files and folders with an arpviz checkpoint: write one JSON "
+        "record per image (results.jsonl: the top-5 and every pooled stage's box), an overlay "
+        "PNG of the boxes and manifest.json into --out. Exit status: 0 when every image worked, "
+        "1 when some failed, 2 for a usage error.",
+        epilog="Under torchrun each process explains a share of the images. Details: "
+        "docs/explain.md.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files and folders (searched recursively)")
-    parser.add_argument("--checkpoint", default=None,
+    parser.add_argument("--checkpoint", default=None, metavar="CKPT",
                         help="an arpviz .safetensors checkpoint (default: the bundled "
                         "classification MSGN with ARP)")
-    parser.add_argument("--out", required=True, help="output folder (created if missing)")
-    parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
-    parser.add_argument("--batch-size", type=int, default=32,
-                        help="images per forward pass (fewer when they would hold more than "
-                        f"{BATCH_INPUT_PIXELS} input pixels: 32 at 224 px, 1 at 1024)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output folder (created if missing)")
+    parser.add_argument("--device", default="auto",
+                        help="auto, cpu, cuda or cuda:N (default: %(default)s, CUDA when "
+                        "present)")
+    parser.add_argument("--batch-size", type=int, default=32, metavar="N",
+                        help="images per forward pass, fewer when they would hold more than "
+                        f"{BATCH_INPUT_PIXELS} input pixels: 32 at 224 px, 1 at 1024 "
+                        "(default: %(default)s)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="STAGE.FIELD=V",
                         help="override a pooled stage: STAGE.k=V, STAGE.dsr=V (or H,W), "
                              f"STAGE.tau=V, STAGE.mode={'|'.join(STEERABLE_MODES)} (arpfg: "
                              "ARP-FG, beyond the paper); repeatable, e.g. --set "
-                             "conv4.local0.k=0.5"),
+                             "conv4.local0.k=0.5 (default: the trained settings)")
     parser.add_argument("--no-overlays", dest="overlays", action="store_false",
-                        help="skip the overlay PNGs (draw overlays: %(default)s)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help="refuse images with more pixels (checked before decoding)")
-    parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
-                        help="refuse image files larger than this")
+                        help="skip the overlay PNGs (drawn by default)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help="refuse images with more pixels, checked before decoding "
+                        "(default: %(default)s)")
+    parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, metavar="N",
+                        help="refuse image files larger than this (default: %(default)s bytes, "
+                        f"{DEFAULT_MAX_BYTES / 2**20:g} MiB)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
     return parser
 
@@ -244,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (overlays if args.overlays else out).mkdir(parents=True, exist_ok=True)
     device = model_device(bundle.model)
 
+    note = synthetic_data_note(bundle.meta.dataset)  # photos mean nothing to such a model
     mine = list(range(rank, len(files), world))  # strided shard: similar work per rank
     rows: list[tuple[int, dict[str, Any]]] = []
     # log lines (a failed file, an overlay error) print above the bar, never through it
@@ -254,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for index, item in zip(mine, explained, strict=True):
             row = record_to_json(item.record)
             row["file"] = str(files[index])
+            if note is not None and row["ok"]:
+                row["notes"].append(note)
             if args.overlays and item.image is not None:
                 name = _overlay_name(index, row["file"])
                 try:
@@ -274,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "checkpoint": {"path": str(args.checkpoint),
                            "sha256": ckpt.file_digest(Path(args.checkpoint)),
-                           "card": _card(bundle.meta)},
+                           "card": _card(bundle.meta), "note": note},
             "settings": {
                 "inputs": [str(i) for i in args.inputs],
                 "images": len(files),

@@ -1,5 +1,6 @@
 """What an explanation is: per-image :class:`ImageRecord` s of stage boxes and predictions and
-their JSON form. :class:`InputGeometry`, which maps boxes back to an image's own pixels, and
+their JSON form, and :func:`synthetic_data_note`, the caveat of a checkpoint trained on
+synthetic images. :class:`InputGeometry`, which maps boxes back to an image's own pixels, and
 :func:`eval_resize` live in :mod:`arpviz.geometry` and are re-exported here."""
 
 from __future__ import annotations
@@ -17,10 +18,28 @@ __all__ = [
     "ExplainedImage",
     "ImageRecord",
     "InputGeometry",
+    "SYNTHETIC_DATASETS",
     "StageRecord",
     "eval_resize",
     "record_to_json",
+    "synthetic_data_note",
 ]
+
+#: The synthetic data sets this project draws: the name a checkpoint's ``dataset`` records, and
+#: the data set's own name.
+SYNTHETIC_DATASETS: dict[str, str] = {"synthbirds": "SynthBirds", "synthreid": "SynthReID"}
+
+
+def synthetic_data_note(dataset: Mapping[str, Any]) -> str | None:
+    """What a checkpoint trained on a synthetic data set (a ``dataset`` record named in
+    :data:`SYNTHETIC_DATASETS`) can say about a photo: nothing. ``None`` for any other."""
+    title = SYNTHETIC_DATASETS.get(str(dataset.get("name", "")))
+    if title is None:
+        return None
+    return (f"Trained on {title}: synthetic images this project draws. A real photo is outside "
+            "its world, so its predictions on one mean nothing; for photos use an ImageNet "
+            "ResNet with ARP (arpviz-convert).")
+
 
 @dataclass(frozen=True)
 class ClassScore:
