@@ -135,6 +135,33 @@ def test_evaluate_reports_accuracy_and_crop_quality(smoke, capsys):
     assert printed["top1"] == pytest.approx(result.top1) and printed["conv3_iou"] is None
 
 
+def test_evaluate_names_the_checkpoint_it_evaluated(tiny_checkpoint, capsys, caplog):
+    import hashlib
+    import logging
+
+    caplog.set_level(logging.INFO, logger="arpviz.evaluate")
+    assert evaluate_main([str(tiny_checkpoint), "--limit", "4", "--no-crops"]) == 0
+    digest = hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["checkpoint"] == {"path": str(tiny_checkpoint), "sha256": digest}
+    assert printed["count"] == 4
+    assert f"evaluating {tiny_checkpoint} (SHA-256 {digest})" in caplog.text
+
+
+def test_crop_quality_progress_has_a_total(tiny_checkpoint, monkeypatch):
+    from arpviz import evaluate as evaluate_module
+
+    totals = []
+
+    def bar(iterable, total=None, **kwargs):
+        totals.append(total)
+        return iterable
+
+    monkeypatch.setattr(evaluate_module, "tqdm", bar)
+    evaluate_module.crop_quality(ckpt.load(tiny_checkpoint), limit=5, batch_size=2)
+    assert totals == [3]
+
+
 def test_box_iou():
     import numpy as np
 
