@@ -110,30 +110,36 @@ def _download(state: AppState, offer: catalog.ImagenetOffer) -> None:
     st.switch_page("pages/explore.py")
 
 
-def _imagenet_list(state: AppState, offers: list[catalog.ImagenetOffer], expanded: bool) -> None:
-    """Every ImageNet ResNet with ARP, ready (in the torch cache) or to download on request
-    (a button each; none where the deployment sets ``ARPVIZ_OFFLINE=1``)."""
-    downloads = catalog.downloads_offered()
-    with st.expander("ImageNet ResNets with ARP", expanded=expanded,
-                     icon=":material/photo_library:"):
-        st.caption("torchvision's ImageNet weights with ARP in Conv3 and Conv4 (not "
-                   "fine-tuned), for photos. Ready ones are in the torch cache and in the "
-                   "Checkpoint box above; the others download only when you press their "
-                   "button (the checksum is verified, the file kept where torchvision keeps "
-                   "it, then converted once).")
-        for offer in offers:
-            if offer.ready:
-                st.markdown(f"**{offer.label}** · ready")
-                continue
-            st.markdown(f"**{offer.label}** · {offer.status}")
-            if downloads:
-                if st.button(f"Download {offer.entry.size_text if offer.entry else ''}".strip(),
-                             key=f"arpviz_download:{offer.arch}", icon=":material/download:",
-                             help=f"Fetch {offer.weights.name} into {offer.weights.parent}, "
-                                  "verify its checksum, convert it and open it in Explore."):
-                    _download(state, offer)
-            else:
-                st.caption(f"Downloads are off on this server. {offer.manual}.")
+def _offer_label(offer: catalog.ImagenetOffer) -> str:
+    """An ImageNet entry of the checkpoint box: ready, or what it takes to get it."""
+    if offer.ready:
+        return f"{offer.label} (torch cache, not fine-tuned)"
+    if not catalog.downloads_offered():
+        return f"{offer.label} (not on this machine; downloads are off on this server)"
+    size = offer.entry.size_text if offer.entry else "its weights"
+    return f"{offer.label} (download {size}, needs the internet)"
+
+
+def _offer_control(state: AppState, offer: catalog.ImagenetOffer) -> str:
+    """Under the box, for an ImageNet entry not on this machine: the download button (or, with
+    downloads off, the way by hand); returns the page's message while nothing is loaded."""
+    if not catalog.downloads_offered():
+        st.caption(f"Downloads are off on this server (ARPVIZ_OFFLINE). "
+                   f"{plain(offer.manual)}.")
+        return (f"{offer.label} is not on this machine and this server downloads nothing: "
+                "choose another checkpoint, or install the weights by hand (the sidebar says "
+                "how).")
+    size = offer.entry.size_text if offer.entry else ""
+    st.caption(f"torchvision's ImageNet weights ({size}) from the internet, the checksum "
+               "verified, kept where torchvision keeps them, converted once with ARP in Conv3 "
+               "and Conv4 (not fine-tuned). Nothing downloads until you press the button.")
+    if st.button(f"Download {size}".strip(), key=f"arpviz_download:{offer.arch}",
+                 icon=":material/download:", type="primary",
+                 help=f"Fetch {offer.weights.name} into {offer.weights.parent}, verify its "
+                      "checksum, convert it and open it in Explore (needs the internet)."):
+        _download(state, offer)
+    return (f"{offer.label} is not on this machine yet: press Download in the sidebar "
+            f"({size}, needs the internet), or choose another checkpoint.")
 
 
 def _describe(path: str) -> str:
@@ -167,37 +173,41 @@ def _load(upload, choice: Path | None, device: str,
 
 
 _NOTHING = ("No checkpoint found: none in checkpoints/ nor in the folder given. Train one "
-            "(arpviz-train), set a folder above, upload a .safetensors checkpoint, or download "
-            "an ImageNet ResNet with ARP in the sidebar.")
+            "(arpviz-train), set a folder above, upload a .safetensors checkpoint, or pick an "
+            "ImageNet ResNet with ARP in the Checkpoint box (downloaded on request).")
 
 
 def _choose(state: AppState, paths: list[Path], offers: dict[str, catalog.ImagenetOffer]
-            ) -> tuple[Path | None, catalog.ImagenetOffer | None]:
-    """The checkpoint box: a file or a ready ImageNet offer, bound to ``state.checkpoint``."""
+            ) -> tuple[Path | None, catalog.ImagenetOffer | None, str | None]:
+    """The checkpoint box, bound to ``state.checkpoint``: a file, or an ImageNet ResNet (ready
+    in the torch cache, or to download on request). Returns ``(file, ready offer, message)``;
+    the message says why nothing loads (an entry still to download)."""
     options = [str(p) for p in paths] + list(offers)
     if state.checkpoint not in options:
         default = catalog.default_checkpoint(paths)
-        state.checkpoint = str(default) if default is not None else options[0]
+        ready = [key for key, o in offers.items() if o.ready]
+        state.checkpoint = str(default) if default is not None else (ready or options)[0]
     titles = catalog.checkpoint_titles(paths)
-    current = state.checkpoint
     picked = bind(
         st.selectbox, "Checkpoint", state, "checkpoint", options=options,
         key="arpviz_checkpoint",
-        format_func=lambda p: offers[p].label if p in offers else
+        format_func=lambda p: _offer_label(offers[p]) if p in offers else
         (titles.get(p) or _rel(Path(p))),
-        help=f"File: {_rel(Path(current)) if current in titles else current}. Named by what "
-             "tells the checkpoints apart (Conv4's and Conv3's pooling, the data). The ImageNet "
-             "entries are torchvision's ResNets from your torch cache with ARP in Conv3 and "
-             "Conv4 (not fine-tuned); converted once into "
-             f"{catalog.converted_cache_dir()}. More below, under ImageNet ResNets with ARP.")
-    if picked in offers:
-        offer = offers[picked]
+        help="Files of the bundled folder and the folder above, named by what tells them apart "
+             "(Conv4's and Conv3's pooling, the data), the file last. Then torchvision's "
+             "ImageNet ResNets with ARP in Conv3 and Conv4 (not fine-tuned), for photos: "
+             "ready when their weights are in your torch cache, else downloaded when you ask "
+             f"(converted once into {catalog.converted_cache_dir()}).")
+    if picked not in offers:
+        st.caption(_describe(picked))
+        return Path(picked), None, None
+    offer = offers[picked]
+    if offer.ready:
         st.caption(f"{offer.label}: torchvision's weights from the torch cache, "
                    + ("converted" if offer.target.is_file() else "converted on first use")
-                   + f" into {_rel(offer.target.parent)}.")
-        return None, offer
-    st.caption(_describe(picked))
-    return Path(picked), None
+                   + f" into {plain(_rel(offer.target.parent))}.")
+        return None, offer, None
+    return None, None, _offer_control(state, offer)
 
 
 def sidebar() -> LoadedCheckpoint | None:
@@ -205,7 +215,7 @@ def sidebar() -> LoadedCheckpoint | None:
     ``app_state().loaded`` (``None``, with a message in ``load_error``, when nothing could be
     loaded). Call once per run (``app.py`` does, before the page)."""
     state = app_state()
-    state.load_error = None
+    state.load_error = state.load_wait = None
     loaded = None
     with st.sidebar:
         st.subheader("Checkpoint")
@@ -214,15 +224,14 @@ def sidebar() -> LoadedCheckpoint | None:
             "...or upload a checkpoint", type=["safetensors"], key="arpviz_ckpt_upload",
             max_upload_size=MAX_CHECKPOINT_MB,
             help="An arpviz .safetensors checkpoint; nothing is ever unpickled.")
-        every_offer = catalog.imagenet_offers(downloadable=True)
-        offers = {_IMAGENET + o.arch: o for o in every_offer if o.ready}
-        targets = {o.target.resolve() for o in offers.values()}
+        offers = {_IMAGENET + o.arch: o for o in catalog.imagenet_offers(downloadable=True)}
+        targets = {o.target.resolve() for o in offers.values() if o.ready}
         paths = [p for p in paths if p.resolve() not in targets]
         choice: Path | None = None
         offer: catalog.ImagenetOffer | None = None
-        if upload is None and (paths or offers):
-            choice, offer = _choose(state, paths, offers)
-        _imagenet_list(state, every_offer, expanded=not (paths or offers))
+        waiting: str | None = None
+        if upload is None:
+            choice, offer, waiting = _choose(state, paths, offers)
         device_choice = bind(st.radio, "Device", state, "device", options=DEVICE_CHOICES,
                              key="arpviz_device", horizontal=True,
                              help="auto picks CUDA when it is present.")
@@ -234,7 +243,8 @@ def sidebar() -> LoadedCheckpoint | None:
             f" ({threads} CPU thread{'s' if threads > 1 else ''})" if device == "cpu" else ""))
         try:
             loaded = _load(upload, choice, device, offer)
-            if loaded is None:
+            state.load_wait = waiting
+            if loaded is None and waiting is None:
                 state.load_error = _NOTHING
         except (CheckpointError, FileNotFoundError, OSError, ValueError) as exc:
             logger.warning("checkpoint rejected: %s", exc)
@@ -257,7 +267,9 @@ def require_checkpoint() -> LoadedCheckpoint:
     the page."""
     state = app_state()
     if state.loaded is None:
-        if state.load_error:
+        if state.load_wait:
+            st.info(state.load_wait, icon=":material/download:")
+        elif state.load_error:
             st.error(state.load_error)
         else:
             st.info("Choose a checkpoint in the sidebar (start the app with app.py).")

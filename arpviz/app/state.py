@@ -381,6 +381,7 @@ class AppState:
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     loaded: LoadedCheckpoint | None = None
     load_error: str | None = None
+    load_wait: str | None = None
     open_offer: str | None = None
     shown: Shown = field(default_factory=Shown)
     widgets: dict[str, Any] = field(default_factory=dict, repr=False)
