@@ -446,9 +446,11 @@ def crops_figure(
         return _figure([], _layout(None, 120, annotations=[
             {"text": "no pooled stage in this model", "showarrow": False}]))
     n_rows, n_cols = len(rows), len(names)
-    gap_x, gap_y = 0.04, 0.12 if n_rows > 1 else 0.0
+    gap_x, gap_y = 0.04, 0.06 if n_rows > 1 else 0.0
     width = (1 - gap_x * (n_cols - 1)) / n_cols
     row_h = (1 - gap_y * (n_rows - 1)) / n_rows
+    band = 48 / (height * n_rows)  # room for a caption of up to three lines above each crop
+    chars = max(18, int(130 * width))
     data: list[dict] = []
     layout = _layout(None, height * n_rows, annotations=[])
     panel = 0
@@ -460,7 +462,7 @@ def crops_figure(
             s = view.stages.get(n)
             x_left = c * (width + gap_x)
             domain = ([max(0.0, x_left), min(1.0, x_left + width)],
-                      [max(0.0, y_top - row_h), min(1.0, y_top - 0.08 / n_rows)])
+                      [max(0.0, y_top - row_h), min(1.0, y_top - band)])
             if s is None:
                 layout.update(_image_axes(1, 1, domain=domain, axes=axes))
                 layout[f"xaxis{axes}"]["visible"] = False
@@ -473,9 +475,11 @@ def crops_figure(
             layout.update(_image_axes(x2 - x1, y2 - y1, x1, y1, domain=domain, axes=axes))
             ch, cw = s.crop_size
             prefix = f"{title}: " if title else ""
+            nb = "\u00a0"
             layout["annotations"].append({
-                "text": f"{prefix}{s.label}<br>{ch:.0f} x {cw:.0f} px -> {s.out_size[0]} x "
-                        f"{s.out_size[1]} cells",
+                "text": _wrap(f"{prefix}{s.label}", chars) + "<br>" + _wrap(
+                    f"{ch:.0f}{nb}x{nb}{cw:.0f}{nb}px -> {s.out_size[0]}{nb}x{nb}"
+                    f"{s.out_size[1]}{nb}cells", chars),
                 "x": x_left + width / 2, "y": y_top, "xref": "paper", "yref": "paper",
                 "xanchor": "center", "yanchor": "top", "showarrow": False,
                 "font": {"size": 12}})
