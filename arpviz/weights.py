@@ -17,19 +17,14 @@ and the file lives where ``torch.hub`` keeps it, ``torch.hub.get_dir()/checkpoin
 - ``ARPVIZ_OFFLINE=1``: :func:`offline` says so; the app then offers no download button and
   :func:`download_weights` refuses to download (the commands' ``--download`` included).
 
-A download goes to a temporary file in the cache folder, is checked (length, SHA-256 prefix) and
-only then moved into place with :func:`os.replace`: a failed, cut-short or wrong file leaves
-nothing in the cache. It is bounded: :data:`TIMEOUT` to connect and between reads, at least
-:data:`MIN_RATE` bytes a second over every :data:`TIMEOUT` window (a trickling server is cut
-off), :data:`DEADLINE` for the whole transfer, never more bytes than the file's expected size
-(:attr:`WeightsEntry.max_bytes`; a larger ``Content-Length`` is refused before the first byte),
-redirects only to ``http``/``https`` (and from ``http`` to ``https`` only on the same host).
-One download at a time per cache folder (a lock), which first removes the temporary files
-killed downloads left. SIGTERM and SIGINT during a download remove the temporary file and raise
-:class:`DownloadInterrupted` (in the main thread). Every failure is a :class:`WeightsError` (an
-``OSError``; a wrong file a :class:`ChecksumError`) whose message is one line and whose
-:attr:`WeightsError.manual` says how to put the file in place by hand. :func:`verify_file`
-checks a file put in the cache by hand against the SHA-256 prefix its name carries.
+A download is checked before it is kept (length, SHA-256 prefix; a failed, cut-short or wrong
+file leaves nothing in the cache) and bounded in time and size (:data:`TIMEOUT`,
+:data:`MIN_RATE`, :data:`DEADLINE`, :attr:`WeightsEntry.max_bytes`): the details are
+:mod:`arpviz.weights_download`'s. Every failure is a :class:`WeightsError` (an ``OSError``; a
+wrong file a :class:`ChecksumError`, SIGTERM or SIGINT a :class:`DownloadInterrupted`) whose
+message is one line and whose :attr:`WeightsError.manual` says how to put the file in place by
+hand. :func:`verify_file` checks a file put in the cache by hand against the SHA-256 prefix its
+name carries.
 
 Tests (or a site with its own files) add entries with :func:`register_weights`.
 
@@ -39,51 +34,8 @@ bounded download; its limits :data:`TIMEOUT`, :data:`MIN_RATE` and :data:`DEADLI
 there, so a test lowers them in that module).
 """
 
+from arpviz import weights_catalog, weights_download
+from arpviz.weights_catalog import *  # noqa: F403 - the re-export is this module's purpose
+from arpviz.weights_download import *  # noqa: F403
 
-from arpviz.weights_catalog import (
-    MAX_UNKNOWN_BYTES,
-    MIRROR_ENV,
-    OFFLINE_ENV,
-    ChecksumError,
-    DownloadInterrupted,
-    Progress,
-    WeightsEntry,
-    WeightsError,
-    file_sha256,
-    offline,
-    register_weights,
-    resolve_weights,
-    unregister_weights,
-    verify_file,
-    weights_entries,
-)
-from arpviz.weights_download import (
-    DEADLINE,
-    MIN_RATE,
-    TIMEOUT,
-    download_weights,
-    ensure_weights,
-)
-
-__all__ = [
-    "DEADLINE",
-    "MAX_UNKNOWN_BYTES",
-    "MIN_RATE",
-    "MIRROR_ENV",
-    "OFFLINE_ENV",
-    "TIMEOUT",
-    "ChecksumError",
-    "DownloadInterrupted",
-    "Progress",
-    "WeightsEntry",
-    "WeightsError",
-    "download_weights",
-    "ensure_weights",
-    "file_sha256",
-    "offline",
-    "register_weights",
-    "resolve_weights",
-    "unregister_weights",
-    "verify_file",
-    "weights_entries",
-]
+__all__ = [*weights_catalog.__all__, *weights_download.__all__]
