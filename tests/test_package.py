@@ -96,7 +96,7 @@ def test_version_is_one_source(installed: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_every_command_names_itself_and_explains_every_argument(
+def test_every_command_names_itself_explains_every_argument_and_its_version(
         installed: dict[str, Path], command: str) -> None:
     out = _run(installed, command, "--help", timeout=300)
     assert out.returncode == 0, out.stderr
@@ -106,6 +106,9 @@ def test_every_command_names_itself_and_explains_every_argument(
         lines = [line for line in out.stdout.splitlines() if line.strip().startswith("-")]
         bare = [line for line in lines if len(line.split()) == 1 and not line.endswith(",")]
         assert not bare, f"{command}: arguments without help: {bare}"
+    out = _run(installed, command, "--version", timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"{command} {arpviz.__version__}\n"
 
 
 def test_commands_use_the_bundled_default_from_anywhere(installed: dict[str, Path]) -> None:
