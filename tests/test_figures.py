@@ -246,3 +246,19 @@ def test_coincident_boxes_stay_visible_and_labelled() -> None:
     assert labels == ["Conv3", "Conv4 local 0"]
     ys = [a.y for a in fig.layout.annotations]
     assert ys[1] > ys[0]  # corners that meet: the labels stack
+
+
+def test_stage_maps_lie_on_the_photo_at_its_aspect() -> None:
+    from arpviz.explorer.photo import Photo
+    from arpviz.geometry import InputGeometry
+
+    view = _view()
+    geometry = InputGeometry.of(200, 100, 64)  # a 2:1 photo squeezed into the 64 px input
+    photo = Photo("data:image/jpeg;base64,", 200, 100, geometry)
+    fig = fg.stage_views_figure(view, photo=photo)
+    heat = next(t for t in fig.data if isinstance(t, go.Heatmap))
+    x1, y1, x2, y2 = geometry.to_image((0.0, 0.0, 64.0, 64.0))  # Conv3's map: the whole input
+    assert heat.dx == pytest.approx((x2 - x1) / view.stages["conv3"].confidence.shape[1])
+    assert heat.dy == pytest.approx((y2 - y1) / view.stages["conv3"].confidence.shape[0])
+    assert heat.dx != pytest.approx(heat.dy)  # the cells keep the photo's aspect
+    assert fig.layout.xaxis.range[1] == pytest.approx(200)

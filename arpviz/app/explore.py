@@ -96,7 +96,8 @@ def _steer(loaded: LoadedCheckpoint, shown: ShownImage) -> None:
                "significance above the map's mean.")
     opacity = bind(st.slider, "Map opacity", state.explore, "opacity", min_value=0.0,
                    max_value=1.0, step=0.05)
-    st.plotly_chart(figures.stage_views_figure(view, opacity), key="explore_stages")
+    st.plotly_chart(figures.stage_views_figure(view, opacity, photo=drawn),
+                    key="explore_stages")
     _sweep(state, session, knobs)
 
 

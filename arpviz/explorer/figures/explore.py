@@ -318,9 +318,10 @@ def confidence_range(mode: str, confidence: np.ndarray) -> tuple[float, float]:
 
 
 def _confidence_traces(view: ExploreView, stage: str, opacity: float, axes: str = "",
-                       colourbar: dict | None = None) -> list[dict]:
+                       colourbar: dict | None = None, photo: Photo | None = None) -> list[dict]:
     """The input image, a stage's confidence map on the region its map covers (its frame,
-    drawn dotted when it is Conv3's crop) and the stage's crop box, on axes ``axes``."""
+    drawn dotted when it is Conv3's crop) and the stage's crop box, on axes ``axes``. With
+    ``photo``: the photo at its own aspect, the map's cells and the boxes in its pixels."""
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must lie in [0, 1], got {opacity!r}")
     if stage not in view.stages:
@@ -328,11 +329,17 @@ def _confidence_traces(view: ExploreView, stage: str, opacity: float, axes: str 
     s = view.stages[stage]
     h, w = view.image.shape[:2]
     conf = np.asarray(s.confidence, dtype=np.float32)
-    fx1, fy1, fx2, fy2 = s.frame
+    to_image = (lambda box: tuple(box)) if photo is None else photo.to_image
+    fx1, fy1, fx2, fy2 = to_image(s.frame)
     dx, dy = (fx2 - fx1) / conf.shape[1], (fy2 - fy1) / conf.shape[0]
     on_axes = {} if not axes else {"xaxis": f"x{axes}", "yaxis": f"y{axes}"}
     low, high = confidence_range(s.mode, conf)
-    data = [_array_trace(view.image, axes=axes), {
+    if photo is None:
+        base = _array_trace(view.image, axes=axes)
+    else:
+        shown = _display_scale(photo)
+        base = _image_trace(photo.source, 0.0, 0.0, shown, shown, "photo", axes)
+    data = [base, {
         "type": "heatmap", "z": np.round(conf, 4).tolist(), "x0": fx1 + dx / 2, "dx": dx,
         "y0": fy1 + dy / 2, "dy": dy, "opacity": opacity, "colorscale": INFERNO,
         "zmin": low, "zmax": high,
@@ -342,12 +349,13 @@ def _confidence_traces(view: ExploreView, stage: str, opacity: float, axes: str 
                          "<extra></extra>", **on_axes,
     }]
     if s.frame != (0.0, 0.0, float(w), float(h)):
-        xs, ys = _rect(s.frame)
+        xs, ys = _rect(to_image(s.frame))
         data.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines",
                      "name": "map covers (Conv3 crop)", "showlegend": not axes,
                      "line": {"color": stage_colour("conv3"), "width": 2, "dash": "dot"},
                      "hoverinfo": "skip", **on_axes})
-    box = _box_trace(s, legend=f"{s.label} crop", showlegend=not axes)
+    box = _box_trace(s, to_image(s.image_box), legend=f"{s.label} crop",
+                     showlegend=not axes)
     data.append({**box, **on_axes})
     return data
 
@@ -375,12 +383,13 @@ def confidence_figure(
 
 
 def stage_views_figure(view: ExploreView, opacity: float = 0.6, long_side: int = 128,
-                       height: int = 560) -> go.Figure:
+                       height: int = 560, *, photo: Photo | None = None) -> go.Figure:
     """Every pooled stage in one figure, a column each (one chart redraws faster than one per
     view): on top its keypoint confidence map over the input image with its crop box, below the
     image region it crops resampled to its output size. Titles give the map size, the rates
     and the crop -> output size (height x width); hover gives each cell's confidence and the
-    crops' input-image coordinates."""
+    crops' input-image coordinates. With ``photo`` the maps lie on the photo at its own aspect
+    (in its pixels), as the boxes of :func:`boxes_figure` do."""
     names = list(view.stages)
     if not names:
         return _figure([], _layout(None, 120, annotations=[
@@ -402,8 +411,9 @@ def stage_views_figure(view: ExploreView, opacity: float = 0.6, long_side: int =
         colourbar = {"title": {"text": scale, "side": "right"}, "thickness": 8, "len": 0.36,
                      "y": 0.9, "yanchor": "top", "x": min(1.0, left + width) + 0.005,
                      "xanchor": "left", "tickfont": {"size": 9}}
-        data += _confidence_traces(view, name, opacity, top, colourbar)
-        layout.update(_image_axes(w, h, domain=(x_domain, [0.52, 0.9]), axes=top))
+        data += _confidence_traces(view, name, opacity, top, colourbar, photo)
+        pw, ph = (w, h) if photo is None else (photo.width, photo.height)
+        layout.update(_image_axes(pw, ph, domain=(x_domain, [0.52, 0.9]), axes=top))
         crop = crop_image(view.image, s.image_box, s.out_size, long_side)
         x1, y1, x2, y2 = s.image_box
         data.append(_array_trace(crop, x1, y1, (x2 - x1) / crop.shape[1],
