@@ -49,12 +49,15 @@ def steering(loaded: LoadedCheckpoint) -> tuple[Steering, tuple[StageControl, ..
     return app_state().steering_for(loaded, controls), controls
 
 
+#: Marks a mode beyond the paper in a mode choice (short, so the closed box never cuts it).
+BEYOND = "\u2020"
+
+
 def mode_name(control: StageControl, mode: str) -> str:
-    """A mode as the mode choice names it: trained, or beyond the paper."""
-    text = mode_label(mode)
-    if mode == control.mode:
-        return f"{text} (trained)"
-    return f"{text} (beyond the paper)" if mode not in ("rp", "arp") else text
+    """A mode as the mode choice names it: ``ARP (trained)``, ``ARP-FG †`` (beyond the
+    paper; a caption under the controls says what † means)."""
+    text = mode_label(mode) + ("" if mode in ("rp", "arp") else f" {BEYOND}")
+    return f"{text} (trained)" if mode == control.mode else text
 
 
 def _slider(label: str, owner: object, name: str, bounds: tuple[float, float], step: float,
@@ -130,6 +133,9 @@ def stage_sliders(loaded: LoadedCheckpoint, *, modes: bool = True, tau: bool = T
                 st.caption(mode_label(choice.mode))
             _k_slider(control, choice, choice.mode, f"k:{control.name}")
             _dsr_slider(control, choice)
+    if modes:
+        st.caption(f"{BEYOND} beyond the paper (ARP-FG, ARP-FG peak, the learnt zoom). Hover a "
+                   "mode's ? for what each does.")
     if tau:
         _tau(state, controls)
     return state.knobs()
