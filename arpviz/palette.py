@@ -18,6 +18,7 @@ __all__ = [
     "SERIES",
     "SIDES",
     "TRUE_INTERVAL",
+    "OBJECT",
     "TRUTH",
     "WRONG",
     "series_colour",
@@ -41,6 +42,8 @@ SERIES = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17
 SIDES = ("#ff7f0e", "#17becf")
 #: Ground truth drawn on an image; a stage's box on a confidence map; the reference bars.
 TRUTH = "#ffffff"
+#: The simulated object's outline (Appendix A): reads on the dark maps and in the legend.
+OBJECT = "#00c853"
 #: The frame of the network's input drawn on the uploaded photo.
 NETWORK_INPUT = "#00e5ff"
 #: A crop's size plotted beside class curves (a neutral colour no class or stage uses).

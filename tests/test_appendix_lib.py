@@ -190,7 +190,7 @@ def test_object_maps_figure_draws_the_maps_and_the_crops():
         assert list(trace.y) == pytest.approx([y1, y1, y2, y2, y1])
         assert trace.line.color == colour and "rate" in trace.hovertemplate
     objects = [t for t in fig.data if t.name == "the object"]
-    assert len(objects) == 3 and all(t.line.color == palette.TRUTH for t in objects)
+    assert len(objects) == 3 and all(t.line.color == palette.OBJECT for t in objects)
     assert figs.ARP_COLOUR in palette.SIDES and figs.ARPFG_COLOUR in palette.SERIES
     titles = [a.text for a in fig.layout.annotations]
     assert any("beyond the paper" in t and f"{sim.arpfg_rates[1]:.2f}" in t for t in titles)

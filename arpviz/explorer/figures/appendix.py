@@ -20,11 +20,11 @@ from arpviz.appendix import Analysis
 from arpviz.palette import (
     INSIDE,
     LINE,
+    OBJECT,
     OUTSIDE,
     REFERENCE,
     SIDES,
     TRUE_INTERVAL,
-    TRUTH,
     series_colour,
 )
 from arpviz.simulate2d import ObjectSimulation, RateCurve
@@ -323,7 +323,7 @@ def object_maps_figure(sim: ObjectSimulation) -> go.Figure:
             row=1, col=col,
         )
         fig.add_trace(
-            _box_trace(sim.object_box, "the object", TRUTH, dash="dot", show_legend=col == 1,
+            _box_trace(sim.object_box, "the object", OBJECT, dash="dot", show_legend=col == 1,
                        hover=f"<br>extent {sim.ideal_rates[1]:.2f} × {sim.ideal_rates[0]:.2f} "
                              "of the map (the ideal rate)"),
             row=1, col=col,
