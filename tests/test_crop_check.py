@@ -9,7 +9,7 @@ import torch
 from arpviz import checkpoint as ckpt
 from arpviz.explorer import faithful, inputs
 from arpviz.explorer.controls import Knob
-from arpviz.explorer.figures.explore import faithfulness_figure
+from arpviz.explorer.figures.panels import faithfulness_figure
 from arpviz.explorer.live import LiveSession
 from arpviz.faithfulness import crop_faithfulness
 

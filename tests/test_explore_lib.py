@@ -441,6 +441,7 @@ def test_other_layouts(ckpt: Checkpoint, options: dict) -> None:
     from dataclasses import replace
 
     from arpviz.explorer.figures import explore as figures
+    from arpviz.explorer.figures import panels
     from arpviz.models import MSGN, MSGNConfig
 
     torch.manual_seed(0)
@@ -467,7 +468,7 @@ def test_other_layouts(ckpt: Checkpoint, options: dict) -> None:
         figures.confidence_figure(view, name)
     figures.boxes_figure(view)
     figures.crops_figure(comparison.views)
-    figures.rates_figure(view)
+    panels.rates_figure(view)
     card = catalog.model_card(meta)
     assert len(card["stages"]) == 1 + max(1, config.local_branches)
 

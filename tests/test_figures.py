@@ -12,6 +12,7 @@ from plotly.utils import PlotlyJSONEncoder
 from arpviz.explorer import inputs
 from arpviz.explorer import results as session
 from arpviz.explorer.figures import explore as fg
+from arpviz.explorer.figures import panels as pn
 from arpviz.models.stages import stage_label
 from arpviz.palette import stage_colour
 
@@ -120,20 +121,20 @@ def test_crops_figure_one_panel_per_stage_and_row() -> None:
 
 
 def test_rates_figure_values() -> None:
-    fig = fg.rates_figure(_view())
+    fig = pn.rates_figure(_view())
     bars = [t for t in fig.data if isinstance(t, go.Bar)]
     assert len(bars) == 1
     assert list(bars[0].x) == ["Conv3 h", "Conv3 w", "Conv4 local 0 h", "Conv4 local 0 w"]
     assert list(bars[0].y) == [0.6, 0.55, 0.5, 0.5]
     dsr = _by_name(fig)["DSR (ARP's lower bound; the output size)"]
     assert list(dsr.y) == [0.5, 0.5, 0.5, 0.5]
-    grouped = fg.rates_figure({"ARP": _view(), "RP": _view()})
+    grouped = pn.rates_figure({"ARP": _view(), "RP": _view()})
     assert [t.name for t in grouped.data if isinstance(t, go.Bar)] == ["ARP", "RP"]
 
 
 def test_predictions_figure() -> None:
     view = _view()
-    fig = fg.predictions_figure(view.predictions, "trained")
+    fig = pn.predictions_figure(view.predictions, "trained")
     now, ref = _by_name(fig)["now"], _by_name(fig)["trained"]
     rows = view.predictions.rows
     assert list(now.x) == [r.prob for r in rows][::-1]
@@ -147,14 +148,14 @@ def test_sweep_figure() -> None:
     probs = np.tile(np.array([0.5, 0.3, 0.2]), (5, 1))
     sweep = session.KSweep("conv3", ks, probs, np.linspace(64, 128, 5), np.linspace(60, 128, 5),
                       np.full((5, 2), 0.5), (0, 2), ("a", "c"), 0.8, 1.0)
-    fig = fg.sweep_figure(sweep)
+    fig = pn.sweep_figure(sweep)
     traces = _by_name(fig)
     assert list(traces["a"].y) == [0.5] * 5 and list(traces["c"].y) == [0.2] * 5
     assert list(traces["crop width"].y) == list(np.linspace(64, 128, 5))
     assert len(fig.layout.shapes) == 4  # trained and current k, on both panels
     marks = [a.text for a in fig.layout.annotations if " k " in a.text]
     assert marks == ["trained k 1.00", "now k 0.80"]
-    same = fg.sweep_figure(session.KSweep(**{**sweep.__dict__, "current_k": 1.0}))
+    same = pn.sweep_figure(session.KSweep(**{**sweep.__dict__, "current_k": 1.0}))
     assert [a.text for a in same.layout.annotations if " k " in a.text] == ["trained = now k 1.00"]
     fig.to_json()
 
@@ -172,8 +173,8 @@ def test_every_figure_passes_plotly_validation() -> None:
     figures = [fg.boxes_figure(view), fg.boxes_figure(view, photo=photo),
                fg.stage_views_figure(view, 0.4),
                fg.confidence_figure(view, "conv3"), fg.crops_figure(view),
-               fg.crops_figure({"ARP": view, "RP": _view(shift=1.0)}), fg.rates_figure(view),
-               fg.predictions_figure(view.predictions), fg.sweep_figure(sweep)]
+               fg.crops_figure({"ARP": view, "RP": _view(shift=1.0)}), pn.rates_figure(view),
+               pn.predictions_figure(view.predictions), pn.sweep_figure(sweep)]
     for fig in figures:
         spec = fig.to_dict()
         validated = go.Figure(spec).to_dict()  # raises on any invalid property

@@ -6,7 +6,7 @@ import string
 
 import numpy as np
 
-from arpviz.explorer.figures import explore as figures
+from arpviz.explorer.figures import panels as figures
 from arpviz.explorer.results import compare_predictions
 from arpviz.text import figure_text, plain
 

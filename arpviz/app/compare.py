@@ -16,6 +16,7 @@ from arpviz.app.state import LoadedCheckpoint, app_state, bind
 from arpviz.explorer import photo
 from arpviz.explorer.controls import STEERABLE_MODES
 from arpviz.explorer.figures import explore as figures
+from arpviz.explorer.figures import panels
 from arpviz.explorer.results import ModeComparison
 from arpviz.models.stages import mode_label
 
@@ -70,6 +71,6 @@ def show_sides(loaded: LoadedCheckpoint, shown: ShownImage, comparison: ModeComp
             outputs.show_predictions(view.predictions, loaded, shown, reference=reference,
                                      key=f"compare_predictions_{side}")
     st.markdown("### Rates per stage")
-    st.plotly_chart(figures.rates_figure(comparison.views), key="compare_rates")
+    st.plotly_chart(panels.rates_figure(comparison.views), key="compare_rates")
     st.markdown("### Resampled crops")
     st.plotly_chart(figures.crops_figure(comparison.views), key="compare_crops")

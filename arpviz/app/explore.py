@@ -19,7 +19,7 @@ from arpviz.datasources import is_reid
 from arpviz.explorer import catalog, diagram, faithful, photo
 from arpviz.explorer.controls import Knob, stage_controls
 from arpviz.explorer.figures import explore as figures
-from arpviz.explorer.figures import scrub
+from arpviz.explorer.figures import panels, scrub
 from arpviz.explorer.live import LiveSession
 from arpviz.explorer.results import ExploreView
 from arpviz.models.stages import stage_label
@@ -119,7 +119,7 @@ def _faithfulness(state: AppState, session: LiveSession, view: ExploreView) -> N
             return
         check = faithful.crop_check(session, view, stage)
         state.shown.faith = check
-        st.plotly_chart(figures.faithfulness_figure(check), key="explore_faith_chart")
+        st.plotly_chart(panels.faithfulness_figure(check), key="explore_faith_chart")
         st.markdown("\n".join(f"- {line}" for line in faithful.conclusions(check)))
 
 
@@ -143,7 +143,7 @@ def _sweep(state: AppState, session: LiveSession, knobs: dict[str, Knob]) -> Non
                "boxes, the crop and the top-5 follow in the browser without asking the server.")
     st.plotly_chart(scrub.scrub_figure(sweep, session.image.image, labels),
                     key="explore_scrub_chart")
-    st.plotly_chart(figures.sweep_figure(sweep), key="explore_sweep_chart")
+    st.plotly_chart(panels.sweep_figure(sweep), key="explore_sweep_chart")
 
 
 def _cached_sweep(session: LiveSession, stage: str, knobs: dict[str, Knob]):
