@@ -34,8 +34,8 @@ from torch import Tensor
 from torchvision.models import get_model_weights
 from tqdm.auto import tqdm
 
-from arpviz import __version__
 from arpviz import checkpoint as ckpt
+from arpviz.commands import command_parser
 from arpviz.images import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.models import MSGN, MSGNConfig
 from arpviz.models.pretrained import load_backbone_state_dict, read_state_dict
@@ -474,8 +474,8 @@ def convert_cached(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
+    parser = command_parser(
+        PROG,
         description="Turn torchvision ImageNet ResNet weights into an arpviz checkpoint with ARP "
         "in place of the stride of Conv3 and Conv4 (no training) and print its path. The "
         "weights come from the torch cache or a file; --download fetches torchvision's file "
@@ -483,7 +483,6 @@ def _parser() -> argparse.ArgumentParser:
         epilog=f"Env {MIRROR_ENV}=URL downloads from a mirror, {OFFLINE_ENV}=1 turns downloads "
         "off. Details: docs/convert.md.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--arch", choices=ARCHITECTURES, default="resnet50",
                         help="the torchvision architecture (default: %(default)s)")
     parser.add_argument("--weights", default=None, metavar="FILE",

@@ -27,9 +27,9 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from arpviz import __version__
 from arpviz import checkpoint as ckpt
 from arpviz.bundled import default_checkpoint_path
+from arpviz.commands import command_parser
 from arpviz.data.synthbirds import SynthBirds
 from arpviz.data.transforms import default_resize
 from arpviz.datasources import build, synth_config
@@ -246,13 +246,12 @@ def _evaluate_any(args: argparse.Namespace) -> tuple[object, dict[str, str]]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
+    parser = command_parser(
+        PROG,
         description="Evaluate an arpviz checkpoint and print the result as JSON: top-1 and top-5 "
         "accuracy on a split (and on SynthBirds the crop quality), or mAP and CMC for a re-ID "
         "checkpoint, with the checkpoint's path and SHA-256.",
         epilog="Details: docs/training.md (Evaluate), docs/reid.md.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("checkpoint", nargs="?", default=None,
                         help="an arpviz .safetensors checkpoint (default: the bundled "
                         "classification MSGN with ARP)")

@@ -25,13 +25,13 @@ re-exported here; ``python -m arpviz.simulate`` prints its rate table for a cent
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from arpviz.commands import command_parser
 from arpviz.pooling import Kernel, adaptive_rates, select_boxes
 from arpviz.simulate2d import (
     CURVE_SIZES,
@@ -281,15 +281,13 @@ def measure_confidence_floor(
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m arpviz.simulate``: the rates of a centred square object on perfect features
     (the paper's ARP, ARP-FG beyond the paper, and the object's side), one row per size."""
-    from arpviz import __version__
 
-    parser = argparse.ArgumentParser(
-        prog="python -m arpviz.simulate",
+    parser = command_parser(
+        "python -m arpviz.simulate",
         description="Rates of a centred square object on perfect features (every channel the "
                     "object's mask): the paper's ARP, ARP-FG (beyond the paper) and the ideal, "
                     "one row per object size.",
         epilog="Details: docs/method.md.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--k", type=float, default=1.0,
                         help="trade-off coefficient (default: %(default)s)")
     parser.add_argument("--dsr", type=float, default=0.5,

@@ -39,8 +39,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 from tqdm.auto import tqdm
 
-from arpviz import __version__
 from arpviz import checkpoint as ckpt
+from arpviz.commands import command_parser
 from arpviz.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.datasources import DataSources, build, probe_batch
 from arpviz.models import MSGN, MSGNConfig, from_torchvision
@@ -405,8 +405,8 @@ def _flag_kwargs(name: str, hint: Any, default: Any) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
+    parser = command_parser(
+        PROG,
         description="Train MSGN with the paper's recipe (SGD, linear warm-up, then the learning "
         "rate x0.1 at 40% and 70% of the epochs; P x K batches and a triplet loss on a re-ID data "
         "set) "
@@ -415,7 +415,6 @@ def _parser() -> argparse.ArgumentParser:
         "defaults shown.",
         epilog="Several GPUs: torchrun --nproc_per_node N -m arpviz.train ... "
         "Details: docs/training.md.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", metavar="FILE",
                         help="a JSON file of TrainConfig fields (default: none, the defaults "
                         "below)")

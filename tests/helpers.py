@@ -498,3 +498,17 @@ def expected_appendix_crops(*, seed: int = 0, k: float = 1.0, dsr: float = 0.5,
 
     analysis = analyse(SimulationSettings(count=count, seed=seed, k=k, dsr=dsr))
     return [f"[{a:.1f}, {b:.1f}]" for a, b in analysis.intervals[:count]]
+
+
+def assert_gradient_inside_box(x, box) -> None:
+    """``x.grad`` (after a backward of a crop's features) is non-zero inside ``box`` (``x1, y1,
+    x2, y2`` of sample 0, pixel edges) and zero beyond the cells it touches."""
+    import math
+
+    x1, y1, x2, y2 = (float(v) for v in box)
+    grad = x.grad.abs().sum(1)[0]
+    assert grad[math.ceil(y1):math.floor(y2), math.ceil(x1):math.floor(x2)].sum() > 0
+    far = grad.clone()
+    far[max(0, math.floor(y1) - 1):math.ceil(y2) + 1,
+        max(0, math.floor(x1) - 1):math.ceil(x2) + 1] = 0
+    assert far.abs().max() == 0

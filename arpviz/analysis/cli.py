@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from arpviz import __version__
 from arpviz.analysis.measure import DEFAULT_K_VALUES, analyse
 from arpviz.analysis.report import AdaptivityReport
 from arpviz.bundled import default_checkpoint_path
+from arpviz.commands import command_parser
 from arpviz.validation import check_count, check_device, check_output_file
 
 __all__ = ["PROG", "format_table", "main"]
@@ -78,14 +78,13 @@ def format_table(report: AdaptivityReport) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
+    parser = command_parser(
+        PROG,
         description="Does ARP adapt? Run a checkpoint over a split and measure, for every pooled "
         "stage, the rates against the object's size, crop precision, placement against centred "
         "and random boxes, k curves and the confidence contrast; print a table and, with --out, "
         "write the report as JSON.",
         epilog="What each number means: docs/adaptivity.md.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("checkpoint", nargs="?", default=None,
                         help="a .safetensors checkpoint (default: the bundled classification "
                         "MSGN with ARP)")

@@ -16,7 +16,6 @@ with every image's prediction) as Markdown.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from arpviz.commands import command_parser
 
 __all__ = [
     "COMPARISONS",
@@ -332,14 +333,11 @@ def report(folder: str | Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print :func:`report` of a folder of evaluations (default ``logs/paired``)."""
-    from arpviz import __version__
-
-    parser = argparse.ArgumentParser(
-        prog="python -m arpviz.analysis.paired",
+    parser = command_parser(
+        "python -m arpviz.analysis.paired",
         description="Paired comparisons of committed runs, printed as Markdown tables: test "
         "top-1 per seed, the mean difference with its 95% interval, McNemar's test per seed.",
         epilog="Details: docs/adaptivity.md.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("folder", nargs="?", default="logs/paired",
                         help="a folder of <row>_seed<S>.eval.json files, as arpviz-evaluate "
                         "writes them (default: %(default)s)")

@@ -21,9 +21,9 @@ import torch
 from PIL import Image
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from arpviz import __version__
 from arpviz import checkpoint as ckpt
 from arpviz.bundled import default_checkpoint_path
+from arpviz.commands import command_parser
 from arpviz.explain.batch import (
     BATCH_DECODED_PIXELS,
     BATCH_INPUT_PIXELS,
@@ -154,8 +154,8 @@ def _overlay_name(index: int, file: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
+    parser = command_parser(
+        PROG,
         description="Explain image files and folders with an arpviz checkpoint: write one JSON "
         "record per image (results.jsonl: the top-5 and every pooled stage's box), an overlay "
         "PNG of the boxes and manifest.json into --out. Exit status: 0 when every image worked, "
@@ -163,7 +163,6 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Under torchrun each process explains a share of the images. Details: "
         "docs/explain.md.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files and folders (searched recursively)")
     parser.add_argument("--checkpoint", default=None, metavar="CKPT",
