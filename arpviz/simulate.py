@@ -14,9 +14,9 @@ The *true interval* of a simulated distribution is its envelope's ``mean +- 2 st
 
 Why a floor: the confidence is ``sigmoid(s)`` of a standardised significance ``s`` whose mean over
 the map is 0, so the background sits near ``sigmoid(0) = 0.5``, never near 0 (a trained network's
-background is about 0.46 to 0.48, docs/adaptivity.md). :func:`measure_confidence_floor` measures
-it in a checkpoint, as the raw level and as the ``background`` argument of :func:`simulate` that
-gives the same floor-to-peak ratio. ``simulate`` takes any ``background >= 0``.
+background is about 0.46 to 0.48, docs/adaptivity.md).
+:func:`arpviz.analysis.measure_confidence_floor` measures it in a checkpoint, as the raw level
+and as the ``background`` argument of :func:`simulate` that gives the same floor-to-peak ratio. ``simulate`` takes any ``background >= 0``.
 
 Appendix A in two dimensions, one object on perfect features cropped by the paper's ARP and by
 ARP-FG (:func:`simulate_object_2d`, :func:`rate_against_size`), is :mod:`arpviz.simulate2d`,
@@ -44,14 +44,12 @@ from arpviz.validation import check_count, check_k, check_kernel, check_rate_pai
 
 __all__ = [
     "CURVE_SIZES",
-    "ConfidenceFloor",
     "Coverage",
     "ObjectSimulation",
     "RateCurve",
     "SimulatedDistributions",
     "coverage",
     "crop_intervals",
-    "measure_confidence_floor",
     "rate_against_size",
     "simulate",
     "simulate_object_2d",
@@ -221,61 +219,6 @@ def coverage(
         crop_length=crop_len,
         true_length=true_intervals[:, 1] - true_intervals[:, 0],
     )
-
-
-@dataclass(frozen=True)
-class ConfidenceFloor:
-    """The background level of one stage's keypoint confidence maps in a checkpoint.
-
-    Attributes:
-        stage: the stage name (``"conv3"``, ``"conv4.local0"``, ...).
-        level: mean confidence off the object box (SynthBirds ground truth), averaged over
-            images: the floor as the sigmoid gives it (about 0.5).
-        peak: mean over images of the map's maximum.
-        relative: ``level / (peak - level)``, the :func:`simulate` ``background`` (relative to
-            the envelope's peak) that gives the same floor-to-peak ratio.
-        count: images measured.
-    """
-
-    stage: str
-    level: float
-    peak: float
-    relative: float
-    count: int
-
-
-def measure_confidence_floor(
-    checkpoint: object, *, count: int = 16, split: str = "val", tau: float = 1.0
-) -> dict[str, ConfidenceFloor]:
-    """The confidence floor of every pooled stage of a SynthBirds checkpoint.
-
-    Args:
-        checkpoint: a loaded :class:`arpviz.checkpoint.Checkpoint` (SynthBirds).
-        count: how many images of ``split`` to measure (the first ``count``).
-        split: ``"val"`` or ``"test"``.
-        tau: confidence temperature (beyond the paper; 1 is the paper).
-
-    Returns:
-        ``{stage: ConfidenceFloor}`` for every RP/ARP/STN stage, in execution order.
-
-    Raises:
-        ValueError: not a SynthBirds checkpoint, no pooled stage, or a bad ``count``.
-    """
-    from arpviz.analysis import analyse  # lazy: the simulator itself needs no network
-
-    count = check_count(count, "count")
-    report = analyse(checkpoint, split, limit=count, tau=tau, n_random=1, k_values=(),
-                     n_boot=0, batch_size=count, show_progress=False)
-    if not report.ground_truth:
-        raise ValueError("measuring the floor needs SynthBirds ground truth")
-    out: dict[str, ConfidenceFloor] = {}
-    for name in report.stages:
-        columns = report.per_image["stages"][name]
-        level = float(np.nanmean(columns["background_conf"]))
-        peak = float(np.mean(columns["conf_max"]))
-        out[name] = ConfidenceFloor(stage=name, level=level, peak=peak,
-                                    relative=level / max(peak - level, 1e-6), count=report.count)
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -17,11 +17,11 @@ from arpviz.analysis import (
     analyse_cached,
     correlation,
     main,
+    measure_confidence_floor,
     stats,
 )
 from arpviz.images import IMAGENET_MEAN, IMAGENET_STD
 from arpviz.models import MSGN, MSGNConfig, StageOverride
-from arpviz.simulate import measure_confidence_floor
 
 INPUT = 64
 CLASSES = 3

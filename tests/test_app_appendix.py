@@ -107,8 +107,8 @@ def test_floor_slider_reaches_2_and_preset_needs_a_checkpoint():
 
 
 def test_floor_preset_measures_the_loaded_checkpoint(app_env, tiny_checkpoint):
+    from arpviz.analysis import measure_confidence_floor
     from arpviz.checkpoint import load
-    from arpviz.simulate import measure_confidence_floor
 
     at = run_app(AppTest.from_file(APP, default_timeout=TIMEOUT))
     at.switch_page("pages/appendix_a.py")

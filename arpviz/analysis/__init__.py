@@ -46,6 +46,7 @@ rank-1 against one ARP stage's k over the test query/gallery (a :class:`ReIDKCur
 
 from arpviz.analysis.cache import analyse_cached, cache_key
 from arpviz.analysis.cli import format_table, main
+from arpviz.analysis.floor import ConfidenceFloor, measure_confidence_floor
 from arpviz.analysis.measure import DEFAULT_K_VALUES, analyse
 from arpviz.analysis.reid_curve import ReIDKCurve, reid_k_curve
 from arpviz.analysis.report import AdaptivityReport, StageAnalysis
@@ -55,6 +56,7 @@ from arpviz.checkpoint import file_digest as checkpoint_digest
 __all__ = [
     "DEFAULT_K_VALUES",
     "AdaptivityReport",
+    "ConfidenceFloor",
     "ReIDKCurve",
     "StageAnalysis",
     "analyse",
@@ -64,6 +66,7 @@ __all__ = [
     "correlation",
     "format_table",
     "main",
+    "measure_confidence_floor",
     "reid_k_curve",
     "stats",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from arpviz.analysis import measure_confidence_floor
 from arpviz.app.state import AppendixSettings, LoadedCheckpoint, app_state, bind
 from arpviz.appendix import Analysis, SimulationSettings, analyse, k_sweep, summary_stats
 from arpviz.explorer.catalog import trained_on_synthbirds
@@ -18,7 +19,6 @@ from arpviz.models.stages import stage_label
 from arpviz.simulate import (
     ObjectSimulation,
     RateCurve,
-    measure_confidence_floor,
     rate_against_size,
     simulate_object_2d,
 )
