@@ -16,7 +16,8 @@ Why a floor: the confidence is ``sigmoid(s)`` of a standardised significance ``s
 the map is 0, so the background sits near ``sigmoid(0) = 0.5``, never near 0 (a trained network's
 background is about 0.46 to 0.48, docs/adaptivity.md).
 :func:`arpviz.analysis.measure_confidence_floor` measures it in a checkpoint, as the raw level
-and as the ``background`` argument of :func:`simulate` that gives the same floor-to-peak ratio. ``simulate`` takes any ``background >= 0``.
+and as the ``background`` argument of :func:`simulate` that gives the same floor-to-peak ratio.
+``simulate`` takes any ``background >= 0``.
 
 Appendix A in two dimensions, one object on perfect features cropped by the paper's ARP and by
 ARP-FG (:func:`simulate_object_2d`, :func:`rate_against_size`), is :mod:`arpviz.simulate2d`,
