@@ -128,3 +128,40 @@ def test_only_the_app_imports_streamlit() -> None:
     # the app's helpers (arpviz.app) draw with Streamlit; the launcher imports Streamlit's CLI
     # inside main() to start the app
     assert offenders == []
+
+
+PAGES = ROOT.parent / "pages"
+#: The app's page scripts: ``pages/`` holds these and nothing else.
+PAGE_SCRIPTS = ("adaptivity.py", "appendix_a.py", "explore.py", "gallery.py", "retrieval.py",
+                "rp_vs_arp.py", "training.py")
+#: The longest a page script may be: widgets, one library call, rendering.
+MAX_PAGE_LINES = 120
+#: The longest any module of the package may be.
+MAX_MODULE_LINES = 600
+
+
+def test_pages_hold_only_thin_page_scripts() -> None:
+    assert sorted(p.name for p in PAGES.iterdir() if p.name != "__pycache__") == \
+        sorted(PAGE_SCRIPTS)
+    long = {p.name: n for p in PAGES.glob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_PAGE_LINES}
+    assert long == {}, f"page scripts over {MAX_PAGE_LINES} lines: {long}"
+    registered = (ROOT.parent / "app.py").read_text(encoding="utf-8")
+    assert all(f'"pages/{name}"' in registered for name in PAGE_SCRIPTS)
+
+
+def test_no_page_touches_the_session_state_by_key() -> None:
+    """What the user looks at is one typed state (``arpviz.app.state``): only that module reads
+    or writes ``st.session_state``; pages and the other helpers go through ``app_state`` and
+    ``bind``."""
+    scripts = [*PAGES.glob("*.py"), ROOT.parent / "app.py",
+               *(p for p in (ROOT / "app").glob("*.py") if p.name != "state.py")]
+    offenders = [str(p.relative_to(ROOT.parent)) for p in scripts
+                 if "session_state" in p.read_text(encoding="utf-8")]
+    assert offenders == []
+
+
+def test_no_module_is_over_the_limit() -> None:
+    long = {str(p.relative_to(ROOT.parent)): n for p in ROOT.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert long == {}, f"modules over {MAX_MODULE_LINES} lines: {long}"
