@@ -449,13 +449,16 @@ def bind(widget: Callable[..., Any], label: str, owner: Any, name: str, *, key: 
     key = key or f"{getattr(owner, 'prefix', type(owner).__name__.lower())}.{name}"
     shown = app_state().widgets
     value = getattr(owner, name)
+    kind = getattr(widget, "__name__", "")
     if key in st.session_state:
         current = _plain(st.session_state[key])
-        if key in shown and current != shown[key]:  # the user moved it: the model follows
+        # a radio or selectbox sends back its option's label: after the labels changed (the
+        # photo's name in "Your photo: red.png") the browser may send an old one, no option
+        stale = kind in _OPTION_WIDGETS and options is not None and current not in options
+        if key in shown and current != shown[key] and not stale:  # the user moved it
             value = current
-        elif current != value:  # the model moved: the widget follows
+        elif current != value:  # the model moved (or a stale label): the widget follows
             st.session_state[key] = value
-    kind = getattr(widget, "__name__", "")
     args: tuple[Any, ...] = (label,)
     if options is not None:
         options = list(options)
