@@ -104,14 +104,24 @@ def streamlit_v2_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(PagesManager, "__init__", init_v2)
 
 
+def _own_caches(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """The torch cache (``TORCH_HOME``) and arpviz's cache (``ARPVIZ_CACHE``: converted models,
+    analyses) in ``folder``: the app under test sees nothing of this machine's."""
+    monkeypatch.setenv("TORCH_HOME", str(folder / "torch"))
+    monkeypatch.setenv("ARPVIZ_CACHE", str(folder / "arpviz_cache"))
+
+
 @pytest.fixture()
 def app_env(monkeypatch: pytest.MonkeyPatch, tiny_checkpoint: Path, tmp_path: Path,
             streamlit_v2_pages: None) -> Iterator[Path]:
     """The app under AppTest on the tiny checkpoint only (the bundled folder an empty one, the
-    checkpoint roots the test's own folder), with unpickling forbidden while it runs; yields
-    the test's folder and restores torch's thread count (the sidebar sets it)."""
+    checkpoint roots the test's own folder, an empty torch cache and arpviz cache: no ImageNet
+    ResNet of this machine is ready, none converted is listed), with unpickling forbidden
+    while it runs; yields the test's folder and restores torch's thread count (the sidebar
+    sets it)."""
     empty = tmp_path / "bundled"
     empty.mkdir()
+    _own_caches(monkeypatch, tmp_path)
     monkeypatch.setenv("ARPVIZ_BUNDLED_DIR", str(empty))
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(tiny_checkpoint.parent))
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", str(tmp_path))  # the test's own folders
@@ -138,10 +148,12 @@ def reid_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def reid_app(reid_folder: Path, monkeypatch: pytest.MonkeyPatch,
+def reid_app(reid_folder: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
              streamlit_v2_pages: None) -> Iterator[Path]:
-    """The app under AppTest with ``reid_folder`` as its bundled folder and the retrieval
-    gallery capped at 14 images; yields the folder."""
+    """The app under AppTest with ``reid_folder`` as its bundled folder, the retrieval
+    gallery capped at 14 images and caches of its own (as :func:`app_env`); yields the
+    folder."""
+    _own_caches(monkeypatch, tmp_path)
     monkeypatch.setenv("ARPVIZ_BUNDLED_DIR", str(reid_folder))
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_ROOTS", str(reid_folder))
     monkeypatch.delenv("ARPVIZ_CHECKPOINT_DIR", raising=False)

@@ -11,6 +11,7 @@ test-only weights entry registered as resnet18's default; nothing reaches the in
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def torch_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_checkpoint
 def test_sidebar_offers_converts_once_and_explore_runs(torch_cache: Path, tmp_path: Path) -> None:
     at = run_app(AppTest.from_file(APP, default_timeout=TIMEOUT))
     box = at.sidebar.selectbox(key="arpviz_checkpoint")
-    assert "ImageNet ResNet-18 with ARP" in box.options
+    assert "ImageNet ResNet-18 with ARP (torch cache, not fine-tuned)" in box.options  # ready
     assert box.value.endswith("tiny_msgn_arp.safetensors")  # the offer is not the default
     box.set_value("imagenet:resnet18")
     run_app(at)
@@ -159,15 +160,20 @@ def test_download_button_fetches_verifies_converts_and_opens(
     with serve({entry.file_name: payload}) as server:
         monkeypatch.setenv(wt.MIRROR_ENV, server.base)
         at = run_app(AppTest.from_file(APP, default_timeout=TIMEOUT))
-        # every ImageNet ResNet is listed, none is in the checkpoint box yet, nothing fetched
-        listed = _texts(at.sidebar.markdown)
+        # every ImageNet ResNet is in the checkpoint box, to download; nothing fetched, the
+        # file stays the default
+        box = at.sidebar.selectbox(key="arpviz_checkpoint")
         for name in ("ResNet-18", "ResNet-34", "ResNet-50", "ResNet-101", "ResNeXt-101 32x8d"):
-            assert f"ImageNet {name} with ARP** · download" in listed
-        assert "ImageNet ResNet-50 with ARP** · download 98 MB" in listed
-        keys = {b.key for b in at.sidebar.button}
-        assert {f"arpviz_download:{a}" for a in ("resnet18", "resnet50")} <= keys
-        assert at.sidebar.selectbox(key="arpviz_checkpoint").value.endswith(
-            "tiny_msgn_arp.safetensors")
+            assert any(o.startswith(f"ImageNet {name} with ARP (download ") and
+                       o.endswith(", needs the internet)") for o in box.options), name
+        assert "ImageNet ResNet-50 with ARP (download 98 MB, needs the internet)" in box.options
+        assert box.value.endswith("tiny_msgn_arp.safetensors")
+        assert not [b for b in at.sidebar.button if str(b.key).startswith("arpviz_download")]
+        # picking one shows its Download button and says why nothing loads, fetching nothing
+        box.set_value("imagenet:resnet18")
+        run_app(at)
+        assert {b.key for b in at.sidebar.button} >= {"arpviz_download:resnet18"}
+        assert any("not on this machine yet: press Download" in i for i in texts(at.info))
         assert server.requests == [] and not empty_cache.exists()
 
         at.sidebar.button(key="arpviz_download:resnet18").click()
@@ -178,8 +184,9 @@ def test_download_button_fetches_verifies_converts_and_opens(
     converted = sorted(p.name for p in catalog.converted_cache_dir().iterdir())
     assert converted == [f"{entry.file_name[:-4]}_c3-arp1_c4-arp0.7_dsr0.5.safetensors"]
     # opened: the checkpoint box holds it, marked ready, with ImageNet's model card
-    assert at.sidebar.selectbox(key="arpviz_checkpoint").value == "imagenet:resnet18"
-    assert "ImageNet ResNet-18 with ARP** · ready" in _texts(at.sidebar.markdown)
+    box = at.sidebar.selectbox(key="arpviz_checkpoint")
+    assert box.value == "imagenet:resnet18"
+    assert "ImageNet ResNet-18 with ARP (torch cache, not fine-tuned)" in box.options
     assert "arpviz_download:resnet18" not in {b.key for b in at.sidebar.button}
     captions = _texts(at.sidebar.caption)
     assert f"weights: {entry.name}" in captions
@@ -220,12 +227,19 @@ def test_download_failure_or_offline_says_how_by_hand(
     with serve({entry.file_name: payload}) as server:
         monkeypatch.setenv(wt.MIRROR_ENV, server.base)
         at = run_app(AppTest.from_file(APP, default_timeout=TIMEOUT))
+        box = at.sidebar.selectbox(key="arpviz_checkpoint")
+        if fault == "offline":
+            assert ("ImageNet ResNet-18 with ARP (not on this machine; downloads are off on this "
+                    "server)") in box.options
+        box.set_value("imagenet:resnet18")
+        run_app(at)
         buttons = [b.key for b in at.sidebar.button if str(b.key).startswith("arpviz_download")]
         if fault == "offline":
             assert buttons == []  # the deployment hides them
             captions = _texts(at.sidebar.caption)
             assert "Downloads are off on this server" in captions
             assert entry.url in captions and str(empty_cache / entry.file_name) in captions
+            assert any("this server downloads nothing" in i for i in texts(at.info))
             assert server.requests == []
             return
         at.sidebar.button(key="arpviz_download:resnet18").click()
@@ -236,7 +250,10 @@ def test_download_failure_or_offline_says_how_by_hand(
     captions = _texts(at.sidebar.caption)
     assert entry.url in captions and str(empty_cache / entry.file_name) in captions
     assert not empty_cache.exists() or list(empty_cache.iterdir()) == []
-    # the app stays up on the checkpoint it had
-    assert at.sidebar.selectbox(key="arpviz_checkpoint").value.endswith(
-        "tiny_msgn_arp.safetensors")
-    assert view(at) is not None
+    # nothing loads from it, the page says why, and the app stays up: the file loads again
+    assert at.sidebar.selectbox(key="arpviz_checkpoint").value == "imagenet:resnet18"
+    assert any("not on this machine yet" in i for i in texts(at.info))
+    tiny = Path(os.environ["ARPVIZ_CHECKPOINT_DIR"]) / "tiny_msgn_arp.safetensors"
+    at.sidebar.selectbox(key="arpviz_checkpoint").set_value(str(tiny))
+    run_app(at)
+    assert view(at) is not None and view(at).probs.shape == (24,)

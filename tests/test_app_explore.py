@@ -317,16 +317,29 @@ def test_bad_checkpoints_give_messages(app_env: Path, tiny_checkpoint: Path) -> 
     assert view(at).probs.shape == (24,)
 
 
+def _files(at: AppTest) -> list[str]:
+    """The checkpoint box's files (its other entries are the ImageNet ResNets)."""
+    return [o for o in at.selectbox(key="arpviz_checkpoint").options
+            if not o.startswith("ImageNet ")]
+
+
 def test_no_checkpoint_and_broken_folder(app_env: Path, monkeypatch: pytest.MonkeyPatch,
                                          tmp_path: Path) -> None:
     empty = tmp_path / "nothing"
     empty.mkdir()
     monkeypatch.setenv("ARPVIZ_CHECKPOINT_DIR", str(empty))
     at = _start()
-    assert any("No checkpoint found" in m for m in texts(at.error))
+    # no file: the box holds only the ImageNet ResNets (none on this machine) and every page
+    # says why nothing loads, with the Download button in the sidebar
+    assert _files(at) == []
+    waiting = "is not on this machine yet: press Download in the sidebar"
+    assert any(waiting in m for m in texts(at.info)), texts(at.info)
+    assert any(str(b.key).startswith("arpviz_download:") for b in at.sidebar.button)
+    assert not at.error and shown(at).explore is None
     at.switch_page("pages/rp_vs_arp.py")
     run_app(at)
-    assert any("No checkpoint found" in m for m in texts(at.error))
+    assert any(waiting in m for m in texts(at.info))
+    assert shown(at).comparison is None
 
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -334,8 +347,11 @@ def test_no_checkpoint_and_broken_folder(app_env: Path, monkeypatch: pytest.Monk
     (broken / "bad.state.safetensors").write_bytes(b"ignored")  # training state: not listed
     at.text_input(key="arpviz_ckpt_dir").set_value(str(broken))
     run_app(at)
-    assert any("not an arpviz checkpoint" in m for m in texts(at.error))
-    assert at.selectbox(key="arpviz_checkpoint").options == ["bad.safetensors"]
+    assert _files(at) == ["bad.safetensors"]
+    # the box kept the ImageNet entry it fell back on; choosing the file says what is wrong
+    at.selectbox(key="arpviz_checkpoint").set_value(str(broken / "bad.safetensors"))
+    run_app(at)
+    assert any("not an arpviz checkpoint" in m for m in texts(at.error)), texts(at.error)
 
 
 def test_run_log_times_every_script_run(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -365,8 +381,8 @@ def test_folder_outside_the_roots_is_refused(app_env: Path, tiny_checkpoint: Pat
         run_app(at)
         warnings = texts(at.sidebar.warning)
         assert any("outside the folders" in w for w in warnings), (typed, warnings)
-        options = at.selectbox(key="arpviz_checkpoint").options
-        assert len(options) == 1 and options[0].endswith("· mine.safetensors"), (typed, options)
+        files = _files(at)
+        assert len(files) == 1 and files[0].endswith("· mine.safetensors"), (typed, files)
     assert view(at).probs.shape == (24,)  # the app still works
 
 
