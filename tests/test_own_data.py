@@ -111,16 +111,19 @@ def test_class_folders_from_downloaded_imagenet_weights_open_in_the_app(
         at = run_app(AppTest.from_file(APP, default_timeout=TIMEOUT))
         assert at.sidebar.selectbox(key="arpviz_checkpoint").value == str(out)
         photo = val_root / "jay" / "01.jpg"
-        at.file_uploader(key="explore_upload").set_value(
+        at.radio(key="image.source").set_value("upload")
+        run_app(at)
+        at.file_uploader(key="image.upload").set_value(
             ("01.jpg", photo.read_bytes(), "image/jpeg"))
         run_app(at)
     finally:
         torch.set_num_threads(threads)
-    view = at.session_state["arpviz_result"]
+    view = at.session_state["arpviz_state"].shown.explore
     assert view.probs.shape == (3,)
     assert {row.name for row in view.predictions.rows} == set(CLASSES)
-    shown = " ".join(str(m.value) for m in at.markdown)
-    assert view.predictions.top1.name in shown
+    shown = " ".join(str(m.value) for m in at.success) + " ".join(
+        str(m.value) for m in at.warning)
+    assert view.predictions.top1.name in shown  # the flag names the top-1
     model_card = " ".join(str(m.value) for m in at.sidebar.markdown)
     assert "folder" in model_card
 

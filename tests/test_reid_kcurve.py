@@ -78,7 +78,8 @@ def test_adaptivity_page_on_a_reid_checkpoint(reid_app, tmp_path, monkeypatch) -
     at = open_page("pages/adaptivity.py", "tiny_reid")
     assert not at.error, [e.value for e in at.error]
     assert any("classification checkpoint" in str(i.value) for i in at.info)
-    (curve,) = at.session_state["adapt_reid_curves"][str(reid_app / "tiny_reid.safetensors")]
+    shown = at.session_state["arpviz_state"].shown
+    (curve,) = shown.reid_curves[str(reid_app / "tiny_reid.safetensors")]
     assert curve.stage == "conv4.local0" and all(0 <= v <= 100 for v in curve.mAP)
     assert len(at.get("plotly_chart")) == 1
     assert list((tmp_path / "analysis").glob("reidk_*.json"))  # cached on disk
@@ -88,12 +89,12 @@ def test_adaptivity_page_on_a_reid_checkpoint(reid_app, tmp_path, monkeypatch) -
 def test_classification_page_adds_a_reid_mAP_subplot(reid_app, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("ARPVIZ_CACHE", str(tmp_path))
     at = open_page("pages/adaptivity.py", "tiny_classifier")
-    at.session_state["adapt_limit"] = 16
-    at.run()
+    at.select_slider(key="adapt.limit").set_value(16).run()
     reid = str(reid_app / "tiny_reid.safetensors")
-    at.multiselect(key="adapt_reid_others").set_value([reid]).run()
+    at.multiselect(key="adapt.reid_others").set_value([reid]).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.session_state["adapt_report"].count == 12
-    assert reid in at.session_state["adapt_reid_curves"]
+    shown = at.session_state["arpviz_state"].shown
+    assert shown.report.count == 12
+    assert reid in shown.reid_curves
     figure = next(c for c in at.get("plotly_chart") if "mAP" in c.proto.spec)
     assert '"top-1 (%)"' in figure.proto.spec and "mAP %" in figure.proto.spec

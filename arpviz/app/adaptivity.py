@@ -56,8 +56,10 @@ def reid_curve(loaded: LoadedCheckpoint) -> None:
 
 
 def _reid_curves(loaded: LoadedCheckpoint, path: str) -> list:
-    return _once("reid", path, f"{Path(path).name} (mAP)",
-                 lambda bar: ad.reid_k_curves(path, device=loaded.device, progress=bar))
+    curves = _once("reid", path, f"{Path(path).name} (mAP)",
+                   lambda bar: ad.reid_k_curves(path, device=loaded.device, progress=bar))
+    app_state().shown.reid_curves[path] = curves
+    return curves
 
 
 def _k_figure(loaded: LoadedCheckpoint, top1: list, own_reid: str | None = None) -> None:

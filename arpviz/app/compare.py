@@ -13,7 +13,7 @@ from arpviz.app import controls, outputs
 from arpviz.app.images import ShownImage
 from arpviz.app.resources import live_session
 from arpviz.app.state import LoadedCheckpoint, app_state, bind
-from arpviz.explorer import photo
+from arpviz.explorer import catalog, photo
 from arpviz.explorer.controls import STEERABLE_MODES
 from arpviz.explorer.figures import explore as figures
 from arpviz.explorer.figures import panels
@@ -56,6 +56,8 @@ def show_sides(loaded: LoadedCheckpoint, shown: ShownImage, comparison: ModeComp
     """Both sides: boxes on the photo at its aspect, stage numbers, the top-5 (left against the
     trained setting, right against the left), then rates and crops of both."""
     names = [mode_label(m) for m in comparison.modes]
+    if shown.photo and catalog.trained_on_synthbirds(loaded.meta):
+        st.info(outputs.synthbirds_note(loaded), icon=":material/info:")
     drawn = photo.photo_of(shown.image, loaded.meta)
     sides = (("left", comparison.first, names[0], "trained setting"),
              ("right", comparison.second, names[1], f"{names[0]} side"))

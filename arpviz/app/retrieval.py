@@ -67,7 +67,7 @@ def _stamps(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
 
 
 def _open_checkpoint(state: AppState, path: str) -> None:
-    state.checkpoint = path
+    state.checkpoint, state.checkpoint_default = path, False
 
 
 def offer_reid_checkpoints(loaded: LoadedCheckpoint) -> None:

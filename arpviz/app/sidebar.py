@@ -106,7 +106,7 @@ def _download(state: AppState, offer: catalog.ImagenetOffer) -> None:
         logger.warning("conversion failed: %s", exc)
         st.error(f"Cannot convert {offer.label}: {plain(exc)}")
         return
-    state.checkpoint = _IMAGENET + offer.arch
+    state.checkpoint, state.checkpoint_default = _IMAGENET + offer.arch, False
     st.switch_page("pages/explore.py")
 
 
@@ -183,14 +183,18 @@ def _choose(state: AppState, paths: list[Path], offers: dict[str, catalog.Imagen
     in the torch cache, or to download on request). Returns ``(file, ready offer, message)``;
     the message says why nothing loads (an entry still to download)."""
     options = [str(p) for p in paths] + list(offers)
-    if state.checkpoint not in options:
-        default = catalog.default_checkpoint(paths)
-        ready = [key for key, o in offers.items() if o.ready]
+    default = catalog.default_checkpoint(paths)
+    ready = [key for key, o in offers.items() if o.ready]
+    picked_for_them = state.checkpoint_default and state.checkpoint not in map(str, paths)
+    if state.checkpoint not in options or (picked_for_them and default is not None):
+        # the first file, else a ready network, else the first entry; a choice the app made
+        # (not the user) gives way to a file as soon as one is listed
         state.checkpoint = str(default) if default is not None else (ready or options)[0]
+        state.checkpoint_default = True
     titles = catalog.checkpoint_titles(paths)
     picked = bind(
         st.selectbox, "Checkpoint", state, "checkpoint", options=options,
-        key="arpviz_checkpoint",
+        key="arpviz_checkpoint", on_change=lambda: setattr(state, "checkpoint_default", False),
         format_func=lambda p: _offer_label(offers[p]) if p in offers else
         (titles.get(p) or _rel(Path(p))),
         help="Files of the bundled folder and the folder above, named by what tells them apart "

@@ -358,6 +358,7 @@ class Shown:
     gallery_key: tuple | None = None
     gallery_shown: Any = None
     report: Any = None
+    reid_curves: dict[str, Any] = field(default_factory=dict)
     retrieval: Any = None
     retrieval_metrics: Any = None
     image: Any = None
@@ -368,6 +369,7 @@ class AppState:
     """Everything the user set, and what they are looking at (see the module docstring)."""
 
     checkpoint: str | None = None
+    checkpoint_default: bool = True
     folder: str = field(default_factory=lambda: os.environ.get("ARPVIZ_CHECKPOINT_DIR", ""))
     device: str = "auto"
     image: ImageChoice = field(default_factory=ImageChoice)
