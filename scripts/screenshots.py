@@ -13,7 +13,8 @@ own aspect (``explore_photo.png``), and, with the re-ID checkpoint
 re-ID run.
 Run::
 
-    .venv/bin/python scripts/screenshots.py [--out docs/img] [--checkpoints checkpoints]
+    .venv/bin/python scripts/screenshots.py [--out docs/img] [--width 1366] [--checkpoints ...]
+    .venv/bin/python scripts/screenshots.py --out docs/img/1920 --width 1920
 
 The tests' own screenshots go to a temporary folder (``ARPVIZ_E2E_SHOTS=docs/img`` makes
 ``tests/test_e2e_browser.py`` refresh ``docs/img/e2e_*.png``, taken on small made-up
@@ -89,9 +90,9 @@ def _capture(page, target, path: Path, what: str, timeout_ms: float) -> Path:
     return path
 
 
-def _faithfulness(page, out: Path, timeout_ms: float) -> Path:
+def _faithfulness(page, out: Path, timeout_ms: float, width: int) -> Path:
     """Explore's faithfulness panel, opened and run, as an element screenshot."""
-    page.set_viewport_size({"width": 1400, "height": 1200})
+    page.set_viewport_size({"width": width, "height": 1200})
     page.locator(NAV, has_text="Explore").first.click()
     page.locator(".st-key-explore_stages .js-plotly-plot").first.wait_for(timeout=timeout_ms)
     _settle(page, timeout_ms)
@@ -103,12 +104,12 @@ def _faithfulness(page, out: Path, timeout_ms: float) -> Path:
                     "Explore's faithfulness panel", timeout_ms)
 
 
-def _photo(page, out: Path, timeout_ms: float) -> Path:
+def _photo(page, out: Path, timeout_ms: float, width: int) -> Path:
     """Explore on a photo-like upload (741 x 500): the image at its own aspect, the network's
     input framed."""
     from benchmarks.browser_latency import photo
 
-    page.set_viewport_size({"width": 1400, "height": 1300})
+    page.set_viewport_size({"width": width, "height": 1300})
     page.locator(NAV, has_text="Explore").first.click()
     page.locator(IMAGE_SOURCE).get_by_text("Your photo").click()
     page.locator(IMAGE_UPLOAD).wait_for(state="attached")
@@ -123,9 +124,9 @@ def _photo(page, out: Path, timeout_ms: float) -> Path:
 
 
 def take(checkpoints: Path, out: Path, *, timeout_s: float = 300.0,
-         only: list[str] | None = None) -> list[Path]:
-    """Write a screenshot of every page (the window's height, per :data:`PAGES`; ``only``:
-    those file names) to ``out``; the files written."""
+         only: list[str] | None = None, width: int = 1366) -> list[Path]:
+    """Write a screenshot of every page (a window ``width`` pixels wide, its height per
+    :data:`PAGES`; ``only``: those file names) to ``out``; the files written."""
     from playwright.sync_api import sync_playwright
 
     problem = browser_problem()
@@ -144,14 +145,14 @@ def take(checkpoints: Path, out: Path, *, timeout_s: float = 300.0,
                     _choose_checkpoint(page, checkpoint, timeout_ms)
                 if only and name not in only:
                     continue
-                page.set_viewport_size({"width": 1400, "height": height})
+                page.set_viewport_size({"width": width, "height": height})
                 page.locator(NAV, has_text=title).first.click()
                 page.locator(ready).first.wait_for(timeout=timeout_ms)
                 written.append(_capture(page, page, out / f"{name}.png", f"the {title} page",
                                         timeout_ms))
                 if name == "gallery" and not only:  # still on the default checkpoint
-                    written.append(_faithfulness(page, out, timeout_ms))
-                    written.append(_photo(page, out, timeout_ms))
+                    written.append(_faithfulness(page, out, timeout_ms, width))
+                    written.append(_photo(page, out, timeout_ms, width))
         finally:
             browser.close()
     if "Traceback" in server.log_tail(20000):
@@ -164,12 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per wait")
+    parser.add_argument("--width", type=int, default=1366,
+                        help="the window's width in pixels (a laptop's 1366; 1920 for a desktop)")
     parser.add_argument("--only", nargs="*", default=None,
                         help="file names (without .png) of the pages to take; default all: "
                         + ", ".join(name for _, _, name, _, _ in PAGES))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    take(args.checkpoints, args.out, timeout_s=args.timeout, only=args.only)
+    take(args.checkpoints, args.out, timeout_s=args.timeout, only=args.only, width=args.width)
     return 0
 
 
