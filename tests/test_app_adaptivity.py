@@ -40,8 +40,13 @@ def test_adaptivity_page_analyses_and_opens_an_image_in_explore(adapt_env: Path)
     from arpviz.explorer import adaptivity as ad
 
     side_by_side = bool(ad.comparison_rows(ad.wide_comparison()))
-    assert len(charts) == 4 + side_by_side
-    assert len(at.dataframe) == 1 + side_by_side
+    from arpviz.explorer.ablation import paired_ablation
+
+    ablation = paired_ablation()  # the committed paired runs, when there are some
+    paired = 0 if ablation is None else 1 + bool(ablation.decomposition)
+    assert len(charts) == 4 + side_by_side + paired
+    # the correlations (or tucked away), the runs side by side, the paired rows and pairs
+    assert len(at.dataframe) == 1 + side_by_side + 2 * (ablation is not None)
     # the fallback of a point pick: open image 5 in Explore
     at.number_input(key="adapt.index").set_value(5)
     at.button(key="adapt_open").click()
