@@ -502,3 +502,28 @@ def test_a_reid_checkpoint_offers_its_query_images_as_samples() -> None:
     assert sample.image.shape == (meta.input_size, meta.input_size, 3)
     assert sample.truth is not None and sample.truth.label == -1  # an unseen identity
     assert sample.truth.name.startswith("identity ") and sample.name == f"query #{count - 1}"
+
+
+def test_a_mask_checkpoint_explains_samples_with_their_mask(ckpt: Checkpoint) -> None:
+    """An oracle (or mask-placed) stage crops by the bird's true mask: a SynthBirds sample
+    carries it, a photo does not (a clear ValueError, no crash inside the model)."""
+    from dataclasses import replace
+
+    from arpviz.models import MSGN, MSGNConfig
+
+    torch.manual_seed(0)
+    config = MSGNConfig(backbone="tiny", num_classes=24, conv4="oracle", conv4_k=1.5)
+    model = MSGN(config).eval()
+    meta = replace(ckpt.meta, config=config)
+    sample = inputs.synth_sample(meta, 2)
+    assert sample.mask is not None and sample.mask.shape == (1, 1, meta.input_size,
+                                                             meta.input_size)
+    assert 0.0 < float(sample.mask.mean()) < 1.0  # the bird, not the whole image
+    session = LiveSession(model, sample, meta.class_names)
+    stage = session.trained.stages["conv4.local0"]
+    assert stage.mode == "oracle" and stage.rates[0] < 1.0
+    steered = session.explain({"conv3": ctl.Knob(0.8, 0.5)})  # the mask follows Conv3
+    assert "conv4.local0" in steered.stages
+    photo = inputs.preprocess(np.full((80, 60, 3), 120, np.uint8), meta, name="photo")
+    with pytest.raises(ValueError, match="true mask"):
+        LiveSession(model, photo, meta.class_names)

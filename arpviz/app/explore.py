@@ -102,6 +102,10 @@ def _steer(loaded: LoadedCheckpoint, shown: ShownImage) -> None:
 
 
 def _faithfulness(state: AppState, session: LiveSession, view: ExploreView) -> None:
+    if session.model.needs_mask:
+        st.caption("The faithfulness test is not offered for a checkpoint that crops by the "
+                   "bird's true mask: its forward passes on altered images have no mask.")
+        return
     with st.expander("Does the prediction rest on the crop? (faithfulness)"):
         st.caption(
             "The network is run again with only the box kept (the rest blurred) and with the "

@@ -33,7 +33,8 @@ def source_of(loaded: LoadedCheckpoint) -> gallery.GallerySource | None:
     """The images to explain: a folder under the allowed roots or the data set's split (a note
     in the page and ``None`` when there is nothing to show)."""
     settings = app_state().gallery
-    kinds = ["Image folder"] + (["SynthBirds split"] if inputs.sample_count(loaded.meta) else [])
+    synth = loaded.meta.dataset.get("name") == "synthbirds" and inputs.sample_count(loaded.meta)
+    kinds = ["Image folder"] + (["SynthBirds split"] if synth else [])
     kind = settings.kind if settings.kind in kinds else kinds[-1]
     shown = GallerySettings(kind=kind)
     picked = bind(st.radio, "Images", shown, "kind", options=kinds, key="gallery.kind",

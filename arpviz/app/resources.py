@@ -87,7 +87,12 @@ def _live_session(checkpoint_key: tuple, image_key: str, _loaded: LoadedCheckpoi
 
 def live_session(loaded: LoadedCheckpoint, image: inputs.PreparedImage) -> LiveSession:
     """This visitor's :class:`~arpviz.explorer.live.LiveSession` of a checkpoint and image
-    (the last three are kept), so a slider move reuses the cached stages."""
+    (the last three are kept), so a slider move reuses the cached stages. A checkpoint that
+    crops by the object's true mask shown a photo (no mask) stops the page with a note."""
+    if loaded.model.needs_mask and image.mask is None:
+        st.info("This checkpoint crops by the bird's true mask (an oracle or mask-placed stage, "
+                "beyond the paper), which only its SynthBirds samples have: choose a sample.")
+        st.stop()
     return _live_session(loaded.key, image.key, loaded, image)
 
 

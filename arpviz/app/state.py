@@ -348,7 +348,6 @@ class Shown:
     (``AppTest``'s ``session_state``). Plain results of :mod:`arpviz.explorer`."""
 
     explore: Any = None
-    record: Any = None
     faith: Any = None
     sweep: Any = None
     sweep_key: tuple | None = None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +89,8 @@ class PreparedImage:
             on), or ``None``.
         geometry: how the evaluation transform mapped the decoded image onto the input (boxes
             go back to the image's pixels through it), or ``None``.
+        mask: a SynthBirds sample's bird mask on the input, ``float32 [1, 1, S, S]`` in [0, 1]
+            (what a mask stage, the oracle's, crops by), else ``None``.
     """
 
     image: np.ndarray
@@ -100,6 +102,7 @@ class PreparedImage:
     truth: GroundTruth | None = None
     original: Image.Image | None = None
     geometry: InputGeometry | None = None
+    mask: torch.Tensor | None = None
 
 
 def image_digest(data: bytes | np.ndarray) -> str:
@@ -162,14 +165,9 @@ def preprocess(
     size = meta.input_size
     geometry = InputGeometry.of_checkpoint(pil.width, pil.height, meta)
     check_resized(name or "image", pil.size, geometry.resized)  # before any resize
-    new_w, new_h = geometry.resized
     from torchvision.transforms.v2 import functional as TF
 
-    x = TF.pil_to_tensor(pil)  # uint8 [3, H, W]
-    if (pil.height, pil.width) != (new_h, new_w):
-        x = TF.resize(x, [new_h, new_w], antialias=True)
-    top, left = geometry.top, geometry.left
-    x = x[:, top : top + size, left : left + size].contiguous()
+    x = _resize_crop(TF.pil_to_tensor(pil), geometry, size)  # uint8 [3, S, S]
     shown = x.permute(1, 2, 0).numpy().copy()
     mean = torch.tensor(meta.mean, dtype=torch.float32).view(3, 1, 1)
     std = torch.tensor(meta.std, dtype=torch.float32).view(3, 1, 1)
@@ -180,6 +178,17 @@ def preprocess(
            + image_digest(np.asarray(pil))[:8])
     return PreparedImage(shown, tensor, key, (pil.width, pil.height), name, tuple(notes), truth,
                          pil, geometry)
+
+
+def _resize_crop(x: torch.Tensor, geometry: InputGeometry, size: int) -> torch.Tensor:
+    """``uint8 [C, H, W]`` through the evaluation transform's resize and centre crop."""
+    from torchvision.transforms.v2 import functional as TF
+
+    new_w, new_h = geometry.resized
+    if tuple(x.shape[1:]) != (new_h, new_w):
+        x = TF.resize(x, [new_h, new_w], antialias=True)
+    top, left = geometry.top, geometry.left
+    return x[:, top : top + size, left : left + size].contiguous()
 
 
 def decode_upload(data: bytes, name: str = "uploaded file") -> LoadedImage:
@@ -287,8 +296,13 @@ def synth_sample(meta: CheckpointMeta, index: int) -> PreparedImage:
     sample = SynthBirds(config, split).render(int(index))
     names = meta.class_names
     label_name = names[sample.label] if sample.label < len(names) else str(sample.label)
-    return preprocess(sample.image, meta, name=f"{split} #{int(index)}",
-                      truth=_truth(sample, meta, sample.label, label_name))
+    prepared = preprocess(sample.image, meta, name=f"{split} #{int(index)}",
+                          truth=_truth(sample, meta, sample.label, label_name))
+    if sample.mask is None or prepared.geometry is None:
+        return prepared
+    mask = _resize_crop(torch.from_numpy(np.ascontiguousarray(sample.mask))[None],
+                        prepared.geometry, meta.input_size)
+    return replace(prepared, mask=mask[None].float() / 255.0)
 
 
 def crop_image(

@@ -56,7 +56,8 @@ class LiveSession:
 
     Holds the :class:`~arpviz.models.StageCache` of ``model.prepare(x)`` and the trained
     setting's result. :meth:`explain` recomputes only the stages at or after the first stage
-    whose setting changed (the rest comes from the cache).
+    whose setting changed (the rest comes from the cache). A model with a mask stage (the
+    oracle's) needs the image's mask (a SynthBirds sample has one; a ``ValueError`` otherwise).
     """
 
     def __init__(
@@ -73,9 +74,14 @@ class LiveSession:
         self.class_names = tuple(class_names)
         self.device = torch.device(device)
         self.controls = stage_controls(model)
+        if model.needs_mask and image.mask is None:
+            raise ValueError("this checkpoint crops by the object's true mask (an oracle or "
+                             "mask-placed stage), which only its SynthBirds samples have: "
+                             "choose a sample, not a photo")
+        mask = None if image.mask is None or not model.needs_mask else image.mask.to(self.device)
         with torch.no_grad():
             self.cache: StageCache = model.prepare(
-                image.tensor.to(self.device), max_entries=max_entries)
+                image.tensor.to(self.device), max_entries=max_entries, mask=mask)
             trained = model.explain_from(self.cache, None)
         probs = self._probs(trained)
         self.trained_probs = probs
@@ -184,7 +190,7 @@ class LiveSession:
             sweep_mode = "arp"
         ks_arr = sweep_ks() if ks is None else np.asarray([float(k) for k in ks])
         cache = StageCache(self.model, self.cache.image_size, self.cache.conv3_input,
-                           max_entries=8)
+                           max_entries=8, mask=self.cache.mask)
         probs, sizes, rates, crops = [], [], [], []
         boxes: dict[str, list[tuple[float, ...]]] = {}
         with torch.no_grad():
