@@ -37,8 +37,13 @@ def test_wide_rows_are_the_paper_ablation_on_wider_birds() -> None:
         same = {k: v for k, v in data.items() if not k.startswith("scale")}
         assert same == {k: v for k, v in bundled["dataset"]["config"].items()
                         if not k.startswith("scale")}
-        for key in ("image_size", "epochs", "batch_size", "lr", "warmup_lr"):
+        for key in ("image_size", "batch_size", "lr", "warmup_lr"):
             assert wide[key] == bundled[key]
+        if row.startswith("msgn"):  # the recipe chosen on validation (docs/results.md)
+            assert (wide["epochs"], wide["warmup_fraction"], wide["milestones"]) == \
+                (12, 0.15, [0.6, 0.85])
+        else:  # the baseline rows keep the 8-epoch recipe they ran with
+            assert wide["epochs"] == bundled["epochs"]
 
 
 def test_wide_birds_span_the_range_inside_the_centre_crop() -> None:
