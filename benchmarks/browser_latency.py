@@ -11,7 +11,10 @@ DSR), alternating direction so the value stays in range. For every step it recor
 - **rerun**: from the key press until the app is idle again (the whole rerun drawn).
 
 Times are wall clock as the test driver sees them (Playwright's round trip included), so they
-are an upper bound of what a user sees. Prints medians and maxima per slider and writes them as
+are an upper bound of what a user sees. With ``--scrub`` it also turns on Explore's k sweep for
+Conv4 (39 values computed once) and plays every frame of the k scrubber through the slider's own
+events, timing in the page itself each step from the click until the frame is drawn (no server
+round trip: the **k scrub** line). Prints medians and maxima per slider and writes them as
 JSON. Run on an idle machine::
 
     .venv/bin/python -m benchmarks.browser_latency --steps 10 --json artifacts/latency.json
@@ -107,7 +110,45 @@ def measure(page, key: str, stage: str, field: str, steps: int) -> dict[str, lis
     return {"update": updates, "rerun": reruns}
 
 
-def run(steps: int, checkpoints: Path) -> dict[str, object]:
+#: Plays every frame of the k scrubber through the slider's own code path (clicks on the slider
+#: rail, as a user drags it) and times each until the figure shows that frame's k.
+SCRUB = """async () => {
+  const gd = document.querySelector('.st-key-explore_scrub_chart .js-plotly-plot');
+  const rail = gd.querySelector('.slider-rail-rect');
+  const label = () => (gd.querySelector('.slider-current-value') || {}).textContent || '';
+  const box = rail.getBoundingClientRect();
+  const count = gd._fullLayout.sliders[0].steps.length;
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    const step = gd._fullLayout.sliders[0].steps[i].label;
+    const x = box.left + (i + 0.5) * box.width / count, y = box.top + box.height / 2;
+    const t0 = performance.now();
+    for (const type of ['mousedown', 'mouseup']) {
+      rail.dispatchEvent(new MouseEvent(type, {bubbles: true, clientX: x, clientY: y}));
+    }
+    while (!label().endsWith(step)) { await new Promise(r => setTimeout(r, 1)); }
+    await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+    out.push((performance.now() - t0) / 1000);
+  }
+  return out;
+}"""
+
+
+def scrub(page) -> list[float]:
+    """Turn Explore's k sweep on for Conv4 (computed once on the server), then scrub k through
+    every frame in the browser; the seconds each step took to show."""
+    page.locator(".st-key-explore-sweep_stage").click()
+    page.get_by_role("option", name="Conv4 local 0").click()
+    page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
+    page.locator(".st-key-explore-sweep label").click()
+    page.locator(".st-key-explore_scrub_chart .js-plotly-plot").wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
+    page.locator(".st-key-explore_scrub_chart").scroll_into_view_if_needed()
+    page.evaluate(SCRUB)  # warm-up
+    return page.evaluate(SCRUB)
+
+
+def run(steps: int, checkpoints: Path, with_scrub: bool = False) -> dict[str, object]:
     from playwright.sync_api import sync_playwright
 
     problem = browser_problem()
@@ -129,6 +170,8 @@ def run(steps: int, checkpoints: Path) -> dict[str, object]:
                 measure(page, key, stage, field, 2)
             results = {name: measure(page, key, stage, field, steps)
                        for name, key, stage, field in SLIDERS}
+            if with_scrub:
+                results["k scrub"] = {"update": scrub(page)}
             browser.close()
     summary = {name: {kind: {"median": statistics.median(v), "max": max(v)}
                       for kind, v in values.items()} for name, values in results.items()}
@@ -142,14 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoints", default=str(ROOT / "checkpoints"),
                         help="the bundled folder the app starts on")
     parser.add_argument("--json", help="also write the result here")
+    parser.add_argument("--scrub", action="store_true",
+                        help="also time the k scrubber: every frame of Conv4's sweep played in "
+                        "the browser (no server round trip)")
     args = parser.parse_args(argv)
-    result = run(args.steps, Path(args.checkpoints))
+    result = run(args.steps, Path(args.checkpoints), args.scrub)
     print(f"{'slider':<11}{'update median':>15}{'update max':>12}{'rerun median':>14}"
           f"{'rerun max':>11}")
     for name, kinds in result["summary"].items():
-        u, r = kinds["update"], kinds["rerun"]
-        print(f"{name:<11}{u['median']:>14.3f}s{u['max']:>11.3f}s{r['median']:>13.3f}s"
-              f"{r['max']:>10.3f}s")
+        u, r = kinds["update"], kinds.get("rerun")
+        rerun = "" if r is None else f"{r['median']:>13.3f}s{r['max']:>10.3f}s"
+        print(f"{name:<11}{u['median']:>14.3f}s{u['max']:>11.3f}s{rerun}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
