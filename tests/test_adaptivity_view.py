@@ -182,12 +182,11 @@ def test_wide_comparison_and_its_figure(report: AdaptivityReport, tmp_path: Path
     per_image = {**report.per_image, "stages": {**report.per_image["stages"], stage: columns}}
     with_ideal = dataclasses.replace(report, per_image=per_image, stages={
         **report.stages, stage: dataclasses.replace(report.stages[stage], ideal=ideal)})
-    (tmp_path / "synthbirds_wide_msgn_arp_seed0.analysis.json").write_text(report.to_json())
-    (tmp_path / "synthbirds_wide_msgn_arpfg_seed0.analysis.json").write_text(
-        with_ideal.to_json())
-    (tmp_path / "synthbirds_wide_msgn_rp_seed0.analysis.json").write_text("{not json")
+    (tmp_path / "arp_seed0.analysis.json").write_text(report.to_json())
+    (tmp_path / "zoom_seed0.analysis.json").write_text(with_ideal.to_json())
+    (tmp_path / "rp_seed0.analysis.json").write_text("{not json")
     found = ad.wide_comparison(folder=tmp_path)
-    assert list(found) == ["ARP (the paper)", "ARP-FG (beyond the paper)"]  # broken one skipped
+    assert list(found) == ["ARP (the paper)", "learnt zoom (beyond the paper)"]  # broken: skipped
     rows = ad.comparison_rows(found)
     assert [r.label for r in rows][:2] == list(found)
     assert rows[2].label.startswith("ideal map: the paper's ARP") and rows[2].rate[0] == 0.68

@@ -252,17 +252,18 @@ def _wide_comparison() -> dict:
 
 def wide_runs() -> None:
     """The committed wide-scale runs side by side."""
-    st.markdown("### ARP, RP and ARP-FG side by side (the wide-scale runs)")
+    st.markdown("### The rows side by side: does each crop follow the bird?")
     st.caption(
-        "The same question for the committed wide-scale runs (seed 0, 600 test images; "
-        "docs/adaptivity.md): the paper's ARP, RP, ARP-FG (beyond the paper: the spread of the "
-        "confidence above the map's mean, lower bound 0.125 instead of the DSR), ARP-FG peak "
-        "(only the region around the map's maximum) and the oracle (ARP-FG fed the bird's true "
-        "mask, in training and test: what no real network has). Open diamonds: what the "
-        "paper's ARP and ARP-FG pick when every channel is the bird's mask (the ideal map).")
+        "The same question for the committed paired runs (seed 0, 600 test images; "
+        "docs/adaptivity.md): the paper's ARP, RP, and beyond the paper ARP-FG peak (the spread "
+        "of the confidence above the map's mean around its maximum), the learnt zoom (the "
+        "padded box of the map's peak region), the mask-placed fixed crops and the oracle "
+        "(ARP-FG fed the bird's true mask, in training and test: what no real network has). "
+        "Dashed, open diamonds: what the paper's ARP and ARP-FG pick when every channel is the "
+        "bird's mask (the ideal map).")
     compared = ad.comparison_rows(_wide_comparison())
     if not compared:
-        st.info("No committed wide-scale analyses here (logs/wide/ of a source checkout).")
+        st.info("No committed paired analyses here (logs/paired/ of a source checkout).")
         return
     st.plotly_chart(figures.comparison_figure(compared), key="adapt_compare")
     st.dataframe([{"checkpoint": r.label,

@@ -165,13 +165,16 @@ WHY_NOT = (
     "the map's mean and bounds the rate by 0.125 instead of the DSR; on the ideal map its "
     "rate follows the bird. The Appendix A page simulates this for any object.")
 
-#: The wide-scale rows the Adaptivity page sets side by side (label -> run name prefix).
+#: The rows the Adaptivity page sets side by side (label -> run name in ``logs/paired/``): the
+#: paired ablation under the recipe chosen on validation.
 COMPARISON_ROWS: Mapping[str, str] = {
-    "ARP (the paper)": "msgn_arp",
-    "RP": "msgn_rp",
-    "ARP-FG (beyond the paper)": "msgn_arpfg",
-    "ARP-FG peak (beyond the paper)": "msgn_arpfg_peak",
-    "oracle: ARP-FG on the bird's mask": "msgn_oracle",
+    "ARP (the paper)": "arp",
+    "RP": "rp",
+    "ARP-FG peak (beyond the paper)": "arpfg_peak",
+    "learnt zoom (beyond the paper)": "zoom",
+    "mask-placed crop 0.5": "mask50",
+    "mask-placed crop, the oracle's mean size": "mask_mean",
+    "oracle: ARP-FG on the bird's mask": "oracle",
 }
 
 
@@ -179,11 +182,11 @@ def wide_comparison(
     seed: int = 0, folder: str | Path | None = None
 ) -> dict[str, AdaptivityReport]:
     """The committed analyses of one seed of each :data:`COMPARISON_ROWS` row (``folder``,
-    default ``logs/wide/``), in that order; rows without one are left out."""
-    root = _REPO_ROOT / "logs" / "wide" if folder is None else Path(folder)
+    default ``logs/paired/``), in that order; rows without one are left out."""
+    root = _REPO_ROOT / "logs" / "paired" if folder is None else Path(folder)
     found = {}
     for label, row in COMPARISON_ROWS.items():
-        path = root / f"synthbirds_wide_{row}_seed{int(seed)}.analysis.json"
+        path = root / f"{row}_seed{int(seed)}.analysis.json"
         try:
             found[label] = AdaptivityReport.from_dict(json.loads(path.read_text()))
         except FileNotFoundError:
