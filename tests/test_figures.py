@@ -263,3 +263,35 @@ def test_stage_maps_lie_on_the_photo_at_its_aspect() -> None:
     assert heat.dy == pytest.approx((y2 - y1) / view.stages["conv3"].confidence.shape[0])
     assert heat.dx != pytest.approx(heat.dy)  # the cells keep the photo's aspect
     assert fig.layout.xaxis.range[1] == pytest.approx(200)
+
+
+def test_the_k_scrubber_page_carries_every_step_and_escapes_names() -> None:
+    """The scrubber is one page of data and a few lines of script: every k's boxes, crop and
+    top-5 are in it; a class name arrives as JSON text (set with textContent), never as markup,
+    and cannot close the script element."""
+    import json as _json
+    import re
+
+    from arpviz.explorer.figures.scrub import scrub_html
+
+    view = _view()
+    ks = np.array([0.5, 1.0, 1.5])
+    boxes = {"conv3": np.array([[8.0, 4.0, 56.0, 52.0]] * 3),
+             "conv4.local0": np.array([[10.0, 10.0, 30.0, 30.0], [8.0, 8.0, 40.0, 40.0],
+                                       [0.0, 0.0, 64.0, 64.0]])}
+    names = ("</script><b>x</b>", "b", "c", "d", "e", "f")
+    sweep = session.KSweep(stage="conv4.local0", ks=ks, probs=np.tile(view.probs, (3, 1)),
+                           crop_w=np.ones(3), crop_h=np.ones(3), rates=np.ones((3, 2)),
+                           classes=(0, 1, 2), class_names=names[:3], current_k=1.0,
+                           trained_k=0.7, boxes=boxes,
+                           crops=np.zeros((3, 8, 8, 3), dtype=np.uint8), class_list=names)
+    page = scrub_html(sweep, view.image, {n: s.label for n, s in view.stages.items()})
+    data = re.search(r'<script type="application/json" id="frames">(.*?)</script>', page,
+                     re.S).group(1)
+    frames = _json.loads(data)
+    assert frames["ks"] == [0.5, 1.0, 1.5] and len(frames["crops"]) == 3
+    assert frames["boxes"]["conv4.local0"][2] == [0.0, 0.0, 64.0, 64.0]
+    assert frames["top"][0][0][0] == names[int(np.argmax(view.probs))]
+    assert "</script><b>" not in page  # the name cannot end the script element
+    assert 'value="1"' in page and 'max="2"' in page  # opens at the current k
+    assert 'id="box-conv3"' in page and 'id="box-conv4.local0"' in page

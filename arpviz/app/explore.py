@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from arpviz.app import controls, outputs
 from arpviz.app.images import ShownImage
@@ -143,10 +144,12 @@ def _sweep(state: AppState, session: LiveSession, knobs: dict[str, Knob]) -> Non
     sweep = _cached_sweep(session, stage, knobs)
     state.shown.sweep = sweep
     labels = {name: s.label for name, s in state.shown.explore.stages.items()}
-    st.caption("Scrub k with the slider under the figure: every step was computed once, so the "
-               "boxes, the crop and the top-5 follow in the browser without asking the server.")
-    st.plotly_chart(scrub.scrub_figure(sweep, session.image.image, labels),
-                    key="explore_scrub_chart")
+    st.caption("Scrub k with the slider under the pictures: every step was computed once, so "
+               "the boxes, the crop and the top-5 follow in the browser without asking the "
+               "server (hover a box or a bar for its numbers).")
+    with st.container(key="explore_scrub"):
+        components.html(scrub.scrub_html(sweep, session.image.image, labels),
+                        height=scrub.SCRUB_HEIGHT)
     st.plotly_chart(panels.sweep_figure(sweep), key="explore_sweep_chart")
 
 
