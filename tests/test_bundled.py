@@ -19,9 +19,11 @@ MAX_BYTES = 15 * 1024**2
 
 def test_the_default_and_its_comparisons_are_bundled():
     names = {p.stem for p in BUNDLED}
-    # the wide-scale ablation's MSGN rows (the app's default first), the first bundle's two
-    # MSGNs (the re-ID runs' warm starts) and the two re-ID networks
+    # the wide-scale ablation's MSGN rows (the app's default first; seed 0 of the paired runs:
+    # ARP, stride, RP, ARP-FG peak and the learnt zoom), the first bundle's two MSGNs (the re-ID
+    # runs' warm starts) and the two re-ID networks
     assert {"synthbirds_wide_msgn_arp", "synthbirds_wide_msgn_stride", "synthbirds_wide_msgn_rp",
+            "synthbirds_wide_msgn_arpfg_peak", "synthbirds_wide_msgn_zoom",
             "synthbirds_wide_msgn_stn", "synthbirds_msgn_arp", "synthbirds_msgn_stride",
             "synthreid_msgn_arp", "synthreid_msgn_stride"} <= names
 
