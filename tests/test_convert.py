@@ -252,7 +252,7 @@ def test_embedding_dim_zero_config_round_trip() -> None:
         assert model(_images()).shape == (2, 5)
 
 
-@pytest.mark.parametrize("mode", ["rp", "arpfg", "arpfg_peak"])
+@pytest.mark.parametrize("mode", ["rp", "arpfg", "arpfg_peak", "zoom"])
 def test_conv4_takes_every_steerable_mode(mode, resnet18, tmp_path, capsys) -> None:
     from arpviz.explorer.catalog import model_card
     from arpviz.models.stages import STEERABLE_MODES
@@ -264,14 +264,15 @@ def test_conv4_takes_every_steerable_mode(mode, resnet18, tmp_path, capsys) -> N
     assert code == 0, capsys.readouterr().err
     loaded = ckpt.load(out)
     assert loaded.config.conv4 == mode and loaded.meta.dataset["conv4"] == mode
-    adaptive = mode != "rp"
+    adaptive = mode not in ("rp", "zoom")
     assert loaded.meta.dataset["conv4_k"] == (0.5 if adaptive else None)
     assert loaded.meta.dataset["arp_inserted"] == ["conv3"]
     with torch.no_grad():
         explanation = loaded.model.explain(_images(size=96))
     assert explanation.image_boxes["conv4.main"].shape == (2, 4)
     about = model_card(loaded.meta)["about"]
-    label = {"rp": "RP", "arpfg": "ARP-FG", "arpfg_peak": "ARP-FG peak"}[mode]
+    label = {"rp": "RP", "arpfg": "ARP-FG", "arpfg_peak": "ARP-FG peak",
+             "zoom": "learnt zoom"}[mode]
     assert f"{label} inserted in conv4" + (" (conv4 k 0.5)" if adaptive else "") in about
     assert any("shorter side resized to 256 (the aspect kept)" in line for line in about)
     name = cv.converted_name(loaded.config, resnet18[1])
