@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import plotly.graph_objects as go
@@ -212,8 +213,17 @@ def test_stage_views_figure_shows_every_stage_once() -> None:
     fig = fg.stage_views_figure(view, opacity=0.3)
     heat = [t for t in fig.data if isinstance(t, go.Heatmap)]
     assert len(heat) == 2 and all(h.opacity == 0.3 for h in heat)
-    # a colour scale per stage, each on its own range (ARP's sigmoid 0-1 here)
-    assert all(h.showscale for h in heat) and [(h.zmin, h.zmax) for h in heat] == [(0, 1)] * 2
+    # both maps ARP's sigmoid on 0-1: one colour bar says it for both
+    assert [(h.zmin, h.zmax) for h in heat] == [(0, 1)] * 2
+    assert [bool(h.showscale) for h in heat] == [False, True]
+    # ARP beside ARP-FG (another formula, another range): a colour bar per map
+    mixed = replace(view, stages={**view.stages, "conv4.local0": replace(
+        view.stages["conv4.local0"], mode="arpfg",
+        confidence=np.array([[0.0, 1.7]] * 8, np.float32))})
+    heat = [t for t in fg.stage_views_figure(mixed, opacity=0.3).data
+            if isinstance(t, go.Heatmap)]
+    assert all(h.showscale for h in heat)
+    assert [(h.zmin, h.zmax) for h in heat] == [(0, 1), (0, pytest.approx(1.7))]
     assert fg.confidence_range("arpfg", np.array([[0.0, 1.7]])) == (0.0, pytest.approx(1.7))
     assert fg.confidence_range("zoom", np.zeros((2, 2))) == (0.0, 1.0)
     images = [t for t in fig.data if isinstance(t, go.Image)]

@@ -36,3 +36,15 @@ def test_class_names_reach_the_figures_escaped() -> None:
     shown = " ".join(fig.data[0].y) + " ".join(fig.data[0].customdata)
     assert "<b>loud</b>" not in shown and "&lt;b&gt;loud&lt;/b&gt;" in shown
     assert "quiet &amp; calm" in shown
+
+
+def test_class_names_reach_the_top5_table_escaped() -> None:
+    from arpviz.explorer.tables import prediction_table_html
+
+    names = [HOSTILE, "quiet & calm", "c"]
+    table = compare_predictions(np.array([0.6, 0.3, 0.1]), np.array([0.5, 0.4, 0.1]), names)
+    body = prediction_table_html(table, "trained setting")
+    assert "<b>hi</b>" not in body and "&lt;b&gt;hi&lt;/b&gt;" in body
+    assert "quiet &amp; calm" in body
+    assert body.count("<tr>") == 1 + 3  # the header and every row
+    assert "rank under the trained setting" in body

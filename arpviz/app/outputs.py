@@ -7,7 +7,7 @@ import streamlit as st
 
 from arpviz.app.images import ShownImage
 from arpviz.app.state import LoadedCheckpoint, app_state
-from arpviz.explorer import catalog, records
+from arpviz.explorer import catalog, records, tables
 from arpviz.explorer.results import ExploreView, PredictionTable
 from arpviz.text import plain
 
@@ -73,19 +73,11 @@ def show_prediction_flag(table: PredictionTable, loaded: LoadedCheckpoint, shown
 
 def show_prediction_table(table: PredictionTable, *, reference: str = "trained setting",
                           key: str) -> None:
-    """The top-5 as a table: rank, the full class name, the probability with a bar, its change
-    and the rank under ``reference`` (hover a cell for all of it)."""
-    rows = [{"rank": r.rank, "class": r.name, "p": r.prob, "Δp": r.delta,
-             f"rank under the {reference}": f"{r.ref_rank}"
-             + ("" if r.rank_change == 0 else f" ({r.rank_change:+d})")}
-            for r in table.rows]
-    st.dataframe(rows, hide_index=True, key=key, width="stretch", column_config={
-        "rank": st.column_config.NumberColumn("rank", width="small"),
-        "class": st.column_config.TextColumn("class", width="large"),
-        "p": st.column_config.ProgressColumn("p", format="%.3f", min_value=0.0, max_value=1.0,
-                                             width="medium"),
-        "Δp": st.column_config.NumberColumn("Δp", format="%+.3f", width="small"),
-    })
+    """The top-5 as a static table: rank, the full class name, the probability with a bar, its
+    change and the rank under ``reference`` (hover a name for all of it). ``key`` names the
+    table's container (for tests and the page's styles)."""
+    with st.container(key=key):
+        st.html(tables.prediction_table_html(table, reference))
 
 
 def show_predictions(table: PredictionTable, loaded: LoadedCheckpoint, shown: ShownImage, *,

@@ -22,10 +22,13 @@ from arpviz.checkpoint import CheckpointMeta
 from arpviz.explorer.inputs import PreparedImage
 from arpviz.geometry import InputGeometry
 
-__all__ = ["DISPLAY_SIDE", "Photo", "photo_of"]
+__all__ = ["DISPLAY_SIDE", "SMALL_SIDE", "Photo", "photo_of"]
 
 #: The display copy's longer side in pixels (the figure is never wider than the page).
 DISPLAY_SIDE = 720
+#: The small copy's longer side, for panels a column wide (one per stage): a slider step
+#: redraws them, and a browser decodes a 720-pixel copy per panel in about 20 ms.
+SMALL_SIDE = 320
 _CACHE: OrderedDict[tuple, Photo] = OrderedDict()
 _CACHE_SIZE = 16
 
@@ -39,12 +42,23 @@ class Photo:
             :data:`DISPLAY_SIDE`).
         width, height: the original's size in pixels (the figure's coordinates).
         geometry: how the evaluation transform maps the original onto the network's input.
+        small: the same for a small copy (longer side at most :data:`SMALL_SIDE`); empty:
+            use ``source``.
     """
 
     source: str
     width: int
     height: int
     geometry: InputGeometry
+    small: str = ""
+
+    def copy(self, small: bool = False) -> tuple[str, float]:
+        """The data URI of the display copy (or of the small one) and how many original pixels
+        one of its pixels spans."""
+        side = max(self.width, self.height)
+        if small and self.small:
+            return self.small, side / min(side, SMALL_SIDE)
+        return self.source, side / min(side, DISPLAY_SIDE)
 
     @property
     def input_frame(self) -> tuple[float, float, float, float]:
@@ -64,10 +78,10 @@ class Photo:
         return ((x2 - x1) / size) / ((y2 - y1) / size)
 
 
-def _data_uri(image: Image.Image) -> str:
+def _data_uri(image: Image.Image, side: int = DISPLAY_SIDE) -> str:
     copy = image.convert("RGB")
-    if max(copy.size) > DISPLAY_SIDE:
-        copy.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.Resampling.BILINEAR)
+    if max(copy.size) > side:
+        copy.thumbnail((side, side), Image.Resampling.BILINEAR)
     buffer = io.BytesIO()
     copy.save(buffer, format="JPEG", quality=88)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -84,7 +98,8 @@ def photo_of(image: PreparedImage, meta: CheckpointMeta) -> Photo | None:
     if cached is None:
         geometry = (image.geometry if image.geometry is not None
                     else InputGeometry.of_checkpoint(original.width, original.height, meta))
-        cached = Photo(_data_uri(original), original.width, original.height, geometry)
+        cached = Photo(_data_uri(original), original.width, original.height, geometry,
+                       small=_data_uri(original, SMALL_SIDE))
         _CACHE[key] = cached
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from plotly.colors import sequential
 
 from arpviz.explorer.inputs import GroundTruth, crop_image
-from arpviz.explorer.photo import DISPLAY_SIDE, Photo
+from arpviz.explorer.photo import Photo
 from arpviz.explorer.results import ExploreView, StageView
 from arpviz.models.stages import stage_label
 from arpviz.palette import (
@@ -266,8 +266,8 @@ def boxes_figure(
         to_image = None
     else:
         w, h = photo.width, photo.height
-        shown = _display_scale(photo)
-        data = [_image_trace(photo.source, 0.0, 0.0, shown, shown, "photo")]
+        source, shown = photo.copy()
+        data = [_image_trace(source, 0.0, 0.0, shown, shown, "photo")]
         to_image = photo.to_image
     unit = max(w, h) / max(height - 60, 100)  # image pixels per display pixel, about
     if photo is not None:
@@ -289,11 +289,6 @@ def boxes_figure(
     return _figure(data, _layout(title, height, annotations=labels, **axes))
 
 
-def _display_scale(photo: Photo) -> float:
-    """Original pixels per display-copy pixel."""
-    return max(photo.width, photo.height) / min(max(photo.width, photo.height), DISPLAY_SIDE)
-
-
 #: Modes whose confidence is ``sigmoid(tau * s)`` (0 to 1); the others' is ``relu(tau * s)``
 #: (0 to its maximum) or a mask (0 to 1).
 _SIGMOID_MODES = ("rp", "arp")
@@ -308,11 +303,20 @@ def confidence_range(mode: str, confidence: np.ndarray) -> tuple[float, float]:
     return 0.0, top if top > 0 else 1.0
 
 
+def _colour_scale(stage: StageView) -> tuple[str, float, float]:
+    """What a stage's confidence colours mean: the map's formula and its colour range."""
+    formula = "C = sigmoid(s)" if stage.mode in _SIGMOID_MODES else (
+        "mask" if stage.mode.startswith("oracle") else "C = relu(s)")
+    return (formula, *confidence_range(stage.mode, np.asarray(stage.confidence)))
+
+
 def _confidence_traces(view: ExploreView, stage: str, opacity: float, axes: str = "",
-                       colourbar: dict | None = None, photo: Photo | None = None) -> list[dict]:
+                       colourbar: dict | None = None, photo: Photo | None = None,
+                       small: bool = False) -> list[dict]:
     """The input image, a stage's confidence map on the region its map covers (its frame,
     drawn dotted when it is Conv3's crop) and the stage's crop box, on axes ``axes``. With
-    ``photo``: the photo at its own aspect, the map's cells and the boxes in its pixels."""
+    ``photo``: the photo at its own aspect (its small copy with ``small``), the map's cells and
+    the boxes in its pixels."""
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must lie in [0, 1], got {opacity!r}")
     if stage not in view.stages:
@@ -328,8 +332,8 @@ def _confidence_traces(view: ExploreView, stage: str, opacity: float, axes: str 
     if photo is None:
         base = _array_trace(view.image, axes=axes)
     else:
-        shown = _display_scale(photo)
-        base = _image_trace(photo.source, 0.0, 0.0, shown, shown, "photo", axes)
+        source, shown = photo.copy(small=small)
+        base = _image_trace(source, 0.0, 0.0, shown, shown, "photo", axes)
     data = [base, {
         "type": "heatmap", "z": np.round(conf, 4).tolist(), "x0": fx1 + dx / 2, "dx": dx,
         "y0": fy1 + dy / 2, "dy": dy, "opacity": opacity, "colorscale": INFERNO,
@@ -387,22 +391,23 @@ def stage_views_figure(view: ExploreView, opacity: float = 0.6, long_side: int =
             {"text": "no pooled stage in this model", "showarrow": False}]))
     h, w = view.image.shape[:2]
     n = len(names)
-    gap = 0.1  # room for each column's own colour bar
-    width = (1 - gap * n) / n
+    scales = [_colour_scale(view.stages[name]) for name in names]
+    shared = all(scale == scales[0] for scale in scales)  # one colour bar says it for all
+    gap = 0.1  # room for a column's colour bar
+    width = (1 - gap * n) / n if not shared else (1 - 0.04 * (n - 1) - gap) / n
     data: list[dict] = []
     layout = _layout(None, height, annotations=[], showlegend=False)
     chars = max(16, int(120 * width))  # about the characters a column's title holds
     for c, name in enumerate(names):
         s = view.stages[name]
-        left = c * (width + gap)
+        left = c * (width + (0.04 if shared else gap))
         x_domain = [max(0.0, left), min(1.0, left + width)]
         top, bottom = str(2 * c + 1) if c else "", str(2 * c + 2)
-        scale = "C = sigmoid(s)" if s.mode in _SIGMOID_MODES else (
-            "mask" if s.mode.startswith("oracle") else "C = relu(s)")
-        colourbar = {"title": {"text": scale, "side": "right"}, "thickness": 8, "len": 0.36,
-                     "y": 0.9, "yanchor": "top", "x": min(1.0, left + width) + 0.005,
-                     "xanchor": "left", "tickfont": {"size": 9}}
-        data += _confidence_traces(view, name, opacity, top, colourbar, photo)
+        colourbar = None if shared and c < n - 1 else {
+            "title": {"text": scales[c][0], "side": "right"}, "thickness": 8, "len": 0.36,
+            "y": 0.9, "yanchor": "top", "x": min(1.0, left + width) + 0.005,
+            "xanchor": "left", "tickfont": {"size": 9}}
+        data += _confidence_traces(view, name, opacity, top, colourbar, photo, small=True)
         pw, ph = (w, h) if photo is None else (photo.width, photo.height)
         layout.update(_image_axes(pw, ph, domain=(x_domain, [0.52, 0.9]), axes=top))
         crop = crop_image(view.image, s.image_box, s.out_size, long_side)
