@@ -10,7 +10,7 @@ the map's own), and how many cells above the map's mean (ARP-FG's foreground, wh
 root)::
 
     .venv/bin/python logs/wide/learnt_maps.py checkpoints/synthbirds_wide_msgn_arp.safetensors \
-        --split test > logs/wide/learnt_maps_msgn_arp_seed0.txt
+        --split test > logs/paired/learnt_maps_arp_seed0.json   # likewise arpfg_peak, zoom
 """
 
 from __future__ import annotations
