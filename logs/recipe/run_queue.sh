@@ -4,7 +4,7 @@
 # seeds, one run at a time with two threads; the last epoch's validation top-1 is in each log.
 # Usage (from the repository root):
 #   setsid nohup bash logs/recipe/run_queue.sh >> logs/recipe/queue.log 2>&1 &
-# Summary: .venv/bin/python -m benchmarks.recipe_table
+# Summary (the last epoch of each run): grep -H "epoch 12/12" logs/recipe/*.log
 set -u
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
