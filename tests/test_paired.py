@@ -102,4 +102,29 @@ def test_the_adaptivity_page_ablation_and_its_figure(tmp_path: Path) -> None:
     assert [r["row"] for r in ablation.row_records(found)][0] == "RP (crop 0.5)"
     fig = ablation_figure(found.decomposition)
     assert len(fig.data) == 4 and "95% CI" in fig.data[0].hovertemplate
+    # the axis names the step, the hover the two rows it compares
+    assert [t.y[0] for t in fig.data] == steps
+    assert "placement: " in fig.data[0].hovertemplate and " − " in fig.data[0].hovertemplate
     assert ablation.paired_ablation(tmp_path / "missing") is None
+
+
+def _analysis(folder: Path, row: str, seed: int, rate: float, sd: float, rho: float | None,
+              chosen: float) -> None:
+    stage = {"rate": {"h": {"mean": rate, "sd": sd}, "w": {"mean": rate, "sd": sd}},
+             "placement": {"arp": chosen, "centred": chosen - 10, "random": chosen - 20}}
+    if rho is not None:
+        stage["rate_vs_object"] = {"height": {"spearman": rho}}
+    (folder / f"{row}_seed{seed}.analysis.json").write_text(json.dumps(
+        {"stages": {"conv4.local0": stage}}))
+
+
+def test_crop_table_reads_every_analysis(tmp_path: Path) -> None:
+    _analysis(tmp_path, "arp", 0, 0.70, 0.01, -0.2, 80.0)
+    _analysis(tmp_path, "arp", 1, 0.69, 0.02, -0.3, 84.0)
+    _analysis(tmp_path, "rp", 0, 0.5, 0.0, float("nan"), 88.0)
+    (tmp_path / "stride_seed0.analysis.json").write_text(json.dumps({"stages": {}}))
+    lines = paired.crop_table(tmp_path).splitlines()
+    assert len(lines) == 2 + 2  # the header, then RP and ARP (stride has no Conv4 crop)
+    rp, arp = lines[2], lines[3]
+    assert rp.startswith("| RP (crop 0.5) | 0 | 0.500 ± 0.000 | - |")
+    assert "| 0, 1 | 0.695 ± 0.015 | -0.20, -0.30 | 82.0 / 72.0 / 62.0 |" in arp

@@ -34,6 +34,7 @@ __all__ = [
     "Comparison",
     "RowResult",
     "compare",
+    "crop_table",
     "load_rows",
     "main",
     "mcnemar",
@@ -320,15 +321,64 @@ def decomposition_table(rows: Mapping[str, RowResult]) -> str:
     return "\n".join(lines)
 
 
+_ANALYSIS = re.compile(r"^(?P<row>.+)_seed(?P<seed>\d+)\.analysis\.json$")
+
+
+def crop_table(folder: str | Path, stage: str = "conv4.local0") -> str:
+    """Does each row's crop follow the bird? From every ``<row>_seed<S>.analysis.json`` of
+    ``folder`` (``arpviz-analysis --out``): per row, the stage's crop rate (mean over the test
+    images, then over seeds; the SD is over the images of a run, averaged over seeds), the
+    Spearman correlation of the rate with the bird's height per seed, and top-1 with the crop
+    as chosen, centred and at random places of the same size (means over seeds), as
+    Markdown. Rows whose stage has no rate to correlate (RP, stride) show "-"."""
+    found: dict[str, dict[int, dict]] = {}
+    for path in sorted(Path(folder).glob("*_seed*.analysis.json")):
+        match = _ANALYSIS.match(path.name)
+        if not match:
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        stats = (data.get("stages") or {}).get(stage)
+        if stats is not None:
+            found.setdefault(match["row"], {})[int(match["seed"])] = stats
+    lines = ["| row | seeds | rate (mean, SD over images) | Spearman rate ~ bird height, per "
+             "seed | top-1 as chosen / centred / random place |",
+             "| --- | --- | ---: | --- | --- |"]
+    for key in [k for k in ROWS if k in found] + sorted(set(found) - set(ROWS)):
+        runs = [found[key][s] for s in sorted(found[key])]
+        rates = [r["rate"]["h"] for r in runs]
+        mean = float(np.mean([r["mean"] for r in rates]))
+        sd = float(np.mean([r["sd"] for r in rates]))
+        rhos = []
+        for r in runs:
+            height = (r.get("rate_vs_object") or {}).get("height") or {}
+            rho = height.get("spearman")
+            rhos.append("-" if rho is None or not math.isfinite(rho) or sd < 1e-6
+                        else f"{rho:+.2f}")
+        placement = [r.get("placement") or {} for r in runs]
+
+        def _mean(name: str, places: list[dict] = placement) -> str:
+            values = [p[name] for p in places if p.get(name) is not None]
+            return f"{np.mean(values):.1f}" if values else "-"
+
+        chosen = next((k for k in ("arp", "chosen") if placement and k in placement[0]), "arp")
+        lines.append(f"| {_name(key)} | {', '.join(map(str, sorted(found[key])))} | "
+                     f"{mean:.3f} ± {sd:.3f} | {', '.join(rhos)} | {_mean(chosen)} / "
+                     f"{_mean('centred')} / {_mean('random')} |")
+    return "\n".join(lines)
+
+
 def report(folder: str | Path) -> str:
-    """The three tables of ``folder``'s runs, as Markdown."""
+    """The tables of ``folder``'s runs, as Markdown: test top-1 per seed, the paired
+    comparisons, the oracle's decomposition and whether each crop follows the bird."""
     rows = load_rows(folder)
     if not rows:
         return f"No <row>_seed<S>.eval.json with per-image predictions in {folder}."
     return "\n\n".join([
         "### Test top-1 (%) per seed", rows_table(rows),
         "### Paired comparisons", comparisons_table(rows),
-        "### Where the oracle's lead over RP comes from", decomposition_table(rows)])
+        "### Where the oracle's lead over RP comes from", decomposition_table(rows),
+        "### Does the Conv4 crop follow the bird? (test split, from the analyses)",
+        crop_table(folder)])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

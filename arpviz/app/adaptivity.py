@@ -230,17 +230,19 @@ def paired_section() -> None:
         "mask-placed crops and the oracle (which sees the bird's true mask, what no real "
         "network has). Command: python -m arpviz.analysis.paired logs/paired.")
     st.dataframe(ablation.row_records(found), hide_index=True, key="adapt_ablation_rows")
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Paired comparisons**")
-        st.plotly_chart(figures.ablation_figure(found.comparisons), key="adapt_ablation_pairs")
-    with right:
-        st.markdown("**Where the oracle's lead over RP comes from**")
-        if found.decomposition:
-            st.plotly_chart(figures.ablation_figure(found.decomposition),
-                            key="adapt_ablation_steps")
-        else:
-            st.info("The mask-placed controls have not run yet.")
+    st.markdown("**Paired comparisons**")
+    st.plotly_chart(figures.ablation_figure(found.comparisons), key="adapt_ablation_pairs")
+    st.markdown("**Where the oracle's lead over RP comes from**")
+    if found.decomposition:
+        st.caption("From RP to the oracle in three steps, each a pair of rows: placement (RP's "
+                   "0.5 window placed by the bird's mask, against RP), zoom (a mask-placed "
+                   "crop of the oracle's mean size, against the 0.5 one) and adaptivity (the "
+                   "oracle, whose size follows the bird, against that fixed size). Hover a "
+                   "step for its rows and seeds.")
+        st.plotly_chart(figures.ablation_figure(found.decomposition),
+                        key="adapt_ablation_steps")
+    else:
+        st.info("The mask-placed controls have not run yet.")
     st.dataframe(ablation.comparison_records(found.comparisons + found.decomposition),
                  hide_index=True, key="adapt_ablation_table")
 

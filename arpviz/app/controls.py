@@ -69,21 +69,27 @@ def _slider(label: str, owner: object, name: str, bounds: tuple[float, float], s
                       max_value=float(hi), step=step, help=help))
 
 
-def _k_slider(control: StageControl, choice: StageChoice, mode: str, key: str) -> None:
-    """The ``k`` of ``mode`` for one stage (nothing for a mode without ``k``)."""
+def _k_slider(control: StageControl, choice: StageChoice, mode: str, key: str,
+              named: bool = False) -> None:
+    """The ``k`` of ``mode`` for one stage (nothing for a mode without ``k``); ``named``: the
+    label starts with the stage's name (where no stage heading stands above it)."""
     default = control.default_k(mode)
+    stage = f"{control.label}: " if named else ""
     if mode not in ADAPTIVE_MODES or default is None:
         if mode == "rp":
             crop = (f"{crop_text(control.crop)}, trained" if control.mode == "rp"
                     and control.crop is not None else "the DSR")
-            st.caption(f"RP has no k (a fixed crop of {crop}).")
+            st.caption(f"{stage}RP has no k (a fixed crop of {crop}).")
         elif mode == "zoom":
-            st.caption("The learnt zoom has no k: its box is the map's peak region, padded.")
+            article = "the" if stage else "The"
+            st.caption(f"{stage}{article} learnt zoom has no k: its box is the map's peak "
+                       "region, padded.")
         return
     origin = "trained" if mode == control.mode else f"{mode_label(mode)} default"
     shown = _Value(choice.ks.get(mode, default))
     choice.ks[mode] = _slider(
-        f"k of {mode_label(mode)} ({origin} {default:g})", shown, "value", K_RANGE, K_STEP, key,
+        f"{stage}k of {mode_label(mode)} ({origin} {default:g})", shown, "value", K_RANGE,
+        K_STEP, key,
         f"The trade-off coefficient of {mode_label(mode)} in {control.label} ({origin}: "
         f"{default:g}). Larger k: larger crops.")
 
@@ -146,7 +152,8 @@ def side_controls(loaded: LoadedCheckpoint, side: str, mode: str) -> None:
     same values Explore shows for that mode)."""
     state, controls = steering(loaded)
     for control in controls:
-        _k_slider(control, state.stages[control.name], mode, f"k:{control.name}:{side}")
+        _k_slider(control, state.stages[control.name], mode, f"k:{control.name}:{side}",
+                  named=True)
 
 
 def shared_controls(loaded: LoadedCheckpoint) -> None:

@@ -217,7 +217,8 @@ def ablation_figure(items: Sequence, title: str = "") -> go.Figure:
     (points) with its 95% interval, one line per comparison, coloured by its reading (ahead,
     behind, indistinguishable); hover: the per-seed differences and McNemar tests.
 
-    ``items`` are :class:`~arpviz.analysis.paired.Comparison` s or ``(label, comparison)``.
+    ``items`` are :class:`~arpviz.analysis.paired.Comparison` s (the axis names both rows) or
+    ``(label, comparison)`` (the axis shows the label, the hover both rows).
     """
     fig = go.Figure()
     colours = {"ahead": RIGHT, "behind": WRONG}
@@ -225,7 +226,8 @@ def ablation_figure(items: Sequence, title: str = "") -> go.Figure:
     for item in items:
         label, c = item if isinstance(item, tuple) else (None, item)
         text = f"{row_name(c.first)} − {row_name(c.second)}"
-        labels.append(text if label is None else f"{label}: {text}")
+        labels.append(text if label is None else label)  # a step's rows: in its hover
+        described = text if label is None else f"{label}: {text}"
         s = c.summary
         low = s["low"] if s["low"] is not None else s["mean"]
         high = s["high"] if s["high"] is not None else s["mean"]
@@ -238,7 +240,7 @@ def ablation_figure(items: Sequence, title: str = "") -> go.Figure:
             marker={"size": 10, "color": colours.get(c.word, REFERENCE)},
             error_x={"type": "data", "symmetric": False, "array": [high - s["mean"]],
                      "arrayminus": [s["mean"] - low], "thickness": 2},
-            hovertemplate=f"<b>{labels[-1]}</b><br>{s['mean']:+.2f} points, 95% CI "
+            hovertemplate=f"<b>{described}</b><br>{s['mean']:+.2f} points, 95% CI "
                           f"[{low:+.2f}, {high:+.2f}]<br>{c.word}<br>{seeds}<extra></extra>"))
     fig.add_vline(x=0, line={"color": "#666", "dash": "dash", "width": 1})
     fig.update_yaxes(autorange="reversed", automargin=True)
