@@ -8,9 +8,9 @@ the trained rates, Adaptivity on the first 32 validation images (computed, then 
 ``$ARPVIZ_CACHE/analysis``), Appendix A at its defaults, Training as it opens (the ARP run with its
 STN counterpart), the Gallery on the default checkpoint's SynthBirds split, Explore's
 faithfulness panel opened (``explore_faithfulness.png``), Explore on a photo-like upload at its
-own aspect (``explore_photo.png``), and, with the re-ID checkpoint
-``synthreid_msgn_arp`` chosen in the sidebar, Retrieval on its first query and Training on that
-re-ID run.
+own aspect (``explore_photo.png``) and RP against ARP on it (``rp_vs_arp_photo.png``), and,
+with the re-ID checkpoint ``synthreid_msgn_arp`` chosen in the sidebar, Retrieval on its first
+query and Training on that re-ID run.
 Run::
 
     .venv/bin/python scripts/screenshots.py [--out docs/img] [--width 1366] [--checkpoints ...]
@@ -97,16 +97,28 @@ def _faithfulness(page, out: Path, timeout_ms: float, width: int) -> Path:
     page.locator(".st-key-explore_stages .js-plotly-plot").first.wait_for(timeout=timeout_ms)
     _settle(page, timeout_ms)
     panel = page.locator("[data-testid='stExpander']", has_text="faithfulness").first
-    panel.locator("summary").click()
-    panel.locator(".st-key-explore-faith label").click()  # the toggle, key explore.faith
-    page.locator(".st-key-explore_faith_chart .js-plotly-plot").wait_for(timeout=timeout_ms)
+    opened = "e => (e.matches('details') ? e : e.querySelector('details')).open"
+    if not panel.evaluate(opened):  # the app keeps an expander open across pages
+        panel.locator("summary").click()
+    toggle = panel.locator(".st-key-explore-faith")  # key explore.faith
+    chart = page.locator(".st-key-explore_faith_chart .js-plotly-plot")
+    for _ in range(3):  # a click that lands while a rerun is in flight can be undone by it
+        if not toggle.locator("input").is_checked():
+            toggle.locator("label").click()
+        page.wait_for_function(IDLE, timeout=timeout_ms)
+        try:
+            chart.wait_for(timeout=60_000)
+            break
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError: try once more
+            logger.info("the faithfulness chart did not show; toggling again")
+    chart.wait_for(timeout=timeout_ms)
     return _capture(page, panel, out / "explore_faithfulness.png",
                     "Explore's faithfulness panel", timeout_ms)
 
 
-def _photo(page, out: Path, timeout_ms: float, width: int) -> Path:
+def _photo(page, out: Path, timeout_ms: float, width: int) -> list[Path]:
     """Explore on a photo-like upload (741 x 500): the image at its own aspect, the network's
-    input framed."""
+    input framed; then RP against ARP on the same photo."""
     from benchmarks.browser_latency import photo
 
     page.set_viewport_size({"width": width, "height": 1300})
@@ -116,11 +128,18 @@ def _photo(page, out: Path, timeout_ms: float, width: int) -> Path:
     image = photo(Path(tempfile.mkdtemp(prefix="arpviz_photo_")) / "photo.jpg")
     page.locator(IMAGE_UPLOAD).set_input_files(str(image))
     page.locator(".st-key-explore_boxes .js-plotly-plot").first.wait_for(timeout=timeout_ms)
-    path = _capture(page, page, out / "explore_photo.png", "Explore on a photo", timeout_ms)
-    # back to the sample (the photo would otherwise be every image page's image)
+    paths = [_capture(page, page, out / "explore_photo.png", "Explore on a photo", timeout_ms)]
+    # the same photo on RP against ARP (it carries across pages), at its aspect on both sides
+    page.set_viewport_size({"width": width, "height": 1600})
+    page.locator(NAV, has_text="RP against ARP").first.click()
+    page.locator(".st-key-compare_crops .js-plotly-plot").first.wait_for(timeout=timeout_ms)
+    paths.append(_capture(page, page, out / "rp_vs_arp_photo.png", "RP against ARP on a photo",
+                          timeout_ms))
+    # back to the sample on Explore (the photo would otherwise be every image page's image)
+    page.locator(NAV, has_text="Explore").first.click()
     page.locator(IMAGE_SOURCE).get_by_text("Data-set sample").click()
     _settle(page, timeout_ms)
-    return path
+    return paths
 
 
 def take(checkpoints: Path, out: Path, *, timeout_s: float = 300.0,
@@ -152,7 +171,7 @@ def take(checkpoints: Path, out: Path, *, timeout_s: float = 300.0,
                                         timeout_ms))
                 if name == "gallery" and not only:  # still on the default checkpoint
                     written.append(_faithfulness(page, out, timeout_ms, width))
-                    written.append(_photo(page, out, timeout_ms, width))
+                    written.extend(_photo(page, out, timeout_ms, width))
         finally:
             browser.close()
     if "Traceback" in server.log_tail(20000):

@@ -245,6 +245,8 @@ def paired_section() -> None:
         st.info("The mask-placed controls have not run yet.")
     st.dataframe(ablation.comparison_records(found.comparisons + found.decomposition),
                  hide_index=True, key="adapt_ablation_table")
+    st.caption("Last column: of the seeds, how many runs' McNemar test has p below 0.05 with "
+               "the first row ahead / behind.")
 
 
 @st.cache_resource(show_spinner=False)

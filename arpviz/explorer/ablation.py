@@ -84,7 +84,8 @@ def _interval(c: Comparison) -> str:
 def comparison_records(comparisons: list[Comparison] | list[tuple[str, Comparison]]
                        ) -> list[dict[str, Any]]:
     """One record per comparison (or labelled step) for a table: the difference in points, its
-    95% interval, the reading, and how many seeds' McNemar tests are below 0.05 each way."""
+    95% interval, the reading, and how many seeds' McNemar tests are below 0.05 each way;
+    ``step`` is the step's label (empty for a plain comparison)."""
     out = []
     for item in comparisons:
         label, c = item if isinstance(item, tuple) else (None, item)
@@ -93,9 +94,8 @@ def comparison_records(comparisons: list[Comparison] | list[tuple[str, Compariso
         record = {"comparison": f"{name(c.first)} − {name(c.second)}",
                   "difference (points)": f"{c.summary['mean']:+.1f}",
                   "95% CI": _interval(c), "reading": c.word,
-                  "seeds ahead / behind (McNemar p < 0.05)": f"{ahead} / {behind} of "
+                  "McNemar p<0.05: ahead / behind": f"{ahead} / {behind} of "
                                                             f"{len(c.seeds)}"}
-        if label is not None:
-            record = {"step": label, **record}
-        out.append(record)
+        # every record has the column, so a table mixing both shows no "None"
+        out.append({"step": label or "", **record})
     return out

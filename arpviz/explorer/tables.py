@@ -28,8 +28,9 @@ def _cell(text: str, align: str = "left", tag: str = "td", title: str | None = N
 
 def _bar(prob: float) -> str:
     width = max(0.0, min(1.0, prob)) * 100
-    return (f'<span style="{_TRACK}"><span style="display:block;height:8px;width:{width:.1f}%;'
-            f'background:{SERIES[0]};border-radius:2px"></span></span>{prob:.3f}')
+    return (f'<span style="white-space:nowrap"><span style="{_TRACK}"><span style="display:'
+            f'block;height:8px;width:{width:.1f}%;background:{SERIES[0]};border-radius:2px">'
+            f'</span></span>{prob:.3f}</span>')
 
 
 def prediction_table_html(table: PredictionTable, reference: str = "trained setting") -> str:
