@@ -95,7 +95,7 @@ def comparison_records(comparisons: list[Comparison] | list[tuple[str, Compariso
                   "difference (points)": f"{c.summary['mean']:+.1f}",
                   "95% CI": _interval(c), "reading": c.word,
                   "McNemar p<0.05: ahead / behind": f"{ahead} / {behind} of "
-                                                            f"{len(c.seeds)}"}
+                                                   f"{len(c.seeds)}"}
         # every record has the column, so a table mixing both shows no "None"
         out.append({"step": label or "", **record})
     return out
