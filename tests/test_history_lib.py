@@ -310,3 +310,17 @@ def test_learning_curves_and_rates(runs):
     assert stage_keys == ["Conv3 (ARP)", "Conv4 local 0"]  # the modes differ in Conv4
     assert rates.layout.yaxis.title.text == "crop area / map area"
     assert stage_colour("conv3") != stage_colour("conv4.local0")
+
+
+def test_recipe_note_names_runs_trained_on_different_schedules(runs):
+    arp, stn = catalog.load_record(runs["arp"]), catalog.load_record(runs["stn"])
+    assert catalog.recipe_note([arp]) is None
+    assert catalog.recipe_note([arp, stn]) is None  # the same schedule: like for like
+    longer = replace(stn, meta=replace(stn.meta, recipe={
+        **stn.meta.recipe, "epochs": 12, "milestones": [0.6, 0.85], "schedule": "step"}))
+    note = catalog.recipe_note([arp, longer])
+    assert note is not None and "different schedules" in note
+    assert f"{longer.name}: 12 epochs, lr x0.1 at 60%, 85%" in note and arp.name in note
+    cosine = replace(stn, meta=replace(stn.meta, recipe={**stn.meta.recipe, "schedule": "cosine",
+                                                          "milestones": None}))
+    assert "cosine decay" in catalog.recipe_note([arp, cosine])

@@ -140,6 +140,9 @@ def _epoch_view(chosen: list[catalog.TrainingRecord], epochs: list[int]) -> None
         epoch = epochs[0]
         st.markdown(f"epoch **{epoch}** (the only one recorded)")
     st.subheader(f"Learning curves (epoch {epoch} marked)")
+    note = catalog.recipe_note(chosen)
+    if note:
+        st.warning(plain(note), icon=":material/warning:")
     st.plotly_chart(figures.learning_curves(chosen, epoch=epoch), width="stretch",
                     key="train_curves")
     reid = [r.name for r in chosen if r.is_reid]

@@ -36,6 +36,7 @@ __all__ = [
     "discover_runs",
     "load_record",
     "metric_columns",
+    "recipe_note",
     "record_epochs",
     "record_from_checkpoint",
     "stage_names",
@@ -268,6 +269,36 @@ def _same_probes(a: TrainingRecord, b: TrainingRecord) -> bool:
         and a.probe_indices == b.probe_indices
         and bool(a.probe_indices)
     )
+
+
+#: The training recipe's keys that make two runs' curves comparable (the schedule).
+_SCHEDULE_KEYS = ("epochs", "lr", "warmup_fraction", "milestones", "schedule", "batch_size")
+
+
+def _schedule(record: TrainingRecord) -> str:
+    recipe = record.meta.recipe or {}
+    epochs = recipe.get("epochs", "?")
+    if recipe.get("schedule") == "cosine":
+        decay = "cosine decay"
+    else:
+        points = recipe.get("milestones") or ()
+        decay = "lr x0.1 at " + ", ".join(f"{float(m):.0%}" for m in points) if points else "step"
+    return f"{epochs} epochs, {decay}"
+
+
+def recipe_note(records: Sequence[TrainingRecord]) -> str | None:
+    """A sentence saying that the runs were trained with different schedules (epochs, learning
+    rate, warm-up, decay, batch), naming each; ``None`` when they share one (or there is one
+    run): their curves and crops then compare like for like."""
+    if len(records) < 2:
+        return None
+    keys = [tuple(repr((r.meta.recipe or {}).get(k)) for k in _SCHEDULE_KEYS) for r in records]
+    if len(set(keys)) == 1:
+        return None
+    each = "; ".join(f"{r.name}: {_schedule(r)}" for r in records)
+    return (f"These runs were trained with different schedules ({each}): where one ends is "
+            "not where the other would, so their curves and crops are not a like-for-like "
+            "comparison.")
 
 
 def unique_name(name: str, fallback: str, taken: Mapping[str, Any]) -> str:
