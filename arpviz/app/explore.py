@@ -7,6 +7,8 @@ rendering; results are kept in ``app_state().shown`` (the export and the tests r
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 import streamlit.components.v1 as components
 
@@ -27,17 +29,24 @@ __all__ = ["about_panel", "steer"]
 
 
 def about_panel(loaded: LoadedCheckpoint) -> None:
-    """What the model was trained on, and its layout as trained with what each part does (once
-    per page run, outside the stage controls' fragment: a diagram costs the browser about a
-    quarter of a second to lay out, so a slider step does not redraw it)."""
+    """What the model was trained on (once, here)."""
     if catalog.trained_on_synthbirds(loaded.meta):
         st.info(outputs.synthbirds_note(loaded), icon=":material/info:")
-    with st.expander("What am I looking at? (the network as trained)"):
-        stages = stage_controls(loaded.model)
-        st.graphviz_chart(diagram.msgn_dot(stages, loaded.meta.input_size), width="stretch")
+
+
+def _what_am_i_looking_at(loaded: LoadedCheckpoint, view: ExploreView) -> None:
+    """MSGN's layout with each stage's mode as set now (the diagram follows the mode choices;
+    it leaves out k and the DSR, which the lines under the crop boxes give, so a slider step
+    sends the browser the same diagram and it is not laid out again: about a quarter of a
+    second per step otherwise), and what each part does, in words."""
+    with st.expander("What am I looking at? (the network as set now)"):
+        stages = [replace(c, trained=view.settings.get(c.name, c.trained))
+                  for c in stage_controls(loaded.model)]
+        st.graphviz_chart(diagram.msgn_dot(stages, loaded.meta.input_size, values=False),
+                          width="stretch")
         st.markdown("\n\n".join(diagram.about_lines(
             stages, loaded.meta.input_size, is_reid(loaded.meta.dataset))))
-        st.caption("The settings as you set them: the lines under the crop boxes.")
+        st.caption("Each stage's k and DSR as set now: the lines under the crop boxes.")
 
 
 def _aspect_note(shown: photo.Photo | None) -> None:
@@ -70,6 +79,7 @@ def _steer(loaded: LoadedCheckpoint, shown: ShownImage) -> None:
     state.shown.explore = view
     drawn = photo.photo_of(shown.image, loaded.meta)
     with right:
+        _what_am_i_looking_at(loaded, view)
         st.markdown("#### Crop box of every stage")
         st.plotly_chart(figures.boxes_figure(view, shown.truth, photo=drawn),
                         key="explore_boxes")

@@ -23,10 +23,12 @@ __all__ = ["PAPER_INPUT", "about_lines", "msgn_dot"]
 PAPER_INPUT = {"classification": 448, "reid": 224}
 
 
-def _setting(control: StageControl) -> str:
+def _setting(control: StageControl, values: bool = True) -> str:
     if control.mode == "stride":
         return "stride 2"
     parts = [mode_label(control.mode)]
+    if not values:
+        return parts[0]
     if control.k is not None:
         parts.append(f"k {control.k:g}")
     if control.dsr is not None:
@@ -40,9 +42,10 @@ def _quote(text: str) -> str:
     return '"' + escaped.replace("\n", "\\n") + '"'
 
 
-def msgn_dot(controls: Sequence[StageControl], input_size: int) -> str:
+def msgn_dot(controls: Sequence[StageControl], input_size: int, values: bool = True) -> str:
     """Graphviz DOT text of the network ``controls`` describe (``controls.stage_controls``) at
-    ``input_size`` px: one node per stage with its mode, ``k``, DSR and input map size."""
+    ``input_size`` px: one node per stage with its mode, ``k``, DSR and input map size
+    (``values=False``: the mode and map size only, so the text changes only with a mode)."""
     if not isinstance(input_size, int) or input_size < 1:
         raise ValueError(f"input_size must be an int >= 1, got {input_size!r}")
     by_name = {c.name: c for c in controls}
@@ -62,7 +65,7 @@ def msgn_dot(controls: Sequence[StageControl], input_size: int) -> str:
     ]
 
     def pooled(name: str, control: StageControl, side: int, extra: str = "") -> str:
-        label = f"{stage_label(name)}\n{_setting(control)}\ninput {side} x {side}{extra}"
+        label = f"{stage_label(name)}\n{_setting(control, values)}\ninput {side} x {side}{extra}"
         if control.mode == "stride":
             return f"  {_node(name)} [label={_quote(label)}];"
         colour = stage_colour(name)
