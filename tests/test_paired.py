@@ -31,8 +31,9 @@ def test_paired_t() -> None:
     assert result["p"] == pytest.approx(0.0305, abs=1e-4)
     one = paired.paired_t([3.0])
     assert one["low"] is None and one["p"] is None
-    flat = paired.paired_t([2.0, 2.0, 2.0])
-    assert flat["low"] == flat["high"] == 2.0 and flat["p"] == 0.0
+    flat = paired.paired_t([2.0, 2.0, 2.0])  # no spread: no interval, not "infinitely sure"
+    assert flat["mean"] == 2.0 and flat["low"] is None and flat["high"] is None
+    assert flat["p"] is None
 
 
 def test_mcnemar_exact() -> None:
@@ -128,3 +129,13 @@ def test_crop_table_reads_every_analysis(tmp_path: Path) -> None:
     rp, arp = lines[2], lines[3]
     assert rp.startswith("| RP (crop 0.5) | 0 | 0.500 ± 0.000 | - |")
     assert "| 0, 1 | 0.695 ± 0.015 | -0.20, -0.30 | 82.0 / 72.0 / 62.0 |" in arp
+
+
+def test_no_spread_between_seeds_gives_no_interval() -> None:
+    # float noise: 87.833 - 87.5 and 88.167 - 87.833 are the same 2 images of 600
+    noisy = paired.paired_t([87.83333333333333 - 87.5, 88.16666666666667 - 87.83333333333333])
+    assert noisy["low"] is None and noisy["p"] is None and noisy["sd"] == 0.0
+    assert paired.paired_t([0.0, 0.0, 0.0])["p"] == 1.0  # all 0: indistinguishable
+    comparison = paired.Comparison("zoom", "arp", (0, 1), (0.3, 0.3), noisy,
+                                   {0: (31, 29, 0.9), 1: (33, 31, 0.9)})
+    assert comparison.word == "the same difference on all 2 seeds: no interval"

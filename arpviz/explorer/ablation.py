@@ -78,7 +78,9 @@ def row_records(ablation: Ablation) -> list[dict[str, Any]]:
 
 def _interval(c: Comparison) -> str:
     low, high = c.summary["low"], c.summary["high"]
-    return "n/a (one seed)" if low is None else f"[{low:+.1f}, {high:+.1f}]"
+    if low is not None:
+        return f"[{low:+.1f}, {high:+.1f}]"
+    return "n/a (one seed)" if len(c.seeds) < 2 else "n/a (no spread)"
 
 
 def comparison_records(comparisons: list[Comparison] | list[tuple[str, Comparison]]
