@@ -360,16 +360,13 @@ def crop_table(folder: str | Path, stage: str = "conv4.local0") -> str:
             rho = height.get("spearman")
             rhos.append("-" if rho is None or not math.isfinite(rho) or sd < 1e-6
                         else f"{rho:+.2f}")
-        placement = [r.get("placement") or {} for r in runs]
-
-        def _mean(name: str, places: list[dict] = placement) -> str:
-            values = [p[name] for p in places if p.get(name) is not None]
-            return f"{np.mean(values):.1f}" if values else "-"
-
-        chosen = next((k for k in ("arp", "chosen") if placement and k in placement[0]), "arp")
+        places = [r.get("placement") or {} for r in runs]
+        top1 = []
+        for where in ("arp", "centred", "random"):  # "arp": the box as the stage chose it
+            values = [p[where] for p in places if p.get(where) is not None]
+            top1.append(f"{np.mean(values):.1f}" if values else "-")
         lines.append(f"| {_name(key)} | {', '.join(map(str, sorted(found[key])))} | "
-                     f"{mean:.3f} ± {sd:.3f} | {', '.join(rhos)} | {_mean(chosen)} / "
-                     f"{_mean('centred')} / {_mean('random')} |")
+                     f"{mean:.3f} ± {sd:.3f} | {', '.join(rhos)} | {' / '.join(top1)} |")
     return "\n".join(lines)
 
 

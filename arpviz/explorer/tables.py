@@ -1,7 +1,7 @@
 """Small tables the pages show as static HTML (every text escaped).
 
-A slider step on Explore redraws the top-5; as an interactive data grid it cost the browser
-about 30 ms per step more than static HTML (``benchmarks/browser_latency.py``), so it is drawn
+A slider step on Explore redraws the top-5; as an interactive data grid it cost about 20 ms
+per rerun more than static HTML (``benchmarks/browser_latency.py``), so it is drawn
 as a plain table with a header on every column and a real bar for the probability.
 """
 

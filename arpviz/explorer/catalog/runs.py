@@ -282,7 +282,7 @@ def _schedule(record: TrainingRecord) -> str:
         decay = "cosine decay"
     else:
         points = recipe.get("milestones") or ()
-        decay = "lr x0.1 at " + ", ".join(f"{float(m):.0%}" for m in points) if points else "step"
+        decay = ("lr x0.1 at " + ", ".join(f"{float(m):.0%}" for m in points)) if points else "step"
     return f"{epochs} epochs, {decay}"
 
 
